@@ -1,0 +1,43 @@
+"""Split the hand-written corpus parts into train / validation / test, deterministically by record id.
+
+    python corpus/split.py        # rewrites corpus/{train,validation,test}.jsonl from corpus/parts/*.jsonl
+
+The test split is held out: training and threshold selection never read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SHARES = (("train", 0.70), ("validation", 0.15), ("test", 0.15))
+
+
+def split_of(record_id: str) -> str:
+    fraction = int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    total = 0.0
+    for name, share in SHARES:
+        total += share
+        if fraction <= total:
+            return name
+    return SHARES[-1][0]
+
+
+def main() -> None:
+    records = []
+    for part in sorted((HERE / "parts").glob("*.jsonl")):
+        records.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip())
+    splits: dict[str, list[dict[str, object]]] = {name: [] for name, _ in SHARES}
+    for record in sorted(records, key=lambda r: r["id"]):
+        splits[split_of(record["id"])].append(record)
+    for name, items in splits.items():
+        with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+            for item in items:
+                out.write(json.dumps(item, ensure_ascii=False) + "\n")
+        print(name, len(items))
+
+
+if __name__ == "__main__":
+    main()

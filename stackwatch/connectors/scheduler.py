@@ -1,0 +1,136 @@
+"""Runs sources on their intervals and moves their checkpoints forward only after a publish succeeded.
+
+    scheduler = Scheduler(sources, checkpoints, publish)
+    await scheduler.start()
+    ...
+    await scheduler.stop()
+
+Per source: an interval with jitter, exponential backoff with a cap after failures, ``Retry`` honoured, and a
+state record (last success, last error, items seen, next poll) for ``stackwatch sources`` and health checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from stackwatch.connectors.base import Publisher, Source
+from stackwatch.connectors.checkpoints import CheckpointStore
+from stackwatch.errors import SourceError
+from stackwatch.signals.messages import utcnow
+
+__all__ = ["Schedule", "Scheduler", "SourceState"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a source is polled."""
+
+    interval: float
+    jitter: float = 0.1
+    max_backoff: float = 3600.0
+
+
+@dataclass
+class SourceState:
+    """What is known of a source's health."""
+
+    name: str
+    type: str
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    items_seen: int = 0
+    items_rejected: int = 0
+    next_poll: datetime | None = None
+    polls: int = 0
+    history: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """Polls each source in its own task."""
+
+    def __init__(
+        self,
+        sources: Sequence[tuple[Source, Schedule]],
+        checkpoints: CheckpointStore,
+        publish: Publisher,
+    ) -> None:
+        self._sources = list(sources)
+        self._checkpoints = checkpoints
+        self._publish = publish
+        self._tasks: list[asyncio.Task[None]] = []
+        self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
+
+    async def start(self) -> None:
+        for source, schedule in self._sources:
+            self._tasks.append(asyncio.create_task(self._run(source, schedule), name=f"source:{source.name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for source, _ in self._sources:
+            try:
+                await source.stop()
+            except Exception as error:  # a source that fails to close must not keep the others open
+                log.warning("source %s: error while stopping: %s", source.name, error)
+
+    async def poll_once(self, source: Source) -> float | None:
+        """Poll, publish, then checkpoint. Returns a delay the source asked for, or None for its interval."""
+        state = self.states[source.name]
+        checkpoint = self._checkpoints.load(source.name)
+        result = await source.poll(checkpoint)
+        if result.articles or result.rejected:
+            await self._publish(result.articles, result.rejected)
+        self._checkpoints.save(source.name, result.checkpoint)
+        state.polls += 1
+        state.items_seen += len(result.articles)
+        state.items_rejected += len(result.rejected)
+        for letter in result.rejected:
+            log.warning("source %s: rejected an entry: %s", source.name, letter.reason)
+        if result.retry is not None:
+            log.warning("source %s: asked to come back in %.0fs (%s)", source.name, result.retry.after, result.retry.reason)
+            return result.retry.after
+        state.last_success = utcnow()
+        state.consecutive_failures = 0
+        return 0.0 if result.more else None
+
+    async def _run(self, source: Source, schedule: Schedule) -> None:
+        state = self.states[source.name]
+        set_up = False
+        while True:
+            try:
+                if not set_up:
+                    await source.setup()
+                    set_up = True
+                delay = await self.poll_once(source)
+                if delay is None:
+                    delay = schedule.interval * (1 + random.uniform(0, schedule.jitter))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                # Any failure of one source (fetch, parse, publish) is logged and retried; the others go on.
+                state.consecutive_failures += 1
+                state.last_error = _describe(error)
+                state.last_error_at = utcnow()
+                delay = min(schedule.max_backoff, schedule.interval * 2 ** (state.consecutive_failures - 1))
+                delay *= 1 + random.uniform(0, schedule.jitter)
+                level = logging.WARNING if isinstance(error, SourceError) else logging.ERROR
+                log.log(level, "source %s: %s; retrying in %.0fs", source.name, state.last_error, delay,
+                        exc_info=not isinstance(error, SourceError))
+            state.next_poll = utcnow() + timedelta(seconds=delay)
+            await asyncio.sleep(delay)
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if not isinstance(error, SourceError) else text

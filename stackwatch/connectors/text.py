@@ -1,0 +1,31 @@
+"""Turning outside text into clean article fields: HTML stripped, whitespace folded, lengths bounded."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["MAX_SUMMARY", "MAX_TITLE", "clean_text", "sane_published_at"]
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 10_000
+_TAG = re.compile(r"<[^>]{0,2000}>")
+_SPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FUTURE_SLACK = timedelta(hours=1)
+
+
+def clean_text(value: object, limit: int) -> str:
+    """Plain text from a possibly-HTML string: tags dropped, entities decoded, controls removed, bounded."""
+    if not isinstance(value, str):
+        return ""
+    text = html.unescape(_TAG.sub(" ", value[: limit * 4]))
+    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()[:limit]
+
+
+def sane_published_at(published: datetime | None, fetched_at: datetime) -> datetime:
+    """The publication time to use: missing or implausibly future times become the fetch time."""
+    if published is None or published > fetched_at + _FUTURE_SLACK or published.year < 1990:
+        return fetched_at
+    return published.astimezone(UTC)

@@ -1,0 +1,95 @@
+"""Builds the Faust app and the services of the roles one process runs.
+
+    runtime = build_runtime(settings, roles={"ingest", "worker", "sink"}, servers=["127.0.0.1:9092"])
+    faust.Worker(runtime.app, *runtime.services).execute_from_commandline()
+
+Roles: ``ingest`` (connectors → raw topic), ``worker`` (the Faust agents; run N of them to spread partitions),
+``sink`` (the single DuckDB writer and webhook delivery). ``stackwatch up`` runs all three in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import faust
+from mode import Service
+
+from stackwatch.pipeline.agents import AgentTopics, register_agents
+from stackwatch.pipeline.classifiers import build_classifier
+from stackwatch.pipeline.ingest import IngestService
+from stackwatch.pipeline.sink import SinkService
+from stackwatch.pipeline.topics import TopicNames
+from stackwatch.pipeline.web import register_pages
+from stackwatch.settings import Settings
+from stackwatch.signals.rules import ThresholdRule
+
+__all__ = ["ROLES", "Runtime", "build_runtime"]
+
+ROLES = ("ingest", "worker", "sink")
+
+
+@dataclass
+class Runtime:
+    """What one process runs: the Faust app and the role services beside it."""
+
+    app: faust.App
+    roles: frozenset[str]
+    ingest: IngestService | None = None
+    sink: SinkService | None = None
+    services: list[Service] = field(default_factory=list)
+
+
+def build_runtime(settings: Settings, roles: Collection[str], servers: Sequence[str], *,
+                  web_port: int | None = None) -> Runtime:
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
+    kafka = settings.kafka
+    session = kafka.session_timeout
+    app = faust.App(
+        kafka.app_id,
+        broker=[f"kafka://{server}" for server in servers],
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_session_timeout=session,
+        broker_heartbeat_interval=max(1.0, session / 4),
+        broker_rebalance_timeout=max(session, 6.0),
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_bind=settings.web.host,
+        web_host=settings.web.host,
+        web_port=settings.web.port if web_port is None else web_port,
+        web_in_thread=False,
+        datadir=str(settings.state.path / "faust"),
+        table_cleanup_interval=timedelta(minutes=5).total_seconds(),
+        worker_redirect_stdouts=False,
+    )
+    names = TopicNames(kafka.topic_prefix)
+    runtime = Runtime(app=app, roles=frozenset(roles))
+    if "worker" in roles:
+        topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
+        rules = [
+            ThresholdRule(r.name, r.dynamic, r.indicator, r.window, r.op, r.value, r.severity, tuple(r.webhooks))
+            for r in settings.rules
+        ]
+        register_agents(
+            app, topics, build_classifier(settings), rules,
+            batch_size=settings.classifier.batch_size, batch_timeout=settings.classifier.batch_timeout,
+        )
+    if "ingest" in roles:
+        runtime.ingest = IngestService(settings, servers, loop=app.loop)
+        runtime.services.append(runtime.ingest)
+    if "sink" in roles:
+        runtime.sink = SinkService(settings, servers, loop=app.loop)
+        runtime.services.append(runtime.sink)
+    register_pages(app, runtime)
+    return runtime

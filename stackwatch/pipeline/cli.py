@@ -1,0 +1,176 @@
+"""The ``stackwatch`` command.
+
+    stackwatch up -c stackwatch.yaml          # every role in one process (embedded broker if none configured)
+    stackwatch ingest|worker|sink -c FILE     # one role, for scale-out on a real Kafka
+    stackwatch sql "SELECT count(*) FROM articles"
+    stackwatch classify --text "Meta signs a TPU deal with Google"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import httpx
+
+from stackwatch import __version__
+from stackwatch.errors import ConfigError, QueryRefused, StackwatchError, StoreError
+from stackwatch.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+log = logging.getLogger("stackwatch")
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+config_option = click.option(
+    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
+    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
+)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="stackwatch")
+def cli() -> None:
+    """Stackwatch: watch the AI compute market in the news."""
+
+
+def _run(config: str | None, roles: Collection[str], web_port: int | None) -> None:
+    from stackwatch.pipeline.run import run_roles
+
+    settings = _settings(config)
+    try:
+        run_roles(settings, roles, web_port=web_port)
+    except StackwatchError as error:
+        raise click.ClickException(str(error)) from None
+
+
+web_port_option = click.option("--web-port", type=int, default=None, help="Override web.port (0 disables clashes).")
+
+
+@cli.command()
+@config_option
+@web_port_option
+def up(config: str | None, web_port: int | None) -> None:
+    """Run every role in one process: connectors, agents, the DuckDB sink, webhooks, the web server."""
+    _run(config, ("ingest", "worker", "sink"), web_port)
+
+
+@cli.command()
+@config_option
+@web_port_option
+def ingest(config: str | None, web_port: int | None) -> None:
+    """Run the connectors only (needs kafka.bootstrap_servers)."""
+    _run(config, ("ingest",), web_port)
+
+
+@cli.command()
+@config_option
+@web_port_option
+def worker(config: str | None, web_port: int | None) -> None:
+    """Run the Faust agents only; start several to spread partitions (needs kafka.bootstrap_servers)."""
+    _run(config, ("worker",), web_port)
+
+
+@cli.command()
+@config_option
+@web_port_option
+def sink(config: str | None, web_port: int | None) -> None:
+    """Run the single DuckDB writer and webhook delivery (needs kafka.bootstrap_servers)."""
+    _run(config, ("sink",), web_port)
+
+
+@cli.command()
+@config_option
+@click.argument("query")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table")
+def sql(config: str | None, query: str, output_format: str) -> None:
+    """Run one read-only query: through the running service, else on the DuckDB file directly."""
+    from stackwatch.pipeline.output import render
+    from stackwatch.storage.store import Store
+
+    settings = _settings(config)
+    url = f"http://{settings.web.host}:{settings.web.port}/api/sql"
+    try:
+        response = httpx.post(url, json={"sql": query}, timeout=60.0)
+    except httpx.TransportError:
+        response = None
+    if response is not None and response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        if response.status_code != 200:
+            raise click.ClickException(str(body.get("error", body)))
+        click.echo(render(body["columns"], body["rows"], output_format))
+        return
+    if not settings.storage.path.exists():
+        raise click.ClickException(f"no store at {settings.storage.path} and no service answering at {url}")
+    try:
+        with Store.open(settings.storage.path, read_only=True) as store:
+            result = store.query(query)
+    except QueryRefused as error:
+        raise click.ClickException(f"refused: {error}") from None
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(render(result.columns, result.rows, output_format))
+
+
+def _records(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield number, None, f"line {number}: not JSON: {error}"
+            continue
+        if not isinstance(record, dict):
+            yield number, None, f"line {number}: expected a JSON object"
+            continue
+        yield number, record, None
+
+
+@cli.command()
+@config_option
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--text", "text", default=None, help="Classify this one text instead of reading JSONL.")
+def classify(config: str | None, file: IO[str], text: str | None) -> None:
+    """Tag JSONL records ({"id", "title", "text"}) with dynamics; one JSONL result per input."""
+    from stackwatch.pipeline.classifiers import build_classifier
+
+    settings = _settings(config) if config or Path("stackwatch.yaml").exists() else Settings()
+    classifier = build_classifier(settings)
+    if text is not None:
+        result = classifier.classify([text])[0]
+        click.echo(json.dumps({"labels": list(result.labels), "scores": result.scores}))
+        return
+    for _, record, error in _records(file):
+        if record is None:
+            click.echo(json.dumps({"error": error}))
+            continue
+        content = "\n".join(str(record.get(key) or "") for key in ("title", "text") if record.get(key)).strip()
+        if not content:
+            click.echo(json.dumps({"id": record.get("id"), "error": "no text to classify"}))
+            continue
+        result = classifier.classify([content])[0]
+        click.echo(json.dumps({"id": record.get("id"), "labels": list(result.labels), "scores": result.scores}))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

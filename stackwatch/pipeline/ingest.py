@@ -1,0 +1,56 @@
+"""The ingest role: connectors polling their sources, articles produced to the raw topic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from mode import Service
+
+from stackwatch.connectors import CheckpointStore, Scheduler, build_source
+from stackwatch.pipeline.codec import encode
+from stackwatch.pipeline.kafka import AckedProducer
+from stackwatch.pipeline.topics import TopicNames
+from stackwatch.settings import Settings
+from stackwatch.signals.messages import Article, DeadLetter
+
+__all__ = ["IngestService"]
+
+log = logging.getLogger(__name__)
+
+
+class IngestService(Service):
+    """Runs every enabled source; checkpoints advance only after the broker acknowledged the articles."""
+
+    def __init__(self, settings: Settings, servers: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.topics = TopicNames(settings.kafka.topic_prefix)
+        self.producer = AckedProducer(servers, client_id=f"{settings.kafka.app_id}-ingest")
+        self.scheduler = Scheduler(
+            [build_source(source) for source in settings.sources if source.enabled],
+            CheckpointStore(settings.state.path / "checkpoints"),
+            self.publish,
+        )
+        self._stopping = asyncio.Event()
+        self.connected = False
+
+    async def publish(self, articles: Sequence[Article], rejected: Sequence[DeadLetter]) -> None:
+        records = [(self.topics.raw, article.id.encode(), encode(article)) for article in articles]
+        records += [(self.topics.deadletter, None, encode(letter)) for letter in rejected]
+        await self.producer.send_all(records)
+
+    async def on_start(self) -> None:
+        self.add_future(self._run())
+
+    async def _run(self) -> None:
+        if await self.producer.start(self._stopping):
+            self.connected = True
+            await self.scheduler.start()
+            log.info("ingest: %d source(s) running", len(self.scheduler.states))
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        await self.scheduler.stop()
+        await self.producer.stop()

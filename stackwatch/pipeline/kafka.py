@@ -1,0 +1,64 @@
+"""Thin wrappers over aiokafka: our settings in, our errors out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from stackwatch.errors import BrokerError
+
+__all__ = ["AckedProducer", "start_with_retry"]
+
+log = logging.getLogger(__name__)
+
+
+async def start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer, what: str, servers: Sequence[str], stop: asyncio.Event) -> bool:
+    """Start an aiokafka client, retrying with backoff while the broker is unreachable. False if stopped."""
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            await client.start()
+            return True
+        except KafkaError as error:
+            log.warning("%s: broker %s unreachable (%s); retrying in %.0fs", what, ",".join(servers), error, delay)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 30.0)
+    return False
+
+
+class AckedProducer:
+    """Sends batches of (topic, key, value) and returns only when the broker acknowledged all of them."""
+
+    def __init__(self, servers: Sequence[str], client_id: str) -> None:
+        self.servers = list(servers)
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self, stop: asyncio.Event) -> bool:
+        """Connect (aiokafka clients must be created inside the running loop); False if stopped first."""
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.servers, client_id=self.client_id, acks="all", linger_ms=5,
+            max_request_size=8 * 1024 * 1024, request_timeout_ms=30_000,
+        )
+        return await start_with_retry(self._producer, "producer", self.servers, stop)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def send_all(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+        if self._producer is None:
+            raise BrokerError("producer is not started")
+        producer = self._producer
+        try:
+            futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
+            await asyncio.gather(*futures)
+        except KafkaError as error:
+            raise BrokerError(f"broker did not acknowledge {len(records)} records: {error}") from error

@@ -1,0 +1,69 @@
+"""Running roles in this process: the embedded broker when none is configured, the Faust worker, clean exit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+from faust.worker import Worker
+
+from stackwatch import __version__
+from stackwatch.errors import BrokerError
+from stackwatch.pipeline.app import ROLES, build_runtime
+from stackwatch.pipeline.broker import EmbeddedBroker
+from stackwatch.settings import Settings
+
+__all__ = ["run_roles"]
+
+log = logging.getLogger("stackwatch")
+
+_QUIET_LIBRARIES = ("faust", "mode", "aiokafka", "kafka", "aiohttp", "httpx", "httpcore")
+
+
+class _Worker(Worker):  # type: ignore[misc]
+    """Faust's worker with stackwatch's log levels: ours as configured, the libraries' at warning."""
+
+    def __init__(self, *args: Any, stackwatch_level: str, banner: str, **kwargs: Any) -> None:
+        self._stackwatch_level = stackwatch_level.upper()
+        self._banner = banner
+        super().__init__(*args, **kwargs)
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        logging.getLogger("stackwatch").setLevel(self._stackwatch_level)
+        for name in _QUIET_LIBRARIES:
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(self._stackwatch_level)))
+        log.info("%s", self._banner)
+
+
+def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | None = None) -> None:
+    """Run ``roles`` until SIGINT/SIGTERM; start (and stop) the embedded broker when none is configured."""
+    servers = settings.kafka.bootstrap_servers
+    broker: EmbeddedBroker | None = None
+    if servers is None:
+        if set(roles) != set(ROLES):
+            raise BrokerError(
+                "kafka.bootstrap_servers is not set: only `stackwatch up` starts an embedded broker; "
+                "the ingest, worker and sink roles share a real Kafka"
+            )
+        broker = EmbeddedBroker(log_file=settings.state.path / "broker.log")
+        broker.start()
+        servers = [broker.bootstrap]
+    try:
+        runtime = build_runtime(settings, roles, servers, web_port=web_port)
+        banner = (
+            f"stackwatch {__version__}: roles {','.join(sorted(roles))}; broker {','.join(servers)}"
+            f"{' (embedded, memory only)' if broker else ''}; web http://{settings.web.host}:"
+            f"{runtime.app.conf.web_port}; store {settings.storage.path}"
+        )
+        worker = _Worker(runtime.app, *runtime.services, loglevel="INFO", quiet=True,
+                         stackwatch_level=settings.log.level, banner=banner)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exit_:
+            if exit_.code not in (None, 0):
+                raise
+    finally:
+        if broker is not None:
+            broker.stop()

@@ -1,0 +1,127 @@
+"""The sink role: the single DuckDB writer, fed from topics, plus webhook delivery from its outbox.
+
+Consume a batch → write it in one DuckDB transaction → commit the Kafka offsets. A failed write commits
+nothing and consumes nothing more until it succeeds: data waits in Kafka instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from stackwatch.errors import StoreError
+from stackwatch.pipeline.codec import decode
+from stackwatch.pipeline.delivery import Deliverer
+from stackwatch.pipeline.kafka import start_with_retry
+from stackwatch.pipeline.storethread import StoreThread
+from stackwatch.pipeline.topics import TopicNames
+from stackwatch.settings import Settings
+from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, MessageError, TaggedArticle
+from stackwatch.storage.sink import DuckDBSink, SinkMessage
+from stackwatch.storage.store import Store
+
+__all__ = ["SinkService"]
+
+log = logging.getLogger(__name__)
+
+
+class SinkService(Service):
+    """Owns the DuckDB file for writing; nothing else in the deployment writes it."""
+
+    def __init__(self, settings: Settings, servers: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.topics = TopicNames(settings.kafka.topic_prefix)
+        self._kinds: dict[str, type[TaggedArticle | IndicatorUpdate | Alert | DeadLetter]] = {
+            self.topics.tagged: TaggedArticle,
+            self.topics.indicators: IndicatorUpdate,
+            self.topics.alerts: Alert,
+            self.topics.deadletter: DeadLetter,
+        }
+        self.servers = list(servers)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.store_thread: StoreThread | None = None
+        self.deliverer: Deliverer | None = None
+        self.rows_written = 0
+        self.last_error: str | None = None
+        self._stopping = asyncio.Event()
+
+    async def on_start(self) -> None:
+        store = Store.open(self.settings.storage.path)
+        self.store_thread = StoreThread(store)
+        self.deliverer = Deliverer(self.store_thread, {hook.name: hook for hook in self.settings.webhooks})
+        self.add_future(self._consume())
+        self.add_future(self.deliverer.run())
+        log.info("sink: writing %s", self.settings.storage.path)
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        # The consume loop flushes and commits what it holds when it sees the stop flag.
+        await asyncio.sleep(0)
+
+    async def on_shutdown(self) -> None:
+        try:
+            if self.consumer is not None:
+                await self.consumer.stop()
+        except KafkaError as error:
+            log.warning("sink: error while leaving the consumer group: %s", error)
+        if self.deliverer is not None:
+            await self.deliverer.close()
+        if self.store_thread is not None:
+            await self.store_thread.close()
+
+    async def _consume(self) -> None:
+        assert self.store_thread is not None
+        session_ms = int(self.settings.kafka.session_timeout * 1000)
+        self.consumer = consumer = AIOKafkaConsumer(
+            *self._kinds, bootstrap_servers=self.servers, group_id=f"{self.settings.kafka.app_id}-sink",
+            client_id=f"{self.settings.kafka.app_id}-sink", enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=session_ms, heartbeat_interval_ms=max(1000, session_ms // 4),
+            max_poll_interval_ms=max(300_000, session_ms), metadata_max_age_ms=5_000,
+        )
+        if not await start_with_retry(consumer, "sink consumer", self.servers, self._stopping):
+            return
+        sink = DuckDBSink(self.store_thread.store)
+        timeout_ms = int(self.settings.storage.flush_interval * 1000)
+        backoff = 1.0
+        while not self._stopping.is_set():
+            if not len(sink):
+                batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.storage.batch_size)
+                for partition, records in batches.items():
+                    for record in records:
+                        sink.add(self._decode(partition.topic, record.value, f"{partition.topic}[{partition.partition}]@{record.offset}"))
+                if not batches:
+                    continue
+            try:
+                written = await self.store_thread.call(sink.flush)
+            except StoreError as error:
+                self.last_error = str(error)
+                log.error("sink: %s; holding %d records, consuming paused, retry in %.0fs", error, len(sink), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = 1.0
+            self.last_error = None
+            self.rows_written += written
+            try:
+                await consumer.commit()
+            except KafkaError as error:
+                # The rows are written; the records come again after a restart and upsert to the same rows.
+                log.warning("sink: offset commit failed after a successful write: %s", error)
+            if self.deliverer is not None:
+                self.deliverer.wake()
+
+    def _decode(self, topic: str, value: bytes | None, origin: str) -> SinkMessage:
+        kind = self._kinds[topic]
+        try:
+            return decode(kind, value)
+        except MessageError as error:
+            log.warning("sink: undecodable record %s: %s", origin, error)
+            payload = (value or b"")[:4000].decode("utf-8", "replace")
+            return DeadLetter(stage="sink", reason=f"{kind.__name__}: {error}", payload=payload, origin=origin)

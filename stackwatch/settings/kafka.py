@@ -1,0 +1,42 @@
+"""``kafka:`` section: where the broker is and how topics are named."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, field_validator
+
+from stackwatch.settings.base import Section, parse_duration
+
+__all__ = ["KafkaSettings"]
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class KafkaSettings(Section):
+    """Broker connection and topic layout.
+
+    ``bootstrap_servers`` null or absent starts the embedded (memory-only) broker.
+    """
+
+    bootstrap_servers: list[str] | None = None
+    app_id: str = Field(default="stackwatch", pattern=r"^[A-Za-z0-9._-]+$")
+    topic_prefix: str = Field(default="stackwatch", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    # Consumer-group join waits about half of this on the embedded broker: keep it short for a quick start.
+    session_timeout: Seconds = 10.0
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            servers = [str(item).removeprefix("kafka://") for item in value]
+            for server in servers:
+                host, _, port = server.rpartition(":")
+                if not host or not port.isdigit():
+                    raise ValueError(f"expected host:port, got {server!r}")
+            return servers or None
+        return value

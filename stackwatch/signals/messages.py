@@ -1,0 +1,273 @@
+"""The messages that flow between stages, one frozen dataclass each.
+
+Every message converts to and from a plain JSON-ready dict, so the transport (Kafka, a file, a test) never
+needs to know the types::
+
+    >>> article = Article.from_dict(Article(id="a1", url="https://x.test/1", title="t", summary="",
+    ...     source="wire", connector="rss", published_at=utcnow(), fetched_at=utcnow()).to_dict())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Self
+
+__all__ = [
+    "Alert",
+    "Article",
+    "DeadLetter",
+    "DynamicHit",
+    "IndicatorUpdate",
+    "MessageError",
+    "TaggedArticle",
+    "parse_time",
+    "utcnow",
+]
+
+
+class MessageError(ValueError):
+    """A dict does not describe a valid message; the text says which field is wrong."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(value: object, field_name: str = "time") -> datetime:
+    """An aware UTC datetime from an ISO-8601 string or a datetime (naive ones are taken as UTC)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as error:
+            raise MessageError(f"{field_name}: not an ISO-8601 time: {value[:64]!r}") from error
+    else:
+        raise MessageError(f"{field_name}: expected an ISO-8601 time, got {type(value).__name__}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _text(data: Mapping[str, Any], key: str, *, required: bool = True) -> str:
+    value = data.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise MessageError(f"{key}: expected a non-empty string, got {value!r:.64}")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MessageError(f"{key}: expected a string or null, got {type(value).__name__}")
+
+
+def _number(data: Mapping[str, Any], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MessageError(f"{key}: expected a number, got {value!r:.64}")
+    return float(value)
+
+
+def _mapping(data: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise MessageError(f"{what}: expected an object, got {type(data).__name__}")
+    return data
+
+
+class _Message:
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))  # type: ignore[call-overload]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Article(_Message):
+    """One news item as a source produced it."""
+
+    id: str
+    url: str
+    title: str
+    summary: str
+    source: str
+    connector: str
+    published_at: datetime
+    fetched_at: datetime
+    body: str | None = None
+    language: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Title and the best available text, the classifier's input."""
+        return "\n".join(part for part in (self.title, self.summary or self.body or "") if part)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "article")
+        return cls(
+            id=_text(item, "id"),
+            url=_text(item, "url", required=False),
+            title=_text(item, "title", required=False),
+            summary=_text(item, "summary", required=False),
+            source=_text(item, "source"),
+            connector=_text(item, "connector"),
+            published_at=parse_time(item.get("published_at"), "published_at"),
+            fetched_at=parse_time(item.get("fetched_at"), "fetched_at"),
+            body=_optional_text(item, "body"),
+            language=_optional_text(item, "language"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TaggedArticle(_Message):
+    """An article with the dynamics the classifier found in it."""
+
+    article: Article
+    labels: tuple[str, ...]
+    scores: Mapping[str, float]
+    model_version: str
+    tagged_at: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "tagged article")
+        labels = item.get("labels")
+        scores = _mapping(item.get("scores"), "scores")
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise MessageError("labels: expected a list of dynamic names")
+        return cls(
+            article=Article.from_dict(item.get("article")),
+            labels=tuple(labels),
+            scores={str(name): _number(scores, name) for name in scores},
+            model_version=_text(item, "model_version"),
+            tagged_at=parse_time(item.get("tagged_at"), "tagged_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicHit(_Message):
+    """One article counted toward one dynamic in one time bucket (the repartitioned form of a tag)."""
+
+    dynamic: str
+    window: str
+    bucket_start: datetime
+    article_id: str
+    score: float
+
+    @property
+    def key(self) -> str:
+        return f"{self.dynamic}|{self.window}|{self.bucket_start.isoformat()}"
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "dynamic hit")
+        return cls(
+            dynamic=_text(item, "dynamic"),
+            window=_text(item, "window"),
+            bucket_start=parse_time(item.get("bucket_start"), "bucket_start"),
+            article_id=_text(item, "article_id"),
+            score=_number(item, "score"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorUpdate(_Message):
+    """The full current value of one indicator in one bucket (never an increment: replays are harmless)."""
+
+    indicator: str
+    dynamic: str
+    window: str
+    bucket_start: datetime
+    value: float
+    updated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def key(self) -> str:
+        return f"{self.indicator}|{self.dynamic}|{self.window}|{self.bucket_start.isoformat()}"
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "indicator update")
+        return cls(
+            indicator=_text(item, "indicator"),
+            dynamic=_text(item, "dynamic"),
+            window=_text(item, "window"),
+            bucket_start=parse_time(item.get("bucket_start"), "bucket_start"),
+            value=_number(item, "value"),
+            updated_at=parse_time(item.get("updated_at"), "updated_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Alert(_Message):
+    """A rule fired. ``id`` is derived from the rule and what tripped it, so a replay yields the same id."""
+
+    id: str
+    rule: str
+    severity: str
+    dynamic: str
+    indicator: str
+    window: str
+    bucket_start: datetime
+    value: float
+    threshold: float
+    message: str
+    webhooks: tuple[str, ...]
+    fired_at: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "alert")
+        hooks = item.get("webhooks")
+        if not isinstance(hooks, list) or not all(isinstance(hook, str) for hook in hooks):
+            raise MessageError("webhooks: expected a list of webhook names")
+        return cls(
+            id=_text(item, "id"),
+            rule=_text(item, "rule"),
+            severity=_text(item, "severity"),
+            dynamic=_text(item, "dynamic"),
+            indicator=_text(item, "indicator"),
+            window=_text(item, "window"),
+            bucket_start=parse_time(item.get("bucket_start"), "bucket_start"),
+            value=_number(item, "value"),
+            threshold=_number(item, "threshold"),
+            message=_text(item, "message"),
+            webhooks=tuple(hooks),
+            fired_at=parse_time(item.get("fired_at"), "fired_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter(_Message):
+    """A record a stage could not handle, kept with the reason instead of being dropped."""
+
+    stage: str
+    reason: str
+    payload: str
+    origin: str
+    received_at: datetime = field(default_factory=utcnow)
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "dead letter")
+        return cls(
+            stage=_text(item, "stage"),
+            reason=_text(item, "reason"),
+            payload=_text(item, "payload", required=False),
+            origin=_text(item, "origin", required=False),
+            received_at=parse_time(item.get("received_at"), "received_at"),
+        )

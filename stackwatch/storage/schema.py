@@ -1,0 +1,104 @@
+"""The DuckDB schema, as numbered migrations applied in order and recorded in ``schema_version``."""
+
+from __future__ import annotations
+
+import duckdb
+
+__all__ = ["MIGRATIONS", "current_version", "migrate"]
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the walking skeleton's tables
+    """
+    CREATE TABLE articles (
+        id            VARCHAR PRIMARY KEY,
+        url           VARCHAR NOT NULL,
+        title         VARCHAR NOT NULL,
+        summary       VARCHAR NOT NULL,
+        body          VARCHAR,
+        source        VARCHAR NOT NULL,
+        connector     VARCHAR NOT NULL,
+        language      VARCHAR,
+        published_at  TIMESTAMPTZ NOT NULL,
+        fetched_at    TIMESTAMPTZ NOT NULL,
+        labels        VARCHAR[] NOT NULL,
+        model_version VARCHAR NOT NULL,
+        tagged_at     TIMESTAMPTZ NOT NULL,
+        stored_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE article_dynamics (
+        article_id    VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        score         DOUBLE NOT NULL,
+        label         BOOLEAN NOT NULL,
+        model_version VARCHAR NOT NULL,
+        PRIMARY KEY (article_id, dynamic)
+    );
+    CREATE TABLE indicators (
+        indicator     VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        bucket_width  VARCHAR NOT NULL,
+        bucket_start  TIMESTAMPTZ NOT NULL,
+        value         DOUBLE NOT NULL,
+        updated_at    TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (indicator, dynamic, bucket_width, bucket_start)
+    );
+    CREATE TABLE alerts (
+        id            VARCHAR PRIMARY KEY,
+        rule          VARCHAR NOT NULL,
+        severity      VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        indicator     VARCHAR NOT NULL,
+        bucket_width  VARCHAR NOT NULL,
+        bucket_start  TIMESTAMPTZ NOT NULL,
+        value         DOUBLE NOT NULL,
+        threshold     DOUBLE NOT NULL,
+        message       VARCHAR NOT NULL,
+        fired_at      TIMESTAMPTZ NOT NULL,
+        stored_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE deliveries (
+        id              VARCHAR PRIMARY KEY,
+        alert_id        VARCHAR NOT NULL,
+        webhook         VARCHAR NOT NULL,
+        status          VARCHAR NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        last_status     INTEGER,
+        last_error      VARCHAR,
+        created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+        delivered_at    TIMESTAMPTZ
+    );
+    CREATE TABLE dead_letters (
+        id            VARCHAR PRIMARY KEY,
+        stage         VARCHAR NOT NULL,
+        reason        VARCHAR NOT NULL,
+        payload       VARCHAR NOT NULL,
+        origin        VARCHAR NOT NULL,
+        received_at   TIMESTAMPTZ NOT NULL
+    );
+    """,
+)
+
+
+def current_version(connection: duckdb.DuckDBPyConnection) -> int:
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    row = connection.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> int:
+    """Apply every migration not applied yet, each in its own transaction. Returns the schema version."""
+    version = current_version(connection)
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            connection.execute(script)
+            connection.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        version = number
+    return version

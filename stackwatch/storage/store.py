@@ -1,0 +1,260 @@
+"""The DuckDB store: stackwatch's single writer, and its read path.
+
+One process holds the file for writing. Every write is an idempotent upsert keyed by the message's own id, so
+a batch written twice (an at-least-once redelivery, a replay) leaves the same rows::
+
+    store = Store.open("data/stackwatch.duckdb")
+    store.write(Batch(tagged=[...], indicators=[...], alerts=[...], dead_letters=[...]))
+    store.query("SELECT count(*) FROM articles")
+
+A ``Store`` is not thread-safe: call it from one thread (the pipeline gives it a dedicated one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import duckdb
+
+from stackwatch.errors import StoreError
+from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, TaggedArticle, utcnow
+from stackwatch.storage.readonly import check_query
+from stackwatch.storage.schema import migrate
+
+__all__ = ["Batch", "Delivery", "QueryResult", "Store", "delivery_id"]
+
+_ROWS_PER_STATEMENT = 500
+
+
+@dataclass
+class Batch:
+    """Messages to write in one transaction."""
+
+    tagged: list[TaggedArticle] = field(default_factory=list)
+    indicators: list[IndicatorUpdate] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tagged) + len(self.indicators) + len(self.alerts) + len(self.dead_letters)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert to send to one webhook: a row of the ``deliveries`` outbox with its alert."""
+
+    id: str
+    webhook: str
+    attempts: int
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def delivery_id(alert_id: str, webhook: str) -> str:
+    """The webhook-id of an alert's delivery to one webhook: the same on every retry and after restarts."""
+    return "msg_" + hashlib.sha256(f"{alert_id}|{webhook}".encode()).hexdigest()[:24]
+
+
+class Store:
+    """A DuckDB file opened for writing (or read-only), migrated to the current schema."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self._connection = connection
+        self.path = path
+        self.read_only = read_only
+
+    @classmethod
+    def open(cls, path: str | Path, *, read_only: bool = False) -> Self:
+        file = Path(path)
+        try:
+            if read_only:
+                connection = duckdb.connect(str(file), read_only=True, config={"enable_external_access": False})
+            else:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                connection = duckdb.connect(str(file))
+                migrate(connection)
+        except (duckdb.Error, OSError) as error:
+            raise StoreError(f"cannot open DuckDB file {file}: {error}") from error
+        return cls(connection, file, read_only)
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def write(self, batch: Batch) -> None:
+        """Write a batch in one transaction: all of it lands, or none of it (and StoreError is raised)."""
+        if not len(batch):
+            return
+        try:
+            self._connection.execute("BEGIN TRANSACTION")
+            try:
+                self._write_articles(batch.tagged)
+                self._write_indicators(batch.indicators)
+                self._write_alerts(batch.alerts)
+                self._write_dead_letters(batch.dead_letters)
+                self._connection.execute("COMMIT")
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+        except duckdb.Error as error:
+            raise StoreError(f"cannot write batch of {len(batch)} records to {self.path}: {error}") from error
+
+    def _upsert(self, sql_head: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        width = len(rows[0])
+        placeholder = "(" + ", ".join("?" * width) + ")"
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _ROWS_PER_STATEMENT]
+            values = ", ".join([placeholder] * len(chunk))
+            self._connection.execute(f"{sql_head} VALUES {values}", [value for row in chunk for value in row])
+
+    def _write_articles(self, tagged: Sequence[TaggedArticle]) -> None:
+        latest = {item.article.id: item for item in tagged}  # one row per id per statement (DuckDB requires it)
+        self._upsert(
+            "INSERT OR REPLACE INTO articles (id, url, title, summary, body, source, connector, language,"
+            " published_at, fetched_at, labels, model_version, tagged_at)",
+            [
+                (
+                    item.article.id, item.article.url, item.article.title, item.article.summary, item.article.body,
+                    item.article.source, item.article.connector, item.article.language, item.article.published_at,
+                    item.article.fetched_at, list(item.labels), item.model_version, item.tagged_at,
+                )
+                for item in latest.values()
+            ],
+        )
+        self._upsert(
+            "INSERT OR REPLACE INTO article_dynamics (article_id, dynamic, score, label, model_version)",
+            [
+                (item.article.id, dynamic, float(score), dynamic in item.labels, item.model_version)
+                for item in latest.values()
+                for dynamic, score in item.scores.items()
+            ],
+        )
+
+    def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:
+        latest = {update.key: update for update in updates}
+        self._upsert(
+            "INSERT OR REPLACE INTO indicators (indicator, dynamic, bucket_width, bucket_start, value, updated_at)",
+            [
+                (u.indicator, u.dynamic, u.window, u.bucket_start, u.value, u.updated_at)
+                for u in latest.values()
+            ],
+        )
+
+    def _write_alerts(self, alerts: Sequence[Alert]) -> None:
+        unique = {alert.id: alert for alert in alerts}
+        # The first firing wins: an alert that is already recorded keeps its row and its deliveries.
+        self._upsert(
+            "INSERT OR IGNORE INTO alerts (id, rule, severity, dynamic, indicator, bucket_width, bucket_start,"
+            " value, threshold, message, fired_at)",
+            [
+                (a.id, a.rule, a.severity, a.dynamic, a.indicator, a.window, a.bucket_start, a.value,
+                 a.threshold, a.message, a.fired_at)
+                for a in unique.values()
+            ],
+        )
+        now = utcnow()
+        self._upsert(
+            "INSERT OR IGNORE INTO deliveries (id, alert_id, webhook, status, attempts, next_attempt_at)",
+            [(delivery_id(a.id, hook), a.id, hook, "pending", 0, now) for a in unique.values() for hook in a.webhooks],
+        )
+
+    def _write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        rows = {}
+        for letter in letters:
+            key = hashlib.sha256(f"{letter.stage}|{letter.origin}|{letter.payload}".encode()).hexdigest()[:32]
+            rows[key] = (key, letter.stage, letter.reason, letter.payload, letter.origin, letter.received_at)
+        self._upsert("INSERT OR REPLACE INTO dead_letters (id, stage, reason, payload, origin, received_at)", list(rows.values()))
+
+    # -- the delivery outbox -----------------------------------------------------------------------------------
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
+        rows = self._connection.execute(
+            """
+            SELECT d.id, d.webhook, d.attempts, a.id, a.rule, a.severity, a.dynamic, a.indicator, a.bucket_width,
+                   a.bucket_start, a.value, a.threshold, a.message, a.fired_at
+            FROM deliveries d JOIN alerts a ON a.id = d.alert_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= ?
+            ORDER BY d.next_attempt_at LIMIT ?
+            """,
+            [now, limit],
+        ).fetchall()
+        return [
+            Delivery(
+                id=row[0],
+                webhook=row[1],
+                attempts=row[2],
+                alert=Alert(
+                    id=row[3], rule=row[4], severity=row[5], dynamic=row[6], indicator=row[7], window=row[8],
+                    bucket_start=row[9], value=row[10], threshold=row[11], message=row[12],
+                    webhooks=(row[1],), fired_at=row[13],
+                ),
+            )
+            for row in rows
+        ]
+
+    def record_attempt(
+        self,
+        delivery: str,
+        *,
+        status: str,
+        http_status: int | None,
+        error: str | None,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Record one delivery attempt: ``status`` is pending (retry at next_attempt_at), delivered or dead."""
+        self._connection.execute(
+            """
+            UPDATE deliveries SET status = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
+                   next_attempt_at = coalesce(?, next_attempt_at),
+                   delivered_at = CASE WHEN ? = 'delivered' THEN now() ELSE delivered_at END
+            WHERE id = ?
+            """,
+            [status, http_status, error, next_attempt_at, status, delivery],
+        )
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def tables(self) -> set[str]:
+        rows = self._connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> QueryResult:
+        """Run one read-only query (checked by :func:`check_query`) on a cursor of its own."""
+        check_query(sql, self.tables())
+        cursor = self._connection.cursor()
+        try:
+            relation = cursor.execute(sql, params) if params is not None else cursor.execute(sql)
+            columns = [column[0] for column in relation.description or []]
+            return QueryResult(columns, relation.fetchall())
+        except duckdb.Error as error:
+            raise StoreError(f"query failed: {str(error).strip().splitlines()[0]}") from error
+        finally:
+            cursor.close()
+
+    def count(self, table: str) -> int:
+        if table not in self.tables():
+            raise StoreError(f"unknown table {table!r}")
+        row = self._connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        return int(row[0]) if row else 0
