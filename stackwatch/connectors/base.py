@@ -29,7 +29,7 @@ Publisher = Callable[[Sequence[Article], Sequence[DeadLetter]], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Returned in a PollResult to ask the scheduler to come back after ``after`` seconds (e.g. Retry-After)."""
+    """In a PollResult: asks the scheduler to come back after ``after`` seconds (e.g. Retry-After)."""
 
     after: float
     reason: str
@@ -45,6 +45,9 @@ class PollResult:
     retry: Retry | None = None
     more: bool = False
     """True when the source has more ready right now (a backlog): poll again without waiting."""
+    error: str | None = None
+    """Set when the poll failed after fetching something (e.g. a document that is not a feed): the rejects are
+    published and the checkpoint stored, then the scheduler counts a failure and backs off."""
 
 
 class Source(abc.ABC):
@@ -55,12 +58,17 @@ class Source(abc.ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
-    async def setup(self) -> None:
+    @property
+    def host(self) -> str | None:
+        """The network host this source talks to, for per-host politeness; None when it reads local data."""
+        return None
+
+    async def setup(self) -> None:  # noqa: B027 (optional hook, empty on purpose)
         """Open clients and check settings; called once before the first poll."""
 
     @abc.abstractmethod
     async def poll(self, checkpoint: Checkpoint) -> PollResult:
         """Fetch what is new since ``checkpoint``. Raise SourceError for a failed fetch."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 (optional hook, empty on purpose)
         """Close clients; called once, also after a failed setup."""

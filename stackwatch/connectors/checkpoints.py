@@ -1,8 +1,8 @@
 """Durable per-source checkpoints: one small JSON file per source, replaced atomically.
 
-    store = CheckpointStore(Path("data/state/checkpoints"))
-    store.save("wire", {"etag": '"abc"'})
-    store.load("wire")      # {'etag': '"abc"'}
+store = CheckpointStore(Path("data/state/checkpoints"))
+store.save("wire", {"etag": '"abc"'})
+store.load("wire")      # {'etag': '"abc"'}
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ class CheckpointStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as error:
-            raise ValueError(f"checkpoint of source {source!r} at {self._file(source)} is unreadable: {error}") from error
+            raise ValueError(
+                f"checkpoint of source {source!r} at {self._file(source)} is unreadable: {error}"
+            ) from error
         return data if isinstance(data, dict) else {}
 
     def save(self, source: str, checkpoint: Checkpoint) -> None:

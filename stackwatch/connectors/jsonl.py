@@ -2,7 +2,7 @@
 
 A record needs a ``title`` or ``summary``/``text``; ``id``, ``url`` and ``published_at`` are optional::
 
-    {"id": "r1", "url": "https://x.test/1", "title": "...", "summary": "...", "published_at": "2026-05-01T12:00:00Z"}
+    {"id": "r1", "url": "https://x.test/1", "title": "...", "published_at": "2026-05-01T12:00:00Z"}
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """RSS 0.9x/2.0, Atom and RDF feeds over HTTP, parsed with feedparser.
 
-Polite by default: conditional GET (ETag and Last-Modified stored exactly as received), a response-size cap,
-connect/read timeouts, Retry-After honoured on 429 and 503. Items already produced are remembered in the
-checkpoint and not produced again.
+    articles, rejected = parse_feed(content, "wire", utcnow())      # ParseError if it is not a feed at all
+
+Fetching (conditional GET, Retry-After, size cap, timeouts, ids already produced) is the shared
+:class:`~stackwatch.connectors.http.HttpPollingSource`; this module only turns feed documents into articles.
 """
 
 from __future__ import annotations
 
 import calendar
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,78 +16,107 @@ from typing import Any
 import feedparser
 import httpx
 
-from stackwatch.connectors.base import Checkpoint, PollResult, Retry, Source
+from stackwatch.connectors.http import Document, HttpOptions, HttpPollingSource
 from stackwatch.connectors.text import MAX_SUMMARY, MAX_TITLE, clean_text, sane_published_at
-from stackwatch.errors import ParseError, SourceError
+from stackwatch.errors import ParseError
 from stackwatch.signals.ids import article_id
-from stackwatch.signals.messages import Article, DeadLetter, utcnow
+from stackwatch.signals.messages import Article, DeadLetter
 
-__all__ = ["RssSource", "parse_feed"]
+__all__ = ["FEED_ACCEPT", "RssSource", "articles_from_feed", "parse_feed", "parse_feed_document"]
 
-log = logging.getLogger(__name__)
-
-SEEN_LIMIT = 5_000
-"""How many produced ids a checkpoint remembers (far more than any feed lists at once)."""
+FEED_ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, */*;q=0.5"
 
 
-def parse_feed(content: bytes, source: str, fetched_at: datetime) -> tuple[list[Article], list[DeadLetter]]:
-    """Articles from a feed document; entries that cannot become articles come back as dead letters.
-
-    Raises ParseError when the document is not a feed at all.
-    """
-    parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False)
-    entries: Sequence[Any] = parsed.get("entries", [])
-    if not entries:
+def parse_feed_document(content: bytes, content_type: str = "") -> Any:
+    """feedparser's result for a document that is a feed; ParseError with the reason otherwise."""
+    headers = {"content-type": content_type} if content_type else None
+    try:
+        parsed = feedparser.parse(content, sanitize_html=False, resolve_relative_uris=False, response_headers=headers)
+    except (ValueError, TypeError, LookupError, RecursionError) as error:  # feedparser's known failure modes
+        raise ParseError(f"not a feed: {type(error).__name__}: {error}") from error
+    if not parsed.get("entries"):
+        head = content.lstrip()[:200].lower()
+        if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+            raise ParseError("not a feed: the document is HTML")
         if not parsed.get("version"):
             reason = parsed.get("bozo_exception") or "no RSS, Atom or RDF root element"
-            head = content.lstrip()[:100].lower()
-            if head.startswith((b"<!doctype html", b"<html")):
-                reason = "the document is HTML, not a feed"
             raise ParseError(f"not a feed: {reason}")
-        return [], []
+        if parsed.get("bozo"):
+            raise ParseError(f"malformed feed with no readable entries: {parsed.get('bozo_exception')}")
+    return parsed
+
+
+def articles_from_feed(
+    parsed: Any, source: str, fetched_at: datetime, connector: str = "rss"
+) -> tuple[list[Article], list[DeadLetter]]:
+    """Articles from a parsed feed; entries that cannot become articles come back as dead letters."""
+    entries: Sequence[Any] = parsed.get("entries", [])
     articles: list[Article] = []
     rejected: list[DeadLetter] = []
     for entry in entries:
         try:
-            articles.append(_article(entry, source, fetched_at))
+            articles.append(_article(entry, source, connector, fetched_at))
         except ValueError as error:
             rejected.append(
-                DeadLetter(stage="connector", reason=str(error), payload=repr(dict(entry))[:4000], origin=source)
+                DeadLetter(
+                    stage="connector",
+                    reason=f"entry rejected: {error}",
+                    payload=repr(dict(entry))[:4000],
+                    origin=source,
+                )
             )
     return articles, rejected
 
 
-def _article(entry: Any, source: str, fetched_at: datetime) -> Article:
+def parse_feed(
+    content: bytes, source: str, fetched_at: datetime, *, connector: str = "rss", content_type: str = ""
+) -> tuple[list[Article], list[DeadLetter]]:
+    """Articles from a feed document; entries that cannot become articles come back as dead letters.
+
+    Raises ParseError when the document is not a feed at all.
+    """
+    return articles_from_feed(parse_feed_document(content, content_type), source, fetched_at, connector)
+
+
+def _article(entry: Any, source: str, connector: str, fetched_at: datetime) -> Article:
     link = entry.get("link") or ""
     guid = entry.get("id") or None
     title = clean_text(entry.get("title"), MAX_TITLE)
     summary = clean_text(entry.get("summary") or entry.get("description"), MAX_SUMMARY)
-    if not title and not summary:
-        raise ValueError("entry has neither a title nor a summary")
+    body = None
+    contents = entry.get("content") or []
+    if contents and isinstance(contents[0], dict):
+        body = clean_text(contents[0].get("value"), MAX_SUMMARY * 10) or None
+    if not title and not summary and not body:
+        raise ValueError("entry has no title, summary or content")
+    if not summary and body:
+        summary = body[:MAX_SUMMARY]
     published = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         stamp = entry.get(key)
         if stamp:
             try:
                 published = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-            except (OverflowError, ValueError, OSError):
+            except (OverflowError, ValueError, OSError, TypeError):
                 published = None
             break
+    language = entry.get("language")
     return Article(
-        id=article_id(source, guid, link),
+        id=article_id(source, str(guid) if guid else None, str(link)),
         url=str(link),
         title=title,
         summary=summary,
         source=source,
-        connector="rss",
+        connector=connector,
         published_at=sane_published_at(published, fetched_at),
         fetched_at=fetched_at,
-        language=entry.get("language") or None,
+        body=body if body != summary else None,
+        language=language if isinstance(language, str) and language else None,
     )
 
 
-class RssSource(Source):
-    """Polls one feed URL."""
+class RssSource(HttpPollingSource):
+    """Polls one feed URL (RSS 0.9x/2.0, Atom, RDF)."""
 
     type = "rss"
 
@@ -101,84 +130,10 @@ class RssSource(Source):
         user_agent: str = "stackwatch",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(name)
-        self.url = url
-        self.max_bytes = max_bytes
-        self._timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-        self._headers = {"User-Agent": user_agent, "Accept": "application/rss+xml, application/atom+xml, */*"}
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        options = HttpOptions(timeout=timeout, max_bytes=max_bytes, user_agent=user_agent, accept=FEED_ACCEPT)
+        super().__init__(name, url, options=options, transport=transport)
 
-    async def setup(self) -> None:
-        self._client = httpx.AsyncClient(
-            timeout=self._timeout, headers=self._headers, follow_redirects=True, max_redirects=5,
-            transport=self._transport,
+    def parse(self, document: Document, fetched_at: datetime) -> tuple[list[Article], list[DeadLetter]]:
+        return parse_feed(
+            document.content, self.name, fetched_at, connector=self.type, content_type=document.content_type
         )
-
-    async def stop(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def poll(self, checkpoint: Checkpoint) -> PollResult:
-        if self._client is None:
-            await self.setup()
-        assert self._client is not None
-        headers = {}
-        if checkpoint.get("etag"):
-            headers["If-None-Match"] = str(checkpoint["etag"])
-        if checkpoint.get("last_modified"):
-            headers["If-Modified-Since"] = str(checkpoint["last_modified"])
-        fetched_at = utcnow()
-        try:
-            async with self._client.stream("GET", self.url, headers=headers) as response:
-                if response.status_code == 304:
-                    return PollResult(checkpoint=checkpoint)
-                if response.status_code in (429, 503):
-                    after = _retry_after(response.headers.get("Retry-After"))
-                    return PollResult(
-                        checkpoint=checkpoint, retry=Retry(after, f"HTTP {response.status_code} from {self.url}")
-                    )
-                if response.status_code >= 400:
-                    raise SourceError(f"HTTP {response.status_code} from {self.url}")
-                content = await _read_capped(response, self.max_bytes)
-                etag = response.headers.get("ETag")
-                last_modified = response.headers.get("Last-Modified")
-        except httpx.HTTPError as error:
-            raise SourceError(f"cannot fetch {self.url}: {type(error).__name__}: {error}") from error
-        articles, rejected = parse_feed(content, self.name, fetched_at)
-        seen = list(checkpoint.get("seen", []))
-        seen_set = set(seen)
-        fresh = [article for article in articles if article.id not in seen_set]
-        seen.extend(article.id for article in fresh)
-        new_checkpoint = {"etag": etag, "last_modified": last_modified, "seen": seen[-SEEN_LIMIT:]}
-        return PollResult(articles=fresh, rejected=rejected, checkpoint=new_checkpoint)
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise SourceError(f"response from {response.url} is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _retry_after(value: str | None, default: float = 60.0, cap: float = 6 * 3600) -> float:
-    if not value:
-        return default
-    try:
-        return min(cap, max(0.0, float(value)))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return min(cap, max(0.0, (moment - utcnow()).total_seconds()))

@@ -7,6 +7,8 @@
 
 Per source: an interval with jitter, exponential backoff with a cap after failures, ``Retry`` honoured, and a
 state record (last success, last error, items seen, next poll) for ``stackwatch sources`` and health checks.
+Per host: a :class:`~stackwatch.connectors.politeness.HostLimiter` bounds requests in flight and spaces them
+out, shared by every source that talks to that host.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 
 from stackwatch.connectors.base import Publisher, Source
 from stackwatch.connectors.checkpoints import CheckpointStore
+from stackwatch.connectors.politeness import HostLimiter
 from stackwatch.errors import SourceError
 from stackwatch.signals.messages import utcnow
 
@@ -47,6 +50,7 @@ class SourceState:
     last_error: str | None = None
     last_error_at: datetime | None = None
     consecutive_failures: int = 0
+    failures: int = 0
     items_seen: int = 0
     items_rejected: int = 0
     next_poll: datetime | None = None
@@ -62,10 +66,13 @@ class Scheduler:
         sources: Sequence[tuple[Source, Schedule]],
         checkpoints: CheckpointStore,
         publish: Publisher,
+        *,
+        limiter: HostLimiter | None = None,
     ) -> None:
         self._sources = list(sources)
         self._checkpoints = checkpoints
         self._publish = publish
+        self.limiter = limiter or HostLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
 
@@ -85,10 +92,14 @@ class Scheduler:
                 log.warning("source %s: error while stopping: %s", source.name, error)
 
     async def poll_once(self, source: Source) -> float | None:
-        """Poll, publish, then checkpoint. Returns a delay the source asked for, or None for its interval."""
+        """Poll, publish, then checkpoint. Returns a delay the source asked for, or None for its interval.
+
+        Raises SourceError when the poll failed (after publishing its rejects and storing its checkpoint).
+        """
         state = self.states[source.name]
         checkpoint = self._checkpoints.load(source.name)
-        result = await source.poll(checkpoint)
+        async with self.limiter.slot(source.host):
+            result = await source.poll(checkpoint)
         if result.articles or result.rejected:
             await self._publish(result.articles, result.rejected)
         self._checkpoints.save(source.name, result.checkpoint)
@@ -96,38 +107,71 @@ class Scheduler:
         state.items_seen += len(result.articles)
         state.items_rejected += len(result.rejected)
         for letter in result.rejected:
-            log.warning("source %s: rejected an entry: %s", source.name, letter.reason)
+            log.warning("source %s: rejected: %s", source.name, letter.reason)
+        if result.error is not None:
+            raise SourceError(result.error)
         if result.retry is not None:
-            log.warning("source %s: asked to come back in %.0fs (%s)", source.name, result.retry.after, result.retry.reason)
+            log.warning(
+                "source %s: asked to come back in %.0fs (%s)",
+                source.name,
+                result.retry.after,
+                result.retry.reason,
+            )
+            state.last_error = result.retry.reason
+            state.last_error_at = utcnow()
             return result.retry.after
         state.last_success = utcnow()
         state.consecutive_failures = 0
         return 0.0 if result.more else None
 
+    async def step(self, source: Source, schedule: Schedule) -> float:
+        """One poll with its failure handling; returns the delay until the next one (also in next_poll)."""
+        state = self.states[source.name]
+        try:
+            delay = await self.poll_once(source)
+            if delay is None:
+                delay = schedule.interval * (1 + random.uniform(0, schedule.jitter))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # Any failure of one source (fetch, parse, publish) is logged and retried; the others go on.
+            state.consecutive_failures += 1
+            state.failures += 1
+            state.last_error = _describe(error)
+            state.last_error_at = utcnow()
+            delay = min(schedule.max_backoff, schedule.interval * 2 ** (state.consecutive_failures - 1))
+            delay *= 1 + random.uniform(0, schedule.jitter)
+            level = logging.WARNING if isinstance(error, SourceError) else logging.ERROR
+            log.log(
+                level,
+                "source %s: %s; retrying in %.0fs",
+                source.name,
+                state.last_error,
+                delay,
+                exc_info=not isinstance(error, SourceError),
+            )
+        state.next_poll = utcnow() + timedelta(seconds=delay)
+        return delay
+
     async def _run(self, source: Source, schedule: Schedule) -> None:
         state = self.states[source.name]
-        set_up = False
         while True:
             try:
-                if not set_up:
-                    await source.setup()
-                    set_up = True
-                delay = await self.poll_once(source)
-                if delay is None:
-                    delay = schedule.interval * (1 + random.uniform(0, schedule.jitter))
+                await source.setup()
+                break
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                # Any failure of one source (fetch, parse, publish) is logged and retried; the others go on.
                 state.consecutive_failures += 1
-                state.last_error = _describe(error)
+                state.failures += 1
+                state.last_error = f"setup failed: {_describe(error)}"
                 state.last_error_at = utcnow()
                 delay = min(schedule.max_backoff, schedule.interval * 2 ** (state.consecutive_failures - 1))
-                delay *= 1 + random.uniform(0, schedule.jitter)
-                level = logging.WARNING if isinstance(error, SourceError) else logging.ERROR
-                log.log(level, "source %s: %s; retrying in %.0fs", source.name, state.last_error, delay,
-                        exc_info=not isinstance(error, SourceError))
-            state.next_poll = utcnow() + timedelta(seconds=delay)
+                log.error("source %s: %s; retrying in %.0fs", source.name, state.last_error, delay)
+                state.next_poll = utcnow() + timedelta(seconds=delay)
+                await asyncio.sleep(delay)
+        while True:
+            delay = await self.step(source, schedule)
             await asyncio.sleep(delay)
 
 

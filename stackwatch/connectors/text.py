@@ -6,7 +6,7 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_SUMMARY", "MAX_TITLE", "clean_text", "sane_published_at"]
+__all__ = ["MAX_SUMMARY", "MAX_TITLE", "clean_text", "decode_text", "sane_published_at"]
 
 MAX_TITLE = 1_000
 MAX_SUMMARY = 10_000
@@ -29,3 +29,11 @@ def sane_published_at(published: datetime | None, fetched_at: datetime) -> datet
     if published is None or published > fetched_at + _FUTURE_SLACK or published.year < 1990:
         return fetched_at
     return published.astimezone(UTC)
+
+
+def decode_text(content: bytes, charset: str | None, errors: str = "replace") -> str:
+    """Text from bytes in the declared charset; an unknown charset name falls back to UTF-8."""
+    try:
+        return content.decode(charset or "utf-8", errors)
+    except LookupError:
+        return content.decode("utf-8", errors)
