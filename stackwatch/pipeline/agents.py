@@ -19,7 +19,14 @@ import faust
 from stackwatch.pipeline.codec import decode, encode
 from stackwatch.signals.classifier import NO_TEXT, Classifier
 from stackwatch.signals.indicators import count_update, hits_for
-from stackwatch.signals.messages import Article, DeadLetter, DynamicHit, IndicatorUpdate, MessageError, TaggedArticle
+from stackwatch.signals.messages import (
+    Article,
+    DeadLetter,
+    DynamicHit,
+    IndicatorUpdate,
+    MessageError,
+    TaggedArticle,
+)
 from stackwatch.signals.rules import ThresholdRule
 
 __all__ = ["AgentTopics", "register_agents"]
@@ -55,8 +62,12 @@ def register_agents(
 
     async def dead_letter(stage: str, reason: str, payload: bytes | None, origin: str) -> None:
         log.warning("%s: dead-lettered %s: %s", stage, origin, reason)
-        letter = DeadLetter(stage=stage, reason=reason, payload=(payload or b"")[:4000].decode("utf-8", "replace"),
-                            origin=origin)
+        letter = DeadLetter(
+            stage=stage,
+            reason=reason,
+            payload=(payload or b"")[:4000].decode("utf-8", "replace"),
+            origin=origin,
+        )
         await topics.deadletter.send(value=encode(letter))
 
     @app.agent(topics.raw, name="classify")

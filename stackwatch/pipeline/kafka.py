@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -16,7 +17,9 @@ __all__ = ["AckedProducer", "start_with_retry"]
 log = logging.getLogger(__name__)
 
 
-async def start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer, what: str, servers: Sequence[str], stop: asyncio.Event) -> bool:
+async def start_with_retry(
+    client: AIOKafkaProducer | AIOKafkaConsumer, what: str, servers: Sequence[str], stop: asyncio.Event
+) -> bool:
     """Start an aiokafka client, retrying with backoff while the broker is unreachable. False if stopped."""
     delay = 1.0
     while not stop.is_set():
@@ -25,10 +28,8 @@ async def start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer, what: st
             return True
         except KafkaError as error:
             log.warning("%s: broker %s unreachable (%s); retrying in %.0fs", what, ",".join(servers), error, delay)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
             delay = min(delay * 2, 30.0)
     return False
 
@@ -44,8 +45,12 @@ class AckedProducer:
     async def start(self, stop: asyncio.Event) -> bool:
         """Connect (aiokafka clients must be created inside the running loop); False if stopped first."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.servers, client_id=self.client_id, acks="all", linger_ms=5,
-            max_request_size=8 * 1024 * 1024, request_timeout_ms=30_000,
+            bootstrap_servers=self.servers,
+            client_id=self.client_id,
+            acks="all",
+            linger_ms=5,
+            max_request_size=8 * 1024 * 1024,
+            request_timeout_ms=30_000,
         )
         return await start_with_retry(self._producer, "producer", self.servers, stop)
 

@@ -23,7 +23,12 @@ def _cell(value: Any) -> str:
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], format: str = "table") -> str:
     if format == "json":
-        return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=_cell, ensure_ascii=False, indent=1)
+        return json.dumps(
+            [dict(zip(columns, row, strict=True)) for row in rows],
+            default=_cell,
+            ensure_ascii=False,
+            indent=1,
+        )
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

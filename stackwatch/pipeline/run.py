@@ -9,7 +9,7 @@ from typing import Any
 from faust.worker import Worker
 
 from stackwatch import __version__
-from stackwatch.errors import BrokerError
+from stackwatch.errors import BrokerError, StackwatchError
 from stackwatch.pipeline.app import ROLES, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
 from stackwatch.settings import Settings
@@ -21,7 +21,7 @@ log = logging.getLogger("stackwatch")
 _QUIET_LIBRARIES = ("faust", "mode", "aiokafka", "kafka", "aiohttp", "httpx", "httpcore")
 
 
-class _Worker(Worker):  # type: ignore[misc]
+class _Worker(Worker):
     """Faust's worker with stackwatch's log levels: ours as configured, the libraries' at warning."""
 
     def __init__(self, *args: Any, stackwatch_level: str, banner: str, **kwargs: Any) -> None:
@@ -41,6 +41,10 @@ def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | Non
     """Run ``roles`` until SIGINT/SIGTERM; start (and stop) the embedded broker when none is configured."""
     servers = settings.kafka.bootstrap_servers
     broker: EmbeddedBroker | None = None
+    try:
+        (settings.state.path / "faust").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StackwatchError(f"state.path: cannot create {settings.state.path}: {error}") from error
     if servers is None:
         if set(roles) != set(ROLES):
             raise BrokerError(
@@ -57,8 +61,14 @@ def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | Non
             f"{' (embedded, memory only)' if broker else ''}; web http://{settings.web.host}:"
             f"{runtime.app.conf.web_port}; store {settings.storage.path}"
         )
-        worker = _Worker(runtime.app, *runtime.services, loglevel="INFO", quiet=True,
-                         stackwatch_level=settings.log.level, banner=banner)
+        worker = _Worker(
+            runtime.app,
+            *runtime.services,
+            loglevel="INFO",
+            quiet=True,
+            stackwatch_level=settings.log.level,
+            banner=banner,
+        )
         try:
             worker.execute_from_commandline()
         except SystemExit as exit_:

@@ -80,10 +80,16 @@ class SinkService(Service):
         assert self.store_thread is not None
         session_ms = int(self.settings.kafka.session_timeout * 1000)
         self.consumer = consumer = AIOKafkaConsumer(
-            *self._kinds, bootstrap_servers=self.servers, group_id=f"{self.settings.kafka.app_id}-sink",
-            client_id=f"{self.settings.kafka.app_id}-sink", enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=session_ms, heartbeat_interval_ms=max(1000, session_ms // 4),
-            max_poll_interval_ms=max(300_000, session_ms), metadata_max_age_ms=5_000,
+            *self._kinds,
+            bootstrap_servers=self.servers,
+            group_id=f"{self.settings.kafka.app_id}-sink",
+            client_id=f"{self.settings.kafka.app_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1000, session_ms // 4),
+            max_poll_interval_ms=max(300_000, session_ms),
+            metadata_max_age_ms=5_000,
         )
         if not await start_with_retry(consumer, "sink consumer", self.servers, self._stopping):
             return
@@ -95,14 +101,25 @@ class SinkService(Service):
                 batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.storage.batch_size)
                 for partition, records in batches.items():
                     for record in records:
-                        sink.add(self._decode(partition.topic, record.value, f"{partition.topic}[{partition.partition}]@{record.offset}"))
+                        sink.add(
+                            self._decode(
+                                partition.topic,
+                                record.value,
+                                f"{partition.topic}[{partition.partition}]@{record.offset}",
+                            )
+                        )
                 if not batches:
                     continue
             try:
                 written = await self.store_thread.call(sink.flush)
             except StoreError as error:
                 self.last_error = str(error)
-                log.error("sink: %s; holding %d records, consuming paused, retry in %.0fs", error, len(sink), backoff)
+                log.error(
+                    "sink: %s; holding %d records, consuming paused, retry in %.0fs",
+                    error,
+                    len(sink),
+                    backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue

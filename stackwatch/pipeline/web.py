@@ -69,7 +69,7 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
 
     class Sql(View):
         async def get(self, request: Request) -> Response:
-            return await self._run(request.query.get("q", ""))  # type: ignore[attr-defined]
+            return await self._run(request.query.get("q", ""))
 
         async def post(self, request: Request) -> Response:
             raw = await request.content.read(MAX_SQL_BODY + 1)  # type: ignore[attr-defined]

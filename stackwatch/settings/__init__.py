@@ -90,8 +90,7 @@ class Settings(Section):
         for index, rule in enumerate(self.rules):
             if rule.dynamic not in known_dynamics:
                 raise ValueError(
-                    f"rules[{index}].dynamic: unknown dynamic {rule.dynamic!r} "
-                    f"(known: {', '.join(known_dynamics)})"
+                    f"rules[{index}].dynamic: unknown dynamic {rule.dynamic!r} (known: {', '.join(known_dynamics)})"
                 )
             for hook in rule.webhooks:
                 if hook not in known_hooks:
@@ -112,9 +111,7 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get(ENV_CONFIG) or "stackwatch.yaml")
 
 
-def load_settings(
-    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read, override from the environment and validate a configuration file.
 
     Raises :class:`ConfigError` naming the file and every bad key.
@@ -141,9 +138,10 @@ def settings_from_mapping(
     raw: Mapping[str, Any], origin: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Validate an already parsed configuration (environment overrides applied first)."""
-    data = _apply_env_overrides(dict(raw), os.environ if environ is None else environ, origin)
+    environ = os.environ if environ is None else environ
+    data = _apply_env_overrides(dict(raw), environ, origin)
     try:
-        return Settings.model_validate(data)
+        return Settings.model_validate(data, context={"environ": environ})
     except ValidationError as error:
         raise ConfigError(f"{origin}: invalid configuration\n{_describe(error)}") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, ValidationInfo, model_validator
 
 from stackwatch.settings.base import Section, parse_duration
 
@@ -26,10 +26,11 @@ class WebhookSettings(Section):
     secret: SecretStr | None = Field(default=None, exclude=True, description="filled from secret_env at load")
 
     @model_validator(mode="after")
-    def _read_secret(self) -> WebhookSettings:
+    def _read_secret(self, info: ValidationInfo) -> WebhookSettings:
         if self.secret_env is None or self.secret is not None:
             return self
-        value = os.environ.get(self.secret_env)
+        environ = (info.context or {}).get("environ", os.environ)
+        value = environ.get(self.secret_env)
         if not value:
             raise ValueError(f"environment variable {self.secret_env} (named by secret_env) is not set")
         object.__setattr__(self, "secret", SecretStr(value))

@@ -1,7 +1,7 @@
 """Stable article ids: from a feed's GUID when it has one, else from the canonical URL.
 
-    >>> canonical_url("HTTPS://News.Example.com/a?utm_source=x&id=3#top")
-    'https://news.example.com/a?id=3'
+>>> canonical_url("HTTPS://News.Example.com/a?utm_source=x&id=3#top")
+'https://news.example.com/a?id=3'
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ needs to know the types::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "Alert",
@@ -81,14 +81,19 @@ def _mapping(data: object, what: str) -> Mapping[str, Any]:
 
 
 class _Message:
+    __slots__ = ()
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))  # type: ignore[call-overload]
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, _Message):
+        return value.to_dict()
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {key: _jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]

@@ -1,7 +1,7 @@
 """Alert rules: pure functions from an indicator update to an alert (or none).
 
-    >>> rule = ThresholdRule("any", "decoupling", "article_count", "1h", ">=", 1, "warning", ("ops",))
-    >>> alert = rule.evaluate(update)       # doctest: +SKIP
+>>> rule = ThresholdRule("any", "decoupling", "article_count", "1h", ">=", 1, "warning", ("ops",))
+>>> alert = rule.evaluate(update)       # doctest: +SKIP
 """
 
 from __future__ import annotations

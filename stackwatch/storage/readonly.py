@@ -25,9 +25,28 @@ __all__ = ["MAX_QUERY_LENGTH", "check_query"]
 
 MAX_QUERY_LENGTH = 20_000
 _ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
-_FORBIDDEN_FUNCTION_PREFIXES = ("read_", "glob", "getenv", "current_setting", "duckdb_", "pragma_", "parquet_",
-                                "sniff_", "http", "iceberg", "delta_", "sqlite_", "postgres_", "mysql_",
-                                "load_", "install_", "query", "system", "which_secret", "json_execute")
+_FORBIDDEN_FUNCTION_PREFIXES = (
+    "read_",
+    "glob",
+    "getenv",
+    "current_setting",
+    "duckdb_",
+    "pragma_",
+    "parquet_",
+    "sniff_",
+    "http",
+    "iceberg",
+    "delta_",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "load_",
+    "install_",
+    "query",
+    "system",
+    "which_secret",
+    "json_execute",
+)
 
 
 def check_query(sql: str, known_tables: set[str]) -> None:

@@ -134,9 +134,19 @@ class Store:
             " published_at, fetched_at, labels, model_version, tagged_at)",
             [
                 (
-                    item.article.id, item.article.url, item.article.title, item.article.summary, item.article.body,
-                    item.article.source, item.article.connector, item.article.language, item.article.published_at,
-                    item.article.fetched_at, list(item.labels), item.model_version, item.tagged_at,
+                    item.article.id,
+                    item.article.url,
+                    item.article.title,
+                    item.article.summary,
+                    item.article.body,
+                    item.article.source,
+                    item.article.connector,
+                    item.article.language,
+                    item.article.published_at,
+                    item.article.fetched_at,
+                    list(item.labels),
+                    item.model_version,
+                    item.tagged_at,
                 )
                 for item in latest.values()
             ],
@@ -154,10 +164,7 @@ class Store:
         latest = {update.key: update for update in updates}
         self._upsert(
             "INSERT OR REPLACE INTO indicators (indicator, dynamic, bucket_width, bucket_start, value, updated_at)",
-            [
-                (u.indicator, u.dynamic, u.window, u.bucket_start, u.value, u.updated_at)
-                for u in latest.values()
-            ],
+            [(u.indicator, u.dynamic, u.window, u.bucket_start, u.value, u.updated_at) for u in latest.values()],
         )
 
     def _write_alerts(self, alerts: Sequence[Alert]) -> None:
@@ -167,8 +174,19 @@ class Store:
             "INSERT OR IGNORE INTO alerts (id, rule, severity, dynamic, indicator, bucket_width, bucket_start,"
             " value, threshold, message, fired_at)",
             [
-                (a.id, a.rule, a.severity, a.dynamic, a.indicator, a.window, a.bucket_start, a.value,
-                 a.threshold, a.message, a.fired_at)
+                (
+                    a.id,
+                    a.rule,
+                    a.severity,
+                    a.dynamic,
+                    a.indicator,
+                    a.window,
+                    a.bucket_start,
+                    a.value,
+                    a.threshold,
+                    a.message,
+                    a.fired_at,
+                )
                 for a in unique.values()
             ],
         )
@@ -183,7 +201,10 @@ class Store:
         for letter in letters:
             key = hashlib.sha256(f"{letter.stage}|{letter.origin}|{letter.payload}".encode()).hexdigest()[:32]
             rows[key] = (key, letter.stage, letter.reason, letter.payload, letter.origin, letter.received_at)
-        self._upsert("INSERT OR REPLACE INTO dead_letters (id, stage, reason, payload, origin, received_at)", list(rows.values()))
+        self._upsert(
+            "INSERT OR REPLACE INTO dead_letters (id, stage, reason, payload, origin, received_at)",
+            list(rows.values()),
+        )
 
     # -- the delivery outbox -----------------------------------------------------------------------------------
 
@@ -204,9 +225,18 @@ class Store:
                 webhook=row[1],
                 attempts=row[2],
                 alert=Alert(
-                    id=row[3], rule=row[4], severity=row[5], dynamic=row[6], indicator=row[7], window=row[8],
-                    bucket_start=row[9], value=row[10], threshold=row[11], message=row[12],
-                    webhooks=(row[1],), fired_at=row[13],
+                    id=row[3],
+                    rule=row[4],
+                    severity=row[5],
+                    dynamic=row[6],
+                    indicator=row[7],
+                    window=row[8],
+                    bucket_start=row[9],
+                    value=row[10],
+                    threshold=row[11],
+                    message=row[12],
+                    webhooks=(row[1],),
+                    fired_at=row[13],
                 ),
             )
             for row in rows
@@ -256,5 +286,5 @@ class Store:
     def count(self, table: str) -> int:
         if table not in self.tables():
             raise StoreError(f"unknown table {table!r}")
-        row = self._connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+        row = self._connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()  # noqa: S608 (name checked above)
         return int(row[0]) if row else 0

@@ -1,0 +1,137 @@
+"""The whole stream, end to end, as a user runs it: a real broker, a real feed server, a real webhook receiver."""
+
+from __future__ import annotations
+
+import base64
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+from standardwebhooks import Webhook
+
+from stackwatch.pipeline.broker import free_port, wait_for_port
+from stackwatch.storage.store import Store
+from tests.helpers.http import LocalServer
+from tests.helpers.service import Service, write_config
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "whsec_" + base64.b64encode(b"end-to-end test secret").decode()
+
+FEED = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>Wire</title><link>http://127.0.0.1/</link><description>AI infrastructure wire</description>
+<item><title>Meta signs multibillion-dollar deal to rent Google TPUs, cutting its reliance on Nvidia GPUs</title>
+  <link>http://127.0.0.1/news/meta-tpu?utm_source=rss</link><guid isPermaLink="false">wire-1</guid>
+  <description>Meta will rent Google's custom TPU accelerators from 2026 and may buy them for its own data
+  centres from 2027, a move away from Nvidia's GPUs and CUDA software.</description>
+  <pubDate>{now}</pubDate><dc:creator>Staff</dc:creator></item>
+<item><title>Amazon's Trainium 3 chips to power Anthropic's next models as AWS pushes custom silicon</title>
+  <link>http://127.0.0.1/news/trainium</link><guid isPermaLink="false">wire-2</guid>
+  <description>AWS said Project Rainier now runs on its in-house Trainium accelerators
+  instead of Nvidia GPUs.</description>
+  <pubDate>{now}</pubDate></item>
+<item><title>Local bakery wins award for sourdough</title><link>http://127.0.0.1/news/bread</link>
+  <guid isPermaLink="false">wire-3</guid><description>The bakery on Main Street took first prize.</description>
+  <pubDate>{now}</pubDate></item>
+</channel></rss>"""
+
+
+def rfc822_now() -> str:
+    from datetime import UTC, datetime
+    from email.utils import format_datetime
+
+    return format_datetime(datetime.now(UTC))
+
+
+def test_feed_to_duckdb_to_signed_webhook(broker: str, unique: str, http_server: LocalServer, tmp_path: Path) -> None:
+    http_server.route("/feed.xml", FEED.replace("{now}", rfc822_now()), headers={"Content-Type": "application/rss+xml"})
+    http_server.route("/hook", "ok")
+    web_port = free_port()
+    config = write_config(
+        tmp_path / "stackwatch.yaml",
+        {
+            "kafka": {
+                "bootstrap_servers": [broker],
+                "app_id": unique,
+                "topic_prefix": unique,
+                "session_timeout": "6s",
+            },
+            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms"},
+            "state": {"path": str(tmp_path / "state")},
+            "web": {"host": "127.0.0.1", "port": web_port},
+            "sources": [{"name": "wire", "type": "rss", "url": http_server.url("/feed.xml"), "interval": "2s"}],
+            "webhooks": [{"name": "ops", "url": http_server.url("/hook"), "secret_env": "STACKWATCH_E2E_SECRET"}],
+            "rules": [
+                {
+                    "name": "decoupling-any",
+                    "kind": "threshold",
+                    "dynamic": "decoupling",
+                    "window": "1h",
+                    "op": ">=",
+                    "value": 1,
+                    "webhooks": ["ops"],
+                }
+            ],
+        },
+    )
+    service = Service(config, web_port=web_port, env={"STACKWATCH_E2E_SECRET": SECRET})
+    try:
+        rows = service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[3]])
+        assert rows == [[3]]
+        hooks = http_server.wait_for("/hook", timeout=120)
+        service.wait_until("SELECT count(*) FROM deliveries WHERE status = 'delivered'", lambda rows: rows[0][0] >= 1)
+        tagged = service.sql("SELECT title FROM articles WHERE list_contains(labels, 'decoupling') ORDER BY title")
+    finally:
+        code = service.stop()
+    assert code == 0, service.output[-4000:]
+    assert "Traceback" not in service.output
+
+    delivered = hooks[0]
+    payload = Webhook(SECRET).verify(delivered.body, delivered.headers)  # raises unless the signature is right
+    assert payload["type"] == "alert.fired"
+    assert payload["data"]["rule"] == "decoupling-any"
+    assert delivered.headers["webhook-id"].startswith("msg_")
+    assert len(tagged) == 2
+    assert SECRET not in service.output  # secrets are never logged
+
+    with Store.open(tmp_path / "stackwatch.duckdb", read_only=True) as store:  # flushed and released on stop
+        assert store.count("articles") == 3
+        assert store.query(
+            "SELECT value FROM indicators WHERE dynamic = 'decoupling' AND bucket_width = '1h'"
+        ).rows == [(2.0,)]
+        assert store.count("alerts") == 1
+    assert len(http_server.received("/hook")) == 1  # one alert per bucket, however many updates tripped it
+
+
+def test_up_on_the_demo_config_runs_offline_with_its_own_broker(tmp_path: Path) -> None:
+    demo = yaml.safe_load((REPO / "stackwatch.yaml").read_text(encoding="utf-8"))
+    demo["sources"] = [source for source in demo["sources"] if source["type"] == "demo"]  # no internet in tests
+    web_port = free_port()
+    demo["web"]["port"] = web_port
+    demo["webhooks"][0]["url"] = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens: delivery must retry politely
+    config = write_config(tmp_path / "stackwatch.yaml", demo)
+    service = Service(config, web_port=web_port, cwd=tmp_path)
+    try:
+        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows[0][0] >= 20, timeout=120)
+        service.wait_until("SELECT count(*) FROM alerts", lambda rows: rows[0][0] >= 1, timeout=60)
+        broker_port = int(service.output.split("broker 127.0.0.1:")[1].split()[0].rstrip(";"))
+    finally:
+        code = service.stop(signal.SIGINT)
+    assert code == 0, service.output[-4000:]
+    assert "Traceback" not in service.output
+    assert "embedded broker stopped" in service.output
+    assert not wait_for_port("127.0.0.1", broker_port, timeout=1.0)  # the broker went away with the service
+    assert (tmp_path / "data" / "stackwatch.duckdb").exists()
+
+
+def test_roles_refuse_to_run_without_a_real_kafka(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", {"kafka": {"bootstrap_servers": None}})
+    service = Service(config, command="worker", web_port=free_port())
+    service.process.wait(60)
+    code = service.stop()
+    assert code != 0
+    assert "only `stackwatch up` starts an embedded broker" in service.output
+    assert "Traceback" not in service.output

@@ -1,0 +1,178 @@
+"""The DuckDB store on real files: idempotent writes, the outbox, and the read-only SQL front."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from stackwatch.errors import QueryRefused, StoreError
+from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpdate, TaggedArticle
+from stackwatch.storage.readonly import check_query
+from stackwatch.storage.sink import DuckDBSink
+from stackwatch.storage.store import Batch, Store, delivery_id
+
+NOON = datetime(2026, 5, 1, 12, tzinfo=UTC)
+
+
+def tagged(article_id: str, labels: tuple[str, ...] = ("edge",)) -> TaggedArticle:
+    article = Article(
+        article_id,
+        f"https://x.test/{article_id}",
+        f"title {article_id}",
+        "summary",
+        "wire",
+        "rss",
+        NOON,
+        NOON,
+    )
+    return TaggedArticle(article, labels, {"edge": 0.9, "capex": 0.1}, "v1", NOON)
+
+
+def alert(alert_id: str = "alert_1") -> Alert:
+    return Alert(alert_id, "edge-any", "warning", "edge", "article_count", "1h", NOON, 3.0, 1.0, "m", ("ops", "chat"))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    with Store.open(tmp_path / "db" / "stackwatch.duckdb") as opened:
+        yield opened
+
+
+def test_writing_the_same_batch_twice_leaves_the_same_rows(store: Store) -> None:
+    batch = Batch(
+        tagged=[tagged("a"), tagged("b"), tagged("a")],
+        indicators=[IndicatorUpdate("article_count", "edge", "1h", NOON, 2.0)],
+        alerts=[alert()],
+        dead_letters=[DeadLetter("connector", "bad xml", "<rss", "wire")],
+    )
+    store.write(batch)
+    store.write(batch)
+    assert store.count("articles") == 2
+    assert store.count("article_dynamics") == 4
+    assert store.count("indicators") == 1
+    assert store.count("alerts") == 1
+    assert store.count("deliveries") == 2
+    assert store.count("dead_letters") == 1
+
+
+def test_indicator_rows_hold_the_latest_full_value(store: Store) -> None:
+    store.write(Batch(indicators=[IndicatorUpdate("article_count", "edge", "1h", NOON, 1.0)]))
+    store.write(Batch(indicators=[IndicatorUpdate("article_count", "edge", "1h", NOON, 5.0)]))
+    assert store.query("SELECT value FROM indicators").rows == [(5.0,)]
+
+
+def test_an_alert_gets_one_pending_delivery_per_webhook_with_a_stable_id(store: Store) -> None:
+    store.write(Batch(alerts=[alert()]))
+    due = store.due_deliveries(datetime.now(UTC) + timedelta(seconds=1))
+    assert sorted(d.id for d in due) == sorted([delivery_id("alert_1", "ops"), delivery_id("alert_1", "chat")])
+    first = due[0]
+    store.record_attempt(
+        first.id,
+        status="pending",
+        http_status=500,
+        error="HTTP 500",
+        next_attempt_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert [d.id for d in store.due_deliveries(datetime.now(UTC))] == [due[1].id]
+    store.record_attempt(due[1].id, status="delivered", http_status=200, error=None, next_attempt_at=None)
+    rows = store.query("SELECT status, attempts FROM deliveries ORDER BY status").rows
+    assert rows == [("delivered", 1), ("pending", 1)]
+
+
+def test_the_sink_keeps_its_buffer_when_a_flush_fails(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    store = Store.open(path)
+    sink = DuckDBSink(store)
+    sink.add(tagged("a"))
+    store.close()
+    with pytest.raises(StoreError, match="cannot write"):  # a closed connection: the write cannot happen
+        sink.flush()
+    assert len(sink) == 1
+    with Store.open(path) as reopened:
+        retry = DuckDBSink(reopened)
+        retry.add(tagged("a"))
+        assert retry.flush() == 1
+        assert reopened.count("articles") == 1
+
+
+def test_a_read_only_store_cannot_write_and_a_missing_one_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "r.duckdb"
+    Store.open(path).close()
+    with Store.open(path, read_only=True) as reader:
+        with pytest.raises(StoreError, match="cannot write"):
+            reader.write(Batch(tagged=[tagged("a")]))
+        assert reader.query("SELECT count(*) FROM articles").rows == [(0,)]
+    with pytest.raises(StoreError, match="cannot open DuckDB file"):
+        Store.open(tmp_path / "missing.duckdb", read_only=True)
+
+
+KNOWN = {"articles", "indicators", "alerts"}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) FROM articles",
+        "select title from articles where source = 'wire' limit 5",
+        "WITH recent AS (SELECT * FROM articles) SELECT count(*) FROM recent",
+        "SELECT dynamic, sum(value) FROM indicators GROUP BY ALL",
+        "SELECT * FROM range(3)",
+        "DESCRIBE articles",
+        "SHOW TABLES",
+    ],
+)
+def test_plain_queries_pass_the_read_only_check(sql: str) -> None:
+    check_query(sql, KNOWN)
+
+
+HOSTILE = [
+    "DROP TABLE articles",
+    "DELETE FROM articles",
+    "UPDATE articles SET title = 'x'",
+    "INSERT INTO articles SELECT * FROM articles",
+    "CREATE TABLE x AS SELECT 1",
+    "ALTER TABLE articles ADD COLUMN x INT",
+    "SELECT 1; DROP TABLE articles",
+    "COPY articles TO '/tmp/out.csv'",
+    "EXPORT DATABASE '/tmp/dump'",
+    "ATTACH '/tmp/other.duckdb' AS other",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "PRAGMA database_list",
+    "CALL pragma_version()",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM '/etc/passwd'",
+    "SELECT * FROM 'data.parquet'",
+    "SELECT * FROM read_parquet('https://example.invalid/x.parquet')",
+    "SELECT getenv('HOME')",
+    "SELECT current_setting('threads')",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM duckdb_settings()",
+    "SELECT * FROM other.main.articles",
+    "WITH x AS (SELECT * FROM read_json('/etc/x.json')) SELECT * FROM x",
+    "SELECT * FROM articles WHERE id IN (SELECT content FROM read_text('/etc/passwd'))",
+    "CHECKPOINT",
+    "VACUUM",
+    "SELECT * FROM query('SELECT 1')",
+    "SELECT 'a\x00b'",
+    "SELEC nonsense",
+]
+
+
+@pytest.mark.parametrize("sql", HOSTILE)
+def test_writes_and_file_access_are_refused_with_a_reason(sql: str) -> None:
+    with pytest.raises(QueryRefused) as refused:
+        check_query(sql, KNOWN)
+    assert str(refused.value)
+
+
+def test_refused_queries_leave_the_store_untouched(store: Store) -> None:
+    store.write(Batch(tagged=[tagged("a")]))
+    for sql in HOSTILE:
+        with pytest.raises(QueryRefused):
+            store.query(sql)
+    assert store.count("articles") == 1
