@@ -1,0 +1,37 @@
+"""The Faust agents of the worker role: classify → fan out per dynamic → count per bucket → evaluate rules.
+
+Every agent is at-least-once: a crash replays records since the last commit, and every stage is idempotent
+(article ids are stable, indicator values are full values computed from id sets, alert ids derive from the
+rule and the bucket). A record an agent cannot handle goes to the dead-letter topic with its reason.
+One module per stage: classify.py, indicators.py, rules.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import faust
+
+from stackwatch.pipeline.agents.classify import register_classify
+from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
+from stackwatch.pipeline.agents.indicators import register_indicators
+from stackwatch.pipeline.agents.rules import register_rules
+from stackwatch.signals.classifier import Classifier
+from stackwatch.signals.rules import ThresholdRule
+
+__all__ = ["AgentTopics", "DeadLetters", "register_agents"]
+
+
+def register_agents(
+    app: faust.App,
+    topics: AgentTopics,
+    classifier: Classifier,
+    rules: Sequence[ThresholdRule],
+    *,
+    batch_size: int,
+    batch_timeout: float,
+) -> None:
+    """Attach the worker role's agents to ``app``."""
+    register_classify(app, topics, classifier, batch_size=batch_size, batch_timeout=batch_timeout)
+    register_indicators(app, topics)
+    register_rules(app, topics, rules)

@@ -1,0 +1,51 @@
+"""The classify agent: raw articles in batches → the classifier (off the event loop) → tagged articles."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+
+from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
+from stackwatch.pipeline.codec import decode, encode
+from stackwatch.signals.classifier import NO_TEXT, Classifier
+from stackwatch.signals.messages import Article, MessageError, TaggedArticle
+
+__all__ = ["register_classify"]
+
+
+def register_classify(
+    app: faust.App, topics: AgentTopics, classifier: Classifier, *, batch_size: int, batch_timeout: float
+) -> None:
+    inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+    dead = DeadLetters(topics.deadletter)
+
+    @app.agent(topics.raw, name="classify")
+    async def classify(stream: AsyncIterable[bytes]) -> None:
+        # take() acks the batch after this body finishes, even if it raised: so it must not raise.
+        async for batch in stream.take(batch_size, within=batch_timeout):  # type: ignore[attr-defined]
+            articles: list[Article] = []
+            for payload in batch:
+                try:
+                    article = decode(Article, payload)
+                except MessageError as error:
+                    await dead.send("classify", f"not an article: {error}", payload, "raw")
+                    continue
+                if not article.text.strip():
+                    await dead.send("classify", NO_TEXT, payload, article.id)
+                    continue
+                articles.append(article)
+            if not articles:
+                continue
+            try:
+                loop = asyncio.get_running_loop()
+                results = await loop.run_in_executor(inference, classifier.classify, [a.text for a in articles])
+            except Exception as error:  # the model failed on this batch: keep the articles as dead letters
+                for article in articles:
+                    await dead.send("classify", f"classifier failed: {error}", encode(article), article.id)
+                continue
+            for article, result in zip(articles, results, strict=True):
+                tagged = TaggedArticle(article, result.labels, result.scores, classifier.version)
+                await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
