@@ -51,11 +51,12 @@ def articles_from_feed(
 ) -> tuple[list[Article], list[DeadLetter]]:
     """Articles from a parsed feed; entries that cannot become articles come back as dead letters."""
     entries: Sequence[Any] = parsed.get("entries", [])
+    feed_language = parsed.get("feed", {}).get("language")
     articles: list[Article] = []
     rejected: list[DeadLetter] = []
     for entry in entries:
         try:
-            articles.append(_article(entry, source, connector, fetched_at))
+            articles.append(_article(entry, source, connector, fetched_at, feed_language))
         except ValueError as error:
             rejected.append(
                 DeadLetter(
@@ -75,10 +76,14 @@ def parse_feed(
 
     Raises ParseError when the document is not a feed at all.
     """
-    return articles_from_feed(parse_feed_document(content, content_type), source, fetched_at, connector)
+    parsed = parse_feed_document(content, content_type)
+    articles, rejected = articles_from_feed(parsed, source, fetched_at, connector)
+    if not articles and parsed.get("bozo"):
+        raise ParseError(f"malformed feed, no entry readable: {parsed.get('bozo_exception')}")
+    return articles, rejected
 
 
-def _article(entry: Any, source: str, connector: str, fetched_at: datetime) -> Article:
+def _article(entry: Any, source: str, connector: str, fetched_at: datetime, feed_language: Any = None) -> Article:
     link = entry.get("link") or ""
     guid = entry.get("id") or None
     title = clean_text(entry.get("title"), MAX_TITLE)
@@ -100,7 +105,7 @@ def _article(entry: Any, source: str, connector: str, fetched_at: datetime) -> A
             except (OverflowError, ValueError, OSError, TypeError):
                 published = None
             break
-    language = entry.get("language")
+    language = entry.get("language") or feed_language
     return Article(
         id=article_id(source, str(guid) if guid else None, str(link)),
         url=str(link),

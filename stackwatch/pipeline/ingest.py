@@ -52,7 +52,11 @@ class IngestService(Service):
             await self.scheduler.start()
             log.info("ingest: %d source(s) running", len(self.scheduler.states))
 
-    async def on_stop(self) -> None:
+    async def halt(self) -> None:
+        """Stop polling and producing (idempotent): the first step of a graceful stop."""
         self._stopping.set()
         await self.scheduler.stop()
         await self.producer.stop()
+
+    async def on_stop(self) -> None:
+        await self.halt()

@@ -55,8 +55,9 @@ class AckedProducer:
         return await start_with_retry(self._producer, "producer", self.servers, stop)
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
     async def send_all(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
         if self._producer is None:

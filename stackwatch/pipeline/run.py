@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from faust.worker import Worker
 
 from stackwatch import __version__
 from stackwatch.errors import BrokerError, StackwatchError
-from stackwatch.pipeline.app import ROLES, build_runtime
+from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
+from stackwatch.pipeline.lag import consumer_lag, total_lag
+from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings
 
 __all__ = ["run_roles"]
@@ -24,10 +28,21 @@ _QUIET_LIBRARIES = ("faust", "mode", "aiokafka", "kafka", "aiohttp", "httpx", "h
 class _Worker(Worker):
     """Faust's worker with stackwatch's log levels: ours as configured, the libraries' at warning."""
 
-    def __init__(self, *args: Any, stackwatch_level: str, banner: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, stackwatch_level: str, banner: str, drain: Callable[[], Awaitable[None]] | None, **kwargs: Any
+    ) -> None:
         self._stackwatch_level = stackwatch_level.upper()
         self._banner = banner
+        self._drain = drain
         super().__init__(*args, **kwargs)
+
+    async def _stop_on_signal(self, signal: Any) -> None:
+        if self._drain is not None:
+            try:
+                await self._drain()
+            except Exception:  # a failed drain must never prevent the stop itself
+                log.exception("drain before stop failed; stopping anyway")
+        await super()._stop_on_signal(signal)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
@@ -35,6 +50,37 @@ class _Worker(Worker):
         for name in _QUIET_LIBRARIES:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(self._stackwatch_level)))
         log.info("%s", self._banner)
+
+
+async def drain_pipeline(runtime: Runtime, settings: Settings, servers: Sequence[str], within: float = 30.0) -> None:
+    """Stop the connectors, then wait until the agents and the sink committed everything (bounded).
+
+    The embedded broker keeps records in memory only: without this, what is in flight when it stops is lost.
+    """
+    if runtime.ingest is not None:
+        await runtime.ingest.halt()
+    names = TopicNames(settings.kafka.topic_prefix)
+    app_id = settings.kafka.app_id
+    groups = {
+        app_id: [names.raw, names.tagged, names.hits, names.indicators],
+        f"{app_id}-sink": [names.tagged, names.indicators, names.alerts, names.deadletter],
+    }
+    log.info("stopping: connectors halted; draining the pipeline into DuckDB (at most %.0fs)", within)
+    deadline = time.monotonic() + within
+    remaining = -1
+    while time.monotonic() < deadline:
+        remaining = total_lag(await consumer_lag(servers, groups))
+        if remaining == 0:
+            break
+        await asyncio.sleep(0.5)
+    if remaining == 0:
+        log.info("stopping: pipeline drained")
+    else:
+        log.warning(
+            "stopping: %d record(s) still in flight after %.0fs; they are lost with the embedded broker",
+            remaining,
+            within,
+        )
 
 
 def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | None = None) -> None:
@@ -61,6 +107,7 @@ def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | Non
             f"{' (embedded, memory only)' if broker else ''}; web http://{settings.web.host}:"
             f"{runtime.app.conf.web_port}; store {settings.storage.path}"
         )
+        drain = (lambda: drain_pipeline(runtime, settings, servers)) if broker is not None else None
         worker = _Worker(
             runtime.app,
             *runtime.services,
@@ -68,6 +115,7 @@ def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | Non
             quiet=True,
             stackwatch_level=settings.log.level,
             banner=banner,
+            drain=drain,
         )
         try:
             worker.execute_from_commandline()
