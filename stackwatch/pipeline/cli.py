@@ -165,6 +165,15 @@ def classify(config: str | None, file: IO[str], text: str | None) -> None:
         click.echo(json.dumps({"id": record.get("id"), "labels": list(result.labels), "scores": result.scores}))
 
 
+def _register_commands() -> None:
+    from stackwatch.pipeline.cli_receive import receive
+
+    cli.add_command(receive)
+
+
+_register_commands()
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)
