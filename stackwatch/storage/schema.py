@@ -77,6 +77,44 @@ MIGRATIONS: tuple[str, ...] = (
         received_at   TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: alerting (issue 4): alert labels and evidence, grouped notifications, silences
+    """
+    CREATE TABLE alert_details (
+        alert_id      VARCHAR PRIMARY KEY,
+        status        VARCHAR NOT NULL,
+        kind          VARCHAR NOT NULL,
+        dedup_key     VARCHAR NOT NULL,
+        labels        VARCHAR NOT NULL,
+        indicator_values VARCHAR NOT NULL,
+        evidence      VARCHAR NOT NULL
+    );
+    CREATE TABLE notifications (
+        id              VARCHAR PRIMARY KEY,
+        webhook         VARCHAR NOT NULL,
+        group_key       VARCHAR NOT NULL,
+        alert_ids       VARCHAR[] NOT NULL,
+        status          VARCHAR NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TIMESTAMPTZ NOT NULL,
+        last_status     INTEGER,
+        last_error      VARCHAR,
+        created_at      TIMESTAMPTZ NOT NULL,
+        delivered_at    TIMESTAMPTZ
+    );
+    CREATE TABLE notification_members (
+        delivery_id     VARCHAR PRIMARY KEY,
+        notification_id VARCHAR NOT NULL
+    );
+    CREATE TABLE silences (
+        id          VARCHAR PRIMARY KEY,
+        matchers    VARCHAR[] NOT NULL,
+        comment     VARCHAR NOT NULL,
+        created_by  VARCHAR NOT NULL,
+        starts_at   TIMESTAMPTZ NOT NULL,
+        ends_at     TIMESTAMPTZ NOT NULL,
+        created_at  TIMESTAMPTZ NOT NULL
+    );
+    """,
 )
 
 
