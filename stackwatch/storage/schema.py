@@ -115,6 +115,83 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  TIMESTAMPTZ NOT NULL
     );
     """,
+    # 3: indicators per dynamic × entity × source, entities, near-duplicate stories, views (issue 7; docs/schema.md)
+    """
+    CREATE TABLE indicators_v3 (
+        indicator     VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        entity        VARCHAR NOT NULL DEFAULT '*',
+        source        VARCHAR NOT NULL DEFAULT '*',
+        bucket_width  VARCHAR NOT NULL,
+        bucket_start  TIMESTAMPTZ NOT NULL,
+        value         DOUBLE NOT NULL,
+        updated_at    TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (indicator, dynamic, entity, source, bucket_width, bucket_start)
+    );
+    INSERT INTO indicators_v3
+        SELECT indicator, dynamic, '*', '*', bucket_width, bucket_start, value, updated_at FROM indicators;
+    DROP TABLE indicators;
+    ALTER TABLE indicators_v3 RENAME TO indicators;
+    CREATE TABLE article_entities (
+        article_id    VARCHAR NOT NULL,
+        entity        VARCHAR NOT NULL,
+        mentions      INTEGER NOT NULL,
+        PRIMARY KEY (article_id, entity)
+    );
+    CREATE TABLE article_stories (
+        article_id    VARCHAR PRIMARY KEY,
+        story_id      VARCHAR NOT NULL,
+        simhash       UBIGINT NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL,
+        novelty       DOUBLE NOT NULL
+    );
+    CREATE TABLE stories (
+        story_id      VARCHAR PRIMARY KEY,
+        title         VARCHAR NOT NULL,
+        first_seen    TIMESTAMPTZ NOT NULL,
+        last_seen     TIMESTAMPTZ NOT NULL,
+        articles      INTEGER NOT NULL,
+        sources       INTEGER NOT NULL
+    );
+    CREATE TABLE maintenance_runs (
+        ran_at          TIMESTAMPTZ NOT NULL,
+        bodies_dropped  BIGINT NOT NULL,
+        file_bytes      BIGINT NOT NULL,
+        row_counts      VARCHAR NOT NULL
+    );
+    CREATE VIEW daily_dynamic_volume AS
+        SELECT bucket_start AS day, dynamic,
+               max(value) FILTER (WHERE indicator = 'article_count') AS articles,
+               max(value) FILTER (WHERE indicator = 'story_count') AS stories,
+               max(value) FILTER (WHERE indicator = 'source_count') AS sources,
+               max(value) FILTER (WHERE indicator = 'score_sum') AS score_sum,
+               max(value) FILTER (WHERE indicator = 'share') AS share,
+               max(value) FILTER (WHERE indicator = 'novelty') AS novelty,
+               max(value) FILTER (WHERE indicator = 'zscore') AS zscore,
+               max(value) FILTER (WHERE indicator = 'momentum') AS momentum
+        FROM indicators
+        WHERE bucket_width = '1d' AND entity = '*' AND source = '*' AND dynamic <> '*'
+        GROUP BY bucket_start, dynamic;
+    CREATE VIEW top_entities AS
+        SELECT dynamic, entity, sum(value) AS articles, max(bucket_start) AS last_day,
+               rank() OVER (PARTITION BY dynamic ORDER BY sum(value) DESC, entity) AS rank
+        FROM indicators
+        WHERE indicator = 'article_count' AND bucket_width = '1d' AND entity <> '*' AND source = '*'
+          AND dynamic <> '*' AND bucket_start >= now() - INTERVAL 30 DAYS
+        GROUP BY dynamic, entity;
+    CREATE VIEW latest_alerts AS
+        SELECT a.fired_at, a.severity, a.rule, a.dynamic, a.indicator, a.bucket_width, a.bucket_start, a.value,
+               a.threshold, a.message,
+               (SELECT list(x.title ORDER BY x.published_at DESC, x.id)[1:5]
+                FROM articles x JOIN article_dynamics d ON d.article_id = x.id AND d.label
+                WHERE d.dynamic = a.dynamic AND x.published_at >= a.bucket_start
+                  AND x.published_at < a.bucket_start
+                      + CASE a.bucket_width WHEN '1d' THEN INTERVAL 1 DAY ELSE INTERVAL 1 HOUR END
+               ) AS evidence
+        FROM alerts a
+        ORDER BY a.fired_at DESC
+        LIMIT 100;
+    """,
 )
 
 
