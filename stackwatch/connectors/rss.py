@@ -98,7 +98,8 @@ def _article(entry: Any, source: str, connector: str, fetched_at: datetime, feed
         summary = body[:MAX_SUMMARY]
     published = None
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        stamp = entry.get(key)
+        # dict.get skips FeedParserDict's deprecated aliasing of updated_parsed to published_parsed
+        stamp = dict.get(entry, key) if isinstance(entry, dict) else None
         if stamp:
             try:
                 published = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
