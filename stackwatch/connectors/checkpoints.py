@@ -29,6 +29,10 @@ class CheckpointStore:
     def _file(self, source: str) -> Path:
         return self.directory / f"{_SAFE.sub('_', source)}.json"
 
+    def path(self, source: str) -> Path:
+        """Where the checkpoint of ``source`` is kept."""
+        return self._file(source)
+
     def load(self, source: str) -> dict[str, Any]:
         try:
             data = json.loads(self._file(source).read_text(encoding="utf-8"))

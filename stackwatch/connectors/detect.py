@@ -59,6 +59,8 @@ def _sniff(content: bytes) -> str:
         if len(lines) > 1 and all(line.lstrip().startswith(b"{") and line.rstrip().endswith(b"}") for line in lines):
             return "jsonl"
         return "json"
+    if b"<company-info>" in content[:4000] or b"www.sec.gov/cgi-bin/browse-edgar" in content[:4000]:
+        return "sec_edgar"
     return "rss"
 
 

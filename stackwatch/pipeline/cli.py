@@ -167,11 +167,19 @@ def classify(config: str | None, file: IO[str], text: str | None) -> None:
 
 def _register_commands() -> None:
     from stackwatch.pipeline.cli_receive import receive
+    from stackwatch.pipeline.cli_sources import sources
 
     cli.add_command(receive)
+    cli.add_command(sources)
 
 
 _register_commands()
+
+
+from stackwatch.pipeline.cli_alerts import alerts, rules, silence  # noqa: E402 (registered after cli exists)
+
+for _command in (alerts, silence, rules):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -1,18 +1,49 @@
-"""``webhooks:`` and ``rules:`` sections."""
+"""``webhooks:``, ``rules:`` and ``alerting:`` sections.
+
+A rule is declared once and evaluated in ``signals/rules.py``; ``to_rule()`` builds the pure rule::
+
+    rules:
+      - {name: capex-surge, kind: threshold, dynamic: capex, value: 5, severity: critical, for: 2, cooldown: 6h,
+         labels: {team: markets}, webhooks: [ops]}
+      - {name: decoupling-spike, kind: spike, dynamic: decoupling, baseline: 24, value: 3}
+    alerting:
+      group_by: [alertname, dynamic]
+      group_wait: 30s
+      routes: [{match: {team: markets}, webhooks: [chat]}]
+"""
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, ValidationInfo, model_validator
 
 from stackwatch.settings.base import Section, parse_duration
+from stackwatch.signals.rules import Composite, Quiet, Rule, Spike, Threshold, Trend
 
-__all__ = ["RuleSettings", "ThresholdRuleSettings", "WebhookSettings"]
+__all__ = [
+    "AlertingSettings",
+    "CompositeRuleSettings",
+    "CooccurrenceRuleSettings",
+    "FirstSeenRuleSettings",
+    "InhibitSettings",
+    "RouteSettings",
+    "RuleSettings",
+    "SilenceRuleSettings",
+    "SpikeRuleSettings",
+    "ThresholdRuleSettings",
+    "TrendRuleSettings",
+    "WebhookSettings",
+]
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Cooldown = Annotated[float, BeforeValidator(lambda value: 0.0 if value in (0, "0") else parse_duration(value))]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+Op = Literal[">", ">=", "<", "<=", "=="]
+Window = Literal["1h", "1d"]
 
 
 class WebhookSettings(Section):
@@ -23,6 +54,7 @@ class WebhookSettings(Section):
     secret_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     format: Literal["standard", "slack", "discord"] = "standard"
     timeout: Seconds = 10.0
+    max_concurrency: int = Field(default=4, ge=1, le=64, description="requests in flight to this target at once")
     secret: SecretStr | None = Field(default=None, exclude=True, description="filled from secret_env at load")
 
     @model_validator(mode="after")
@@ -37,18 +69,177 @@ class WebhookSettings(Section):
         return self
 
 
-class ThresholdRuleSettings(Section):
+class _RuleBase(Section):
+    name: Name
+    severity: Literal["info", "warning", "critical"] = "warning"
+    labels: dict[LabelName, str] = {}
+    for_: int = Field(default=1, ge=1, le=1000, alias="for", description="consecutive buckets it must hold")
+    cooldown: Cooldown = 0.0
+    dedup: str = Field(default="{rule}|{dynamic}|{window}", description="template over rule, dynamic, window")
+    webhooks: list[str] = []
+
+    def referenced_dynamics(self) -> list[str]:
+        return [str(getattr(self, "dynamic"))]  # noqa: B009 (every subclass but composite has one)
+
+    def _wrap(self, condition: Threshold | Spike | Trend | Composite | Quiet) -> Rule:
+        return Rule(
+            name=self.name,
+            condition=condition,
+            severity=self.severity,
+            labels=dict(self.labels),
+            for_count=self.for_,
+            cooldown=timedelta(seconds=float(self.cooldown)),
+            dedup=self.dedup,
+            webhooks=tuple(self.webhooks),
+        )
+
+    def to_rule(self) -> Rule | None:
+        """The pure rule the stream evaluates, or None when the stream cannot evaluate this kind yet."""
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _check_dedup(self) -> _RuleBase:
+        try:
+            self.dedup.format(rule="r", severity="s", dynamic="d", window="w", indicator="i")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"dedup: unknown field {error} (use {{rule}}, {{dynamic}}, {{window}})") from None
+        return self
+
+
+class ThresholdRuleSettings(_RuleBase):
     """Fire when an indicator of a dynamic crosses a value within a window."""
 
-    name: Name
     kind: Literal["threshold"]
     dynamic: str
     indicator: Literal["article_count"] = "article_count"
-    window: Literal["1h", "1d"] = "1h"
-    op: Literal[">", ">=", "<", "<=", "=="] = ">="
+    window: Window = "1h"
+    op: Op = ">="
     value: float
-    severity: Literal["info", "warning", "critical"] = "warning"
-    webhooks: list[str] = []
+
+    def to_rule(self) -> Rule:
+        return self._wrap(Threshold(self.dynamic, self.indicator, self.window, self.op, self.value))
 
 
-RuleSettings = Annotated[ThresholdRuleSettings, Field(discriminator="kind")]
+class SpikeRuleSettings(_RuleBase):
+    """Fire when a bucket's z-score against the ``baseline`` buckets before it reaches ``value``."""
+
+    kind: Literal["spike"]
+    dynamic: str
+    indicator: Literal["article_count"] = "article_count"
+    window: Window = "1h"
+    baseline: int = Field(default=24, ge=2, le=300)
+    min_std: float = Field(default=1.0, gt=0)
+    value: float = 3.0
+
+    def to_rule(self) -> Rule:
+        return self._wrap(
+            Spike(self.dynamic, self.indicator, self.window, self.baseline, self.min_std, ">=", self.value)
+        )
+
+
+class TrendRuleSettings(_RuleBase):
+    """Fire when the last ``buckets`` buckets grew by ``value`` (a ratio: 1.0 = doubled) over the ones before."""
+
+    kind: Literal["trend"]
+    dynamic: str
+    indicator: Literal["article_count"] = "article_count"
+    window: Window = "1d"
+    buckets: int = Field(default=7, ge=1, le=150)
+    value: float = 1.0
+
+    def to_rule(self) -> Rule:
+        return self._wrap(Trend(self.dynamic, self.indicator, self.window, self.buckets, ">=", self.value))
+
+
+class CompositeRuleSettings(_RuleBase):
+    """Fire when a weighted sum over dynamics (a composite index) crosses a value in one bucket."""
+
+    kind: Literal["composite"]
+    weights: dict[str, float] = Field(min_length=1)
+    indicator: Literal["article_count"] = "article_count"
+    window: Window = "1h"
+    op: Op = ">="
+    value: float
+    dedup: str = "{rule}|{window}"
+
+    def referenced_dynamics(self) -> list[str]:
+        return list(self.weights)
+
+    def to_rule(self) -> Rule:
+        weights = tuple(sorted(self.weights.items()))
+        return self._wrap(Composite(self.name, weights, self.indicator, self.window, self.op, self.value))
+
+
+class SilenceRuleSettings(_RuleBase):
+    """Fire when a dynamic has gone quiet for ``after`` (no article while the rest of the stream moves on)."""
+
+    kind: Literal["silence"]
+    dynamic: str
+    after: Seconds
+    window: Window = "1h"
+
+    def to_rule(self) -> Rule:
+        return self._wrap(Quiet(self.dynamic, timedelta(seconds=self.after), self.window))
+
+
+class CooccurrenceRuleSettings(_RuleBase):
+    """A dynamic together with entities (all of them, or any). Needs entity matching in the stream (not yet)."""
+
+    kind: Literal["cooccurrence"]
+    dynamic: str
+    entities: list[str] = Field(min_length=1)
+    every: bool = True
+    window: Window = "1d"
+    value: float = 1.0
+
+    def to_rule(self) -> None:
+        return None
+
+
+class FirstSeenRuleSettings(_RuleBase):
+    """An entity appears in a dynamic for the first time in ``days`` days. Needs entity matching (not yet)."""
+
+    kind: Literal["first_seen"]
+    dynamic: str
+    entities: list[str] = []
+    days: int = Field(default=30, ge=1)
+
+    def to_rule(self) -> None:
+        return None
+
+
+RuleSettings = Annotated[
+    ThresholdRuleSettings
+    | SpikeRuleSettings
+    | TrendRuleSettings
+    | CompositeRuleSettings
+    | SilenceRuleSettings
+    | CooccurrenceRuleSettings
+    | FirstSeenRuleSettings,
+    Field(discriminator="kind"),
+]
+RULE_KINDS = ("threshold", "spike", "trend", "composite", "silence", "cooccurrence", "first_seen")
+
+
+class RouteSettings(Section):
+    """Alerts whose labels match every ``match`` pair also go to ``webhooks``."""
+
+    match: dict[str, str] = Field(min_length=1)
+    webhooks: list[str] = Field(min_length=1)
+
+
+class InhibitSettings(Section):
+    """A firing ``source`` alert mutes ``target`` alerts whose ``equal`` labels have the same values."""
+
+    source: dict[str, str] = {"severity": "critical"}
+    target: dict[str, str] = {"severity": "warning"}
+    equal: list[str] = ["dynamic", "window"]
+
+
+class AlertingSettings(Section):
+    """Grouping, inhibition and label routes, in the spirit of Prometheus Alertmanager."""
+
+    group_by: list[str] = ["alertname", "dynamic"]
+    group_wait: Seconds = 10.0
+    inhibit: list[InhibitSettings] = [InhibitSettings()]
+    routes: list[RouteSettings] = []

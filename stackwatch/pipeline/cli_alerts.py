@@ -1,0 +1,195 @@
+"""``stackwatch alerts``, ``stackwatch silence add|list|expire``, ``stackwatch rules check|backtest``.
+
+stackwatch alerts -n 20                                   # recent alerts and their delivery status
+stackwatch silence add alertname=capex-surge dynamic=~cap.* --for 2h --comment "known story"
+stackwatch silence list
+stackwatch silence expire sil_1a2b3c4d5e6f
+stackwatch rules check
+stackwatch rules backtest --since 2026-05-01
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from stackwatch.errors import ConfigError, StoreError
+from stackwatch.pipeline.output import render
+from stackwatch.settings import Settings, load_settings, parse_duration
+from stackwatch.signals.alerting import Matcher
+from stackwatch.signals.messages import Alert, parse_time, utcnow
+from stackwatch.signals.rules import replay
+from stackwatch.storage import alerts as stored
+from stackwatch.storage.store import Store
+
+__all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
+
+_config = click.option(
+    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
+    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
+)  # fmt: skip
+
+
+def _settings(config: str | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@contextmanager
+def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
+    if not write and not settings.storage.path.exists():
+        raise click.ClickException(f"no store at {settings.storage.path}")
+    try:
+        with Store.open(settings.storage.path, read_only=not write) as store:
+            yield store
+    except StoreError as error:
+        raise click.ClickException(f"{error} (is the service running? it holds the file for writing)") from None
+
+
+@click.command()
+@_config
+@click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+def alerts(config: str | None, limit: int) -> None:
+    """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited)."""
+    with _store(_settings(config), write=False) as store:
+        rows = stored.recent_alerts(store.connection, limit)
+    columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
+    click.echo(render(columns, [list(row) for row in rows], "table"))
+
+
+@click.group()
+def silence() -> None:
+    """Mute alerts matching label matchers until an expiry (stored in DuckDB; the running sink must be stopped)."""
+
+
+@silence.command("add")
+@_config
+@click.argument("matchers", nargs=-1, required=True)
+@click.option("--for", "duration", default="2h", show_default=True, help="How long (30m, 2h, 1d).")
+@click.option("--comment", default="", help="Why.")
+def silence_add(config: str | None, matchers: Sequence[str], duration: str, comment: str) -> None:
+    """Add a silence: MATCHERS like alertname=capex-surge, dynamic=~cap.*, severity!=critical."""
+    try:
+        parsed = [Matcher.parse(text) for text in matchers]
+        seconds = parse_duration(duration)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    now = utcnow()
+    with _store(_settings(config), write=True) as store:
+        silence_id = stored.add_silence(
+            store.connection, parsed, now + timedelta(seconds=seconds), now=now, comment=comment, created_by=_user()
+        )
+    click.echo(silence_id)
+
+
+@silence.command("list")
+@_config
+@click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
+def silence_list(config: str | None, include_expired: bool) -> None:
+    """Active silences (and expired ones with --all)."""
+    now = utcnow()
+    with _store(_settings(config), write=False) as store:
+        found = stored.list_silences(store.connection, now, include_expired=include_expired)
+    rows = [
+        [
+            item.id,
+            " ".join(str(m) for m in item.matchers),
+            item.ends_at.isoformat(),
+            "active" if item.active(now) else "expired",
+            item.comment,
+        ]
+        for item in found
+    ]
+    click.echo(render(["id", "matchers", "ends_at", "state", "comment"], rows, "table"))
+
+
+@silence.command("expire")
+@_config
+@click.argument("silence_id")
+def silence_expire(config: str | None, silence_id: str) -> None:
+    """End a silence now."""
+    with _store(_settings(config), write=True) as store:
+        if not stored.expire_silence(store.connection, silence_id, utcnow()):
+            raise click.ClickException(f"no active silence {silence_id!r}")
+    click.echo(f"expired {silence_id}")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@click.group()
+def rules() -> None:
+    """Validate rules and replay stored history through them."""
+
+
+@rules.command("check")
+@_config
+def rules_check(config: str | None) -> None:
+    """Validate the rules (kinds, dynamics, webhooks, templates) and say which the stream evaluates."""
+    settings = _settings(config)
+    for item in settings.rules:
+        wired = item.to_rule() is not None
+        note = "ok" if wired else "ok, NOT evaluated yet: needs entity matching in the stream"
+        click.echo(f"{item.name:<32} {item.kind:<13} {item.severity:<8} {note}")
+    click.echo(f"{len(settings.rules)} rule(s) valid")
+
+
+def spark(values: Sequence[float]) -> str:
+    """A one-line chart: ``spark([0, 1, 2, 4])`` → ``' ▂▄█'``."""
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(values, default=0.0)
+    if top <= 0:
+        return " " * len(values)
+    return "".join(bars[round(value / top * (len(bars) - 1))] for value in values)
+
+
+def backtest_table(fired: Sequence[Alert]) -> list[list[str]]:
+    return [[a.bucket_start.isoformat(), a.rule, a.severity, a.status, a.dynamic, f"{a.value:g}", a.id] for a in fired]
+
+
+@rules.command("backtest")
+@_config
+@click.option("--since", required=True, help="Replay from this date or time (ISO-8601, UTC).")
+@click.option("--until", default=None, help="Up to this date or time (default: now).")
+def rules_backtest(config: str | None, since: str, until: str | None) -> None:
+    """Replay stored indicator history through the rules: when each would have fired, as a table and a chart."""
+    settings = _settings(config)
+    try:
+        start, end = parse_time(since, "--since"), parse_time(until, "--until") if until else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    from stackwatch.pipeline.agents.rules import build_engine
+
+    with _store(settings, write=False) as store:
+        history = stored.indicator_history(store.connection, start, end)
+    fired = replay(build_engine(settings), history)
+    columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "alert_id"]
+    click.echo(render(columns, backtest_table(fired), "table"))
+    click.echo(f"{len(history)} indicator value(s) replayed, {len(fired)} alert(s)")
+    if fired:
+        click.echo(_chart(fired, start, end or max(a.bucket_start for a in fired)))
+
+
+def _chart(fired: Sequence[Alert], start: datetime, end: datetime, width: int = 48) -> str:
+    """Firings per rule over time, one row per rule, ``width`` columns from ``start`` to ``end``."""
+    span = max((end.astimezone(UTC) - start.astimezone(UTC)).total_seconds(), 1.0)
+    lines = [f"{'':<24} {start.date().isoformat()}{' ' * (width - 20)}{end.date().isoformat()}"]
+    for name in sorted({a.rule for a in fired}):
+        counts = Counter(
+            min(width - 1, int((a.bucket_start - start).total_seconds() / span * width))
+            for a in fired
+            if a.rule == name and a.status == "firing"
+        )
+        lines.append(f"{name[:24]:<24} |{spark([float(counts.get(i, 0)) for i in range(width)])}|")
+    return "\n".join(lines)

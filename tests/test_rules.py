@@ -1,0 +1,141 @@
+"""The rule engine on scripted indicator sequences: pure values, no broker, no store."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stackwatch.signals.alerting import Route, route
+from stackwatch.signals.entity_rules import cooccurrence_count, cooccurs, first_seen
+from stackwatch.signals.messages import Alert, IndicatorUpdate
+from stackwatch.signals.rules import (
+    Composite,
+    Quiet,
+    Rule,
+    RuleEngine,
+    Spike,
+    Threshold,
+    Trend,
+    momentum,
+    replay,
+    zscore,
+)
+
+T0 = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
+
+
+def hour(n: int) -> datetime:
+    return T0 + timedelta(hours=n)
+
+
+def counts(dynamic: str, values: list[float], window: str = "1h") -> list[IndicatorUpdate]:
+    """One bucket per value, each bucket's count rising one article at a time (as the stream emits them)."""
+    width = timedelta(hours=1) if window == "1h" else timedelta(days=1)
+    updates = []
+    for index, value in enumerate(values):
+        for partial in range(1, int(value) + 1):
+            updates.append(IndicatorUpdate("article_count", dynamic, window, T0 + width * index, float(partial)))
+    return updates
+
+
+def fired(alerts: list[Alert]) -> list[tuple[str, str, int]]:
+    return [(a.rule, a.status, int((a.bucket_start - T0).total_seconds() // 3600)) for a in alerts]
+
+
+def test_a_threshold_fires_once_per_episode_and_resolves_when_it_stops_holding() -> None:
+    engine = RuleEngine([Rule("surge", Threshold("capex", threshold=3))])
+    alerts = replay(engine, counts("capex", [1, 3, 5, 4, 1, 2]))
+    assert fired(alerts) == [("surge", "firing", 1), ("surge", "resolved", 4)]
+    assert alerts[0].dedup_key == "surge|capex|1h"
+    assert alerts[0].labels["alertname"] == "surge"
+    assert alerts[0].values == {"article_count": 3.0}
+    assert alerts[0].id != alerts[1].id
+
+
+def test_for_needs_that_many_consecutive_buckets() -> None:
+    engine = RuleEngine([Rule("surge", Threshold("capex", threshold=3), for_count=3)])
+    assert fired(replay(engine, counts("capex", [3, 3, 0, 3, 3, 3, 3, 1, 1]))) == [
+        ("surge", "firing", 5),
+        ("surge", "resolved", 7),
+    ]
+
+
+def test_cooldown_mutes_a_second_episode_and_its_resolution() -> None:
+    rule = Rule("surge", Threshold("capex", threshold=2), cooldown=timedelta(hours=4))
+    alerts = replay(RuleEngine([rule]), counts("capex", [2, 1, 2, 1, 1, 1, 2, 1, 1]))
+    # fires at 0, resolves at 1; the episode at 2 is inside the cooldown (muted, no resolution); 6 is after it
+    assert fired(alerts) == [
+        ("surge", "firing", 0),
+        ("surge", "resolved", 1),
+        ("surge", "firing", 6),
+        ("surge", "resolved", 7),
+    ]
+
+
+def test_replayed_updates_fire_nothing_twice() -> None:
+    engine = RuleEngine([Rule("surge", Threshold("capex", threshold=2))])
+    updates = counts("capex", [3, 3])
+    state: dict[str, Any] = {}
+    first = [a for u in updates for a in engine.apply(state, u)]
+    again = [a for u in updates for a in engine.apply(state, u)]
+    assert len(first) == 1
+    assert again == []
+
+
+def test_a_lower_bound_waits_for_the_bucket_to_close() -> None:
+    # "< 2" must not fire on a bucket's first article when the bucket ends with 5.
+    engine = RuleEngine([Rule("thin", Threshold("capex", op="<", threshold=2))])
+    assert fired(replay(engine, counts("capex", [5, 1, 5, 5]))) == [("thin", "firing", 1), ("thin", "resolved", 2)]
+
+
+def test_spike_trend_and_composite() -> None:
+    spike = Rule("spike", Spike("capex", baseline=4, threshold=3))
+    trend = Rule("trend", Trend("capex", window="1h", buckets=2, threshold=1.0))
+    index = Rule("index", Composite("idx", (("capex", 1.0), ("edge", 2.0)), threshold=7))
+    engine = RuleEngine([spike, trend, index])
+    updates = counts("capex", [1, 1, 1, 1, 6]) + counts("edge", [0, 0, 0, 0, 1])
+    updates.sort(key=lambda u: u.bucket_start)
+    got = fired(replay(engine, updates))
+    assert ("spike", "firing", 4) in got
+    assert ("trend", "firing", 4) in got
+    assert ("index", "firing", 4) in got
+
+
+def test_a_quiet_dynamic_alerts_once_the_rest_of_the_stream_moves_on() -> None:
+    engine = RuleEngine([Rule("gap", Quiet("capex", timedelta(hours=3)))])
+    updates = counts("capex", [1]) + counts("edge", [1, 1, 1, 1, 1, 1])
+    updates += [IndicatorUpdate("article_count", "capex", "1h", hour(6), 1.0), *counts("edge", [0] * 7 + [1])]
+    updates.sort(key=lambda u: u.bucket_start)
+    assert fired(replay(engine, updates)) == [("gap", "firing", 3), ("gap", "resolved", 6)]
+
+
+def test_labels_route_alerts_to_more_webhooks() -> None:
+    routes = [Route({"team": "markets"}, ("chat",)), Route({"severity": "critical"}, ("pager",))]
+    rule = Rule(
+        "surge", Threshold("capex", threshold=1), severity="critical", labels={"team": "markets"}, webhooks=("ops",)
+    )
+    engine = RuleEngine([rule], router=lambda labels: route(labels, routes))
+    (alert,) = replay(engine, counts("capex", [1]))
+    assert alert.webhooks == ("ops", "chat", "pager")
+
+
+def test_maths() -> None:
+    assert zscore(10, [1, 2, 3, 2]) == pytest.approx(8.0)  # std 0.71 floored at 1
+    assert zscore(5, []) == 0.0
+    assert momentum([1, 1, 2, 4], 2) == pytest.approx(2.0)
+    assert momentum([0, 0, 0, 3], 2) == pytest.approx(3.0)
+
+
+def test_entity_rules() -> None:
+    assert cooccurs({"exclusivity"}, {"Microsoft", "OpenAI"}, "exclusivity", ["microsoft"])
+    assert not cooccurs({"capex"}, {"Microsoft"}, "exclusivity", ["Microsoft"])
+    assert not cooccurs({"exclusivity"}, {"Microsoft"}, "exclusivity", ["Microsoft", "Google"])
+    assert cooccurs({"exclusivity"}, {"Microsoft"}, "exclusivity", ["Microsoft", "Google"], every=False)
+    articles = [({"exclusivity"}, {"Microsoft"}), ({"exclusivity"}, set()), ({"capex"}, {"Microsoft"})]
+    assert cooccurrence_count(articles, "exclusivity", ["Microsoft"]) == 1
+    seen = {"exclusivity|microsoft": "2026-04-01"}
+    assert first_seen("Google", "exclusivity", "2026-05-01", seen, days=30)
+    assert first_seen("Microsoft", "exclusivity", date(2026, 5, 2), seen, days=30)
+    assert not first_seen("Microsoft", "exclusivity", "2026-04-20", seen, days=30)
