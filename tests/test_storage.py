@@ -51,15 +51,19 @@ def test_writing_the_same_batch_twice_leaves_the_same_rows(store: Store) -> None
     store.write(batch)
     assert store.count("articles") == 2
     assert store.count("article_dynamics") == 4
-    assert store.count("indicators") == 1
+    # derived from the two stored articles, not from the stream's update (which the store leaves to the rules)
+    assert store.query(
+        "SELECT value FROM indicators WHERE indicator = 'article_count' AND dynamic = 'edge' AND entity = '*'"
+        " AND source = '*' AND bucket_width = '1h'"
+    ).rows == [(2.0,)]
     assert store.count("alerts") == 1
     assert store.count("deliveries") == 2
     assert store.count("dead_letters") == 1
 
 
 def test_indicator_rows_hold_the_latest_full_value(store: Store) -> None:
-    store.write(Batch(indicators=[IndicatorUpdate("article_count", "edge", "1h", NOON, 1.0)]))
-    store.write(Batch(indicators=[IndicatorUpdate("article_count", "edge", "1h", NOON, 5.0)]))
+    store.write(Batch(indicators=[IndicatorUpdate("custom_count", "edge", "1h", NOON, 1.0)]))
+    store.write(Batch(indicators=[IndicatorUpdate("custom_count", "edge", "1h", NOON, 5.0)]))
     assert store.query("SELECT value FROM indicators").rows == [(5.0,)]
 
 

@@ -1,9 +1,9 @@
 """The ``stackwatch`` command.
 
-    stackwatch up -c stackwatch.yaml          # every role in one process (embedded broker if none configured)
-    stackwatch ingest|worker|sink -c FILE     # one role, for scale-out on a real Kafka
-    stackwatch sql "SELECT count(*) FROM articles"
-    stackwatch classify --text "Meta signs a TPU deal with Google"
+stackwatch up -c stackwatch.yaml          # every role in one process (embedded broker if none configured)
+stackwatch ingest|worker|sink -c FILE     # one role, for scale-out on a real Kafka
+stackwatch sql "SELECT count(*) FROM articles"
+stackwatch classify --text "Meta signs a TPU deal with Google"
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-import httpx
 
 from stackwatch import __version__
-from stackwatch.errors import ConfigError, QueryRefused, StackwatchError, StoreError
+from stackwatch.errors import ConfigError, StackwatchError
 from stackwatch.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -35,7 +34,11 @@ def _settings(config: str | None) -> Settings:
 
 
 config_option = click.option(
-    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
+    "-c",
+    "--config",
+    envvar="STACKWATCH_CONFIG",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
 )
 
@@ -91,39 +94,6 @@ def sink(config: str | None, web_port: int | None) -> None:
     _run(config, ("sink",), web_port)
 
 
-@cli.command()
-@config_option
-@click.argument("query")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table")
-def sql(config: str | None, query: str, output_format: str) -> None:
-    """Run one read-only query: through the running service, else on the DuckDB file directly."""
-    from stackwatch.pipeline.output import render
-    from stackwatch.storage.store import Store
-
-    settings = _settings(config)
-    url = f"http://{settings.web.host}:{settings.web.port}/api/sql"
-    try:
-        response = httpx.post(url, json={"sql": query}, timeout=60.0)
-    except httpx.TransportError:
-        response = None
-    if response is not None and response.headers.get("content-type", "").startswith("application/json"):
-        body = response.json()
-        if response.status_code != 200:
-            raise click.ClickException(str(body.get("error", body)))
-        click.echo(render(body["columns"], body["rows"], output_format))
-        return
-    if not settings.storage.path.exists():
-        raise click.ClickException(f"no store at {settings.storage.path} and no service answering at {url}")
-    try:
-        with Store.open(settings.storage.path, read_only=True) as store:
-            result = store.query(query)
-    except QueryRefused as error:
-        raise click.ClickException(f"refused: {error}") from None
-    except StoreError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(render(result.columns, result.rows, output_format))
-
-
 def _records(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
@@ -168,8 +138,11 @@ def classify(config: str | None, file: IO[str], text: str | None) -> None:
 def _register_commands() -> None:
     from stackwatch.pipeline.cli_receive import receive
     from stackwatch.pipeline.cli_sources import sources
+    from stackwatch.pipeline.cli_storage import export, rebuild, retention, sql
 
     cli.add_command(receive)
+    for command in (sql, export, rebuild, retention):
+        cli.add_command(command)
     cli.add_command(sources)
 
 

@@ -15,20 +15,40 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from stackwatch.errors import StoreError
+from stackwatch.errors import ConfigError, StoreError
 from stackwatch.pipeline.codec import decode
-from stackwatch.pipeline.delivery import Deliverer
+from stackwatch.pipeline.delivery import Deliverer, grouping_from
 from stackwatch.pipeline.kafka import start_with_retry
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings
+from stackwatch.settings.entities import gazetteer_from
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, MessageError, TaggedArticle
+from stackwatch.storage.derive import Derivation
+from stackwatch.storage.maintenance import apply_retention, snapshot
 from stackwatch.storage.sink import DuckDBSink, SinkMessage
 from stackwatch.storage.store import Store
 
-__all__ = ["SinkService"]
+__all__ = ["SinkService", "build_derivation"]
 
 log = logging.getLogger(__name__)
+
+
+def build_derivation(settings: Settings) -> Derivation:
+    """The store's derivation from the ``entities:`` and ``indicators:`` sections (composites checked here)."""
+    known = set(settings.taxonomy().names)
+    for index, composite in enumerate(settings.indicators.composites):
+        unknown = sorted(set(composite.weights) - known)
+        if unknown:
+            raise ConfigError(
+                f"indicators.composites[{index}].weights: unknown dynamic(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+    return Derivation(
+        gazetteer_from(settings.entities),
+        tuple(composite.composite() for composite in settings.indicators.composites),
+        settings.indicators.baseline_params(),
+    )
 
 
 class SinkService(Service):
@@ -53,9 +73,12 @@ class SinkService(Service):
         self._stopping = asyncio.Event()
 
     async def on_start(self) -> None:
-        store = Store.open(self.settings.storage.path)
+        store = Store.open(self.settings.storage.path, derivation=build_derivation(self.settings))
         self.store_thread = StoreThread(store)
-        self.deliverer = Deliverer(self.store_thread, {hook.name: hook for hook in self.settings.webhooks})
+        self.add_future(self._maintain())
+        self.deliverer = Deliverer(
+            self.store_thread, {hook.name: hook for hook in self.settings.webhooks}, grouping_from(self.settings)
+        )
         self.add_future(self._consume())
         self.add_future(self.deliverer.run())
         log.info("sink: writing %s", self.settings.storage.path)
@@ -133,6 +156,41 @@ class SinkService(Service):
                 log.warning("sink: offset commit failed after a successful write: %s", error)
             if self.deliverer is not None:
                 self.deliverer.wake()
+
+    async def _maintain(self) -> None:
+        """Publish the read-only snapshot every ``storage.snapshot_interval``; apply retention every
+        ``storage.retention.interval`` (the first run a minute after start)."""
+        storage = self.settings.storage
+        loop = asyncio.get_running_loop()
+        next_snapshot = loop.time() + (storage.snapshot_interval or 0.0)
+        next_retention = loop.time() + min(60.0, storage.retention.interval)
+        while not self._stopping.is_set():
+            await asyncio.sleep(min(1.0, storage.snapshot_interval or 1.0))
+            if self.store_thread is None or self._stopping.is_set():
+                continue
+            store = self.store_thread.store
+            try:
+                if storage.snapshot_interval and loop.time() >= next_snapshot:
+                    next_snapshot = loop.time() + storage.snapshot_interval
+                    await self.store_thread.call(snapshot, store, storage.snapshot_file())
+                if loop.time() >= next_retention:
+                    next_retention = loop.time() + storage.retention.interval
+                    report = await self.store_thread.call(
+                        apply_retention,
+                        store,
+                        body_days=storage.retention.body_days,
+                        dead_letter_days=storage.retention.dead_letter_days,
+                    )
+                    log.info(
+                        "sink: retention dropped %d bodies, %d dead letters; %s is %.1f MB; rows %s",
+                        report.bodies_dropped,
+                        report.dead_letters_dropped,
+                        storage.path,
+                        report.file_bytes / 1e6,
+                        report.row_counts,
+                    )
+            except StoreError as error:
+                log.warning("sink: maintenance: %s", error)
 
     def _decode(self, topic: str, value: bytes | None, origin: str) -> SinkMessage:
         kind = self._kinds[topic]

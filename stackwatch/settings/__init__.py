@@ -28,6 +28,7 @@ from stackwatch.settings.sources import (
     DemoSourceSettings,
     FileSourceSettings,
     RssSourceSettings,
+from stackwatch.settings.entities import EntitySettings, IndicatorSettings
     SourceSettings,
 )
 from stackwatch.settings.storage import StateSettings, StorageSettings
@@ -76,6 +77,8 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
+    entities: list[EntitySettings] = []
+    indicators: IndicatorSettings = IndicatorSettings()
         for key, names in (
             ("sources", [source.name for source in self.sources]),
             ("webhooks", [hook.name for hook in self.webhooks]),

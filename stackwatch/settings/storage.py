@@ -9,17 +9,32 @@ from pydantic import BeforeValidator, Field
 
 from stackwatch.settings.base import Section, parse_duration
 
-__all__ = ["StateSettings", "StorageSettings"]
+__all__ = ["RetentionSettings", "StateSettings", "StorageSettings"]
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
+class RetentionSettings(Section):
+    """What the daily maintenance job keeps: bodies go after ``body_days``; metadata, tags, entities, stories,
+    indicators and alerts stay. The job then checkpoints (reclaiming space) and records file size and row counts."""
+
+    body_days: int | None = Field(default=90, ge=1)
+    dead_letter_days: int | None = Field(default=30, ge=1)
+    interval: Seconds = 86400.0
+
+
 class StorageSettings(Section):
-    """The DuckDB file and how the single writer batches into it."""
+    """The DuckDB file, how the single writer batches into it, its read-only snapshot and its retention."""
 
     path: Path = Path("data/stackwatch.duckdb")
     batch_size: int = Field(default=500, ge=1, le=100_000)
     flush_interval: Seconds = 1.0
+    snapshot_path: Path | None = Field(default=None, description="default: <path>.snapshot.duckdb")
+    snapshot_interval: Seconds | None = Field(default=60.0, description="null: no snapshot file")
+    retention: RetentionSettings = RetentionSettings()
+
+    def snapshot_file(self) -> Path:
+        return self.snapshot_path or self.path.with_name(self.path.stem + ".snapshot.duckdb")
 
 
 class StateSettings(Section):

@@ -1,20 +1,53 @@
-"""Indicator maths: which bucket an article counts in, and the value of a bucket.
+"""Indicator maths: which bucket an article counts in, and the values of a bucket.
 
-Values are computed from the set of article ids in a bucket, never by incrementing, so counting the same
+Values are computed from the set of articles in a bucket, never by incrementing, so counting the same
 article twice (a replay, an at-least-once redelivery) changes nothing::
 
     >>> bucket_start(datetime(2026, 5, 1, 13, 45, tzinfo=UTC), "1h").isoformat()
     '2026-05-01T13:00:00+00:00'
+
+An indicator row is keyed by (indicator, dynamic, entity, source, window, bucket start); ``*`` in dynamic,
+entity or source means "all". The scopes: all articles ``(*, *, *)``, per dynamic ``(d, *, *)``, per dynamic ×
+entity ``(d, e, *)``, per entity ``(*, e, *)``, per source ``(*, *, s)`` and per dynamic × source ``(d, *, s)``.
+:func:`measures` is the reference definition of every measure; the store computes the same in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from stackwatch.signals.messages import DynamicHit, IndicatorUpdate, TaggedArticle
 
-__all__ = ["WINDOWS", "bucket_start", "count_update", "hits_for"]
+__all__ = [
+    "ALL",
+    "COMPOSITE",
+    "DERIVED",
+    "MEASURES",
+    "SIGNALS",
+    "WINDOWS",
+    "ArticleFacts",
+    "IndicatorKey",
+    "bucket_start",
+    "count_update",
+    "expired",
+    "hits_for",
+    "measures",
+]
+
+ALL = "*"
+MEASURES = ("article_count", "story_count", "source_count", "score_sum", "share", "novelty")
+"""Per scope and bucket: articles, distinct stories (near-duplicates collapsed), distinct sources, the sum of the
+dynamic's scores (dynamic scopes only), the share of all the bucket's articles, and the sum of novelty."""
+SIGNALS = ("ewma_mean", "ewma_dev", "zscore", "momentum")
+"""Per dynamic, over its ``article_count`` series (see :mod:`stackwatch.signals.baselines`)."""
+COMPOSITE = "composite"
+DERIVED = frozenset((*MEASURES, *SIGNALS, COMPOSITE))
+"""Indicators the store derives from stored articles; the stream's copies of these are for the rules agent."""
+
+IndicatorKey = tuple[str, str, str, str, str, datetime]
+"""(indicator, dynamic, entity, source, window, bucket start)."""
 
 WINDOWS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 
@@ -27,6 +60,11 @@ def bucket_start(moment: datetime, window: str) -> datetime:
     if window == "1d":
         return moment.replace(hour=0, minute=0, second=0, microsecond=0)
     raise ValueError(f"unknown window {window!r} (known: {', '.join(WINDOWS)})")
+
+
+def expired(start: datetime, window: str, now: datetime, retention: timedelta) -> bool:
+    """Has the bucket that starts at ``start`` ended more than ``retention`` before ``now``?"""
+    return start + WINDOWS[window] + retention < now
 
 
 def hits_for(tagged: TaggedArticle, windows: Iterable[str] = WINDOWS) -> list[DynamicHit]:
@@ -53,3 +91,49 @@ def count_update(hit: DynamicHit, article_ids: Iterable[str]) -> IndicatorUpdate
         bucket_start=hit.bucket_start,
         value=float(len(set(article_ids))),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleFacts:
+    """What the measures need to know about one stored article."""
+
+    id: str
+    source: str
+    published_at: datetime
+    scores: Mapping[str, float]
+    """Score per dynamic the article is labelled with (unlabelled dynamics are absent)."""
+    entities: frozenset[str]
+    story_id: str
+    novelty: float
+
+
+def measures(articles: Iterable[ArticleFacts], windows: Iterable[str] = WINDOWS) -> dict[IndicatorKey, float]:
+    """Every measure of every scope and bucket of ``articles`` (duplicates by id count once)."""
+    unique = {article.id: article for article in articles}
+    groups: dict[tuple[str, str, str, str, datetime], list[tuple[ArticleFacts, float | None]]] = {}
+    for window in windows:
+        for article in unique.values():
+            start = bucket_start(article.published_at, window)
+            scopes: list[tuple[str, str, str, float | None]] = [
+                (ALL, ALL, ALL, None),
+                (ALL, ALL, article.source, None),
+            ]
+            scopes += [(ALL, entity, ALL, None) for entity in article.entities]
+            for dynamic, score in article.scores.items():
+                scopes.append((dynamic, ALL, ALL, score))
+                scopes.append((dynamic, ALL, article.source, score))
+                scopes += [(dynamic, entity, ALL, score) for entity in article.entities]
+            for dynamic, entity, source, weight in scopes:
+                groups.setdefault((dynamic, entity, source, window, start), []).append((article, weight))
+    values: dict[IndicatorKey, float] = {}
+    for (dynamic, entity, source, window, start), members in groups.items():
+        total = len(groups[(ALL, ALL, ALL, window, start)])
+        key = (dynamic, entity, source, window, start)
+        values[("article_count", *key)] = float(len(members))
+        values[("story_count", *key)] = float(len({article.story_id for article, _ in members}))
+        values[("source_count", *key)] = float(len({article.source for article, _ in members}))
+        values[("share", *key)] = len(members) / total
+        values[("novelty", *key)] = round(sum(article.novelty for article, _ in members), 9)
+        if dynamic != ALL:
+            values[("score_sum", *key)] = round(sum(score or 0.0 for _, score in members), 9)
+    return values

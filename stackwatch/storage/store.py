@@ -13,7 +13,7 @@ A ``Store`` is not thread-safe: call it from one thread (the pipeline gives it a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +21,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import duckdb
+import pyarrow as pa
 
 from stackwatch.errors import StoreError
+from stackwatch.signals.indicators import DERIVED, WINDOWS, bucket_start
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, TaggedArticle, utcnow
+from stackwatch.storage.alerts import write_alert_details
+from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.schema import migrate
 
@@ -69,13 +73,16 @@ def delivery_id(alert_id: str, webhook: str) -> str:
 class Store:
     """A DuckDB file opened for writing (or read-only), migrated to the current schema."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool, derivation: Derivation
+    ) -> None:
         self._connection = connection
         self.path = path
         self.read_only = read_only
+        self.derivation = derivation
 
     @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False) -> Self:
+    def open(cls, path: str | Path, *, read_only: bool = False, derivation: Derivation | None = None) -> Self:
         file = Path(path)
         try:
             if read_only:
@@ -84,9 +91,15 @@ class Store:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 connection = duckdb.connect(str(file))
                 migrate(connection)
+            connection.execute("SET TimeZone = 'UTC'")  # buckets and time_bucket() are UTC
         except (duckdb.Error, OSError) as error:
             raise StoreError(f"cannot open DuckDB file {file}: {error}") from error
-        return cls(connection, file, read_only)
+        return cls(connection, file, read_only, derivation or Derivation())
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The underlying connection, for the maintenance jobs of this package (same thread rules apply)."""
+        return self._connection
 
     def close(self) -> None:
         self._connection.close()
@@ -106,7 +119,8 @@ class Store:
         try:
             self._connection.execute("BEGIN TRANSACTION")
             try:
-                self._write_articles(batch.tagged)
+                buckets = self._write_articles(batch.tagged)
+                self.derivation.recompute(self._connection, buckets)
                 self._write_indicators(batch.indicators)
                 self._write_alerts(batch.alerts)
                 self._write_dead_letters(batch.dead_letters)
@@ -127,41 +141,62 @@ class Store:
             values = ", ".join([placeholder] * len(chunk))
             self._connection.execute(f"{sql_head} VALUES {values}", [value for row in chunk for value in row])
 
-    def _write_articles(self, tagged: Sequence[TaggedArticle]) -> None:
-        latest = {item.article.id: item for item in tagged}  # one row per id per statement (DuckDB requires it)
-        self._upsert(
-            "INSERT OR REPLACE INTO articles (id, url, title, summary, body, source, connector, language,"
-            " published_at, fetched_at, labels, model_version, tagged_at)",
-            [
-                (
-                    item.article.id,
-                    item.article.url,
-                    item.article.title,
-                    item.article.summary,
-                    item.article.body,
-                    item.article.source,
-                    item.article.connector,
-                    item.article.language,
-                    item.article.published_at,
-                    item.article.fetched_at,
-                    list(item.labels),
-                    item.model_version,
-                    item.tagged_at,
-                )
-                for item in latest.values()
-            ],
+    def _write_articles(self, tagged: Sequence[TaggedArticle]) -> set[Bucket]:
+        """Upsert articles and their dynamics (bulk, through Arrow); derive entities and stories; return the
+        buckets to recompute: the articles' own, the old ones of replaced articles, those of re-clustered stories."""
+        latest = list({item.article.id: item for item in tagged}.values())  # one row per id per statement
+        if not latest:
+            return set()
+        ids = [item.article.id for item in latest]
+        previous = self._connection.execute(
+            "SELECT published_at FROM articles WHERE list_contains(?, id)", [ids]
+        ).fetchall()
+        buckets = {(window, bucket_start(row[0], window)) for row in previous for window in WINDOWS}
+        when = pa.timestamp("us", "UTC")
+        articles = pa.table(
+            {
+                "id": ids,
+                "url": [item.article.url for item in latest],
+                "title": [item.article.title for item in latest],
+                "summary": [item.article.summary for item in latest],
+                "body": pa.array([item.article.body for item in latest], pa.string()),
+                "source": [item.article.source for item in latest],
+                "connector": [item.article.connector for item in latest],
+                "language": pa.array([item.article.language for item in latest], pa.string()),
+                "published_at": pa.array([item.article.published_at for item in latest], when),
+                "fetched_at": pa.array([item.article.fetched_at for item in latest], when),
+                "labels": pa.array([list(item.labels) for item in latest], pa.list_(pa.string())),
+                "model_version": [item.model_version for item in latest],
+                "tagged_at": pa.array([item.tagged_at for item in latest], when),
+            }
         )
-        self._upsert(
-            "INSERT OR REPLACE INTO article_dynamics (article_id, dynamic, score, label, model_version)",
-            [
-                (item.article.id, dynamic, float(score), dynamic in item.labels, item.model_version)
-                for item in latest.values()
-                for dynamic, score in item.scores.items()
-            ],
+        dynamics = pa.table(
+            {
+                "article_id": [item.article.id for item in latest for _ in item.scores],
+                "dynamic": [dynamic for item in latest for dynamic in item.scores],
+                "score": pa.array([float(s) for item in latest for s in item.scores.values()], pa.float64()),
+                "label": [dynamic in item.labels for item in latest for dynamic in item.scores],
+                "model_version": [item.model_version for item in latest for _ in item.scores],
+            }
         )
+        connection = self._connection
+        connection.register("_article_rows", articles)
+        connection.register("_dynamic_rows", dynamics)
+        try:
+            connection.execute(
+                "INSERT OR REPLACE INTO articles (id, url, title, summary, body, source, connector, language,"
+                " published_at, fetched_at, labels, model_version, tagged_at) SELECT * FROM _article_rows"
+            )
+            connection.execute("DELETE FROM article_dynamics WHERE list_contains(?, article_id)", [ids])
+            connection.execute("INSERT INTO article_dynamics SELECT * FROM _dynamic_rows")
+        finally:
+            connection.unregister("_article_rows")
+            connection.unregister("_dynamic_rows")
+        return buckets | self.derivation.derive_articles(connection, latest)
 
     def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:
-        latest = {update.key: update for update in updates}
+        # Derived indicators are recomputed from stored articles above; the stream's copies feed the rules agent.
+        latest = {update.key: update for update in updates if update.indicator not in DERIVED}
         self._upsert(
             "INSERT OR REPLACE INTO indicators (indicator, dynamic, bucket_width, bucket_start, value, updated_at)",
             [(u.indicator, u.dynamic, u.window, u.bucket_start, u.value, u.updated_at) for u in latest.values()],
@@ -195,6 +230,7 @@ class Store:
             "INSERT OR IGNORE INTO deliveries (id, alert_id, webhook, status, attempts, next_attempt_at)",
             [(delivery_id(a.id, hook), a.id, hook, "pending", 0, now) for a in unique.values() for hook in a.webhooks],
         )
+        write_alert_details(self._connection, unique.values())
 
     def _write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         rows = {}
@@ -282,6 +318,20 @@ class Store:
             raise StoreError(f"query failed: {str(error).strip().splitlines()[0]}") from error
         finally:
             cursor.close()
+
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Recompute every derived indicator from stored articles in one transaction; returns rows written."""
+        try:
+            self._connection.execute("BEGIN TRANSACTION")
+            try:
+                written = self.derivation.rebuild(self._connection, progress)
+                self._connection.execute("COMMIT")
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+        except duckdb.Error as error:
+            raise StoreError(f"cannot rebuild indicators in {self.path}: {error}") from error
+        return written
 
     def count(self, table: str) -> int:
         if table not in self.tables():

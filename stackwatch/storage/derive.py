@@ -1,0 +1,337 @@
+"""Derived rows, recomputed inside the write transaction: entities, stories, and every derived indicator.
+
+The sink does not trust increments: after writing a batch of articles it recomputes each bucket the batch
+touched (new articles, replaced ones, and every article whose story changed) from the stored rows, in the same
+transaction. A crash rolls everything back together; a replay recomputes the same values; ``rebuild`` runs the
+same code over every bucket, so it equals what the stream produced::
+
+    derivation = Derivation(Gazetteer(), composites=(Composite("moat", {"edge": 1.0}),))
+    buckets = derivation.derive_articles(connection, tagged)    # entities + stories, returns touched buckets
+    derivation.recompute(connection, buckets)                    # measures, composites, baselines
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from stackwatch.signals.baselines import BaselineParams, baselines
+from stackwatch.signals.composite import Composite
+from stackwatch.signals.entities import Gazetteer
+from stackwatch.signals.indicators import COMPOSITE, DERIVED, MEASURES, SIGNALS, WINDOWS, bucket_start
+from stackwatch.signals.messages import TaggedArticle
+from stackwatch.signals.stories import BANDS, MAX_DISTANCE, STORY_WINDOW, components, novelty, simhash_many
+
+__all__ = ["Bucket", "Derivation"]
+
+Bucket = tuple[str, datetime]
+"""(window, bucket start)."""
+
+_MEASURE_LIST = ", ".join(f"'{name}'" for name in MEASURES)
+_SIGNAL_LIST = ", ".join(f"'{name}'" for name in SIGNALS)
+_DERIVED_LIST = ", ".join(f"'{name}'" for name in sorted(DERIVED))
+
+# One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
+_SCOPED = """
+CREATE OR REPLACE TEMP TABLE _facts AS
+    SELECT f.bucket_width, f.bucket_start, a.id, a.source, coalesce(s.story_id, a.id) AS story_id,
+           coalesce(s.novelty, 1.0) AS novelty
+    FROM _affected f JOIN articles a ON a.published_at >= f.bucket_start AND a.published_at < f.bucket_end
+    LEFT JOIN article_stories s ON s.article_id = a.id;
+CREATE OR REPLACE TEMP TABLE _scoped AS
+    SELECT bucket_width, bucket_start, '*' AS dynamic, '*' AS entity, '*' AS source, id, story_id,
+           source AS src, novelty, NULL::DOUBLE AS score FROM _facts
+    UNION ALL SELECT bucket_width, bucket_start, '*', '*', source, id, story_id, source, novelty, NULL FROM _facts
+    UNION ALL SELECT f.bucket_width, f.bucket_start, '*', e.entity, '*', f.id, f.story_id, f.source, f.novelty, NULL
+        FROM _facts f JOIN article_entities e ON e.article_id = f.id
+    UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, '*', '*', f.id, f.story_id, f.source, f.novelty,
+                     d.score
+        FROM _facts f JOIN article_dynamics d ON d.article_id = f.id AND d.label
+    UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, '*', f.source, f.id, f.story_id, f.source,
+                     f.novelty, d.score
+        FROM _facts f JOIN article_dynamics d ON d.article_id = f.id AND d.label
+    UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, e.entity, '*', f.id, f.story_id, f.source,
+                     f.novelty, d.score
+        FROM _facts f JOIN article_dynamics d ON d.article_id = f.id AND d.label
+        JOIN article_entities e ON e.article_id = f.id;
+CREATE OR REPLACE TEMP TABLE _measures AS
+    SELECT m.*, m.article_count / t.article_count AS share
+    FROM (SELECT bucket_width, bucket_start, dynamic, entity, source, count(*)::DOUBLE AS article_count,
+                 count(DISTINCT story_id)::DOUBLE AS story_count, count(DISTINCT src)::DOUBLE AS source_count,
+                 round(sum(score), 9) AS score_sum, round(sum(novelty), 9) AS novelty
+          FROM _scoped GROUP BY ALL) m
+    JOIN (SELECT bucket_width, bucket_start, count(*)::DOUBLE AS article_count FROM _facts GROUP BY ALL) t
+      USING (bucket_width, bucket_start);
+"""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What the store derives from articles: the gazetteer, composite indices and baseline parameters."""
+
+    gazetteer: Gazetteer = field(default_factory=Gazetteer)
+    composites: tuple[Composite, ...] = ()
+    baseline: BaselineParams = field(default_factory=BaselineParams)
+
+    # -- per article: entities and stories ---------------------------------------------------------------
+
+    def derive_articles(self, connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle]) -> set[Bucket]:
+        """Write the batch's entities and stories; return every bucket whose measures may have changed."""
+        if not tagged:
+            return set()
+        ids = [item.article.id for item in tagged]
+        rows = [
+            (article_id, entity, count)
+            for item in tagged
+            for article_id, (entity, count) in (
+                (item.article.id, pair) for pair in self.gazetteer.find(item.article.text).items()
+            )
+        ]
+        connection.execute("DELETE FROM article_entities WHERE list_contains(?, article_id)", [ids])
+        if rows:
+            table = pa.table(
+                {
+                    "article_id": [row[0] for row in rows],
+                    "entity": [row[1] for row in rows],
+                    "mentions": pa.array([row[2] for row in rows], pa.int32()),
+                }
+            )
+            connection.register("_entity_rows", table)
+            connection.execute("INSERT INTO article_entities SELECT * FROM _entity_rows")
+            connection.unregister("_entity_rows")
+        changed = self._cluster(connection, tagged)
+        return {(window, bucket_start(moment, window)) for moment in changed for window in WINDOWS}
+
+    def _cluster(self, connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle]) -> list[datetime]:
+        hashes = simhash_many([f"{item.article.title}\n{item.article.summary}" for item in tagged])
+        known = dict(
+            connection.execute(
+                "SELECT article_id, simhash FROM article_stories WHERE list_contains(?, article_id)",
+                [[item.article.id for item in tagged]],
+            ).fetchall()
+        )
+        fresh = [(item, h) for item, h in zip(tagged, hashes, strict=True) if known.get(item.article.id) != h]
+        moments = [item.article.published_at for item in tagged]
+        if not fresh:
+            return moments
+        connection.execute(
+            "DELETE FROM article_stories WHERE list_contains(?, article_id)", [[item.article.id for item, _ in fresh]]
+        )
+        new = pa.table(
+            {
+                "article_id": [item.article.id for item, _ in fresh],
+                "story_id": [item.article.id for item, _ in fresh],
+                "simhash": pa.array([h for _, h in fresh], pa.uint64()),
+                "published_at": pa.array([item.article.published_at for item, _ in fresh], pa.timestamp("us", "UTC")),
+                "novelty": [1.0] * len(fresh),
+            }
+        )
+        connection.register("_new_stories", new)
+        connection.execute("INSERT INTO article_stories SELECT * FROM _new_stories")
+        window = f"INTERVAL {int(STORY_WINDOW.total_seconds())} SECONDS"
+        # Candidates share one 8-bit band (pigeonhole: within MAX_DISTANCE bits they must); then check exactly.
+        edges = connection.execute(
+            f"""
+            WITH n AS (SELECT article_id, simhash, published_at, unnest(range({BANDS})) AS k FROM _new_stories),
+                 nb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM n),
+                 s AS (SELECT article_id, simhash, published_at, story_id, unnest(range({BANDS})) AS k
+                       FROM article_stories
+                       WHERE published_at BETWEEN (SELECT min(published_at) FROM _new_stories) - {window}
+                                              AND (SELECT max(published_at) FROM _new_stories) + {window}),
+                 sb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM s)
+            SELECT DISTINCT nb.article_id, sb.article_id, sb.story_id
+            FROM nb JOIN sb ON nb.k = sb.k AND nb.band = sb.band AND nb.article_id <> sb.article_id
+            WHERE abs(epoch(nb.published_at) - epoch(sb.published_at)) <= {STORY_WINDOW.total_seconds()}
+              AND bit_count(xor(nb.simhash, sb.simhash)) <= {MAX_DISTANCE}
+            """  # noqa: S608 (only constants are interpolated)
+        ).fetchall()
+        connection.unregister("_new_stories")
+        stories = sorted({row[2] for row in edges} | {item.article.id for item, _ in fresh})
+        members = connection.execute(
+            "SELECT article_id, story_id, published_at FROM article_stories WHERE list_contains(?, story_id)",
+            [stories],
+        ).fetchall()
+        links = [(row[0], row[1]) for row in edges] + [(row[0], row[1]) for row in members]
+        published = {row[0]: row[2] for row in members}
+        updates: list[tuple[str, str, float]] = []
+        for group in components(published, links):
+            dated = [(article, published[article]) for article in group if article in published]
+            root = min(dated, key=lambda member: (member[1], member[0]))[0]
+            scores = novelty(dated)
+            updates += [(article, root, scores[article]) for article, _ in dated]
+        table = pa.table(
+            {
+                "article_id": [u[0] for u in updates],
+                "story_id": [u[1] for u in updates],
+                "novelty": [u[2] for u in updates],
+            }
+        )
+        connection.register("_story_updates", table)
+        connection.execute(
+            "UPDATE article_stories SET story_id = u.story_id, novelty = u.novelty FROM _story_updates u "
+            "WHERE article_stories.article_id = u.article_id"
+        )
+        connection.unregister("_story_updates")
+        roots = sorted({u[1] for u in updates})
+        connection.execute("DELETE FROM stories WHERE list_contains(?, story_id)", [sorted(set(stories) | set(roots))])
+        connection.execute(
+            """
+            INSERT INTO stories
+            SELECT s.story_id, arg_min(a.title, (s.published_at, s.article_id)), min(s.published_at),
+                   max(s.published_at), count(*), count(DISTINCT a.source)
+            FROM article_stories s JOIN articles a ON a.id = s.article_id
+            WHERE list_contains(?, s.story_id) GROUP BY s.story_id
+            """,
+            [roots],
+        )
+        return moments + list(published.values())
+
+    # -- per bucket: measures, composites, baselines -----------------------------------------------------
+
+    def recompute(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        buckets: Iterable[Bucket],
+        *,
+        signals: bool = True,
+        now: datetime | None = None,
+    ) -> int:
+        """Recompute every derived indicator of ``buckets`` from stored rows; returns the rows written."""
+        chosen = sorted(set(buckets))
+        if not chosen:
+            return 0
+        when = pa.timestamp("us", "UTC")
+        affected = pa.table(
+            {
+                "bucket_width": [window for window, _ in chosen],
+                "bucket_start": pa.array([start for _, start in chosen], when),
+                "bucket_end": pa.array(
+                    [start + WINDOWS[window] for window, start in chosen], pa.timestamp("us", "UTC")
+                ),
+            }
+        )
+        connection.register("_affected_rows", affected)
+        connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
+        connection.unregister("_affected_rows")
+        connection.execute(_SCOPED)
+        connection.execute(
+            f"DELETE FROM indicators i USING _affected f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
+            f" AND i.bucket_start = f.bucket_start AND i.indicator IN ({_MEASURE_LIST}, '{COMPOSITE}')"
+        )
+        stamp = "now()" if now is None else "?::TIMESTAMPTZ"
+        params = [] if now is None else [now]
+        template = "SELECT '{0}', dynamic, entity, source, bucket_width, bucket_start, {0}, {1} FROM _measures"
+        selects = " UNION ALL ".join(
+            template.format(name, stamp) + (" WHERE dynamic <> '*'" if name == "score_sum" else "") for name in MEASURES
+        )
+        connection.execute(f"INSERT INTO indicators {selects}", params * len(MEASURES))
+        written = connection.execute("SELECT count(*) FROM _measures").fetchone()
+        count = int(written[0]) * len(MEASURES) if written else 0
+        count += self._composites(connection, now)
+        if signals:
+            count += self.recompute_signals(connection, chosen, now=now)
+        return count
+
+    def _composites(self, connection: duckdb.DuckDBPyConnection, now: datetime | None) -> int:
+        rows: list[tuple[str, str, datetime, float]] = []
+        for composite in self.composites:
+            values: dict[tuple[str, datetime], dict[str, float]] = {}
+            for window, start, dynamic, value in connection.execute(
+                f"SELECT bucket_width, bucket_start, dynamic, {composite.indicator} FROM _measures"  # noqa: S608
+                " WHERE entity = '*' AND source = '*' AND list_contains(?, dynamic)",
+                [list(composite.weights)],
+            ).fetchall():
+                values.setdefault((window, start), {})[dynamic] = float(value or 0.0)
+            starts = connection.execute("SELECT bucket_width, bucket_start FROM _affected").fetchall()
+            rows += [(composite.name, w, s, composite.value(values.get((w, s), {}))) for w, s in starts]
+        self._insert(connection, [(COMPOSITE, name, w, s, v) for name, w, s, v in rows], now)
+        return len(rows)
+
+    def recompute_signals(
+        self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket], *, now: datetime | None = None
+    ) -> int:
+        """EWMA baselines, z-scores and momentum of each dynamic's ``article_count``, from the earliest bucket of
+        ``buckets`` on (the values before it cannot have changed: every signal is causal)."""
+        earliest: dict[str, datetime] = {}
+        for window, start in buckets:
+            earliest[window] = min(start, earliest.get(window, start))
+        rows: list[tuple[str, str, str, datetime, float]] = []
+        for window, since in earliest.items():
+            connection.execute(
+                f"DELETE FROM indicators WHERE bucket_width = ? AND bucket_start >= ?"  # noqa: S608
+                f" AND indicator IN ({_SIGNAL_LIST})",
+                [window, since],
+            )
+            series: dict[str, dict[datetime, float]] = {}
+            for dynamic, start, value in connection.execute(
+                "SELECT dynamic, bucket_start, value FROM indicators WHERE indicator = 'article_count'"
+                " AND entity = '*' AND source = '*' AND bucket_width = ? ORDER BY dynamic, bucket_start",
+                [window],
+            ).fetchall():
+                series.setdefault(dynamic, {})[start] = float(value)
+            step = WINDOWS[window]
+            for dynamic, points in series.items():
+                dense_starts = _dense(min(points), max(points), step)
+                values = [points.get(start, 0.0) for start in dense_starts]
+                for start, point in zip(dense_starts, baselines(values, self.baseline), strict=True):
+                    if start >= since:
+                        rows += [
+                            ("ewma_mean", dynamic, window, start, point.mean),
+                            ("ewma_dev", dynamic, window, start, point.deviation),
+                            ("zscore", dynamic, window, start, point.zscore),
+                            ("momentum", dynamic, window, start, point.momentum),
+                        ]
+        self._insert(connection, rows, now)
+        return len(rows)
+
+    def _insert(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        rows: Sequence[tuple[str, str, str, datetime, float]],
+        now: datetime | None,
+    ) -> None:
+        if not rows:
+            return
+        table = pa.table(
+            {
+                "indicator": [row[0] for row in rows],
+                "dynamic": [row[1] for row in rows],
+                "bucket_width": [row[2] for row in rows],
+                "bucket_start": pa.array([row[3] for row in rows], pa.timestamp("us", "UTC")),
+                "value": pa.array([row[4] for row in rows], pa.float64()),
+            }
+        )
+        connection.register("_derived_rows", table)
+        stamp = "now()" if now is None else "?::TIMESTAMPTZ"
+        insert = "INSERT OR REPLACE INTO indicators SELECT indicator, dynamic, '*', '*', bucket_width, bucket_start"
+        connection.execute(insert + ", value, " + stamp + " FROM _derived_rows", [] if now is None else [now])
+        connection.unregister("_derived_rows")
+
+    def rebuild(self, connection: duckdb.DuckDBPyConnection, progress: Callable[[int, int], None] | None = None) -> int:
+        """Drop and recompute every derived indicator from stored rows; ``progress(done, total)`` per chunk."""
+        connection.execute(f"DELETE FROM indicators WHERE indicator IN ({_DERIVED_LIST})")  # noqa: S608
+        buckets: list[Bucket] = []
+        for window in WINDOWS:
+            starts = connection.execute(
+                f"SELECT DISTINCT time_bucket(INTERVAL {int(WINDOWS[window].total_seconds())} SECONDS,"  # noqa: S608
+                " published_at, TIMESTAMPTZ '1970-01-01 00:00:00+00') FROM articles"
+            ).fetchall()
+            buckets += [(window, start) for (start,) in starts]
+        buckets.sort(key=lambda bucket: (bucket[1], bucket[0]))
+        written = 0
+        chunk = 200
+        for index in range(0, len(buckets), chunk):
+            written += self.recompute(connection, buckets[index : index + chunk], signals=False)
+            if progress is not None:
+                progress(min(index + chunk, len(buckets)), len(buckets))
+        written += self.recompute_signals(connection, buckets)
+        return written
+
+
+def _dense(first: datetime, last: datetime, step: timedelta) -> list[datetime]:
+    count = int((last - first) / step) + 1
+    return [first + step * index for index in range(count)]
