@@ -218,25 +218,38 @@ class Derivation:
         connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
         connection.unregister("_affected_rows")
         connection.execute(_SCOPED)
+        template = "SELECT '{0}' AS indicator, dynamic, entity, source, bucket_width, bucket_start, {0} AS value"
+        selects = " UNION ALL ".join(
+            template.format(name) + " FROM _measures" + (" WHERE dynamic <> '*'" if name == "score_sum" else "")
+            for name in MEASURES
+        )
+        connection.execute("CREATE OR REPLACE TEMP TABLE _fresh AS " + selects)
+        # Rewrite only what changed: a recomputed bucket mostly holds the values it already had.
         connection.execute(
             f"DELETE FROM indicators i USING _affected f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
-            f" AND i.bucket_start = f.bucket_start AND i.indicator IN ({_MEASURE_LIST}, '{COMPOSITE}')"
+            f" AND i.bucket_start = f.bucket_start AND i.indicator IN ({_MEASURE_LIST})"
+            " AND NOT EXISTS (SELECT 1 FROM _fresh n WHERE n.indicator = i.indicator AND n.dynamic = i.dynamic"
+            " AND n.entity = i.entity AND n.source = i.source AND n.bucket_width = i.bucket_width"
+            " AND n.bucket_start = i.bucket_start AND n.value = i.value)"
         )
         stamp = "now()" if now is None else "?::TIMESTAMPTZ"
-        params = [] if now is None else [now]
-        template = "SELECT '{0}', dynamic, entity, source, bucket_width, bucket_start, {0}, {1} FROM _measures"
-        selects = " UNION ALL ".join(
-            template.format(name, stamp) + (" WHERE dynamic <> '*'" if name == "score_sum" else "") for name in MEASURES
-        )
-        connection.execute(f"INSERT INTO indicators {selects}", params * len(MEASURES))
-        written = connection.execute("SELECT count(*) FROM _measures").fetchone()
-        count = int(written[0]) * len(MEASURES) if written else 0
+        written = connection.execute(
+            "INSERT INTO indicators SELECT n.*, " + stamp + " FROM _fresh n ANTI JOIN indicators i"  # noqa: S608
+            " ON n.indicator = i.indicator AND n.dynamic = i.dynamic AND n.entity = i.entity AND n.source = i.source"
+            " AND n.bucket_width = i.bucket_width AND n.bucket_start = i.bucket_start",
+            [] if now is None else [now],
+        ).fetchone()
+        count = int(written[0]) if written else 0
         count += self._composites(connection, now)
         if signals:
             count += self.recompute_signals(connection, chosen, now=now)
         return count
 
     def _composites(self, connection: duckdb.DuckDBPyConnection, now: datetime | None) -> int:
+        connection.execute(
+            f"DELETE FROM indicators i USING _affected f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
+            f" AND i.bucket_start = f.bucket_start AND i.indicator = '{COMPOSITE}'"
+        )
         rows: list[tuple[str, str, datetime, float]] = []
         for composite in self.composites:
             values: dict[tuple[str, datetime], dict[str, float]] = {}
@@ -307,7 +320,7 @@ class Derivation:
         )
         connection.register("_derived_rows", table)
         stamp = "now()" if now is None else "?::TIMESTAMPTZ"
-        insert = "INSERT OR REPLACE INTO indicators SELECT indicator, dynamic, '*', '*', bucket_width, bucket_start"
+        insert = "INSERT INTO indicators SELECT indicator, dynamic, '*', '*', bucket_width, bucket_start"
         connection.execute(insert + ", value, " + stamp + " FROM _derived_rows", [] if now is None else [now])
         connection.unregister("_derived_rows")
 

@@ -56,9 +56,11 @@ def snapshot(store: Store, target: Path) -> Path:
     partial.unlink(missing_ok=True)
     connection = store.connection
     try:
+        row = connection.execute("SELECT current_database()").fetchone()
+        name = '"' + str(row[0] if row else "main").replace('"', '""') + '"'
         connection.execute(f"ATTACH {_quote(partial)} AS stackwatch_snapshot")
         try:
-            connection.execute("COPY FROM DATABASE main TO stackwatch_snapshot")  # one transaction: consistent
+            connection.execute(f"COPY FROM DATABASE {name} TO stackwatch_snapshot")  # one transaction: consistent
         finally:
             connection.execute("DETACH stackwatch_snapshot")
     except duckdb.Error as error:

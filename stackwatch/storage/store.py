@@ -197,10 +197,16 @@ class Store:
     def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:
         # Derived indicators are recomputed from stored articles above; the stream's copies feed the rules agent.
         latest = {update.key: update for update in updates if update.indicator not in DERIVED}
-        self._upsert(
-            "INSERT OR REPLACE INTO indicators (indicator, dynamic, bucket_width, bucket_start, value, updated_at)",
-            [(u.indicator, u.dynamic, u.window, u.bucket_start, u.value, u.updated_at) for u in latest.values()],
-        )
+        for update in latest.values():  # rare (no stage emits non-derived indicators yet): row by row is fine
+            self._connection.execute(
+                "DELETE FROM indicators WHERE indicator = ? AND dynamic = ? AND entity = '*' AND source = '*'"
+                " AND bucket_width = ? AND bucket_start = ?",
+                [update.indicator, update.dynamic, update.window, update.bucket_start],
+            )
+            self._connection.execute(
+                "INSERT INTO indicators VALUES (?, ?, '*', '*', ?, ?, ?, ?)",
+                [update.indicator, update.dynamic, update.window, update.bucket_start, update.value, update.updated_at],
+            )
 
     def _write_alerts(self, alerts: Sequence[Alert]) -> None:
         unique = {alert.id: alert for alert in alerts}
