@@ -17,13 +17,13 @@ import faust
 from mode import Service
 
 from stackwatch.pipeline.agents import AgentTopics, register_agents
+from stackwatch.pipeline.agents.rules import build_engine
 from stackwatch.pipeline.classifiers import build_classifier
 from stackwatch.pipeline.ingest import IngestService
 from stackwatch.pipeline.sink import SinkService
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.pipeline.web import register_pages
 from stackwatch.settings import Settings
-from stackwatch.signals.rules import ThresholdRule
 
 __all__ = ["ROLES", "Runtime", "build_runtime"]
 
@@ -78,10 +78,7 @@ def build_runtime(
     runtime = Runtime(app=app, roles=frozenset(roles))
     if "worker" in roles:
         topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
-        rules = [
-            ThresholdRule(r.name, r.dynamic, r.indicator, r.window, r.op, r.value, r.severity, tuple(r.webhooks))
-            for r in settings.rules
-        ]
+        rules = build_engine(settings)
         register_agents(
             app,
             topics,

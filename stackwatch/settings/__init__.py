@@ -20,7 +20,13 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from stackwatch.errors import ConfigError
-from stackwatch.settings.alerts import RuleSettings, ThresholdRuleSettings, WebhookSettings
+from stackwatch.settings.alerts import (
+    RULE_KINDS,
+    AlertingSettings,
+    RuleSettings,
+    ThresholdRuleSettings,
+    WebhookSettings,
+)
 from stackwatch.settings.base import Section, parse_duration
 from stackwatch.settings.kafka import KafkaSettings
 from stackwatch.settings.signals import ClassifierSettings, DynamicSettings
@@ -36,6 +42,7 @@ from stackwatch.settings.web import LogSettings, WebSettings
 from stackwatch.signals.taxonomy import Dynamic, Taxonomy
 
 __all__ = [
+    "AlertingSettings",
     "ClassifierSettings",
     "DemoSourceSettings",
     "DynamicSettings",
@@ -74,6 +81,7 @@ class Settings(Section):
     sources: list[SourceSettings] = []
     webhooks: list[WebhookSettings] = []
     rules: list[RuleSettings] = Field(default=[])
+    alerting: AlertingSettings = AlertingSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -91,16 +99,21 @@ class Settings(Section):
         known_dynamics = self.taxonomy().names
         known_hooks = {hook.name for hook in self.webhooks}
         for index, rule in enumerate(self.rules):
-            if rule.dynamic not in known_dynamics:
-                raise ValueError(
-                    f"rules[{index}].dynamic: unknown dynamic {rule.dynamic!r} (known: {', '.join(known_dynamics)})"
-                )
+            for dynamic in rule.referenced_dynamics():
+                if dynamic not in known_dynamics:
+                    raise ValueError(
+                        f"rules[{index}].dynamic: unknown dynamic {dynamic!r} (known: {', '.join(known_dynamics)})"
+                    )
             for hook in rule.webhooks:
                 if hook not in known_hooks:
                     raise ValueError(
                         f"rules[{index}].webhooks: unknown webhook {hook!r} "
                         f"(defined: {', '.join(sorted(known_hooks)) or 'none'})"
                     )
+        for index, route in enumerate(self.alerting.routes):
+            unknown = sorted(set(route.webhooks) - known_hooks)
+            if unknown:
+                raise ValueError(f"alerting.routes[{index}].webhooks: unknown webhook(s) {', '.join(unknown)}")
         return self
 
     def taxonomy(self) -> Taxonomy:
@@ -194,7 +207,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in {"rss", "file", "demo", "threshold", "function-after[_read_secret(), WebhookSettings]"}:
+        elif part in {"rss", "file", "demo", *RULE_KINDS, "function-after[_read_secret(), WebhookSettings]"}:
             continue  # discriminator tags and validator names say nothing to a user
         else:
             text += f".{part}" if text else str(part)

@@ -233,10 +233,19 @@ class Alert(_Message):
     message: str
     webhooks: tuple[str, ...]
     fired_at: datetime = field(default_factory=utcnow)
+    status: str = "firing"
+    """``firing``, or ``resolved`` when the rule stopped holding (a resolved alert has an id of its own)."""
+    kind: str = "threshold"
+    dedup_key: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, float] = field(default_factory=dict)
+    """The indicator values that tripped the rule, by name."""
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
         item = _mapping(data, "alert")
+        labels = _mapping(item.get("labels") or {}, "labels")
+        values = _mapping(item.get("values") or {}, "values")
         hooks = item.get("webhooks")
         if not isinstance(hooks, list) or not all(isinstance(hook, str) for hook in hooks):
             raise MessageError("webhooks: expected a list of webhook names")
@@ -253,6 +262,11 @@ class Alert(_Message):
             message=_text(item, "message"),
             webhooks=tuple(hooks),
             fired_at=parse_time(item.get("fired_at"), "fired_at"),
+            status=_text(item, "status") if "status" in item else "firing",
+            kind=_text(item, "kind") if "kind" in item else "threshold",
+            dedup_key=_text(item, "dedup_key", required=False),
+            labels={str(name): str(value) for name, value in labels.items()},
+            values={str(name): _number(values, name) for name in values},
         )
 
 

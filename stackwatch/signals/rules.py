@@ -274,6 +274,9 @@ class RuleEngine:
     router: Router = field(default=lambda labels: ())
 
     def apply(self, state: MutableMapping[str, Any], update: IndicatorUpdate) -> list[Alert]:
+        """The alerts ``update`` fires or resolves (usually none). Only per-dynamic totals are rule input."""
+        if getattr(update, "entity", "*") != "*" or getattr(update, "source", "*") != "*" or update.dynamic == "*":
+            return []
         alerts: list[Alert] = []
         self._remember(state, update)
         alerts += self._tick(state, update)
@@ -321,7 +324,7 @@ class RuleEngine:
                 alerts += self._verdict(state, rule, fields, judged, hours >= quiet.threshold, hours)
         if clock["bucket"] is None or bucket > clock["bucket"]:
             clock["bucket"] = bucket
-        if update.value > 0 and bucket > seen.get(update.dynamic, ""):
+        if update.indicator == "article_count" and update.value > 0 and bucket > seen.get(update.dynamic, ""):
             seen[update.dynamic] = bucket
         clock["seen"] = seen
         state[key] = clock

@@ -392,7 +392,8 @@ def indicator_history(
     """Stored indicator values from ``since``, in the order the stream produced them (bucket, then dynamic)."""
     rows = connection.execute(
         "SELECT indicator, dynamic, bucket_width, bucket_start, value, updated_at FROM indicators"
-        " WHERE bucket_start >= ? AND (? IS NULL OR bucket_start < ?)"
+        " WHERE entity = '*' AND source = '*' AND dynamic <> '*'"
+        " AND bucket_start >= ? AND (? IS NULL OR bucket_start < ?)"
         " ORDER BY bucket_start, bucket_width, dynamic, indicator",
         [since, until, until],
     ).fetchall()

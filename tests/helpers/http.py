@@ -39,7 +39,7 @@ Responder = Callable[[Recorded], Reply]
 class LocalServer:
     """A threaded HTTP server on a free loopback port with scripted routes and a log of requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Recorded] = []
         self._routes: dict[str, Responder] = {}
         self._lock = threading.Lock()
@@ -67,7 +67,7 @@ class LocalServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -8,8 +8,6 @@ One module per stage: classify.py, indicators.py, rules.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import faust
 
 from stackwatch.pipeline.agents.classify import register_classify
@@ -17,7 +15,7 @@ from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
 from stackwatch.pipeline.agents.indicators import register_indicators
 from stackwatch.pipeline.agents.rules import register_rules
 from stackwatch.signals.classifier import Classifier
-from stackwatch.signals.rules import ThresholdRule
+from stackwatch.signals.rules import RuleEngine
 
 __all__ = ["AgentTopics", "DeadLetters", "register_agents"]
 
@@ -26,7 +24,7 @@ def register_agents(
     app: faust.App,
     topics: AgentTopics,
     classifier: Classifier,
-    rules: Sequence[ThresholdRule],
+    rules: RuleEngine,
     *,
     batch_size: int,
     batch_timeout: float,
