@@ -124,7 +124,7 @@ def test_every_alert_carries_evidence_that_reproduces_its_numbers(store: Store) 
             ("capex",),
             {"capex": 0.5 + i / 10},
             "v1",
-        )  # fmt: skip
+        )
         for i in range(4)
     ]
     store.write(Batch(tagged=tagged, indicators=[IndicatorUpdate("article_count", "capex", "1h", NOON, 4.0)]))
@@ -227,7 +227,7 @@ def articles_for(updates: list[IndicatorUpdate]) -> list[TaggedArticle]:
             (u.dynamic,),
             {u.dynamic: 0.9},
             "v1",
-        )  # fmt: skip
+        )
         for u in updates
     ]
 
