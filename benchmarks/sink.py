@@ -1,0 +1,262 @@
+"""The sink's write speed against a naive one-INSERT-per-row loop, and the dashboard views' latency.
+
+    python -m benchmarks.sink                      # 100,000 articles; views on 1,000,000
+    python -m benchmarks.sink --articles 20000 --view-articles 200000
+
+Part 1 writes tagged articles with their indicator updates through ``Store.write`` in sink-sized batches (which
+also derives entities, stories and every indicator in the same transactions), then writes a sample of the same
+articles and updates with one INSERT per row, each its own transaction, on a fresh file in the same run. The
+ratio is articles per second, fast over naive. Part 2 fills a file with synthetic articles straight through SQL,
+rebuilds the indicators, and times the views a dashboard reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from stackwatch.signals.indicators import count_update, hits_for
+from stackwatch.signals.messages import Article, IndicatorUpdate, TaggedArticle
+from stackwatch.storage.store import Batch, Store
+
+DYNAMICS = ("decoupling", "edge", "capex", "exclusivity", "export_controls", "power", "pricing", "talent")
+ENTITIES = ("Nvidia", "AMD", "Google TPUs", "AWS Trainium", "Microsoft Azure", "OpenAI", "Meta", "CoreWeave")
+VERBS = ("signs", "expands", "cuts", "doubles", "pauses", "announces", "wins", "loses")
+OBJECTS = ("GPU deal", "data-centre campus", "custom chip", "cloud contract", "power purchase", "export licence")
+SOURCES = tuple(f"outlet{n:02d}" for n in range(40))
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def synthetic(count: int, seed: int = 1) -> list[TaggedArticle]:
+    """Articles over 30 days, roughly in arrival order: 30% syndicated copies, 5% late by up to two days."""
+    rng = random.Random(seed)
+    items: list[TaggedArticle] = []
+    wires: list[tuple[str, datetime]] = []
+    for number in range(count):
+        now = START + timedelta(days=30) * (number / count)
+        if wires and rng.random() < 0.3:
+            title, published = rng.choice(wires[-50:])
+            published += timedelta(minutes=rng.randrange(0, 240))
+        else:
+            title = f"{rng.choice(ENTITIES)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} with {rng.choice(ENTITIES)}"
+            title += f" ({number})"
+            published = now - (timedelta(hours=rng.randrange(1, 48)) if rng.random() < 0.05 else timedelta(0))
+            wires.append((title, published))
+        labels = tuple(rng.sample(DYNAMICS, rng.randrange(0, 3)))
+        scores = {dynamic: round(rng.random(), 3) for dynamic in DYNAMICS}
+        article = Article(
+            f"b{number:07d}", f"https://x.test/{number}", title, "", rng.choice(SOURCES), "rss", published, published
+        )
+        items.append(TaggedArticle(article, labels, scores, "v1", published))
+    return items
+
+
+def updates_for(articles: list[TaggedArticle]) -> list[IndicatorUpdate]:
+    """The stream's article_count updates for these articles (what the count agent would emit)."""
+    members: dict[str, set[str]] = {}
+    updates = []
+    for tagged in articles:
+        for hit in hits_for(tagged):
+            ids = members.setdefault(hit.key, set())
+            ids.add(hit.article_id)
+            updates.append(count_update(hit, ids))
+    return updates
+
+
+def fast(path: Path, articles: list[TaggedArticle], updates: list[IndicatorUpdate], batch: int) -> float:
+    per_article = max(1, len(updates) // max(1, len(articles)))
+    started = time.perf_counter()
+    with Store.open(path) as store:
+        for start in range(0, len(articles), batch):
+            chunk = articles[start : start + batch]
+            store.write(Batch(tagged=chunk, indicators=updates[start * per_article : (start + batch) * per_article]))
+    return time.perf_counter() - started
+
+
+def naive(path: Path, articles: list[TaggedArticle], updates: list[IndicatorUpdate]) -> float:
+    """One INSERT per row, each its own transaction: what a first sink often looks like."""
+    Store.open(path).close()  # the same schema
+    connection = duckdb.connect(str(path))
+    started = time.perf_counter()
+    for tagged in articles:
+        a = tagged.article
+        connection.execute(
+            "INSERT OR REPLACE INTO articles (id, url, title, summary, body, source, connector, language,"
+            " published_at, fetched_at, labels, model_version, tagged_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                a.id,
+                a.url,
+                a.title,
+                a.summary,
+                a.body,
+                a.source,
+                a.connector,
+                a.language,
+                a.published_at,
+                a.fetched_at,
+                list(tagged.labels),
+                tagged.model_version,
+                tagged.tagged_at,
+            ],
+        )
+        for dynamic, score in tagged.scores.items():
+            connection.execute(
+                "INSERT OR REPLACE INTO article_dynamics VALUES (?, ?, ?, ?, ?)",
+                [a.id, dynamic, score, dynamic in tagged.labels, tagged.model_version],
+            )
+    for update in updates:
+        connection.execute(
+            "DELETE FROM indicators WHERE indicator = ? AND dynamic = ? AND bucket_width = ? AND bucket_start = ?",
+            [update.indicator, update.dynamic, update.window, update.bucket_start],
+        )
+        connection.execute(
+            "INSERT INTO indicators VALUES (?, ?, '*', '*', ?, ?, ?, ?)",
+            [update.indicator, update.dynamic, update.window, update.bucket_start, update.value, update.updated_at],
+        )
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return elapsed
+
+
+VIEWS = {
+    "daily dynamic volume, 30 days": (
+        "SELECT * FROM daily_dynamic_volume WHERE day >= TIMESTAMPTZ '{end}' - INTERVAL 30 DAYS ORDER BY day, dynamic"
+    ),
+    "top entities per dynamic": "SELECT * FROM top_entities WHERE rank <= 10",
+    "latest alerts with evidence": "SELECT * FROM latest_alerts",
+    "hourly series of one dynamic, 7 days": (
+        "SELECT bucket_start, value FROM indicators WHERE indicator = 'article_count' AND dynamic = 'edge'"
+        " AND entity = '*' AND source = '*' AND bucket_width = '1h'"
+        " AND bucket_start >= TIMESTAMPTZ '{end}' - INTERVAL 7 DAYS ORDER BY bucket_start"
+    ),
+}
+
+
+def fill(path: Path, count: int, days: int) -> None:
+    """``count`` synthetic articles over ``days`` days straight through SQL (no Python per row), then rebuild."""
+    with Store.open(path) as store:
+        c = store.connection
+        c.execute(
+            f"""
+            INSERT INTO articles (id, url, title, summary, body, source, connector, language, published_at,
+                                  fetched_at, labels, model_version, tagged_at)
+            SELECT 'v' || i, 'https://x.test/' || i, 'title ' || i, '', NULL, 'outlet' || (i % 40), 'rss', NULL,
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT),
+                   now(), [], 'v1', now()
+            FROM range({count}) t(i)
+            """  # noqa: S608
+        )
+        c.execute(
+            f"""
+            INSERT INTO article_dynamics
+            SELECT 'v' || i, d, (hash(i, d) % 1000) / 1000.0, hash(i, d) % 4 = 0, 'v1'
+            FROM range({count}) t(i), (SELECT unnest({list(DYNAMICS)}) AS d)
+            """  # noqa: S608
+        )
+        c.execute(
+            f"""
+            INSERT INTO article_entities
+            SELECT DISTINCT 'v' || i, {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT], 1
+            FROM range({count}) t(i), range(2) k(k)
+            """  # noqa: S608
+        )
+        c.execute(
+            f"""
+            INSERT INTO article_stories
+            SELECT 'v' || i, 'v' || (i - i % 3), hash(i), TIMESTAMPTZ '2025-01-01 00:00:00+00'
+                   + to_seconds((hash(i) % ({days} * 86400))::BIGINT), 1.0
+            FROM range({count}) t(i)
+            """  # noqa: S608
+        )
+        c.execute(
+            """
+            INSERT INTO alerts (id, rule, severity, dynamic, indicator, bucket_width, bucket_start, value, threshold,
+                                message, fired_at)
+            SELECT 'al' || i, 'edge-surge', 'warning', 'edge', 'article_count', '1d',
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_days(i::INTEGER), 10, 5, 'm', now()
+            FROM range(300) t(i)
+            """
+        )
+        store.rebuild()
+        c.execute("CHECKPOINT")
+
+
+def time_views(path: Path, days: int, repeats: int = 5) -> dict[str, float]:
+    end = (datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=days)).isoformat()
+    results = {}
+    with Store.open(path, read_only=True) as store:
+        for name, sql in VIEWS.items():
+            query = sql.format(end=end)
+            store.query(query)  # warm
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                store.query(query)
+                times.append(time.perf_counter() - started)
+            results[name] = statistics.median(times)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sink", description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--naive-articles", type=int, default=300, help="the naive loop writes this sample")
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--view-articles", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=365)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="stackwatch-bench-") as tmp:
+        directory = Path(tmp)
+        articles = synthetic(args.articles)
+        updates = updates_for(articles)
+        sample = articles[: args.naive_articles]
+        sample_updates = updates_for(sample)
+        fast_seconds = fast(directory / "fast.duckdb", articles, updates, args.batch)
+        with Store.open(directory / "fast.duckdb", read_only=True) as store:
+            rows = sum(
+                store.count(t)
+                for t in (
+                    "articles",
+                    "article_dynamics",
+                    "article_entities",
+                    "article_stories",
+                    "stories",
+                    "indicators",
+                )
+            )
+        naive_seconds = naive(directory / "naive.duckdb", sample, sample_updates)
+        naive_rows = len(sample) * (1 + len(DYNAMICS)) + 2 * len(sample_updates)
+        fast_rate = len(articles) / fast_seconds
+        naive_rate = len(sample) / naive_seconds
+        print(
+            f"sink, {len(articles):,} tagged articles + {len(updates):,} indicator updates, batches of {args.batch:,}"
+        )
+        print(
+            f"  batched sink:   {fast_rate:10,.0f} articles/s  ({rows / fast_seconds:,.0f} rows/s incl. derived"
+            f" entities, stories and {rows:,} rows in all; {fast_seconds:.1f} s)"
+        )
+        print(
+            f"  one INSERT/row: {naive_rate:10,.0f} articles/s  ({naive_rows / naive_seconds:,.0f} rows/s;"
+            f" {len(sample):,}-article sample, {naive_seconds:.1f} s)"
+        )
+        print(f"  speed-up:       {fast_rate / naive_rate:10.1f}x  (target >= 20x)")
+        fill(directory / "views.duckdb", args.view_articles, args.days)
+        size = (directory / "views.duckdb").stat().st_size
+        print(
+            f"dashboard views on {args.view_articles:,} articles over {args.days} days ({size / 1e6:,.0f} MB file),"
+            " median of 5"
+        )
+        for name, seconds in time_views(directory / "views.duckdb", args.days).items():
+            print(f"  {name:40s} {seconds * 1000:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
