@@ -164,6 +164,16 @@ HOSTILE = [
     "SELECT * FROM query('SELECT 1')",
     "SELECT 'a\x00b'",
     "SELEC nonsense",
+    "IMPORT DATABASE '/tmp/dump'",
+    "DETACH stackwatch_snapshot",
+    "USE other",
+    "COPY (SELECT * FROM indicators) TO '/tmp/x.parquet' (FORMAT parquet)",
+    "SELECT * FROM parquet_scan('/tmp/x.parquet')",
+    "CREATE OR REPLACE VIEW top_entities AS SELECT 1",
+    "CREATE TEMP TABLE t AS SELECT * FROM articles",
+    "SELECT * FROM sniff_csv('/etc/passwd')",
+    "SELECT * FROM read_blob('/etc/passwd')",
+    "SELECT * FROM iceberg_scan('s3://bucket/t')",
 ]
 
 
