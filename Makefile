@@ -24,8 +24,8 @@ up: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/stackwatch up -c stackwatch.yaml
 
 lint: $(STAMP)
-	$(BIN)/ruff check stackwatch tests benchmarks corpus
-	$(BIN)/ruff format --check stackwatch tests benchmarks corpus
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: $(STAMP)

@@ -100,7 +100,8 @@ def test_feed_to_duckdb_to_signed_webhook(broker: str, unique: str, http_server:
     with Store.open(tmp_path / "stackwatch.duckdb", read_only=True) as store:  # flushed and released on stop
         assert store.count("articles") == 3
         assert store.query(
-            "SELECT value FROM indicators WHERE dynamic = 'decoupling' AND bucket_width = '1h'"
+            "SELECT value FROM indicators WHERE indicator = 'article_count' AND dynamic = 'decoupling'"
+            " AND entity = '*' AND source = '*' AND bucket_width = '1h'"
         ).rows == [(2.0,)]
         assert store.count("alerts") == 1
     assert len(http_server.received("/hook")) == 1  # one alert per bucket, however many updates tripped it

@@ -10,6 +10,7 @@ Roles: ``ingest`` (connectors → raw topic), ``worker`` (the Faust agents; run 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -24,6 +25,7 @@ from stackwatch.pipeline.sink import SinkService
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.pipeline.web import register_pages
 from stackwatch.settings import Settings
+from stackwatch.signals.classifier import Classifier
 
 __all__ = ["ROLES", "Runtime", "build_runtime"]
 
@@ -38,6 +40,7 @@ class Runtime:
     roles: frozenset[str]
     ingest: IngestService | None = None
     sink: SinkService | None = None
+    classifier: Future[Classifier] | None = None
     services: list[Service] = field(default_factory=list)
 
 
@@ -49,8 +52,11 @@ def build_runtime(
         raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
     kafka = settings.kafka
     session = kafka.session_timeout
+    # Only workers may join the agents' consumer group: a process without agents in it would be handed
+    # partitions it never subscribed to. Other roles run their Faust app (for the web server) under their own id.
+    faust_id = kafka.app_id if "worker" in roles else f"{kafka.app_id}-role-{'-'.join(sorted(roles))}"
     app = faust.App(
-        kafka.app_id,
+        faust_id,
         broker=[f"kafka://{server}" for server in servers],
         key_serializer="raw",
         value_serializer="raw",
@@ -79,10 +85,10 @@ def build_runtime(
     if "worker" in roles:
         topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
         rules = build_engine(settings)
-        register_agents(
+        runtime.classifier = register_agents(
             app,
             topics,
-            build_classifier(settings),
+            lambda: build_classifier(settings),
             rules,
             batch_size=settings.classifier.batch_size,
             batch_timeout=settings.classifier.batch_timeout,

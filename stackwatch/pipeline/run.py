@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
@@ -83,8 +84,21 @@ async def drain_pipeline(runtime: Runtime, settings: Settings, servers: Sequence
         )
 
 
+def _check_web_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StackwatchError(
+                f"web: cannot listen on {host}:{port} ({error.strerror}); is another stackwatch running? "
+                "Set web.port or pass --web-port"
+            ) from error
+
+
 def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | None = None) -> None:
     """Run ``roles`` until SIGINT/SIGTERM; start (and stop) the embedded broker when none is configured."""
+    _check_web_port(settings.web.host, settings.web.port if web_port is None else web_port)
     servers = settings.kafka.bootstrap_servers
     broker: EmbeddedBroker | None = None
     try:

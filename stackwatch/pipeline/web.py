@@ -56,6 +56,11 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
                     reasons.append("sink: DuckDB store not open yet")
                 if runtime.sink.last_error:
                     reasons.append(f"sink: {runtime.sink.last_error}")
+            if runtime.classifier is not None:
+                if not runtime.classifier.done():
+                    reasons.append("worker: classifier still loading")
+                elif runtime.classifier.exception() is not None:
+                    reasons.append(f"worker: classifier failed to load: {runtime.classifier.exception()}")
             if runtime.ingest is not None and not runtime.ingest.connected:
                 reasons.append("ingest: not connected to the broker yet")
             status = 503 if reasons else 200

@@ -33,12 +33,13 @@ class Service:
         web_port: int,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        name: str | None = None,
     ) -> None:
         self.web_port = web_port
-        self.log_path = config.with_suffix(f".{command}.log")
+        self.log_path = config.with_suffix(f".{name or command}.log")
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stackwatch.pipeline.cli", command, "-c", str(config)],
+            [sys.executable, "-m", "stackwatch.pipeline.cli", command, "-c", str(config), "--web-port", str(web_port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

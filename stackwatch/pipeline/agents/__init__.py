@@ -8,6 +8,9 @@ One module per stage: classify.py, indicators.py, rules.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
+
 import faust
 
 from stackwatch.pipeline.agents.classify import register_classify
@@ -23,13 +26,14 @@ __all__ = ["AgentTopics", "DeadLetters", "register_agents"]
 def register_agents(
     app: faust.App,
     topics: AgentTopics,
-    classifier: Classifier,
+    load_classifier: Callable[[], Classifier],
     rules: RuleEngine,
     *,
     batch_size: int,
     batch_timeout: float,
-) -> None:
-    """Attach the worker role's agents to ``app``."""
-    register_classify(app, topics, classifier, batch_size=batch_size, batch_timeout=batch_timeout)
+) -> Future[Classifier]:
+    """Attach the worker role's agents to ``app``; returns the classifier's loading future."""
+    loading = register_classify(app, topics, load_classifier, batch_size=batch_size, batch_timeout=batch_timeout)
     register_indicators(app, topics)
     register_rules(app, topics, rules)
+    return loading

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import faust
 
@@ -17,13 +17,23 @@ __all__ = ["register_classify"]
 
 
 def register_classify(
-    app: faust.App, topics: AgentTopics, classifier: Classifier, *, batch_size: int, batch_timeout: float
-) -> None:
+    app: faust.App,
+    topics: AgentTopics,
+    load_classifier: Callable[[], Classifier],
+    *,
+    batch_size: int,
+    batch_timeout: float,
+) -> Future[Classifier]:
+    """Attach the classify agent. The classifier loads on the inference thread in the background (a model
+    takes seconds), so the worker joins its group at once; the returned future tells when it is ready."""
     inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+    loading = inference.submit(load_classifier)
     dead = DeadLetters(topics.deadletter)
 
     @app.agent(topics.raw, name="classify")
     async def classify(stream: AsyncIterable[bytes]) -> None:
+        # Wait for the model before taking any record: if it cannot load, the agent fails with nothing consumed.
+        classifier = await asyncio.wrap_future(loading)
         # take() acks the batch after this body finishes, even if it raised: so it must not raise.
         async for batch in stream.take(batch_size, within=batch_timeout):  # type: ignore[attr-defined]
             articles: list[Article] = []
@@ -49,3 +59,5 @@ def register_classify(
             for article, result in zip(articles, results, strict=True):
                 tagged = TaggedArticle(article, result.labels, result.scores, classifier.version)
                 await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
+
+    return loading
