@@ -28,13 +28,13 @@ from stackwatch.settings.alerts import (
     WebhookSettings,
 )
 from stackwatch.settings.base import Section, parse_duration
+from stackwatch.settings.entities import EntitySettings, IndicatorSettings
 from stackwatch.settings.kafka import KafkaSettings
 from stackwatch.settings.signals import ClassifierSettings, DynamicSettings
 from stackwatch.settings.sources import (
     DemoSourceSettings,
     FileSourceSettings,
     RssSourceSettings,
-from stackwatch.settings.entities import EntitySettings, IndicatorSettings
     SourceSettings,
 )
 from stackwatch.settings.storage import StateSettings, StorageSettings
@@ -77,6 +77,8 @@ class Settings(Section):
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    entities: list[EntitySettings] = []
+    indicators: IndicatorSettings = IndicatorSettings()
     dynamics: list[DynamicSettings] = []
     sources: list[SourceSettings] = []
     webhooks: list[WebhookSettings] = []
@@ -85,8 +87,6 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
-    entities: list[EntitySettings] = []
-    indicators: IndicatorSettings = IndicatorSettings()
         for key, names in (
             ("sources", [source.name for source in self.sources]),
             ("webhooks", [hook.name for hook in self.webhooks]),
