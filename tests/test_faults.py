@@ -1,0 +1,136 @@
+"""Fault tests: nothing is lost and nothing is counted twice when processes die at random moments.
+
+These run the real service against the session broker (which outlives the service, as a Kafka cluster
+would). The keyword classifier is used here: the subject is delivery semantics, not the model, and the
+transformer would make each run minutes longer without testing anything more.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackwatch.pipeline.broker import free_port
+from stackwatch.storage.store import Store
+from tests.helpers.http import LocalServer
+from tests.helpers.service import Service, write_config
+
+pytestmark = pytest.mark.integration
+
+ARTICLES = 10_000
+KILLS = 5
+HEADLINES = [
+    "Meta signs deal to rent Google TPUs, cutting its reliance on Nvidia",
+    "Microsoft raises capex guidance for AI data centers to $80 billion",
+    "Apple expands on-device models; inference runs locally on the NPU",
+    "Azure stays the exclusive cloud for OpenAI's API under the renewed deal",
+    "Bakery on Main Street wins the regional sourdough prize",
+]
+
+
+def write_articles(path: Path, count: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=11)
+    with path.open("w", encoding="utf-8") as out:
+        for number in range(count):
+            published = start + timedelta(seconds=rng.randrange(12 * 3600))
+            title = f"{HEADLINES[number % len(HEADLINES)]} (item {number})"
+            out.write(json.dumps({"id": f"n{number}", "title": title, "published_at": published.isoformat()}) + "\n")
+
+
+def alert_ids(body: Any) -> set[str]:
+    """Every alert id in a webhook body (alerts may be grouped into one notification)."""
+    found: set[str] = set()
+    if isinstance(body, dict):
+        if isinstance(body.get("id"), str) and body["id"].startswith("alert"):
+            found.add(body["id"])
+        for value in body.values():
+            found |= alert_ids(value)
+    elif isinstance(body, list):
+        for item in body:
+            found |= alert_ids(item)
+    return found
+
+
+def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
+    broker: str, unique: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    feed = tmp_path / "articles.jsonl"
+    write_articles(feed, ARTICLES)
+    http_server.route("/hook", "ok")
+    store_path = tmp_path / "stackwatch.duckdb"
+    web_port = free_port()
+    config = write_config(
+        tmp_path / "stackwatch.yaml",
+        {
+            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
+            "storage": {"path": str(store_path), "flush_interval": "200ms", "batch_size": 2000},
+            "state": {"path": str(tmp_path / "state")},
+            "web": {"host": "127.0.0.1", "port": web_port},
+            "classifier": {"backend": "keyword", "batch_size": 256},
+            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
+            "webhooks": [{"name": "ops", "url": http_server.url("/hook")}],
+            "alerting": {"group_wait": "1s"},
+            "rules": [
+                {
+                    "name": "decoupling-busy-hour",
+                    "kind": "threshold",
+                    "dynamic": "decoupling",
+                    "window": "1h",
+                    "op": ">=",
+                    "value": 50,
+                    "webhooks": ["ops"],
+                }
+            ],
+        },
+    )
+    rng = random.Random(20261121)
+    outputs = []
+    for attempt in range(KILLS):
+        service = Service(config, web_port=web_port, name=f"run{attempt}")
+        time.sleep(rng.uniform(5.0, 14.0))
+        service.stop(signal.SIGKILL)
+        outputs.append(service.output)
+    final = Service(config, web_port=web_port, name="final")
+    try:
+        final.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[ARTICLES]], timeout=400)
+        # Let indicators, alerts and deliveries settle: no outstanding delivery, and stable counts.
+        final.wait_until(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending'", lambda rows: rows == [[0]], timeout=120
+        )
+        time.sleep(3)
+    finally:
+        assert final.stop() == 0, final.output[-3000:]
+    assert "Traceback" not in final.output
+
+    with Store.open(store_path, read_only=True) as store:
+        assert store.query("SELECT count(*), count(DISTINCT id) FROM articles").rows == [(ARTICLES, ARTICLES)]
+        # The streamed indicators equal a recount from the stored tags, bucket by bucket.
+        streamed = store.query(
+            "SELECT dynamic, bucket_start, value FROM indicators WHERE indicator = 'article_count'"
+            " AND bucket_width = '1h' AND entity = '*' AND source = '*' AND dynamic <> '*' ORDER BY 1, 2"
+        ).rows
+        recount = store.query(
+            "SELECT d.dynamic, date_trunc('hour', a.published_at) AS bucket, count(*)::DOUBLE"
+            " FROM article_dynamics d JOIN articles a ON a.id = d.article_id WHERE d.label"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        ).rows
+        fired = {row[0] for row in store.query("SELECT id FROM alerts").rows}
+    assert [(d, b.astimezone(UTC), v) for d, b, v in streamed] == [(d, b.astimezone(UTC), v) for d, b, v in recount]
+    assert sum(value for _, _, value in recount) >= ARTICLES * 0.5
+
+    webhook_ids: dict[str, set[str]] = defaultdict(set)
+    for request in http_server.received("/hook"):
+        for alert in alert_ids(json.loads(request.body)):
+            webhook_ids[alert].add(request.headers["webhook-id"])
+    assert fired, "the rule should have fired for busy hours"
+    assert set(webhook_ids) == fired  # every recorded alert reached the receiver
+    assert {alert: len(ids) for alert, ids in webhook_ids.items() if len(ids) != 1} == {}
