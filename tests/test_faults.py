@@ -36,12 +36,13 @@ HEADLINES = [
 ]
 
 
-def write_articles(path: Path, count: int, seed: int = 7) -> None:
-    rng = random.Random(seed)
+def write_articles(path: Path, count: int) -> None:
+    """A backfill in publication order, as a feed delivers it, over the last 12 hours."""
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=11)
+    step = 12 * 3600 / count
     with path.open("w", encoding="utf-8") as out:
         for number in range(count):
-            published = start + timedelta(seconds=rng.randrange(12 * 3600))
+            published = start + timedelta(seconds=number * step)
             title = f"{HEADLINES[number % len(HEADLINES)]} (item {number})"
             out.write(json.dumps({"id": f"n{number}", "title": title, "published_at": published.isoformat()}) + "\n")
 
