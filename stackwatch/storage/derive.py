@@ -38,10 +38,19 @@ _DERIVED_LIST = ", ".join(f"'{name}'" for name in sorted(DERIVED))
 # One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
 _SCOPED = """
 CREATE OR REPLACE TEMP TABLE _facts AS
-    SELECT f.bucket_width, f.bucket_start, a.id, a.source, coalesce(s.story_id, a.id) AS story_id,
+    WITH a AS (
+        SELECT id, source, published_at FROM articles
+        WHERE published_at >= (SELECT min(bucket_start) FROM _affected)
+          AND published_at < (SELECT max(bucket_end) FROM _affected)
+    ),
+    bucketed AS (  -- equi-joins on the bucket (the store's TimeZone is UTC)
+        SELECT '1h' AS bucket_width, date_trunc('hour', published_at) AS bucket_start, id, source FROM a
+        UNION ALL SELECT '1d', date_trunc('day', published_at), id, source FROM a
+    )
+    SELECT b.bucket_width, b.bucket_start, b.id, b.source, coalesce(s.story_id, b.id) AS story_id,
            coalesce(s.novelty, 1.0) AS novelty
-    FROM _affected f JOIN articles a ON a.published_at >= f.bucket_start AND a.published_at < f.bucket_end
-    LEFT JOIN article_stories s ON s.article_id = a.id;
+    FROM bucketed b JOIN _affected f ON f.bucket_width = b.bucket_width AND f.bucket_start = b.bucket_start
+    LEFT JOIN article_stories s ON s.article_id = b.id;
 CREATE OR REPLACE TEMP TABLE _scoped AS
     SELECT bucket_width, bucket_start, '*' AS dynamic, '*' AS entity, '*' AS source, id, story_id,
            source AS src, novelty, NULL::DOUBLE AS score FROM _facts

@@ -181,25 +181,13 @@ MIGRATIONS: tuple[str, ...] = (
           AND dynamic <> '*' AND bucket_start >= now() - INTERVAL 30 DAYS
         GROUP BY dynamic, entity;
     CREATE VIEW latest_alerts AS
-        WITH recent AS (
-            SELECT *, bucket_start + CASE bucket_width WHEN '1d' THEN INTERVAL 1 DAY ELSE INTERVAL 1 HOUR END
-                      AS bucket_end
-            FROM alerts ORDER BY fired_at DESC, id LIMIT 100
-        ),
-        in_bucket AS (
-            SELECT r.id AS alert_id, r.dynamic, x.id AS article_id, x.title, x.published_at
-            FROM recent r JOIN articles x ON x.published_at >= r.bucket_start AND x.published_at < r.bucket_end
-        ),
-        evidence AS (
-            SELECT alert_id, list(title ORDER BY published_at DESC, article_id)[1:5] AS evidence
-            FROM in_bucket b SEMI JOIN article_dynamics d
-              ON d.article_id = b.article_id AND d.dynamic = b.dynamic AND d.label
-            GROUP BY alert_id
-        )
-        SELECT r.fired_at, r.severity, r.rule, r.dynamic, r.indicator, r.bucket_width, r.bucket_start, r.value,
-               r.threshold, r.message, coalesce(e.evidence, []) AS evidence
-        FROM recent r LEFT JOIN evidence e ON e.alert_id = r.id
-        ORDER BY r.fired_at DESC, r.id;
+        SELECT a.fired_at, a.severity, a.rule, a.dynamic, a.indicator, a.bucket_width, a.bucket_start, a.value,
+               a.threshold, a.message, x.status,
+               json_extract_string(x.evidence, '$.articles[*].title') AS evidence,
+               x.evidence AS evidence_json
+        FROM (SELECT * FROM alerts ORDER BY fired_at DESC, id LIMIT 100) a
+        LEFT JOIN alert_details x ON x.alert_id = a.id
+        ORDER BY a.fired_at DESC, a.id;
     """,
 )
 
