@@ -7,13 +7,28 @@ is not a valid record becomes a dead letter with its reason; the file goes on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from stackwatch.connectors.base import Checkpoint, PollResult, Source
-from stackwatch.connectors.jsonl import article_from_record, parse_line
+from stackwatch.connectors.jsonl import MAX_LINE, article_from_record, parse_line
 from stackwatch.errors import SourceError
 from stackwatch.signals.messages import Article, DeadLetter, utcnow
 
 __all__ = ["FileSource"]
+
+
+def _skip_to_newline(handle: BinaryIO, chunk: int = 1024 * 1024) -> int | None:
+    """Bytes up to and including the next newline, read in chunks; None if the file ends first."""
+    skipped = 0
+    while True:
+        block = handle.read(chunk)
+        if not block:
+            return None
+        newline = block.find(b"\n")
+        if newline >= 0:
+            handle.seek(newline + 1 - len(block), 1)  # back to just after the newline: the next line is kept
+            return skipped + newline + 1
+        skipped += len(block)
 
 
 class FileSource(Source):
@@ -50,7 +65,23 @@ class FileSource(Source):
                 with file.open("rb") as handle:
                     handle.seek(offset)
                     while budget > 0:
-                        line = handle.readline()
+                        line = handle.readline(MAX_LINE + 1)
+                        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                            # An overlong line is skipped to its end without ever holding it in memory.
+                            skipped = _skip_to_newline(handle)
+                            if skipped is None:
+                                break  # its end is not written yet: come back for it
+                            rejected.append(
+                                DeadLetter(
+                                    stage="connector",
+                                    reason=f"{file.name}@{offset}: line longer than {MAX_LINE} bytes",
+                                    payload=line[:4000].decode("utf-8", "replace"),
+                                    origin=self.name,
+                                )
+                            )
+                            offset += len(line) + skipped
+                            budget -= 1
+                            continue
                         if not line.endswith(b"\n"):
                             break  # nothing, or a line still being written
                         line_number_hint = f"{file.name}@{offset}"

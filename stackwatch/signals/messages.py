@@ -48,7 +48,10 @@ def parse_time(value: object, field_name: str = "time") -> datetime:
         raise MessageError(f"{field_name}: expected an ISO-8601 time, got {type(value).__name__}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:  # e.g. 9999-12-31T23:00-05:00 lies past year 9999 in UTC
+        raise MessageError(f"{field_name}: time out of range: {moment.isoformat()}") from error
 
 
 def _text(data: Mapping[str, Any], key: str, *, required: bool = True) -> str:
