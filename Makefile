@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup up test lint ci bench clean
+.PHONY: setup chromium up test lint ci bench clean
 
 # Create the virtualenv and install everything from this repository's own files.
 # torch comes first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build.
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) chromium
+
+# The dashboard's browser test drives Debian's headless Chromium; install it once (as root, or through sudo).
+chromium:
+	@test -x /usr/bin/chromium || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 # The main job: every role in one process on the demo config, embedded broker, offline.
 up: $(STAMP)
@@ -28,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/pytest -q
 
 # What CI runs: lint, then the whole test suite.

@@ -99,5 +99,5 @@ def build_runtime(
     if "sink" in roles:
         runtime.sink = SinkService(settings, servers, loop=app.loop)
         runtime.services.append(runtime.sink)
-    register_pages(app, runtime)
+    register_pages(app, runtime, settings, servers)
     return runtime

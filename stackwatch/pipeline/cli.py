@@ -19,7 +19,7 @@ import click
 
 from stackwatch import __version__
 from stackwatch.errors import ConfigError, StackwatchError
-from stackwatch.settings import Settings, load_settings
+from stackwatch.settings import Settings, config_path, load_settings
 
 __all__ = ["main"]
 
@@ -54,7 +54,7 @@ def _run(config: str | None, roles: Collection[str], web_port: int | None) -> No
 
     settings = _settings(config)
     try:
-        run_roles(settings, roles, web_port=web_port)
+        run_roles(settings, roles, web_port=web_port, config_file=config_path(config))
     except StackwatchError as error:
         raise click.ClickException(str(error)) from None
 
@@ -153,6 +153,11 @@ from stackwatch.pipeline.cli_alerts import alerts, rules, silence  # noqa: E402 
 
 for _command in (alerts, silence, rules):
     cli.add_command(_command)
+
+from stackwatch.pipeline.cli_ops import reload, status  # noqa: E402 (registered after cli exists)
+
+cli.add_command(status)
+cli.add_command(reload)
 
 
 def main() -> None:

@@ -187,6 +187,19 @@ class Deliverer:
     def wake(self) -> None:
         self._wake.set()
 
+    def reconfigure(self, webhooks: Mapping[str, WebhookSettings], grouping: Grouping) -> None:
+        """Use new targets and grouping from the next round on (``stackwatch reload``); limits are per target."""
+        old = self._webhooks
+        self._webhooks = dict(webhooks)
+        self._grouping = grouping
+        self._limits = {
+            name: self._limits[name]
+            if name in old and old[name].max_concurrency == hook.max_concurrency
+            else asyncio.Semaphore(hook.max_concurrency)
+            for name, hook in self._webhooks.items()
+        }
+        self.wake()
+
     async def close(self) -> None:
         await self._client.aclose()
 

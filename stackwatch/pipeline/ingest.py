@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from mode import Service
 
 from stackwatch.connectors import CheckpointStore, Scheduler, build_source
+from stackwatch.pipeline import metrics
 from stackwatch.pipeline.codec import encode
 from stackwatch.pipeline.kafka import AckedProducer
 from stackwatch.pipeline.topics import TopicNames
@@ -42,6 +44,8 @@ class IngestService(Service):
         ]
         records += [(self.topics.deadletter, None, encode(letter)) for letter in rejected]
         await self.producer.send_all(records)
+        for source, count in Counter(article.source for article in articles).items():
+            metrics.ARTICLES_PRODUCED.labels(source=source).inc(count)
 
     async def on_start(self) -> None:
         self.add_future(self._run())

@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 from faust.worker import Worker
@@ -16,6 +17,8 @@ from stackwatch.errors import BrokerError, StackwatchError
 from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
 from stackwatch.pipeline.lag import consumer_lag, total_lag
+from stackwatch.pipeline.logs import log_formatter, log_level
+from stackwatch.pipeline.reload import install_reload
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings
 
@@ -30,9 +33,16 @@ class _Worker(Worker):
     """Faust's worker with stackwatch's log levels: ours as configured, the libraries' at warning."""
 
     def __init__(
-        self, *args: Any, stackwatch_level: str, banner: str, drain: Callable[[], Awaitable[None]] | None, **kwargs: Any
+        self,
+        *args: Any,
+        stackwatch_level: str,
+        banner: str,
+        drain: Callable[[], Awaitable[None]] | None,
+        log_format: str = "auto",
+        **kwargs: Any,
     ) -> None:
-        self._stackwatch_level = stackwatch_level.upper()
+        self._stackwatch_level = log_level(stackwatch_level)
+        self._log_format = log_format
         self._banner = banner
         self._drain = drain
         super().__init__(*args, **kwargs)
@@ -47,6 +57,9 @@ class _Worker(Worker):
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            handler.setFormatter(log_formatter(self._log_format, stream))
         logging.getLogger("stackwatch").setLevel(self._stackwatch_level)
         for name in _QUIET_LIBRARIES:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(self._stackwatch_level)))
@@ -96,8 +109,13 @@ def _check_web_port(host: str, port: int) -> None:
             ) from error
 
 
-def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | None = None) -> None:
-    """Run ``roles`` until SIGINT/SIGTERM; start (and stop) the embedded broker when none is configured."""
+def run_roles(
+    settings: Settings, roles: Collection[str], *, web_port: int | None = None, config_file: Path | None = None
+) -> None:
+    """Run ``roles`` until SIGINT/SIGTERM; start (and stop) the embedded broker when none is configured.
+
+    With ``config_file``, SIGHUP and ``POST /api/reload`` re-read it (:mod:`stackwatch.pipeline.reload`).
+    """
     _check_web_port(settings.web.host, settings.web.port if web_port is None else web_port)
     servers = settings.kafka.bootstrap_servers
     broker: EmbeddedBroker | None = None
@@ -116,6 +134,8 @@ def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | Non
         servers = [broker.bootstrap]
     try:
         runtime = build_runtime(settings, roles, servers, web_port=web_port)
+        if config_file is not None:
+            install_reload(runtime, settings, config_file)
         banner = (
             f"stackwatch {__version__}: roles {','.join(sorted(roles))}; broker {','.join(servers)}"
             f"{' (embedded, memory only)' if broker else ''}; web http://{settings.web.host}:"
@@ -128,6 +148,7 @@ def run_roles(settings: Settings, roles: Collection[str], *, web_port: int | Non
             loglevel="INFO",
             quiet=True,
             stackwatch_level=settings.log.level,
+            log_format=settings.log.format,
             banner=banner,
             drain=drain,
         )

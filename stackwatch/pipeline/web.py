@@ -1,29 +1,66 @@
 """The service's HTTP endpoints (served by Faust's web server on ``web.host:web.port``).
 
 - ``GET /healthz``: the process is alive.
-- ``GET /readyz``: 200 when every role of this process is ready, else 503 with the reasons.
+- ``GET /readyz``: 200 when every role of this process is ready (broker reachable, DuckDB writable, model
+  loaded), else 503 with the reasons.
+- ``GET /metrics``: Prometheus exposition (:mod:`stackwatch.pipeline.metrics`).
 - ``GET /api/sources``: each source's state.
+- ``GET /api/status``: a compact summary for ``stackwatch status``.
 - ``POST /api/sql`` with ``{"sql": "SELECT ..."}`` (or ``GET /api/sql?q=...``): a read-only query of the store.
+- ``/dashboard/``: the analysts' pages (:mod:`stackwatch.pipeline.dashboard`).
+
+Every response carries a Content-Security-Policy that allows no script at all. When ``web.token_env`` names a
+token, every path but ``/healthz`` and ``/readyz`` requires it (``Authorization: Bearer``, or ``?token=`` once,
+which sets a cookie for the dashboard's links).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import faust
+from aiohttp import web as aioweb
+from aiohttp.typedefs import Middleware
 from faust.web import Request, Response, View
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from stackwatch.errors import QueryRefused, StoreError
+from stackwatch.errors import BrokerError, QueryRefused, StackwatchError, StoreError
+from stackwatch.pipeline import metrics
+from stackwatch.pipeline.dashboard import register_dashboard
+from stackwatch.pipeline.lag import consumer_lag
+from stackwatch.pipeline.topics import TopicNames
+from stackwatch.settings import Settings
 
 if TYPE_CHECKING:
     from stackwatch.pipeline.app import Runtime
 
-__all__ = ["MAX_SQL_BODY", "register_pages"]
+__all__ = ["CSP", "MAX_SQL_BODY", "lag_groups", "register_pages"]
+
+log = logging.getLogger(__name__)
 
 MAX_SQL_BODY = 64 * 1024
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+TOKEN_COOKIE = "stackwatch_token"  # noqa: S105 (a cookie name, not a secret)
+LAG_TIMEOUT = 5.0
 
 
 def _default(value: object) -> object:
@@ -41,8 +78,125 @@ def _json(view: View, body: Any, status: int = 200) -> Response:
     return view.bytes(payload, content_type="application/json", status=status)
 
 
-def register_pages(app: faust.App, runtime: Runtime) -> None:
-    """Attach stackwatch's endpoints to the Faust app's web server."""
+def lag_groups(settings: Settings) -> dict[str, list[str]]:
+    """The consumer groups of a deployment and the topics each reads."""
+    names = TopicNames(settings.kafka.topic_prefix)
+    app_id = settings.kafka.app_id
+    return {
+        app_id: [names.raw, names.tagged, names.hits, names.indicators],
+        f"{app_id}-sink": [names.tagged, names.indicators, names.alerts, names.deadletter],
+    }
+
+
+Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
+
+
+def _guard(token: str | None) -> Middleware:
+    """aiohttp middleware: security headers on every response; the token on every path but the probes."""
+
+    @aioweb.middleware
+    async def guard(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
+        if token is not None and request.path not in OPEN_PATHS:
+            given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE, "")
+            header = request.headers.get("Authorization", "")
+            if header.startswith("Bearer "):
+                given = header.removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                response: aioweb.StreamResponse = aioweb.json_response(
+                    {"error": "missing or wrong token (Authorization: Bearer ...)"}, status=401
+                )
+                response.headers.update(SECURITY_HEADERS)
+                return response
+        try:
+            response = await handler(request)
+        except aioweb.HTTPException as error:  # 404, 405...: aiohttp turns it into the response
+            error.headers.update(SECURITY_HEADERS)
+            raise
+        response.headers.update(SECURITY_HEADERS)
+        if token is not None and request.query.get("token"):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
+        return response
+
+    return guard
+
+
+def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers: Sequence[str]) -> None:
+    """Attach stackwatch's endpoints, the dashboard and the security middleware to the Faust app's web server.
+
+    Raises ConfigError when a non-loopback bind has no token (see :class:`~stackwatch.settings.web.WebSettings`).
+    """
+    token = settings.web.token()
+    server = app.web
+    if not isinstance(server, AiohttpWeb):
+        raise StackwatchError(f"web: expected Faust's aiohttp driver, got {type(server).__name__}")
+    server.web_app.middlewares.append(_guard(token))
+    started = time.monotonic()
+
+    async def broker_reachable() -> str | None:
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout=2.0)
+            except (OSError, ValueError, TimeoutError):
+                continue
+            writer.close()
+            return None
+        return f"broker: none of {', '.join(servers)} accepts connections"
+
+    async def store_writable() -> str | None:
+        sink = runtime.sink
+        if sink is None or sink.store_thread is None:
+            return None
+        thread = sink.store_thread
+        if thread.store.read_only:
+            return "sink: DuckDB file opened read-only"
+        if not os.access(thread.store.path, os.W_OK):
+            return f"sink: DuckDB file {thread.store.path} is not writable"
+        try:
+            await asyncio.wait_for(thread.call(lambda: thread.store.connection.execute("SELECT 1").fetchall()), 5.0)
+        except TimeoutError:
+            return "sink: the store thread did not answer within 5s (a long write?)"
+        except Exception as error:  # any DuckDB failure here means not ready, with its reason
+            return f"sink: DuckDB does not answer: {error}"
+        return None
+
+    async def live_figures() -> metrics.Live:
+        sources: tuple[metrics.SourceFigures, ...] = ()
+        if runtime.ingest is not None:
+            sources = tuple(
+                metrics.SourceFigures(
+                    s.name, s.type, s.items_seen, s.items_rejected, s.failures, s.polls, s.consecutive_failures == 0
+                )
+                for s in runtime.ingest.scheduler.states.values()
+            )
+        try:
+            lag = await asyncio.wait_for(consumer_lag(servers, lag_groups(settings)), LAG_TIMEOUT)
+        except (BrokerError, TimeoutError) as error:
+            log.debug("metrics: consumer lag unavailable: %s", error)
+            lag = {}
+        sink_rows = None
+        alerts: dict[str, int] = {}
+        deliveries: dict[str, int] = {}
+        snapshot_age = None
+        if runtime.sink is not None and runtime.sink.store_thread is not None:
+            sink_rows = runtime.sink.rows_written
+            thread = runtime.sink.store_thread
+
+            def counts() -> tuple[dict[str, int], dict[str, int]]:
+                connection = thread.store.connection
+                by_severity = connection.execute("SELECT severity, count(*) FROM alerts GROUP BY 1").fetchall()
+                by_status = connection.execute("SELECT status, count(*) FROM deliveries GROUP BY 1").fetchall()
+                return {str(k): int(v) for k, v in by_severity}, {str(k): int(v) for k, v in by_status}
+
+            try:
+                alerts, deliveries = await thread.call(counts)
+            except Exception as error:  # a metric scrape must not fail because the store is busy or broken
+                log.warning("metrics: cannot count alerts and deliveries: %s", error)
+            try:
+                snapshot_age = max(0.0, time.time() - settings.storage.snapshot_file().stat().st_mtime)
+            except OSError:
+                snapshot_age = None
+        return metrics.Live(sources, lag, sink_rows, alerts, deliveries, snapshot_age)
 
     class Health(View):
         async def get(self, request: Request) -> Response:
@@ -63,8 +217,60 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
                     reasons.append(f"worker: classifier failed to load: {runtime.classifier.exception()}")
             if runtime.ingest is not None and not runtime.ingest.connected:
                 reasons.append("ingest: not connected to the broker yet")
+            for check in await asyncio.gather(broker_reachable(), store_writable()):
+                if check is not None:
+                    reasons.append(check)
             status = 503 if reasons else 200
             return _json(self, {"ready": not reasons, "reasons": reasons}, status)
+
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = metrics.render(await live_figures())
+            return self.bytes(body, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            live = await live_figures()
+            body: dict[str, Any] = {
+                "roles": sorted(runtime.roles),
+                "uptime": round(time.monotonic() - started, 1),
+                "lag": live.lag,
+                "sources": None,
+                "store": None,
+            }
+            if runtime.ingest is not None:
+                body["sources"] = [vars(state) for state in runtime.ingest.scheduler.states.values()]
+            if runtime.sink is not None and runtime.sink.store_thread is not None:
+                thread = runtime.sink.store_thread
+
+                def summary() -> dict[str, Any]:
+                    connection = thread.store.connection
+                    row = connection.execute(
+                        "SELECT (SELECT count(*) FROM articles), (SELECT max(stored_at) FROM articles), "
+                        "(SELECT count(*) FROM dead_letters)"
+                    ).fetchone()
+                    last = connection.execute(
+                        "SELECT fired_at, severity, rule, dynamic, message FROM alerts ORDER BY fired_at DESC LIMIT 5"
+                    ).fetchall()
+                    return {
+                        "articles": row[0] if row else 0,
+                        "last_stored": row[1] if row else None,
+                        "dead_letters": row[2] if row else 0,
+                        "rows_written": runtime.sink.rows_written if runtime.sink else 0,
+                        "alerts": dict(live.alerts),
+                        "deliveries": dict(live.deliveries),
+                        "snapshot_age": live.snapshot_age,
+                        "last_alerts": [
+                            dict(zip(("fired_at", "severity", "rule", "dynamic", "message"), r, strict=True))
+                            for r in last
+                        ],
+                    }
+
+                try:
+                    body["store"] = await thread.call(summary)
+                except Exception as error:  # the summary says the store failed instead of failing itself
+                    body["store"] = {"error": str(error)}
+            return _json(self, body)
 
     class Sources(View):
         async def get(self, request: Request) -> Response:
@@ -82,7 +288,7 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
                 return _json(self, {"error": f"request body larger than {MAX_SQL_BODY} bytes"}, 413)
             try:
                 body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
                 return _json(self, {"error": f"request body is not JSON: {error}"}, 400)
             if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
                 return _json(self, {"error": 'expected a JSON object {"sql": "SELECT ..."}'}, 400)
@@ -104,5 +310,8 @@ def register_pages(app: faust.App, runtime: Runtime) -> None:
 
     app.page("/healthz")(Health)
     app.page("/readyz")(Ready)
+    app.page("/metrics")(Metrics)
+    app.page("/api/status")(Status)
+    register_dashboard(app, runtime, settings)
     app.page("/api/sources")(Sources)
     app.page("/api/sql")(Sql)

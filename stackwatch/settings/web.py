@@ -2,23 +2,68 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field
 
+from stackwatch.errors import ConfigError
 from stackwatch.settings.base import Section
 
-__all__ = ["LogSettings", "WebSettings"]
+__all__ = ["LogSettings", "WebSettings", "is_loopback"]
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (``127.0.0.1``, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class WebSettings(Section):
-    """The service's HTTP server (health, SQL front)."""
+    """The service's HTTP server (dashboard, health, metrics, SQL front).
+
+    Bound to 127.0.0.1 by default. A non-loopback ``host`` needs an access token, read at start from the
+    environment variable named by ``token_env`` (never from the file); requests then carry
+    ``Authorization: Bearer TOKEN`` (or ``?token=TOKEN`` once, which sets a cookie). ``/healthz`` and
+    ``/readyz`` stay open for probes.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=0, le=65535)
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    def token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The access token, or None when none is configured.
+
+        Raises ConfigError when ``token_env`` names a variable that is not set, or when a non-loopback bind
+        has no token.
+        """
+        environ = os.environ if environ is None else environ
+        if self.token_env is None:
+            if not is_loopback(self.host):
+                raise ConfigError(
+                    f"web.host {self.host!r} is not a loopback address: set web.token_env to the name of an "
+                    "environment variable holding an access token"
+                )
+            return None
+        value = environ.get(self.token_env, "")
+        if not value:
+            raise ConfigError(f"web.token_env: environment variable {self.token_env} is not set")
+        return value
 
 
 class LogSettings(Section):
-    """Log level for stackwatch's own loggers; library loggers stay at warning."""
+    """Log level for stackwatch's own loggers; library loggers stay at warning.
+
+    ``format``: ``auto`` (JSON lines when stderr is not a terminal, readable text when it is), ``json`` or
+    ``text``. ``STACKWATCH_LOG_LEVEL`` overrides ``level`` (as does ``STACKWATCH__LOG__LEVEL``).
+    """
 
     level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "text"] = "auto"

@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import faust
 
+from stackwatch.pipeline import metrics
 from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
 from stackwatch.pipeline.codec import decode, encode
 from stackwatch.signals.classifier import NO_TEXT, Classifier
@@ -51,7 +52,9 @@ def register_classify(
                 continue
             try:
                 loop = asyncio.get_running_loop()
-                results = await loop.run_in_executor(inference, classifier.classify, [a.text for a in articles])
+                metrics.CLASSIFY_BATCH_SIZE.observe(len(articles))
+                with metrics.CLASSIFY_SECONDS.time():
+                    results = await loop.run_in_executor(inference, classifier.classify, [a.text for a in articles])
             except Exception as error:  # the model failed on this batch: keep the articles as dead letters
                 for article in articles:
                     await dead.send("classify", f"classifier failed: {error}", encode(article), article.id)
