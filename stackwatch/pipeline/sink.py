@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from stackwatch.errors import ConfigError, StoreError
+from stackwatch.pipeline import metrics
 from stackwatch.pipeline.codec import decode
 from stackwatch.pipeline.delivery import Deliverer, grouping_from
 from stackwatch.pipeline.kafka import start_with_retry
@@ -134,7 +135,8 @@ class SinkService(Service):
                 if not batches:
                     continue
             try:
-                written = await self.store_thread.call(sink.flush)
+                with metrics.SINK_COMMIT_SECONDS.time():
+                    written = await self.store_thread.call(sink.flush)
             except StoreError as error:
                 self.last_error = str(error)
                 log.error(
