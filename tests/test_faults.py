@@ -8,6 +8,7 @@ transformer would make each run minutes longer without testing anything more.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.broker import EmbeddedBroker, free_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, write_config
@@ -135,3 +136,63 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
     assert fired, "the rule should have fired for busy hours"
     assert set(webhook_ids) == fired  # every recorded alert reached the receiver
     assert {alert: len(ids) for alert, ids in webhook_ids.items() if len(ids) != 1} == {}
+
+
+def append_articles(path: Path, start: int, count: int) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        for number in range(start, start + count):
+            out.write(
+                json.dumps({"id": f"o{number}", "title": f"{HEADLINES[number % len(HEADLINES)]} ({number})"}) + "\n"
+            )
+
+
+def test_a_broker_unreachable_at_start_and_frozen_mid_run_loses_nothing(unique: str, tmp_path: Path) -> None:
+    feed = tmp_path / "articles.jsonl"
+    append_articles(feed, 0, 50)
+    port = free_port()
+    web_port = free_port()
+    config = write_config(
+        tmp_path / "stackwatch.yaml",
+        {
+            "kafka": {
+                "bootstrap_servers": [f"127.0.0.1:{port}"],
+                "app_id": unique,
+                "topic_prefix": unique,
+                "session_timeout": "6s",
+            },
+            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms"},
+            "state": {"path": str(tmp_path / "state")},
+            "web": {"host": "127.0.0.1", "port": web_port},
+            "classifier": {"backend": "keyword"},
+            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
+        },
+    )
+    service = Service(config, web_port=web_port)
+    broker = EmbeddedBroker(port=port, log_file=tmp_path / "broker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "unreachable" not in service.output and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "unreachable" in service.output
+        assert service.process.poll() is None  # waiting, not dead
+        broker.start()
+        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[50]], timeout=180)
+
+        assert broker.pid is not None
+        os.kill(broker.pid, signal.SIGSTOP)  # the broker hangs: every request times out
+        try:
+            append_articles(feed, 50, 50)
+            time.sleep(15)
+            assert service.process.poll() is None
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        service.wait_until(
+            "SELECT count(*), count(DISTINCT id) FROM articles", lambda rows: rows == [[100, 100]], timeout=240
+        )
+    finally:
+        code = service.stop()
+        broker.stop()
+    assert code == 0, service.output[-3000:]
+    assert "Traceback" not in service.output
+    checkpoint = json.loads((tmp_path / "state" / "checkpoints" / "backfill.json").read_text(encoding="utf-8"))
+    assert list(checkpoint["offsets"].values()) == [feed.stat().st_size]  # the connector held, then finished

@@ -115,6 +115,11 @@ class EmbeddedBroker:
             self._log_handle = None
 
     @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (tests pause it with SIGSTOP to simulate an outage)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stackwatch.errors import BrokerError
 
-__all__ = ["AckedProducer", "start_with_retry"]
+__all__ = ["AckedProducer", "start_with_retry", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +68,25 @@ class AckedProducer:
             await asyncio.gather(*futures)
         except KafkaError as error:
             raise BrokerError(f"broker did not acknowledge {len(records)} records: {error}") from error
+
+
+async def wait_for_broker(servers: Sequence[str], *, first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+    """Return once the Kafka cluster answers a metadata request; log and back off while it does not."""
+    delay = first_delay
+    attempt = 0
+    while True:
+        attempt += 1
+        client = AIOKafkaClient(bootstrap_servers=list(servers), request_timeout_ms=10_000)
+        try:
+            await client.bootstrap()
+            if attempt > 1:
+                log.info("broker %s reachable again", ",".join(servers))
+            return
+        except KafkaError as error:
+            log.warning(
+                "broker %s unreachable (%s); waiting %.0fs before trying again", ",".join(servers), error, delay
+            )
+        finally:
+            await client.close()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)

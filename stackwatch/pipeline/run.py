@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from stackwatch import __version__
 from stackwatch.errors import BrokerError, StackwatchError
 from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
+from stackwatch.pipeline.kafka import wait_for_broker
 from stackwatch.pipeline.lag import consumer_lag, total_lag
 from stackwatch.pipeline.logs import log_formatter, log_level
 from stackwatch.pipeline.reload import install_reload
@@ -109,6 +111,22 @@ def _check_web_port(host: str, port: int) -> None:
             ) from error
 
 
+def _wait_for_broker(servers: Sequence[str], level: str) -> None:
+    """Faust's worker gives up if the cluster is unreachable at start: wait for it here, saying so."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter("auto", sys.stderr))
+    for name in ("stackwatch", "aiokafka"):
+        logging.getLogger(name).addHandler(handler)
+    logging.getLogger("stackwatch").setLevel(log_level(level))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # our own line says it, once per attempt
+    try:
+        asyncio.run(wait_for_broker(servers))
+    finally:
+        for name in ("stackwatch", "aiokafka"):
+            logging.getLogger(name).removeHandler(handler)
+        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
 def run_roles(
     settings: Settings, roles: Collection[str], *, web_port: int | None = None, config_file: Path | None = None
 ) -> None:
@@ -132,6 +150,8 @@ def run_roles(
         broker = EmbeddedBroker(log_file=settings.state.path / "broker.log")
         broker.start()
         servers = [broker.bootstrap]
+    else:
+        _wait_for_broker(servers, settings.log.level)
     try:
         runtime = build_runtime(settings, roles, servers, web_port=web_port)
         if config_file is not None:
