@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import signal
 import time
 from collections import defaultdict
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from stackwatch.pipeline.broker import EmbeddedBroker, free_port
@@ -196,3 +198,53 @@ def test_a_broker_unreachable_at_start_and_frozen_mid_run_loses_nothing(unique: 
     assert "Traceback" not in service.output
     checkpoint = json.loads((tmp_path / "state" / "checkpoints" / "backfill.json").read_text(encoding="utf-8"))
     assert list(checkpoint["offsets"].values()) == [feed.stat().st_size]  # the connector held, then finished
+
+
+def test_a_full_disk_pauses_the_sink_without_losing_anything(broker: str, unique: str, tmp_path: Path) -> None:
+    """The sink process may not grow any file past a limit (as on a full disk); lifting it lets it finish."""
+    feed = tmp_path / "articles.jsonl"
+    body = "lorem ipsum dolor sit amet " * 400  # ~10 KB per article: the store outgrows the limit quickly
+    with feed.open("w", encoding="utf-8") as out:
+        for number in range(1500):
+            out.write(
+                json.dumps({"id": f"d{number}", "title": f"{HEADLINES[number % 5]} ({number})", "text": body}) + "\n"
+            )
+    ports = {role: free_port() for role in ("sink", "worker", "ingest")}
+    config = write_config(
+        tmp_path / "stackwatch.yaml",
+        {
+            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
+            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms", "batch_size": 200},
+            "state": {"path": str(tmp_path / "state")},
+            "classifier": {"backend": "keyword"},
+            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
+        },
+    )
+    limit = 6 * 1024 * 1024
+    sink = Service(config, command="sink", web_port=ports["sink"], file_size_limit=limit)
+    others = [Service(config, command=role, web_port=ports[role]) for role in ("worker", "ingest")]
+    try:
+        deadline = time.monotonic() + 240
+        ready: Any = None
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{ports['sink']}/readyz", timeout=10)
+            except httpx.TransportError:  # not listening yet
+                time.sleep(0.5)
+                continue
+            ready = response.json()
+            if response.status_code == 503 and any("sink" in reason for reason in ready["reasons"]):
+                break
+            time.sleep(0.5)
+        assert sink.process.poll() is None, sink.output[-3000:]  # still running: paused, not crashed
+        assert any("sink" in reason for reason in ready["reasons"]), ready
+        stored_while_full = sink.sql("SELECT count(*) FROM articles")[0][0]
+        assert stored_while_full < 1500
+
+        resource.prlimit(sink.process.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        sink.wait_until(
+            "SELECT count(*), count(DISTINCT id) FROM articles", lambda rows: rows == [[1500, 1500]], timeout=300
+        )
+    finally:
+        codes = [service.stop() for service in [*others, sink]]
+    assert codes == [0, 0, 0], sink.output[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -22,6 +23,12 @@ def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     return path
 
 
+def _limit_file_size(limit: int) -> None:
+    """In the child: no file may grow past ``limit`` bytes (writes fail with EFBIG, like a full disk)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+
 class Service:
     """``stackwatch <command> -c CONFIG`` in a subprocess, its output kept in a file for assertions."""
 
@@ -34,6 +41,7 @@ class Service:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         name: str | None = None,
+        file_size_limit: int | None = None,
     ) -> None:
         self.web_port = web_port
         self.log_path = config.with_suffix(f".{name or command}.log")
@@ -43,6 +51,7 @@ class Service:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: _limit_file_size(file_size_limit)) if file_size_limit else None,
             cwd=cwd,
             env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})},
         )
