@@ -248,3 +248,59 @@ def test_a_full_disk_pauses_the_sink_without_losing_anything(broker: str, unique
     finally:
         codes = [service.stop() for service in [*others, sink]]
     assert codes == [0, 0, 0], sink.output[-3000:]
+
+
+def test_a_receiver_down_across_a_service_restart_still_gets_the_alert_once(
+    broker: str, unique: str, tmp_path: Path
+) -> None:
+    feed = tmp_path / "articles.jsonl"
+    append_articles(feed, 0, 5)  # one decoupling headline among them
+    hook_port = free_port()  # nothing listens here yet: the receiver is down
+    web_port = free_port()
+    store_path = tmp_path / "stackwatch.duckdb"
+    config = write_config(
+        tmp_path / "stackwatch.yaml",
+        {
+            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
+            "storage": {"path": str(store_path), "flush_interval": "200ms"},
+            "state": {"path": str(tmp_path / "state")},
+            "web": {"host": "127.0.0.1", "port": web_port},
+            "classifier": {"backend": "keyword"},
+            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
+            "webhooks": [{"name": "ops", "url": f"http://127.0.0.1:{hook_port}/hook"}],
+            "alerting": {"group_wait": "1s"},
+            "rules": [
+                {
+                    "name": "decoupling-any",
+                    "kind": "threshold",
+                    "dynamic": "decoupling",
+                    "op": ">=",
+                    "value": 1,
+                    "webhooks": ["ops"],
+                }
+            ],
+        },
+    )
+    first = Service(config, web_port=web_port, name="first")
+    try:
+        failed = first.wait_until(
+            "SELECT id, attempts, last_error FROM notifications WHERE status = 'pending' AND attempts >= 1",
+            lambda rows: len(rows) == 1,
+            timeout=180,
+        )
+    finally:
+        assert first.stop() == 0, first.output[-3000:]
+    notification_id = failed[0][0]
+
+    receiver = LocalServer(port=hook_port)
+    receiver.route("/hook", "ok")
+    second = Service(config, web_port=web_port, name="second")
+    try:
+        received = receiver.wait_for("/hook", timeout=120)
+        second.wait_until("SELECT count(*) FROM notifications WHERE status = 'delivered'", lambda rows: rows == [[1]])
+        time.sleep(2)  # nothing more should arrive
+    finally:
+        assert second.stop() == 0, second.output[-3000:]
+        receiver.close()
+    assert len(receiver.received("/hook")) == 1
+    assert received[0].headers["webhook-id"] == notification_id  # the same id as the failed attempt
