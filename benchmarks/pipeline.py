@@ -1,0 +1,303 @@
+"""The whole service under load: throughput, end-to-end latency, memory, lag, and cost over the classifier.
+
+    python -m benchmarks.pipeline                      # steady phase + capacity phase (a few minutes)
+    python -m benchmarks.pipeline --soak-minutes 30    # long run at a moderate rate: RSS at start and end
+
+It starts its own embedded broker, runs ``stackwatch up`` (every role, the configured default classifier) as a
+subprocess against it, and produces articles straight to the raw topic, each stamped with its produce time:
+
+- steady phase: ``--rate`` articles/s for ``--seconds``; latency produce → DuckDB commit from the stored rows, and
+  produce → webhook receipt from probe articles that each open a new hourly bucket (so each fires an alert);
+- capacity phase: ``--burst`` articles at once; sustained articles/s until all are in DuckDB;
+- the classifier alone on the same texts in this process (same batch size), for the ratio
+  pipeline / classifier (the pipeline's overhead; target ≥ 0.8);
+- peak RSS of the service (VmHWM) and consumer lag at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from stackwatch.pipeline.broker import EmbeddedBroker, free_port, wait_for_port
+from stackwatch.pipeline.classifiers import build_classifier
+from stackwatch.pipeline.lag import consumer_lag, total_lag
+from stackwatch.pipeline.topics import TopicNames
+from stackwatch.settings import settings_from_mapping
+from stackwatch.signals.messages import Article
+
+APP = "bench"
+LEADS = [
+    ("Meta signs a multibillion-dollar deal to rent Google TPUs", "The move reduces its reliance on Nvidia GPUs."),
+    ("Microsoft lifts AI capex guidance to $80 billion", "Spending on data centres and GPUs rises again."),
+    ("Apple moves more Apple Intelligence features on-device", "The models run locally on the iPhone's NPU."),
+    ("Azure stays OpenAI's exclusive API cloud under new terms", "Regulators look at the lock-in."),
+    ("Nvidia beats estimates as data-centre revenue climbs", "Blackwell shipments ramp through the quarter."),
+    ("CoreWeave raises $7.5 billion in GPU-backed debt", "The neocloud will buy more accelerators."),
+]
+
+
+class Receiver:
+    """A local webhook receiver that records when each alert id arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                now = time.time()
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                for alert in body.get("data", {}).get("alerts", []) or [body.get("data", {})]:
+                    if alert.get("status", "firing") == "firing" and alert.get("bucket_start"):
+                        receiver.arrivals.setdefault(alert["bucket_start"], now)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def article(number: int, produced: datetime, published: datetime, lead: tuple[str, str]) -> Article:
+    return Article(
+        id=f"bench-{number}",
+        url=f"https://bench.example/{number}",
+        title=f"{lead[0]} ({number})",
+        summary=lead[1],
+        source="bench",
+        connector="bench",
+        published_at=published,
+        fetched_at=produced,
+    )
+
+
+async def produce(servers: list[str], topic: str, articles: list[tuple[float, Article]]) -> None:
+    """Send each article at its scheduled offset (seconds from now), stamping fetched_at at send time."""
+    producer = AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=2)
+    await producer.start()
+    try:
+        start = time.monotonic()
+        pending = []
+        for offset, item in articles:
+            delay = start + offset - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            data = item.to_dict()
+            data["fetched_at"] = datetime.now(UTC).isoformat()
+            pending.append(await producer.send(topic, json.dumps(data).encode(), key=item.id.encode()))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "no samples"
+    ordered = sorted(values)
+    p50, p95, p99 = (ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000 for share in (0.5, 0.95, 0.99))
+    return f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms (n={len(values)})"
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def sql(port: int, query: str) -> list[list[Any]]:
+    response = httpx.post(f"http://127.0.0.1:{port}/api/sql", json={"sql": query}, timeout=60)
+    response.raise_for_status()
+    rows: list[list[Any]] = response.json()["rows"]
+    return rows
+
+
+def wait_for_count(port: int, expected: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if sql(port, "SELECT count(*) FROM articles")[0][0] >= expected:
+                return time.monotonic()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"fewer than {expected} articles stored after {timeout:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=20.0, help="articles/s in the steady phase")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the steady phase")
+    parser.add_argument("--burst", type=int, default=3000, help="articles in the capacity phase")
+    parser.add_argument("--soak-minutes", type=float, default=0.0, help="run a soak instead (RSS start/end)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="stackwatch-bench-"))
+    receiver = Receiver()
+    web_port = free_port()
+    names = TopicNames(APP)
+    with EmbeddedBroker(log_file=work / "broker.log") as broker:
+        raw_config = {
+            "kafka": {
+                "bootstrap_servers": [broker.bootstrap],
+                "app_id": APP,
+                "topic_prefix": APP,
+                "session_timeout": "6s",
+            },
+            "storage": {"path": str(work / "bench.duckdb"), "flush_interval": "200ms"},
+            "state": {"path": str(work / "state")},
+            "web": {"host": "127.0.0.1", "port": web_port},
+            "webhooks": [{"name": "bench", "url": f"http://127.0.0.1:{receiver.port}/hook"}],
+            "alerting": {"group_wait": "200ms"},
+            "rules": [
+                {
+                    "name": "probe",
+                    "kind": "threshold",
+                    "dynamic": "decoupling",
+                    "op": ">=",
+                    "value": 1,
+                    "webhooks": ["bench"],
+                }
+            ],
+        }
+        config = work / "stackwatch.yaml"
+        config.write_text(yaml.safe_dump(raw_config), encoding="utf-8")
+        log = (work / "service.log").open("wb")
+        service = subprocess.Popen(
+            [sys.executable, "-m", "stackwatch.pipeline.cli", "up", "-c", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        )
+        try:
+            wait_for_port("127.0.0.1", web_port, 120)
+            settings = settings_from_mapping(raw_config, environ={})
+            # Warm up: the model loads and the consumer groups join before anything is measured. Probe buckets
+            # must stay inside the stream's indicator retention (3 days) and in the past.
+            base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=70)
+            asyncio.run(produce([broker.bootstrap], names.raw, [(0.0, article(-1, base, base, LEADS[0]))]))
+            wait_for_count(web_port, 1, 300)
+            _, rss_start = peak_rss_mb(service.pid)
+            if args.soak_minutes:
+                soak(args, broker.bootstrap, names.raw, web_port, service.pid, base)
+                return
+            print(f"service up; RSS {rss_start:.0f} MB; steady phase: {args.rate:g} articles/s for {args.seconds:g}s")
+
+            # Steady phase: every 20th article is a decoupling probe in its own hourly bucket (one alert each).
+            count = int(args.rate * args.seconds)
+            if count // 20 >= 69:
+                raise SystemExit("--rate x --seconds allows at most 1380 articles (one probe hour per 20)")
+            plan = []
+            probes: dict[str, int] = {}
+            for number in range(count):
+                if number % 20 == 0:
+                    bucket = base + timedelta(hours=1 + number // 20)
+                    probes[bucket.isoformat()] = number
+                    plan.append((number / args.rate, article(number, base, bucket, LEADS[0])))
+                else:
+                    plan.append((number / args.rate, article(number, base, base, LEADS[number % len(LEADS)])))
+            asyncio.run(produce([broker.bootstrap], names.raw, plan))
+            wait_for_count(web_port, count + 1, 300)
+            time.sleep(3)
+            rows = sql(
+                web_port, "SELECT id, epoch(stored_at) - epoch(fetched_at) FROM articles WHERE id LIKE 'bench-%'"
+            )
+            to_store = [float(latency) for _, latency in rows if latency is not None]
+            produced_at = {
+                row[0]: row[1]
+                for row in sql(web_port, "SELECT id, epoch(fetched_at) FROM articles WHERE id LIKE 'bench-%'")
+            }
+            to_hook = []
+            for probe_bucket, number in probes.items():
+                arrived = receiver.arrivals.get(probe_bucket)
+                sent = produced_at.get(f"bench-{number}")
+                if arrived and sent:
+                    to_hook.append(arrived - float(sent))
+
+            # Capacity phase: a burst as fast as the producer goes; throughput until all are stored.
+            burst = [(0.0, article(count + n, base, base, LEADS[n % len(LEADS)])) for n in range(args.burst)]
+            start = time.monotonic()
+            asyncio.run(produce([broker.bootstrap], names.raw, burst))
+            done = wait_for_count(web_port, count + 1 + args.burst, 900)
+            pipeline_rate = args.burst / (done - start)
+            time.sleep(2)  # let the last offset commits land
+            lag = total_lag(
+                asyncio.run(
+                    consumer_lag(
+                        [broker.bootstrap],
+                        {
+                            APP: [names.raw, names.tagged, names.hits, names.indicators],
+                            f"{APP}-sink": [names.tagged, names.indicators, names.alerts, names.deadletter],
+                        },
+                    )
+                )
+            )
+            _, rss_peak = peak_rss_mb(service.pid)
+        finally:
+            service.send_signal(signal.SIGTERM)
+            service.wait(60)
+            log.close()
+
+    # The classifier alone, same texts, same batch size, in this process: the baseline of the ratio.
+    classifier = build_classifier(settings)
+    texts = [item.text for _, item in burst]
+    batch = settings.classifier.batch_size
+    classifier.classify(texts[:batch])  # warm-up
+    started = time.perf_counter()
+    for index in range(0, len(texts), batch):
+        classifier.classify(texts[index : index + batch])
+    classifier_rate = len(texts) / (time.perf_counter() - started)
+
+    print(f"latency produce -> DuckDB commit: {percentiles(to_store)}")
+    print(f"latency produce -> webhook receipt: {percentiles(to_hook)} (alerting.group_wait 200 ms included)")
+    print(f"sustained pipeline throughput: {pipeline_rate:.1f} articles/s ({args.burst} articles)")
+    print(f"classifier alone ({classifier.version}, batch {batch}): {classifier_rate:.1f} articles/s")
+    print(f"ratio pipeline / classifier: {pipeline_rate / classifier_rate:.2f} (target >= 0.8)")
+    print(f"service RSS: {rss_start:.0f} MB after warm-up, peak {rss_peak:.0f} MB; consumer lag at the end: {lag}")
+
+
+def soak(args: argparse.Namespace, bootstrap: str, topic: str, web_port: int, pid: int, base: datetime) -> None:
+    """A moderate steady rate for ``--soak-minutes``; RSS sampled every 30 s."""
+    seconds = args.soak_minutes * 60
+    rate = args.rate
+    samples = []
+    start = time.monotonic()
+    number = 0
+    while time.monotonic() - start < seconds:
+        chunk = [
+            (n / rate, article(number + n, base, base, LEADS[(number + n) % len(LEADS)])) for n in range(int(rate * 30))
+        ]
+        asyncio.run(produce([bootstrap], topic, chunk))
+        number += len(chunk)
+        rss, _ = peak_rss_mb(pid)
+        samples.append(rss)
+        print(f"{(time.monotonic() - start) / 60:5.1f} min: {number} articles produced, RSS {rss:.0f} MB", flush=True)
+    wait_for_count(web_port, number + 1, 600)
+    print(
+        f"soak: {number} articles over {args.soak_minutes:g} min; RSS start {samples[0]:.0f} MB, "
+        f"end {samples[-1]:.0f} MB, max {max(samples):.0f} MB; median {statistics.median(samples):.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
