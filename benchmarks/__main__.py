@@ -6,6 +6,7 @@ import importlib
 
 BENCHMARKS = [
     "benchmarks.sink",
+    "benchmarks.classifier",
 ]
 
 

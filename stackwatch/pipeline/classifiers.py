@@ -1,4 +1,4 @@
-"""Builds the classifier the configuration asks for."""
+"""Builds the classifier the configuration asks for (once per process: loading the encoder takes seconds)."""
 
 from __future__ import annotations
 
@@ -9,5 +9,25 @@ __all__ = ["build_classifier"]
 
 
 def build_classifier(settings: Settings) -> Classifier:
-    """The configured backend over the configured taxonomy."""
-    return KeywordClassifier(settings.taxonomy())
+    """The configured backend over the configured taxonomy. Raises ClassifierError if a model cannot load."""
+    config = settings.classifier
+    taxonomy = settings.taxonomy()
+    if config.backend == "keyword":
+        return KeywordClassifier(taxonomy)
+    if config.backend == "zero-shot":
+        from stackwatch.signals.zeroshot import ZeroShotClassifier
+
+        return ZeroShotClassifier(config.model, taxonomy, threshold=config.zero_shot_threshold)
+    from stackwatch.signals.encoder import Encoder
+    from stackwatch.signals.head import Head
+    from stackwatch.signals.transformer import TransformerClassifier
+
+    encoder = Encoder.load(
+        config.model,
+        precision=config.precision,
+        max_length=config.max_length,
+        batch_size=config.inference_batch,
+        threads=config.threads,
+    )
+    head = Head.load(config.head) if config.head is not None else Head.bundled()
+    return TransformerClassifier(encoder, head, taxonomy, similarity_threshold=config.similarity_threshold)

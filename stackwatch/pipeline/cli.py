@@ -8,12 +8,9 @@ stackwatch classify --text "Meta signs a TPU deal with Google"
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from collections.abc import Collection, Iterator
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Collection
 
 import click
 
@@ -94,47 +91,6 @@ def sink(config: str | None, web_port: int | None) -> None:
     _run(config, ("sink",), web_port)
 
 
-def _records(stream: IO[str]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            yield number, None, f"line {number}: not JSON: {error}"
-            continue
-        if not isinstance(record, dict):
-            yield number, None, f"line {number}: expected a JSON object"
-            continue
-        yield number, record, None
-
-
-@cli.command()
-@config_option
-@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--text", "text", default=None, help="Classify this one text instead of reading JSONL.")
-def classify(config: str | None, file: IO[str], text: str | None) -> None:
-    """Tag JSONL records ({"id", "title", "text"}) with dynamics; one JSONL result per input."""
-    from stackwatch.pipeline.classifiers import build_classifier
-
-    settings = _settings(config) if config or Path("stackwatch.yaml").exists() else Settings()
-    classifier = build_classifier(settings)
-    if text is not None:
-        result = classifier.classify([text])[0]
-        click.echo(json.dumps({"labels": list(result.labels), "scores": result.scores}))
-        return
-    for _, record, error in _records(file):
-        if record is None:
-            click.echo(json.dumps({"error": error}))
-            continue
-        content = "\n".join(str(record.get(key) or "") for key in ("title", "text") if record.get(key)).strip()
-        if not content:
-            click.echo(json.dumps({"id": record.get("id"), "error": "no text to classify"}))
-            continue
-        result = classifier.classify([content])[0]
-        click.echo(json.dumps({"id": record.get("id"), "labels": list(result.labels), "scores": result.scores}))
-
-
 def _register_commands() -> None:
     from stackwatch.pipeline.cli_receive import receive
     from stackwatch.pipeline.cli_sources import sources
@@ -144,6 +100,10 @@ def _register_commands() -> None:
     for command in (sql, export, rebuild, retention):
         cli.add_command(command)
     cli.add_command(sources)
+    from stackwatch.pipeline.cli_classifier import classify, evaluate, train
+
+    for command in (classify, train, evaluate):
+        cli.add_command(command)
 
 
 _register_commands()

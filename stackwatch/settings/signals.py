@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
@@ -24,8 +25,23 @@ class DynamicSettings(Section):
 
 
 class ClassifierSettings(Section):
-    """How the classify agent tags articles and how it batches them."""
+    """How the classify agent tags articles and how it batches them.
 
-    backend: Literal["keyword"] = "keyword"
+    ``backend``: ``transformer`` (encoder + trained head, the default), ``keyword`` (regular expressions) or
+    ``zero-shot`` (an NLI model named in ``model``).
+    """
+
+    backend: Literal["keyword", "transformer", "zero-shot"] = "transformer"
+    model: str | None = Field(
+        default=None,
+        description="Hugging Face model id or local path; null: the bundled all-MiniLM-L6-v2 (transformer only)",
+    )
+    head: Path | None = Field(default=None, description="head file from `stackwatch train`; null: the bundled head")
+    precision: Literal["int8", "fp32"] = "int8"
+    max_length: int = Field(default=128, ge=8, le=512, description="tokens of title + text the encoder reads")
+    inference_batch: int = Field(default=16, ge=1, le=512, description="texts per forward pass")
+    threads: int | None = Field(default=None, ge=1, le=256, description="torch threads; null: min(2, cores)")
+    similarity_threshold: float = Field(default=0.45, ge=-1.0, le=1.0)
+    zero_shot_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     batch_size: int = Field(default=32, ge=1, le=4096)
     batch_timeout: Seconds = 0.2

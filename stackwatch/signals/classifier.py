@@ -17,7 +17,7 @@ from typing import Protocol
 
 from stackwatch.signals.taxonomy import Taxonomy
 
-__all__ = ["Classification", "Classifier", "KeywordClassifier", "NO_TEXT"]
+__all__ = ["NO_TEXT", "Classification", "Classifier", "KeywordClassifier"]
 
 NO_TEXT = "no text to classify"
 
