@@ -7,6 +7,7 @@ import importlib
 BENCHMARKS = [
     "benchmarks.sink",
     "benchmarks.classifier",
+    "benchmarks.pipeline",
 ]
 
 
