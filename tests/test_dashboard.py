@@ -149,7 +149,7 @@ def test_overview_renders_charts_alerts_and_hostile_titles_as_text_in_chromium(r
     assert "<script" not in dom
     assert "<img" not in dom
     assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)  # type: ignore[union-attr]
-    assert "javascript:" not in re.sub(r"&lt;.*?&gt;", "", dom.replace("javascript:alert(1)</", ""))
+    assert 'href="javascript:' not in dom  # an article's javascript: link is not made a link
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-overview.png"
     shot.unlink(missing_ok=True)
