@@ -101,3 +101,14 @@ def test_unreadable_files_are_reported_with_their_path(tmp_path: Path) -> None:
     listing.write_text("- a\n- b\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_settings(listing, environ={})
+
+
+def test_local_clients_reach_a_wildcard_bind_on_loopback_with_the_token() -> None:
+    settings = settings_from_mapping(
+        {"web": {"host": "0.0.0.0", "port": 7000, "token_env": "SW_TOKEN"}}, environ={"SW_TOKEN": "s3cret"}
+    )
+    assert settings.web.client_target({"SW_TOKEN": "s3cret"}) == (
+        "http://127.0.0.1:7000",
+        {"Authorization": "Bearer s3cret"},
+    )
+    assert settings_from_mapping({}, environ={}).web.client_target({}) == ("http://127.0.0.1:6066", {})

@@ -29,13 +29,10 @@ def _target(config: str | None, url: str | None) -> tuple[str, dict[str, str]]:
     from stackwatch.settings import load_settings
 
     try:
-        settings = load_settings(config)
-        token = settings.web.token()
+        base, headers = load_settings(config).web.client_target()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    host = settings.web.host if settings.web.host not in {"0.0.0.0", "::"} else "127.0.0.1"  # noqa: S104 (a bind, not a target)
-    base = url or f"http://{host}:{settings.web.port}"
-    return base.rstrip("/"), ({"Authorization": f"Bearer {token}"} if token else {})
+    return (url or base).rstrip("/"), headers
 
 
 def _get(client: Any, url: str) -> Any:

@@ -46,9 +46,10 @@ def sources(ctx: click.Context, config: str | None, output_format: str) -> None:
 
     try:
         settings = load_settings(config)
+        base, headers = settings.web.client_target()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
-    live = _live_states(f"http://{settings.web.host}:{settings.web.port}/api/sources")
+    live = _live_states(f"{base}/api/sources", headers)
     if live is not None:
         columns = ["name", "type", "last_success", "last_error", "items_seen", "items_rejected", "next_poll"]
         rows = [[state.get(column) for column in columns] for state in live]
@@ -76,11 +77,11 @@ def sources(ctx: click.Context, config: str | None, output_format: str) -> None:
     click.echo(render(columns, rows, output_format))
 
 
-def _live_states(url: str) -> list[dict[str, Any]] | None:
+def _live_states(url: str, headers: dict[str, str]) -> list[dict[str, Any]] | None:
     import httpx
 
     try:
-        response = httpx.get(url, timeout=2.0)
+        response = httpx.get(url, headers=headers, timeout=2.0)
         body = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None

@@ -77,9 +77,13 @@ def _query_file(settings: Settings, query: str) -> QueryResult:
 def sql(config: str | None, query: str, output_format: str) -> None:
     """Run one read-only query: through the running service, else on the DuckDB file (or its snapshot)."""
     settings = _settings(config)
-    url = f"http://{settings.web.host}:{settings.web.port}/api/sql"
     try:
-        response: httpx.Response | None = httpx.post(url, json={"sql": query}, timeout=60.0)
+        base, headers = settings.web.client_target()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    url = f"{base}/api/sql"
+    try:
+        response: httpx.Response | None = httpx.post(url, json={"sql": query}, headers=headers, timeout=60.0)
     except httpx.TransportError:
         response = None
     if response is not None and response.headers.get("content-type", "").startswith("application/json"):

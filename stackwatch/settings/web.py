@@ -57,6 +57,15 @@ class WebSettings(Section):
             raise ConfigError(f"web.token_env: environment variable {self.token_env} is not set")
         return value
 
+    def client_target(self, environ: Mapping[str, str] | None = None) -> tuple[str, dict[str, str]]:
+        """The base URL a local client reaches the service at, and the headers that authorise it.
+
+        Raises ConfigError as :meth:`token` does.
+        """
+        token = self.token(environ)
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104 (a bind, not a target)
+        return f"http://{host}:{self.port}", ({"Authorization": f"Bearer {token}"} if token else {})
+
 
 class LogSettings(Section):
     """Log level for stackwatch's own loggers; library loggers stay at warning.
