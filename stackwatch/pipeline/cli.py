@@ -15,29 +15,13 @@ from collections.abc import Collection
 import click
 
 from stackwatch import __version__
-from stackwatch.errors import ConfigError, StackwatchError
-from stackwatch.settings import Settings, config_path, load_settings
+from stackwatch.errors import StackwatchError
+from stackwatch.pipeline.cli_common import cli_settings, config_option
+from stackwatch.settings import config_path
 
 __all__ = ["main"]
 
 log = logging.getLogger("stackwatch")
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
-
-
-config_option = click.option(
-    "-c",
-    "--config",
-    envvar="STACKWATCH_CONFIG",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
-)
 
 
 @click.group()
@@ -49,7 +33,7 @@ def cli() -> None:
 def _run(config: str | None, roles: Collection[str], web_port: int | None) -> None:
     from stackwatch.pipeline.run import run_roles
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     try:
         run_roles(settings, roles, web_port=web_port, config_file=config_path(config))
     except StackwatchError as error:

@@ -18,9 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from stackwatch.errors import ConfigError, StoreError
+from stackwatch.errors import StoreError
+from stackwatch.pipeline.cli_common import cli_settings, config_option
 from stackwatch.pipeline.output import render
-from stackwatch.settings import Settings, load_settings, parse_duration
+from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
 from stackwatch.signals.messages import Alert, parse_time, utcnow
 from stackwatch.signals.rules import replay
@@ -28,18 +29,6 @@ from stackwatch.storage import alerts as stored
 from stackwatch.storage.store import Store
 
 __all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
-
-_config = click.option(
-    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
-    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
-)  # fmt: skip
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
 
 
 @contextmanager
@@ -54,11 +43,11 @@ def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
 
 
 @click.command()
-@_config
+@config_option
 @click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 def alerts(config: str | None, limit: int) -> None:
     """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited)."""
-    with _store(_settings(config), write=False) as store:
+    with _store(cli_settings(config), write=False) as store:
         rows = stored.recent_alerts(store.connection, limit)
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
     click.echo(render(columns, [list(row) for row in rows], "table"))
@@ -70,7 +59,7 @@ def silence() -> None:
 
 
 @silence.command("add")
-@_config
+@config_option
 @click.argument("matchers", nargs=-1, required=True)
 @click.option("--for", "duration", default="2h", show_default=True, help="How long (30m, 2h, 1d).")
 @click.option("--comment", default="", help="Why.")
@@ -82,7 +71,7 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     now = utcnow()
-    with _store(_settings(config), write=True) as store:
+    with _store(cli_settings(config), write=True) as store:
         silence_id = stored.add_silence(
             store.connection, parsed, now + timedelta(seconds=seconds), now=now, comment=comment, created_by=_user()
         )
@@ -90,12 +79,12 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
 
 
 @silence.command("list")
-@_config
+@config_option
 @click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
 def silence_list(config: str | None, include_expired: bool) -> None:
     """Active silences (and expired ones with --all)."""
     now = utcnow()
-    with _store(_settings(config), write=False) as store:
+    with _store(cli_settings(config), write=False) as store:
         found = stored.list_silences(store.connection, now, include_expired=include_expired)
     rows = [
         [
@@ -111,11 +100,11 @@ def silence_list(config: str | None, include_expired: bool) -> None:
 
 
 @silence.command("expire")
-@_config
+@config_option
 @click.argument("silence_id")
 def silence_expire(config: str | None, silence_id: str) -> None:
     """End a silence now."""
-    with _store(_settings(config), write=True) as store:
+    with _store(cli_settings(config), write=True) as store:
         if not stored.expire_silence(store.connection, silence_id, utcnow()):
             raise click.ClickException(f"no active silence {silence_id!r}")
     click.echo(f"expired {silence_id}")
@@ -134,10 +123,10 @@ def rules() -> None:
 
 
 @rules.command("check")
-@_config
+@config_option
 def rules_check(config: str | None) -> None:
     """Validate the rules (kinds, dynamics, webhooks, templates) and say which the stream evaluates."""
-    settings = _settings(config)
+    settings = cli_settings(config)
     for item in settings.rules:
         wired = item.to_rule() is not None
         note = "ok" if wired else "ok, NOT evaluated yet: needs entity matching in the stream"
@@ -159,12 +148,12 @@ def backtest_table(fired: Sequence[Alert]) -> list[list[str]]:
 
 
 @rules.command("backtest")
-@_config
+@config_option
 @click.option("--since", required=True, help="Replay from this date or time (ISO-8601, UTC).")
 @click.option("--until", default=None, help="Up to this date or time (default: now).")
 def rules_backtest(config: str | None, since: str, until: str | None) -> None:
     """Replay stored indicator history through the rules: when each would have fired, as a table and a chart."""
-    settings = _settings(config)
+    settings = cli_settings(config)
     try:
         start, end = parse_time(since, "--since"), parse_time(until, "--until") if until else None
     except ValueError as error:

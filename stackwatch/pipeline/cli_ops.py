@@ -15,12 +15,10 @@ from typing import Any
 
 import click
 
+from stackwatch.pipeline.cli_common import config_option
+
 __all__ = ["reload", "status"]
 
-_config_option = click.option(
-    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
-    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
-)  # fmt: skip
 _url_option = click.option("--url", default=None, help="The service's base URL (default: http://web.host:web.port).")
 
 
@@ -101,7 +99,7 @@ def render_status(ready: dict[str, Any], body: dict[str, Any]) -> str:
 
 
 @click.command()
-@_config_option
+@config_option
 @_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the summary.")
 def status(config: str | None, url: str | None, as_json: bool) -> None:
@@ -122,7 +120,7 @@ def status(config: str | None, url: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 @_url_option
 def reload(config: str | None, url: str | None) -> None:
     """Make the running service re-read its config file (sources, webhooks, alerting) without a restart."""

@@ -21,19 +21,17 @@ from typing import Any
 
 import click
 
+from stackwatch.pipeline.cli_common import config_option
+
 __all__ = ["sources"]
 
 log = logging.getLogger("stackwatch")
 
-_config_option = click.option(
-    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
-    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
-)  # fmt: skip
 _FORMATS = ("table", "json")
 
 
 @click.group(invoke_without_command=True)
-@_config_option
+@config_option
 @click.option("--format", "output_format", type=click.Choice(_FORMATS), default="table")
 @click.pass_context
 def sources(ctx: click.Context, config: str | None, output_format: str) -> None:

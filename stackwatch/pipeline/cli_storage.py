@@ -19,28 +19,13 @@ import click
 import httpx
 
 from stackwatch.errors import ConfigError, QueryRefused, StoreError
+from stackwatch.pipeline.cli_common import cli_settings, config_option
 from stackwatch.pipeline.output import render
 from stackwatch.pipeline.sink import build_derivation
-from stackwatch.settings import Settings, load_settings
+from stackwatch.settings import Settings
 from stackwatch.storage.store import QueryResult, Store
 
 __all__ = ["export", "rebuild", "retention", "sql"]
-
-_config_option = click.option(
-    "-c",
-    "--config",
-    envvar="STACKWATCH_CONFIG",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
-)
-
-
-def _settings(config: str | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _open_for_writing(settings: Settings) -> Store:
@@ -71,12 +56,12 @@ def _query_file(settings: Settings, query: str) -> QueryResult:
 
 
 @click.command()
-@_config_option
+@config_option
 @click.argument("query")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table")
 def sql(config: str | None, query: str, output_format: str) -> None:
     """Run one read-only query: through the running service, else on the DuckDB file (or its snapshot)."""
-    settings = _settings(config)
+    settings = cli_settings(config)
     try:
         base, headers = settings.web.client_target()
     except ConfigError as error:
@@ -102,13 +87,13 @@ def sql(config: str | None, query: str, output_format: str) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export(config: str | None, directory: Path) -> None:
     """Export the tables as Parquet, one directory per table, partitioned by day."""
     from stackwatch.storage.maintenance import export_parquet
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     with _open_for_writing(settings) as store:
         try:
             counts = export_parquet(store, directory)
@@ -119,12 +104,12 @@ def export(config: str | None, directory: Path) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 def rebuild(config: str | None) -> None:
     """Recompute every derived indicator from the stored articles (the same numbers the stream produced)."""
     from tqdm import tqdm
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     with _open_for_writing(settings) as store:
         bar = tqdm(total=0, unit="bucket", desc="rebuild", disable=None)
 
@@ -142,12 +127,12 @@ def rebuild(config: str | None) -> None:
 
 
 @click.command()
-@_config_option
+@config_option
 def retention(config: str | None) -> None:
     """Apply retention now: drop old bodies and dead letters, checkpoint, print file size and row counts."""
     from stackwatch.storage.maintenance import apply_retention
 
-    settings = _settings(config)
+    settings = cli_settings(config)
     keep = settings.storage.retention
     with _open_for_writing(settings) as store:
         try:

@@ -1,0 +1,40 @@
+"""What every ``stackwatch`` command shares: the ``-c/--config`` option and loading the settings it names.
+
+    @click.command()
+    @config_option
+    def mycommand(config: str | None) -> None:
+        settings = cli_settings(config)      # a ClickException naming the bad key, never a traceback
+
+Settings are imported when loaded, not here, so commands that must start fast stay light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from stackwatch.settings import Settings
+
+__all__ = ["cli_settings", "config_option"]
+
+config_option = click.option(
+    "-c",
+    "--config",
+    envvar="STACKWATCH_CONFIG",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml).",
+)
+
+
+def cli_settings(config: str | None) -> Settings:
+    """The validated settings of ``config`` (or the default file); ClickException with the reasons otherwise."""
+    from stackwatch.errors import ConfigError
+    from stackwatch.settings import load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
