@@ -92,6 +92,7 @@ def build_runtime(
             rules,
             batch_size=settings.classifier.batch_size,
             batch_timeout=settings.classifier.batch_timeout,
+            stream_retention=timedelta(seconds=settings.indicators.stream_retention),
         )
     if "ingest" in roles:
         runtime.ingest = IngestService(settings, servers, loop=app.loop)

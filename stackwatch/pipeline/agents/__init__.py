@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import timedelta
 
 import faust
 
@@ -31,9 +32,10 @@ def register_agents(
     *,
     batch_size: int,
     batch_timeout: float,
+    stream_retention: timedelta,
 ) -> Future[Classifier]:
     """Attach the worker role's agents to ``app``; returns the classifier's loading future."""
     loading = register_classify(app, topics, load_classifier, batch_size=batch_size, batch_timeout=batch_timeout)
-    register_indicators(app, topics)
+    register_indicators(app, topics, retention=stream_retention)
     register_rules(app, topics, rules)
     return loading
