@@ -145,7 +145,7 @@ def test_cli_classify_jsonl_with_a_bad_line() -> None:
     ]
     result = CliRunner().invoke(cli, ["classify", "-"], input="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.output
-    records = [json.loads(line) for line in result.output.splitlines()]
+    records = [json.loads(line) for line in result.stdout.splitlines()]  # stderr has load progress
     assert [r.get("id", r.get("line")) for r in records] == ["a", 2, "b", "c", "d"]
     assert "decoupling" in records[0]["labels"]
     assert "not JSON" in records[1]["error"]
@@ -155,4 +155,4 @@ def test_cli_classify_jsonl_with_a_bad_line() -> None:
 
     one = CliRunner().invoke(cli, ["classify", "--text", "Meta raises capex to $70bn for AI data centres"])
     assert one.exit_code == 0, one.output
-    assert "capex" in json.loads(one.output)["labels"]
+    assert "capex" in json.loads(one.stdout)["labels"]
