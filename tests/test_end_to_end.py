@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from stackwatch.pipeline.broker import free_port, wait_for_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
-from tests.helpers.service import Service, write_config
+from tests.helpers.service import Service, pipeline_config, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -50,32 +50,24 @@ def test_feed_to_duckdb_to_signed_webhook(broker: str, unique: str, http_server:
     http_server.route("/feed.xml", FEED.replace("{now}", rfc822_now()), headers={"Content-Type": "application/rss+xml"})
     http_server.route("/hook", "ok")
     web_port = free_port()
-    config = write_config(
-        tmp_path / "stackwatch.yaml",
-        {
-            "kafka": {
-                "bootstrap_servers": [broker],
-                "app_id": unique,
-                "topic_prefix": unique,
-                "session_timeout": "6s",
-            },
-            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms"},
-            "state": {"path": str(tmp_path / "state")},
-            "web": {"host": "127.0.0.1", "port": web_port},
-            "sources": [{"name": "wire", "type": "rss", "url": http_server.url("/feed.xml"), "interval": "2s"}],
-            "webhooks": [{"name": "ops", "url": http_server.url("/hook"), "secret_env": "STACKWATCH_E2E_SECRET"}],
-            "rules": [
-                {
-                    "name": "decoupling-any",
-                    "kind": "threshold",
-                    "dynamic": "decoupling",
-                    "window": "1h",
-                    "op": ">=",
-                    "value": 1,
-                    "webhooks": ["ops"],
-                }
-            ],
-        },
+    config = pipeline_config(
+        tmp_path,
+        [broker],
+        unique,
+        web={"host": "127.0.0.1", "port": web_port},
+        sources=[{"name": "wire", "type": "rss", "url": http_server.url("/feed.xml"), "interval": "2s"}],
+        webhooks=[{"name": "ops", "url": http_server.url("/hook"), "secret_env": "STACKWATCH_E2E_SECRET"}],
+        rules=[
+            {
+                "name": "decoupling-any",
+                "kind": "threshold",
+                "dynamic": "decoupling",
+                "window": "1h",
+                "op": ">=",
+                "value": 1,
+                "webhooks": ["ops"],
+            }
+        ],
     )
     service = Service(config, web_port=web_port, env={"STACKWATCH_E2E_SECRET": SECRET})
     try:

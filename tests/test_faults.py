@@ -26,7 +26,7 @@ import pytest
 from stackwatch.pipeline.broker import EmbeddedBroker, free_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
-from tests.helpers.service import Service, write_config
+from tests.helpers.service import Service, pipeline_config
 
 pytestmark = pytest.mark.integration
 
@@ -74,31 +74,29 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
     http_server.route("/hook", "ok")
     store_path = tmp_path / "stackwatch.duckdb"
     web_port = free_port()
-    config = write_config(
-        tmp_path / "stackwatch.yaml",
-        {
-            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
-            "storage": {"path": str(store_path), "flush_interval": "200ms", "batch_size": 2000},
-            "state": {"path": str(tmp_path / "state")},
-            "web": {"host": "127.0.0.1", "port": web_port},
-            "classifier": {"backend": "keyword", "batch_size": 256},
-            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
-            "webhooks": [{"name": "ops", "url": http_server.url("/hook")}],
-            "alerting": {"group_wait": "1s"},
-            # Rules judge buckets in arrival order and ignore updates for a bucket already closed; with four
-            # partitions interleaving, a threshold that the first decoupling article crosses fires however they race.
-            "rules": [
-                {
-                    "name": "decoupling-seen",
-                    "kind": "threshold",
-                    "dynamic": "decoupling",
-                    "window": "1h",
-                    "op": ">=",
-                    "value": 1,
-                    "webhooks": ["ops"],
-                }
-            ],
-        },
+    config = pipeline_config(
+        tmp_path,
+        [broker],
+        unique,
+        storage={"batch_size": 2000},
+        web={"host": "127.0.0.1", "port": web_port},
+        classifier={"backend": "keyword", "batch_size": 256},
+        sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
+        webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
+        alerting={"group_wait": "1s"},
+        # Rules judge buckets in arrival order and ignore updates for a bucket already closed; with four
+        # partitions interleaving, a threshold that the first decoupling article crosses fires however they race.
+        rules=[
+            {
+                "name": "decoupling-seen",
+                "kind": "threshold",
+                "dynamic": "decoupling",
+                "window": "1h",
+                "op": ">=",
+                "value": 1,
+                "webhooks": ["ops"],
+            }
+        ],
     )
     rng = random.Random(20261121)
     outputs = []
@@ -169,21 +167,13 @@ def test_a_broker_unreachable_at_start_and_frozen_mid_run_loses_nothing(unique: 
     append_articles(feed, 0, 50)
     port = free_port()
     web_port = free_port()
-    config = write_config(
-        tmp_path / "stackwatch.yaml",
-        {
-            "kafka": {
-                "bootstrap_servers": [f"127.0.0.1:{port}"],
-                "app_id": unique,
-                "topic_prefix": unique,
-                "session_timeout": "6s",
-            },
-            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms"},
-            "state": {"path": str(tmp_path / "state")},
-            "web": {"host": "127.0.0.1", "port": web_port},
-            "classifier": {"backend": "keyword"},
-            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
-        },
+    config = pipeline_config(
+        tmp_path,
+        [f"127.0.0.1:{port}"],
+        unique,
+        web={"host": "127.0.0.1", "port": web_port},
+        classifier={"backend": "keyword"},
+        sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
     )
     service = Service(config, web_port=web_port)
     broker = EmbeddedBroker(port=port, log_file=tmp_path / "broker.log")
@@ -226,15 +216,13 @@ def test_a_full_disk_pauses_the_sink_without_losing_anything(broker: str, unique
                 json.dumps({"id": f"d{number}", "title": f"{HEADLINES[number % 5]} ({number})", "text": body}) + "\n"
             )
     ports = {role: free_port() for role in ("sink", "worker", "ingest")}
-    config = write_config(
-        tmp_path / "stackwatch.yaml",
-        {
-            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
-            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms", "batch_size": 200},
-            "state": {"path": str(tmp_path / "state")},
-            "classifier": {"backend": "keyword"},
-            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
-        },
+    config = pipeline_config(
+        tmp_path,
+        [broker],
+        unique,
+        storage={"batch_size": 200},
+        classifier={"backend": "keyword"},
+        sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
     )
     limit = 6 * 1024 * 1024
     sink = Service(config, command="sink", web_port=ports["sink"], file_size_limit=limit)
@@ -273,29 +261,25 @@ def test_a_receiver_down_across_a_service_restart_still_gets_the_alert_once(
     append_articles(feed, 0, 5)  # one decoupling headline among them
     hook_port = free_port()  # nothing listens here yet: the receiver is down
     web_port = free_port()
-    store_path = tmp_path / "stackwatch.duckdb"
-    config = write_config(
-        tmp_path / "stackwatch.yaml",
-        {
-            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
-            "storage": {"path": str(store_path), "flush_interval": "200ms"},
-            "state": {"path": str(tmp_path / "state")},
-            "web": {"host": "127.0.0.1", "port": web_port},
-            "classifier": {"backend": "keyword"},
-            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
-            "webhooks": [{"name": "ops", "url": f"http://127.0.0.1:{hook_port}/hook"}],
-            "alerting": {"group_wait": "1s"},
-            "rules": [
-                {
-                    "name": "decoupling-any",
-                    "kind": "threshold",
-                    "dynamic": "decoupling",
-                    "op": ">=",
-                    "value": 1,
-                    "webhooks": ["ops"],
-                }
-            ],
-        },
+    config = pipeline_config(
+        tmp_path,
+        [broker],
+        unique,
+        web={"host": "127.0.0.1", "port": web_port},
+        classifier={"backend": "keyword"},
+        sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
+        webhooks=[{"name": "ops", "url": f"http://127.0.0.1:{hook_port}/hook"}],
+        alerting={"group_wait": "1s"},
+        rules=[
+            {
+                "name": "decoupling-any",
+                "kind": "threshold",
+                "dynamic": "decoupling",
+                "op": ">=",
+                "value": 1,
+                "webhooks": ["ops"],
+            }
+        ],
     )
     first = Service(config, web_port=web_port, name="first")
     try:

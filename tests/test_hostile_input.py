@@ -36,7 +36,7 @@ from stackwatch.signals.messages import (
     parse_time,
 )
 from stackwatch.storage.readonly import check_query
-from tests.helpers.service import Service, write_config
+from tests.helpers.service import Service, pipeline_config
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 NOW = datetime(2026, 5, 4, 12, tzinfo=UTC)
@@ -190,14 +190,12 @@ def test_the_http_endpoints_answer_bad_requests_with_4xx_and_keep_running(
     broker: str, unique: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    config = write_config(
-        tmp_path / "c.yaml",
-        {
-            "kafka": {"bootstrap_servers": [broker], "app_id": unique, "topic_prefix": unique, "session_timeout": "6s"},
-            "storage": {"path": str(tmp_path / "s.duckdb")},
-            "state": {"path": str(tmp_path / "state")},
-            "web": {"port": port},
-        },
+    config = pipeline_config(
+        tmp_path,
+        [broker],
+        unique,
+        storage={"path": str(tmp_path / "s.duckdb")},
+        web={"port": port},
     )
     service = Service(config, command="sink", web_port=port)
     url = f"http://127.0.0.1:{port}/api/sql"

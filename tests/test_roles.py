@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stackwatch.pipeline.broker import free_port
-from tests.helpers.service import Service, write_config
+from tests.helpers.service import Service, pipeline_config
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +29,13 @@ def test_ingest_two_workers_and_a_sink_process_every_article_once(broker: str, u
             title, text = TOPICS[number % len(TOPICS)]
             out.write(json.dumps({"id": f"n{number}", "title": f"{title} ({number})", "text": text}) + "\n")
     sink_port = free_port()
-    config = write_config(
-        tmp_path / "stackwatch.yaml",
-        {
-            "kafka": {
-                "bootstrap_servers": [broker],
-                "app_id": unique,
-                "topic_prefix": unique,
-                "partitions": 4,
-                "session_timeout": "6s",
-            },
-            "storage": {"path": str(tmp_path / "stackwatch.duckdb"), "flush_interval": "200ms"},
-            "state": {"path": str(tmp_path / "state")},
-            "web": {"host": "127.0.0.1", "port": sink_port},
-            "sources": [{"name": "backfill", "type": "file", "path": str(feed), "interval": "1s"}],
-        },
+    config = pipeline_config(
+        tmp_path,
+        [broker],
+        unique,
+        kafka={"partitions": 4},
+        web={"host": "127.0.0.1", "port": sink_port},
+        sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "1s"}],
     )
     sink = Service(config, command="sink", web_port=sink_port)
     workers = [Service(config, command="worker", web_port=free_port(), name=f"worker{n}") for n in range(2)]

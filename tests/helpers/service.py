@@ -15,12 +15,29 @@ from typing import Any
 import httpx
 import yaml
 
-__all__ = ["Service", "write_config"]
+__all__ = ["Service", "pipeline_config", "write_config"]
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
     return path
+
+
+def pipeline_config(directory: Path, servers: list[str], name: str, **sections: Any) -> Path:
+    """``directory/stackwatch.yaml`` for a test pipeline with its own topics and groups (``name``) and its files
+    under ``directory``. Each keyword is a section: a mapping extends the default section, anything else is it.
+
+        pipeline_config(tmp_path, [broker], unique, web={"port": port}, sources=[...])
+    """
+    config: dict[str, Any] = {
+        "kafka": {"bootstrap_servers": servers, "app_id": name, "topic_prefix": name, "session_timeout": "6s"},
+        "storage": {"path": str(directory / "stackwatch.duckdb"), "flush_interval": "200ms"},
+        "state": {"path": str(directory / "state")},
+    }
+    for key, value in sections.items():
+        default = config.get(key)
+        config[key] = {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value
+    return write_config(directory / "stackwatch.yaml", config)
 
 
 def _limit_file_size(limit: int) -> None:
