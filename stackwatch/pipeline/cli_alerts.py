@@ -162,7 +162,9 @@ def rules_backtest(config: str | None, since: str, until: str | None) -> None:
 
     with _store(settings, write=False) as store:
         history = stored.indicator_history(store.connection, start, end)
-    fired = replay(build_engine(settings), history)
+    from tqdm import tqdm
+
+    fired = replay(build_engine(settings), tqdm(history, unit="value", desc="backtest", disable=None))
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "alert_id"]
     click.echo(render(columns, backtest_table(fired), "table"))
     click.echo(f"{len(history)} indicator value(s) replayed, {len(fired)} alert(s)")

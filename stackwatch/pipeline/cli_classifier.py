@@ -231,7 +231,15 @@ def evaluate(config: str | None, backend: str | None, data: str) -> None:
     texts = [item.content for item in items]
     gold = [item.labels for item in items]
     names = settings.taxonomy().names
-    report = score(gold, [r.labels for r in classifier.classify(texts)], names)
+    from tqdm import tqdm
+
+    predicted: list[tuple[str, ...]] = []
+    with tqdm(total=len(texts), unit="text", desc="eval", disable=None) as bar:
+        for start in range(0, len(texts), READ_BATCH):
+            chunk = texts[start : start + READ_BATCH]
+            predicted.extend(result.labels for result in classifier.classify(chunk))
+            bar.update(len(chunk))
+    report = score(gold, predicted, names)
     baseline = score(gold, [r.labels for r in KeywordClassifier(settings.taxonomy()).classify(texts)], names)
     click.echo(f"{data}: {len(items)} texts; model {classifier.version}")
     click.echo(f"{'dynamic':<16}{'support':>8}{'precision':>11}{'recall':>8}{'F1':>7}{'keyword F1':>12}")

@@ -91,12 +91,17 @@ def sql(config: str | None, query: str, output_format: str) -> None:
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export(config: str | None, directory: Path) -> None:
     """Export the tables as Parquet, one directory per table, partitioned by day."""
-    from stackwatch.storage.maintenance import export_parquet
+    from tqdm import tqdm
+
+    from stackwatch.storage.maintenance import EXPORTS, export_parquet
 
     settings = cli_settings(config)
-    with _open_for_writing(settings) as store:
+    with (
+        _open_for_writing(settings) as store,
+        tqdm(total=len(EXPORTS), unit="table", desc="export", disable=None) as bar,
+    ):
         try:
-            counts = export_parquet(store, directory)
+            counts = export_parquet(store, directory, lambda table: bar.update(1))
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     for table, rows in counts.items():

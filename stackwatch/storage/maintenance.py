@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,8 +71,11 @@ def snapshot(store: Store, target: Path) -> Path:
     return target
 
 
-def export_parquet(store: Store, directory: Path) -> dict[str, int]:
-    """Export each table of :data:`EXPORTS` as Parquet partitioned by day; returns rows per table."""
+def export_parquet(store: Store, directory: Path, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Export each table of :data:`EXPORTS` as Parquet partitioned by day; returns rows per table.
+
+    ``progress(table)`` is called after each table is written.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     connection = store.connection
@@ -86,6 +90,8 @@ def export_parquet(store: Store, directory: Path) -> dict[str, int]:
                         f"COPY ({query}) TO {_quote(directory / table)}"
                         " (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
                     )
+                if progress is not None:
+                    progress(table)
         finally:
             connection.execute("COMMIT")
     except duckdb.Error as error:
