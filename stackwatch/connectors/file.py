@@ -48,6 +48,11 @@ class FileSource(Source):
             return [self.path]
         raise SourceError(f"{self.path} does not exist")
 
+    def _reject(self, reason: str, line: bytes) -> DeadLetter:
+        return DeadLetter(
+            stage="connector", reason=reason, payload=line[:4000].decode("utf-8", "replace"), origin=self.name
+        )
+
     async def poll(self, checkpoint: Checkpoint) -> PollResult:
         offsets: dict[str, int] = dict(checkpoint.get("offsets", {}))
         articles: list[Article] = []
@@ -72,12 +77,7 @@ class FileSource(Source):
                             if skipped is None:
                                 break  # its end is not written yet: come back for it
                             rejected.append(
-                                DeadLetter(
-                                    stage="connector",
-                                    reason=f"{file.name}@{offset}: line longer than {MAX_LINE} bytes",
-                                    payload=line[:4000].decode("utf-8", "replace"),
-                                    origin=self.name,
-                                )
+                                self._reject(f"{file.name}@{offset}: line longer than {MAX_LINE} bytes", line)
                             )
                             offset += len(line) + skipped
                             budget -= 1
@@ -92,14 +92,7 @@ class FileSource(Source):
                         try:
                             articles.append(article_from_record(parse_line(line), self.name, "file", fetched_at))
                         except ValueError as error:
-                            rejected.append(
-                                DeadLetter(
-                                    stage="connector",
-                                    reason=f"{line_number_hint}: {error}",
-                                    payload=line[:4000].decode("utf-8", "replace"),
-                                    origin=self.name,
-                                )
-                            )
+                            rejected.append(self._reject(f"{line_number_hint}: {error}", line))
                     more = more or (budget == 0 and offset < size)
             except OSError as error:
                 raise SourceError(f"cannot read {file}: {error}") from error
