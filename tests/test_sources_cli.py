@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,39 @@ def test_sources_asks_the_running_service_first(http_server: LocalServer, tmp_pa
     assert "wire" in result.stdout
     assert "2026-05-01T12:05:00+00:00" in result.stdout
     assert "hn-tpu" not in result.stdout  # the live answer, not the config
+
+
+@pytest.mark.integration
+def test_backfill_rereads_a_source_through_the_running_service_without_duplicates(
+    broker: str, unique: str, tmp_path: Path
+) -> None:
+    from stackwatch.pipeline.broker import free_port
+    from tests.helpers.service import Service, pipeline_config
+
+    feed = tmp_path / "articles.jsonl"
+    feed.write_text("".join(json.dumps({"id": f"b{n}", "title": f"Item {n}"}) + "\n" for n in range(30)))
+    port = free_port()
+    config = pipeline_config(
+        tmp_path, [broker], unique, web={"port": port}, classifier={"backend": "keyword"},
+        sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "1h"}],
+    )  # fmt: skip
+    service = Service(config, web_port=port)
+    try:
+        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[30]], timeout=180)
+        done = subprocess.run(
+            [sys.executable, "-m", "stackwatch.pipeline.cli", "backfill", "backfill", "-c", str(config)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        unknown = subprocess.run(
+            [sys.executable, "-m", "stackwatch.pipeline.cli", "backfill", "nope", "-c", str(config)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        time.sleep(2)
+        stored = service.sql("SELECT count(*), count(DISTINCT id) FROM articles")
+    finally:
+        assert service.stop() == 0, service.output[-2000:]
+    assert done.returncode == 0, done.stderr
+    assert "30 article(s) produced again" in done.stdout
+    assert unknown.returncode == 1
+    assert "unknown source 'nope'" in unknown.stderr
+    assert stored == [[30, 30]]

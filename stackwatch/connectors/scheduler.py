@@ -14,13 +14,14 @@ out, shared by every source that talks to that host.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from stackwatch.connectors.base import Publisher, Source
+from stackwatch.connectors.base import Checkpoint, Publisher, Source
 from stackwatch.connectors.checkpoints import CheckpointStore
 from stackwatch.connectors.politeness import HostLimiter
 from stackwatch.errors import SourceError
@@ -56,6 +57,9 @@ class SourceState:
     next_poll: datetime | None = None
     polls: int = 0
     history: list[str] = field(default_factory=list)
+    backfill: str | None = None
+    """``pending``, ``running`` or ``done`` once a backfill was asked for."""
+    backfill_items: int = 0
 
 
 class Scheduler:
@@ -75,6 +79,19 @@ class Scheduler:
         self.limiter = limiter or HostLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
+        self._wake = {source.name: asyncio.Event() for source, _ in self._sources}
+        self._backfills: set[str] = set()
+
+    def backfill(self, name: str) -> None:
+        """Re-read source ``name`` from the start at once: its next poll ignores the stored checkpoint.
+
+        What was produced before is produced again; the store's upserts make that harmless. Raises KeyError for
+        an unknown source. ``states[name].backfill`` goes ``pending`` → ``running`` → ``done``.
+        """
+        state = self.states[name]
+        self._backfills.add(name)
+        state.backfill, state.backfill_items = "pending", 0
+        self._wake[name].set()
 
     async def start(self) -> None:
         for source, schedule in self._sources:
@@ -97,7 +114,12 @@ class Scheduler:
         Raises SourceError when the poll failed (after publishing its rejects and storing its checkpoint).
         """
         state = self.states[source.name]
-        checkpoint = self._checkpoints.load(source.name)
+        if source.name in self._backfills:
+            self._backfills.discard(source.name)
+            checkpoint: Checkpoint = {}
+            state.backfill = "running"
+        else:
+            checkpoint = self._checkpoints.load(source.name)
         async with self.limiter.slot(source.host):
             result = await source.poll(checkpoint)
         if result.articles or result.rejected:
@@ -105,6 +127,10 @@ class Scheduler:
         self._checkpoints.save(source.name, result.checkpoint)
         state.polls += 1
         state.items_seen += len(result.articles)
+        if state.backfill == "running":
+            state.backfill_items += len(result.articles)
+            if not result.more and source.name not in self._backfills:
+                state.backfill = "done"
         state.items_rejected += len(result.rejected)
         for letter in result.rejected:
             log.warning("source %s: rejected: %s", source.name, letter.reason)
@@ -170,9 +196,12 @@ class Scheduler:
                 log.error("source %s: %s; retrying in %.0fs", source.name, state.last_error, delay)
                 state.next_poll = utcnow() + timedelta(seconds=delay)
                 await asyncio.sleep(delay)
+        wake = self._wake[source.name]
         while True:
             delay = await self.step(source, schedule)
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)  # a backfill cuts the wait short
+            wake.clear()
 
 
 def _describe(error: BaseException) -> str:

@@ -77,13 +77,14 @@ def sink(config: str | None, web_port: int | None) -> None:
 
 def _register_commands() -> None:
     from stackwatch.pipeline.cli_receive import receive
-    from stackwatch.pipeline.cli_sources import sources
+    from stackwatch.pipeline.cli_sources import backfill, sources
     from stackwatch.pipeline.cli_storage import export, rebuild, retention, sql
 
     cli.add_command(receive)
     for command in (sql, export, rebuild, retention):
         cli.add_command(command)
     cli.add_command(sources)
+    cli.add_command(backfill)
     from stackwatch.pipeline.cli_classifier import classify, evaluate, train
 
     for command in (classify, train, evaluate):

@@ -278,6 +278,17 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
                 return _json(self, {"error": "this process does not run the ingest role"}, 404)
             return _json(self, [vars(state) for state in runtime.ingest.scheduler.states.values()])
 
+    class Backfill(View):
+        async def post(self, request: Request, name: str) -> Response:
+            if runtime.ingest is None:
+                return _json(self, {"error": "this process does not run the ingest role"}, 404)
+            try:
+                runtime.ingest.scheduler.backfill(name)
+            except KeyError:
+                known = ", ".join(sorted(runtime.ingest.scheduler.states)) or "none"
+                return _json(self, {"error": f"unknown source {name!r} (enabled: {known})"}, 404)
+            return _json(self, vars(runtime.ingest.scheduler.states[name]), 202)
+
     class Sql(View):
         async def get(self, request: Request) -> Response:
             return await self._run(request.query.get("q", ""))
@@ -314,4 +325,5 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
     app.page("/api/status")(Status)
     register_dashboard(app, runtime, settings)
     app.page("/api/sources")(Sources)
+    app.page("/api/sources/{name}/backfill")(Backfill)
     app.page("/api/sql")(Sql)
