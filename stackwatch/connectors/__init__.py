@@ -148,4 +148,12 @@ SOURCE_TYPES: dict[str, Callable[[Any], Source]] = {
 def build_source(settings: Any) -> tuple[Source, Schedule]:
     """The source and schedule for one ``sources:`` entry of the configuration."""
     source = SOURCE_TYPES[settings.type](settings)
+    if getattr(settings, "full_text", None) is not None:
+        from stackwatch.connectors.fulltext import FullTextFetcher
+
+        limits = settings.full_text
+        source.full_text = FullTextFetcher(
+            max_bytes=limits.max_bytes, timeout=limits.timeout, concurrency=limits.concurrency,
+            user_agent=getattr(settings, "user_agent", "stackwatch"),
+        )  # fmt: skip
     return source, Schedule(settings.interval, settings.jitter, settings.max_backoff)

@@ -14,9 +14,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwatch.signals.messages import Article, DeadLetter
+
+if TYPE_CHECKING:
+    from stackwatch.connectors.fulltext import FullTextFetcher
 
 __all__ = ["Checkpoint", "PollResult", "Publisher", "Retry", "Source"]
 
@@ -57,6 +60,8 @@ class Source(abc.ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.full_text: FullTextFetcher | None = None
+        """Set by ``build_source`` when the source's config asks for full text; the scheduler applies it."""
 
     @property
     def host(self) -> str | None:

@@ -105,6 +105,8 @@ class Scheduler:
         for source, _ in self._sources:
             try:
                 await source.stop()
+                if source.full_text is not None:
+                    await source.full_text.close()
             except Exception as error:  # a source that fails to close must not keep the others open
                 log.warning("source %s: error while stopping: %s", source.name, error)
 
@@ -122,8 +124,11 @@ class Scheduler:
             checkpoint = self._checkpoints.load(source.name)
         async with self.limiter.slot(source.host):
             result = await source.poll(checkpoint)
-        if result.articles or result.rejected:
-            await self._publish(result.articles, result.rejected)
+        articles = result.articles
+        if articles and source.full_text is not None:
+            articles = await source.full_text.enrich(articles)
+        if articles or result.rejected:
+            await self._publish(articles, result.rejected)
         self._checkpoints.save(source.name, result.checkpoint)
         state.polls += 1
         state.items_seen += len(result.articles)

@@ -25,12 +25,21 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 SourceName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
+class FullTextSettings(Section):
+    """Fetch each new article's page and keep its main text as the body (needs ``stackwatch[fulltext]``)."""
+
+    max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, description="larger pages are skipped")
+    timeout: Seconds = Field(default=15.0, gt=0)
+    concurrency: int = Field(default=2, ge=1, le=32, description="pages fetched at once for this source")
+
+
 class _SourceBase(Section):
     name: SourceName
     interval: Seconds = 300.0
     jitter: float = Field(default=0.1, ge=0.0, le=1.0, description="share of the interval added at random")
     enabled: bool = True
     max_backoff: Seconds = 3600.0
+    full_text: FullTextSettings | None = None
 
 
 class _HttpSourceBase(_SourceBase):
