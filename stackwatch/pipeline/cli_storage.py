@@ -30,7 +30,9 @@ __all__ = ["export", "rebuild", "retention", "sql"]
 
 def _open_for_writing(settings: Settings) -> Store:
     try:
-        return Store.open(settings.storage.path, derivation=build_derivation(settings))
+        return Store.open(
+            settings.storage.path, derivation=build_derivation(settings), memory_limit=settings.storage.memory_limit
+        )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     except StoreError as error:

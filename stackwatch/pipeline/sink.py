@@ -74,7 +74,11 @@ class SinkService(Service):
         self._stopping = asyncio.Event()
 
     async def on_start(self) -> None:
-        store = Store.open(self.settings.storage.path, derivation=build_derivation(self.settings))
+        store = Store.open(
+            self.settings.storage.path,
+            derivation=build_derivation(self.settings),
+            memory_limit=self.settings.storage.memory_limit,
+        )
         self.store_thread = StoreThread(store)
         self.add_future(self._maintain())
         self.deliverer = Deliverer(

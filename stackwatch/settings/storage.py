@@ -32,6 +32,10 @@ class StorageSettings(Section):
     snapshot_path: Path | None = Field(default=None, description="default: <path>.snapshot.duckdb")
     snapshot_interval: Seconds | None = Field(default=60.0, description="null: no snapshot file")
     retention: RetentionSettings = RetentionSettings()
+    memory_limit: str = Field(
+        default="1GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="cap on DuckDB's buffer cache in the writer (e.g. 512MB, 2GB)",
+    )  # fmt: skip
 
     def snapshot_file(self) -> Path:
         return self.snapshot_path or self.path.with_name(self.path.stem + ".snapshot.duckdb")

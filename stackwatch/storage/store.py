@@ -70,6 +70,9 @@ def delivery_id(alert_id: str, webhook: str) -> str:
     return "msg_" + hashlib.sha256(f"{alert_id}|{webhook}".encode()).hexdigest()[:24]
 
 
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
 class Store:
     """A DuckDB file opened for writing (or read-only), migrated to the current schema."""
 
@@ -82,14 +85,25 @@ class Store:
         self.derivation = derivation
 
     @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False, derivation: Derivation | None = None) -> Self:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        derivation: Derivation | None = None,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    ) -> Self:
+        """Open (and migrate) the store. ``memory_limit`` bounds DuckDB's buffer cache, which otherwise may grow
+        to most of the machine's memory over months of running."""
         file = Path(path)
         try:
             if read_only:
-                connection = duckdb.connect(str(file), read_only=True, config={"enable_external_access": False})
+                connection = duckdb.connect(
+                    str(file), read_only=True, config={"enable_external_access": False, "memory_limit": memory_limit}
+                )
             else:
                 file.parent.mkdir(parents=True, exist_ok=True)
-                connection = duckdb.connect(str(file))
+                connection = duckdb.connect(str(file), config={"memory_limit": memory_limit})
                 migrate(connection)
             connection.execute("SET TimeZone = 'UTC'")  # buckets and time_bucket() are UTC
         except (duckdb.Error, OSError) as error:
