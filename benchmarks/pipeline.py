@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                 "topic_prefix": APP,
                 "session_timeout": "6s",
             },
-            "storage": {"path": str(work / "bench.duckdb"), "flush_interval": "200ms"},
+            "storage": {"path": str(work / "bench.duckdb")},  # the shipped defaults
             "state": {"path": str(work / "state")},
             "web": {"host": "127.0.0.1", "port": web_port},
             "webhooks": [{"name": "bench", "url": f"http://127.0.0.1:{receiver.port}/hook"}],
@@ -203,15 +203,16 @@ def main(argv: list[str] | None = None) -> None:
                 return
             print(f"service up; RSS {rss_start:.0f} MB; steady phase: {args.rate:g} articles/s for {args.seconds:g}s")
 
-            # Steady phase: every 20th article is a decoupling probe in its own hourly bucket (one alert each).
+            # Steady phase: every 40th article is a decoupling probe in its own hourly bucket (one alert each).
             count = int(args.rate * args.seconds)
-            if count // 20 >= 69:
-                raise SystemExit("--rate x --seconds allows at most 1380 articles (one probe hour per 20)")
+            if count // 40 >= 34:
+                raise SystemExit("--rate x --seconds allows at most 1360 articles (one probe per 40, 2 h apart)")
             plan = []
             probes: dict[str, int] = {}
             for number in range(count):
-                if number % 20 == 0:
-                    bucket = base + timedelta(hours=1 + number // 20)
+                if number % 40 == 0:
+                    # Two hours apart: the hour between is empty, so each probe starts a new episode (one alert).
+                    bucket = base + timedelta(hours=2 + 2 * (number // 40))
                     probes[bucket.isoformat()] = number
                     plan.append((number / args.rate, article(number, base, bucket, LEADS[0])))
                 else:
@@ -235,7 +236,12 @@ def main(argv: list[str] | None = None) -> None:
                     to_hook.append(arrived - float(sent))
 
             # Capacity phase: a burst as fast as the producer goes; throughput until all are stored.
-            burst = [(0.0, article(count + n, base, base, LEADS[n % len(LEADS)])) for n in range(args.burst)]
+            # Spread over 60 hourly buckets, as a day's news is: one huge bucket would make every sink batch
+            # recompute it whole, which no real stream does.
+            burst = [
+                (0.0, article(count + n, base, base + timedelta(hours=n % 60), LEADS[n % len(LEADS)]))
+                for n in range(args.burst)
+            ]
             start = time.monotonic()
             asyncio.run(produce([broker.bootstrap], names.raw, burst))
             done = wait_for_count(web_port, count + 1 + args.burst, 900)
