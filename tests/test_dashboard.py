@@ -239,7 +239,7 @@ def test_status_prints_a_compact_summary(running: Running) -> None:
     assert "decoupling-any" in result.stdout
 
 
-def test_reload_refuses_a_bad_config_and_applies_sources_and_webhooks(running: Running, tmp_path: Path) -> None:
+def test_reload_refuses_a_bad_config_and_applies_sources_webhooks_and_rules(running: Running, tmp_path: Path) -> None:
     original = running.config.read_text(encoding="utf-8")
     try:
         bad = dict(running.raw, sources=[{"name": "wire", "type": "rss"}])
@@ -259,14 +259,23 @@ def test_reload_refuses_a_bad_config_and_applies_sources_and_webhooks(running: R
             running.raw,
             sources=[*running.raw["sources"], {"name": "extra", "type": "file", "path": str(extra), "interval": "1s"}],
             webhooks=[{"name": "ops", "url": "http://127.0.0.1:9/other"}],
-        )
+            rules=[
+                *running.raw["rules"],
+                {"name": "capex-reloaded", "kind": "threshold", "dynamic": "capex", "op": ">=", "value": 1,
+                 "webhooks": ["ops"]},
+            ],
+        )  # fmt: skip
         write_config(running.config, added)
         applied = _cli("reload", "-c", str(running.config))
         assert applied.returncode == 0, applied.stderr
-        assert "applied: sources, webhooks" in applied.stdout
+        assert "applied: sources, webhooks, rules" in applied.stdout
         names = {state["name"] for state in running.get("/api/sources").json()}
         assert names == {"wire", "extra"}
         running.service.wait_until("SELECT count(*) FROM articles WHERE source = 'extra'", lambda rows: rows[0][0] == 1)
+        # the rule added by the reload is live: the extra capex article fires it
+        running.service.wait_until(
+            "SELECT count(*) FROM alerts WHERE rule = 'capex-reloaded'", lambda rows: rows[0][0] >= 1
+        )
         # SIGHUP does the same: back to the original sources
         running.config.write_text(original, encoding="utf-8")
         running.service.process.send_signal(signal.SIGHUP)

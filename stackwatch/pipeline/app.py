@@ -26,6 +26,7 @@ from stackwatch.pipeline.topics import TopicNames
 from stackwatch.pipeline.web import register_pages
 from stackwatch.settings import Settings
 from stackwatch.signals.classifier import Classifier
+from stackwatch.signals.rules import RuleEngine
 
 __all__ = ["ROLES", "Runtime", "build_runtime"]
 
@@ -41,6 +42,14 @@ class Runtime:
     ingest: IngestService | None = None
     sink: SinkService | None = None
     classifier: Future[Classifier] | None = None
+    rules: RuleEngine | None = None
+    """The worker's rule engine; a reload replaces it."""
+
+    def current_rules(self) -> RuleEngine:
+        """The engine the rules agent applies to each update (read per update, so a reload takes effect)."""
+        if self.rules is None:
+            raise RuntimeError("this process runs no worker role")
+        return self.rules
     services: list[Service] = field(default_factory=list)
 
 
@@ -84,12 +93,12 @@ def build_runtime(
     runtime = Runtime(app=app, roles=frozenset(roles))
     if "worker" in roles:
         topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
-        rules = build_engine(settings)
+        runtime.rules = build_engine(settings)
         runtime.classifier = register_agents(
             app,
             topics,
             lambda: build_classifier(settings),
-            rules,
+            runtime.current_rules,
             batch_size=settings.classifier.batch_size,
             batch_timeout=settings.classifier.batch_timeout,
             stream_retention=timedelta(seconds=settings.indicators.stream_retention),

@@ -5,8 +5,9 @@
 
 What changes live: ``sources`` (the ingest role restarts its scheduler on the new list; sources whose settings
 did not change keep their state and checkpoint, so nothing is fetched twice) and ``webhooks`` / ``alerting``
-(the sink's deliverer takes the new targets and grouping from its next round). Silences live in DuckDB and
-apply when a group is sent, so they need no reload. ``rules``, ``kafka``, ``storage``, ``state``, ``web``,
+(the sink's deliverer takes the new targets and grouping from its next round), and ``rules`` (the worker's
+engine is replaced; rules that stay keep their state). Silences live in DuckDB and apply when a group is sent,
+so they need no reload. ``kafka``, ``storage``, ``state``, ``web``,
 ``classifier``, ``dynamics``, ``entities`` and ``indicators`` need a restart: a reload reports them and leaves
 them as they were. An invalid file is refused with its reason and the running configuration is kept.
 """
@@ -25,6 +26,7 @@ from faust.web import Request, Response, View
 
 from stackwatch.connectors import CheckpointStore, Scheduler, build_source
 from stackwatch.errors import ConfigError
+from stackwatch.pipeline.agents.rules import build_engine
 from stackwatch.pipeline.delivery import grouping_from
 from stackwatch.settings import Settings, load_settings
 
@@ -35,7 +37,7 @@ __all__ = ["LIVE_KEYS", "ReloadReport", "Reloader", "install_reload"]
 
 log = logging.getLogger(__name__)
 
-LIVE_KEYS = ("sources", "webhooks", "alerting")
+LIVE_KEYS = ("sources", "webhooks", "rules", "alerting")
 """Top-level keys a reload applies without a restart."""
 
 
@@ -71,6 +73,9 @@ class Reloader:
             restart = tuple(key for key in changed if key not in LIVE_KEYS)
             if "sources" in applied and self.runtime.ingest is not None:
                 await self._swap_sources(old, new)
+            if ("rules" in applied or "alerting" in applied) and self.runtime.rules is not None:
+                # Rule state is keyed by rule name and dedup key: rules that stay keep their streaks and cooldowns.
+                self.runtime.rules = build_engine(new)
             if ("webhooks" in applied or "alerting" in applied) and self.runtime.sink is not None:
                 deliverer = self.runtime.sink.deliverer
                 if deliverer is not None:

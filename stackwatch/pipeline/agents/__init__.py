@@ -28,7 +28,7 @@ def register_agents(
     app: faust.App,
     topics: AgentTopics,
     load_classifier: Callable[[], Classifier],
-    rules: RuleEngine,
+    rules: Callable[[], RuleEngine],
     *,
     batch_size: int,
     batch_timeout: float,

@@ -9,7 +9,7 @@ loop, so a restarted worker picks up where the last one stopped and a replayed u
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 
 import faust
 
@@ -36,7 +36,8 @@ def _one_key(payload: bytes) -> bytes:
     return RULES_KEY
 
 
-def register_rules(app: faust.App, topics: AgentTopics, engine: RuleEngine) -> None:
+def register_rules(app: faust.App, topics: AgentTopics, engine: Callable[[], RuleEngine]) -> None:
+    """``engine()`` gives the current engine: a reload swaps in new rules, and their state carries over by name."""
     dead = DeadLetters(topics.deadletter)
     state = app.Table("rule-state", default=None)
 
@@ -48,5 +49,5 @@ def register_rules(app: faust.App, topics: AgentTopics, engine: RuleEngine) -> N
             except MessageError as error:
                 await dead.send("evaluate", f"not an indicator update: {error}", payload, "indicators")
                 continue
-            for alert in engine.apply(state, update):
+            for alert in engine().apply(state, update):
                 await topics.alerts.send(key=alert.id.encode(), value=encode(alert))
