@@ -50,6 +50,7 @@ class Runtime:
         if self.rules is None:
             raise RuntimeError("this process runs no worker role")
         return self.rules
+
     services: list[Service] = field(default_factory=list)
 
 
