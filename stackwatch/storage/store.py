@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,7 +30,7 @@ from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.schema import migrate
 
-__all__ = ["Batch", "Delivery", "QueryResult", "Store", "delivery_id"]
+__all__ = ["Batch", "QueryResult", "Store", "delivery_id"]
 
 _ROWS_PER_STATEMENT = 500
 
@@ -47,16 +46,6 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.tagged) + len(self.indicators) + len(self.alerts) + len(self.dead_letters)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One alert to send to one webhook: a row of the ``deliveries`` outbox with its alert."""
-
-    id: str
-    webhook: str
-    attempts: int
-    alert: Alert
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,62 +249,6 @@ class Store:
         self._upsert(
             "INSERT OR REPLACE INTO dead_letters (id, stage, reason, payload, origin, received_at)",
             list(rows.values()),
-        )
-
-    # -- the delivery outbox -----------------------------------------------------------------------------------
-
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[Delivery]:
-        rows = self._connection.execute(
-            """
-            SELECT d.id, d.webhook, d.attempts, a.id, a.rule, a.severity, a.dynamic, a.indicator, a.bucket_width,
-                   a.bucket_start, a.value, a.threshold, a.message, a.fired_at
-            FROM deliveries d JOIN alerts a ON a.id = d.alert_id
-            WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-            ORDER BY d.next_attempt_at LIMIT ?
-            """,
-            [now, limit],
-        ).fetchall()
-        return [
-            Delivery(
-                id=row[0],
-                webhook=row[1],
-                attempts=row[2],
-                alert=Alert(
-                    id=row[3],
-                    rule=row[4],
-                    severity=row[5],
-                    dynamic=row[6],
-                    indicator=row[7],
-                    window=row[8],
-                    bucket_start=row[9],
-                    value=row[10],
-                    threshold=row[11],
-                    message=row[12],
-                    webhooks=(row[1],),
-                    fired_at=row[13],
-                ),
-            )
-            for row in rows
-        ]
-
-    def record_attempt(
-        self,
-        delivery: str,
-        *,
-        status: str,
-        http_status: int | None,
-        error: str | None,
-        next_attempt_at: datetime | None,
-    ) -> None:
-        """Record one delivery attempt: ``status`` is pending (retry at next_attempt_at), delivered or dead."""
-        self._connection.execute(
-            """
-            UPDATE deliveries SET status = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
-                   next_attempt_at = coalesce(?, next_attempt_at),
-                   delivered_at = CASE WHEN ? = 'delivered' THEN now() ELSE delivered_at END
-            WHERE id = ?
-            """,
-            [status, http_status, error, next_attempt_at, status, delivery],
         )
 
     # -- reading -----------------------------------------------------------------------------------------------
