@@ -149,6 +149,7 @@ def config(tmp_path: Path, db: Path, extra: dict[str, Any] | None = None) -> Pat
         {
             "storage": {"path": str(db)},
             "state": {"path": str(tmp_path / "state")},
+            "web": {"port": free_port()},  # nothing listens there: the commands use the file
             "webhooks": [{"name": "ops", "url": "http://127.0.0.1:9/hook"}],
             "rules": [
                 {"name": "surge", "kind": "threshold", "dynamic": "capex", "value": 3, "for": 2, "webhooks": ["ops"]},

@@ -6,6 +6,11 @@ stackwatch silence list
 stackwatch silence expire sil_1a2b3c4d5e6f
 stackwatch rules check
 stackwatch rules backtest --since 2026-05-01
+
+``alerts`` and ``silence`` go through the running service (``/api/alerts``, ``/api/silences`` on ``web.host:
+web.port``, with the token named by ``web.token_env``): it holds the DuckDB file and writes the silence with
+its single writer. When nothing listens there, they open the file themselves; when the service answers with
+an error, they show it.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
-from stackwatch.errors import StoreError
+from stackwatch.errors import ConfigError, StoreError
 from stackwatch.pipeline.cli_common import cli_settings, config_option
 from stackwatch.pipeline.output import render
 from stackwatch.settings import Settings, parse_duration
@@ -30,16 +36,64 @@ from stackwatch.storage.store import Store
 
 __all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
 
+_OFFLINE = object()
+"""What :func:`_service` returns when no service listens at the configured web address."""
+
 
 @contextmanager
 def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
     if not write and not settings.storage.path.exists():
         raise click.ClickException(f"no store at {settings.storage.path}")
     try:
-        with Store.open(settings.storage.path, read_only=not write) as store:
-            yield store
+        opened = Store.open(settings.storage.path, read_only=not write)
     except StoreError as error:
-        raise click.ClickException(f"{error} (is the service running? it holds the file for writing)") from None
+        raise click.ClickException(
+            f"{error} (another process holds the file, and no stackwatch service answers at web.host:web.port "
+            f"{settings.web.host}:{settings.web.port} to do this for us)"
+        ) from None
+    with opened as store:
+        try:
+            yield store
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def _service(settings: Settings, method: str, path: str, **request: Any) -> Any:
+    """The JSON answer of the running service to ``method path``, or ``_OFFLINE`` when nothing listens there.
+
+    An answer that is an error (a refused request, a wrong token, a store failure) is a ClickException with the
+    service's message: the caller must not fall back to the file, which the service holds.
+    """
+    import httpx
+
+    hint = ""
+    try:
+        base, headers = settings.web.client_target()
+    except ConfigError as error:
+        if settings.web.token_env is None:
+            raise click.ClickException(str(error)) from None
+        # No token here: still ask without one, to use the file when nothing listens or say why the service refuses.
+        base, _ = settings.web.client_target({settings.web.token_env: "unset"})
+        headers, hint = {}, f" ({error})"
+    url = f"{base}{path}"
+    try:
+        response = httpx.request(method, url, headers=headers, timeout=30.0, **request)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        return _OFFLINE
+    except httpx.HTTPError as error:
+        raise click.ClickException(f"the service at {base} did not answer {method} {path}: {error}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not response.is_success:
+        reason = body.get("error") if isinstance(body, dict) else response.text[:200].strip()
+        raise click.ClickException(
+            f"{method} {url}: HTTP {response.status_code}: {reason or response.reason_phrase}{hint}"
+        )
+    if body is None:
+        raise click.ClickException(f"{method} {url}: the answer is not JSON (is stackwatch listening there?)")
+    return body
 
 
 @click.command()
@@ -47,15 +101,20 @@ def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
 @click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 def alerts(config: str | None, limit: int) -> None:
     """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited)."""
-    with _store(cli_settings(config), write=False) as store:
-        rows = stored.recent_alerts(store.connection, limit)
+    settings = cli_settings(config)
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
-    click.echo(render(columns, [list(row) for row in rows], "table"))
+    answer = _service(settings, "GET", "/api/alerts", params={"limit": limit})
+    if answer is _OFFLINE:
+        with _store(settings, write=False) as store:
+            rows = [list(row) for row in stored.recent_alerts(store.connection, limit)]
+    else:
+        rows = answer["rows"]
+    click.echo(render(columns, rows, "table"))
 
 
 @click.group()
 def silence() -> None:
-    """Mute alerts matching label matchers until an expiry (stored in DuckDB; the running sink must be stopped)."""
+    """Mute alerts matching label matchers until an expiry (through the running service, else in the file)."""
 
 
 @silence.command("add")
@@ -70,11 +129,24 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
         seconds = parse_duration(duration)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    settings = cli_settings(config)
+    wanted = {"matchers": list(matchers), "duration": duration, "comment": comment, "created_by": _user()}
+    answer = _service(settings, "POST", "/api/silences", json=wanted)
+    if answer is not _OFFLINE:
+        click.echo(answer["id"])
+        return
     now = utcnow()
-    with _store(cli_settings(config), write=True) as store:
-        silence_id = stored.add_silence(
-            store.connection, parsed, now + timedelta(seconds=seconds), now=now, comment=comment, created_by=_user()
-        )
+    try:
+        ends_at = now + timedelta(seconds=seconds)
+    except OverflowError:
+        raise click.BadParameter(f"--for {duration}: longer than {stored.MAX_SILENCE.days}d") from None
+    with _store(settings, write=True) as store:
+        try:
+            silence_id = stored.add_silence(
+                store.connection, parsed, ends_at, now=now, comment=comment, created_by=_user()
+            )
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
     click.echo(silence_id)
 
 
@@ -83,20 +155,16 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
 @click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
 def silence_list(config: str | None, include_expired: bool) -> None:
     """Active silences (and expired ones with --all)."""
-    now = utcnow()
-    with _store(cli_settings(config), write=False) as store:
-        found = stored.list_silences(store.connection, now, include_expired=include_expired)
+    settings = cli_settings(config)
+    answer = _service(settings, "GET", "/api/silences", params={"all": int(include_expired)})
+    if answer is _OFFLINE:
+        with _store(settings, write=False) as store:
+            answer = stored.silence_records(store.connection, utcnow(), include_expired=include_expired)
     rows = [
-        [
-            item.id,
-            " ".join(str(m) for m in item.matchers),
-            item.ends_at.isoformat(),
-            "active" if item.active(now) else "expired",
-            item.comment,
-        ]
-        for item in found
+        [item["id"], " ".join(item["matchers"]), item["ends_at"], item["state"], item["created_by"], item["comment"]]
+        for item in answer
     ]
-    click.echo(render(["id", "matchers", "ends_at", "state", "comment"], rows, "table"))
+    click.echo(render(["id", "matchers", "ends_at", "state", "created_by", "comment"], rows, "table"))
 
 
 @silence.command("expire")
@@ -104,9 +172,14 @@ def silence_list(config: str | None, include_expired: bool) -> None:
 @click.argument("silence_id")
 def silence_expire(config: str | None, silence_id: str) -> None:
     """End a silence now."""
-    with _store(cli_settings(config), write=True) as store:
-        if not stored.expire_silence(store.connection, silence_id, utcnow()):
-            raise click.ClickException(f"no active silence {silence_id!r}")
+    import urllib.parse
+
+    settings = cli_settings(config)
+    answer = _service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
+    if answer is _OFFLINE:
+        with _store(settings, write=True) as store:
+            if not stored.expire_silence(store.connection, silence_id, utcnow()):
+                raise click.ClickException(f"no active silence {silence_id!r}")
     click.echo(f"expired {silence_id}")
 
 

@@ -7,6 +7,12 @@
 - ``GET /api/sources``: each source's state.
 - ``GET /api/status``: a compact summary for ``stackwatch status``.
 - ``POST /api/sql`` with ``{"sql": "SELECT ..."}`` (or ``GET /api/sql?q=...``): a read-only query of the store.
+- ``GET /api/alerts?limit=20``: recent alerts with their delivery status per webhook (``stackwatch alerts``).
+- ``GET /api/silences`` (``?all=1`` with expired ones), ``POST /api/silences`` with ``{"matchers":
+  ["alertname=capex-surge", "dynamic=~cap.*"], "duration": "2h", "comment": "...", "created_by": "..."}``
+  (201 with the silence and its ``id``), ``DELETE /api/silences/{id}`` (expire it now; 404 when it is unknown
+  or already over). They read and write through the sink's store thread, the one DuckDB writer, so
+  ``stackwatch silence`` works while the service runs; a bad request is a 4xx whose ``error`` names the field.
 - ``/dashboard/``: the analysts' pages (:mod:`stackwatch.pipeline.dashboard`).
 
 Every response carries a Content-Security-Policy that allows no script at all. When ``web.token_env`` names a
@@ -20,10 +26,12 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +45,24 @@ from stackwatch.errors import BrokerError, QueryRefused, StackwatchError, StoreE
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.dashboard import register_dashboard
 from stackwatch.pipeline.lag import consumer_lag
+from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.pipeline.topics import TopicNames
-from stackwatch.settings import Settings
+from stackwatch.settings import Settings, parse_duration
+from stackwatch.signals.alerting import Matcher
+from stackwatch.signals.messages import utcnow
+from stackwatch.storage import alerts as stored
 
 if TYPE_CHECKING:
     from stackwatch.pipeline.app import Runtime
 
-__all__ = ["CSP", "MAX_SQL_BODY", "lag_groups", "register_pages"]
+__all__ = [
+    "CSP",
+    "MAX_SQL_BODY",
+    "SilenceRequest",
+    "lag_groups",
+    "parse_silence_request",
+    "register_pages",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +80,10 @@ SECURITY_HEADERS = {
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 TOKEN_COOKIE = "stackwatch_token"  # noqa: S105 (a cookie name, not a secret)
 LAG_TIMEOUT = 5.0
+MAX_SILENCE_BODY = 16 * 1024
+_MAX_MATCHERS = 32
+_MAX_TEXT = {"matcher": 1024, "comment": 4096, "created_by": 256}
+_SILENCE_FIELDS = ("matchers", "duration", "comment", "created_by")
 
 
 def _default(value: object) -> object:
@@ -76,6 +99,94 @@ def _default(value: object) -> object:
 def _json(view: View, body: Any, status: int = 200) -> Response:
     payload = json.dumps(body, default=_default, ensure_ascii=False).encode("utf-8")
     return view.bytes(payload, content_type="application/json", status=status)
+
+
+class BadRequest(ValueError):
+    """A request the API refuses: ``status`` and a message for the ``error`` field (naming the bad field)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request's JSON body, read up to ``limit`` bytes; BadRequest (400, 413) otherwise."""
+    raw = await request.content.read(limit + 1)  # type: ignore[attr-defined]
+    if len(raw) > limit:
+        raise BadRequest(f"request body larger than {limit} bytes", 413)
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise BadRequest(f"request body is not JSON: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRequest:
+    """A validated ``POST /api/silences`` body."""
+
+    matchers: tuple[Matcher, ...]
+    duration: timedelta
+    comment: str
+    created_by: str
+
+
+def _text(body: dict[str, Any], name: str, default: str) -> str:
+    value = body.get(name, default)
+    if not isinstance(value, str):
+        raise BadRequest(f"{name}: expected a string, got {type(value).__name__}")
+    if len(value) > _MAX_TEXT[name]:
+        raise BadRequest(f"{name}: longer than {_MAX_TEXT[name]} characters")
+    return value
+
+
+def parse_silence_request(body: object) -> SilenceRequest:
+    """Validate a ``POST /api/silences`` body; BadRequest with a message naming the field otherwise.
+
+    >>> parse_silence_request({"matchers": ["alertname=capex-surge"], "duration": "2h"}).duration
+    datetime.timedelta(seconds=7200)
+    """
+    if not isinstance(body, dict):
+        raise BadRequest('expected a JSON object {"matchers": ["name=value", ...], "duration": "2h", "comment": ""}')
+    unknown = sorted(set(body) - set(_SILENCE_FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))} (expected {', '.join(_SILENCE_FIELDS)})")
+    texts = body.get("matchers")
+    if not isinstance(texts, list) or not texts:
+        raise BadRequest('matchers: expected a non-empty list of strings such as ["alertname=capex-surge"]')
+    if len(texts) > _MAX_MATCHERS:
+        raise BadRequest(f"matchers: at most {_MAX_MATCHERS} matchers")
+    matchers = []
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise BadRequest(f"matchers[{index}]: expected a string, got {type(text).__name__}")
+        if len(text) > _MAX_TEXT["matcher"]:
+            raise BadRequest(f"matchers[{index}]: longer than {_MAX_TEXT['matcher']} characters")
+        try:
+            matchers.append(Matcher.parse(text))
+        except ValueError as error:
+            raise BadRequest(f"matchers[{index}]: {error}") from None
+    if "duration" not in body:
+        raise BadRequest('duration: required, such as "30m", "2h" or "1d" (or a number of seconds)')
+    try:
+        seconds = parse_duration(body["duration"])
+    except ValueError as error:
+        raise BadRequest(f"duration: {error}") from None
+    if not math.isfinite(seconds) or seconds > stored.MAX_SILENCE.total_seconds():
+        raise BadRequest(f"duration: at most {stored.MAX_SILENCE.days}d, got {body['duration']!r}")
+    return SilenceRequest(
+        tuple(matchers), timedelta(seconds=seconds), _text(body, "comment", ""), _text(body, "created_by", "api")
+    )
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query.get(name, "0").lower()
+    if value not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise BadRequest(f"{name}: expected 1 or 0, got {value[:40]!r}")
+    return value in ("1", "true", "yes")
 
 
 def lag_groups(settings: Settings) -> dict[str, list[str]]:
@@ -294,13 +405,10 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
             return await self._run(request.query.get("q", ""))
 
         async def post(self, request: Request) -> Response:
-            raw = await request.content.read(MAX_SQL_BODY + 1)  # type: ignore[attr-defined]
-            if len(raw) > MAX_SQL_BODY:
-                return _json(self, {"error": f"request body larger than {MAX_SQL_BODY} bytes"}, 413)
             try:
-                body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-                return _json(self, {"error": f"request body is not JSON: {error}"}, 400)
+                body = await _json_body(request, MAX_SQL_BODY)
+            except BadRequest as error:
+                return _json(self, {"error": str(error)}, error.status)
             if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
                 return _json(self, {"error": 'expected a JSON object {"sql": "SELECT ..."}'}, 400)
             return await self._run(body["sql"])
@@ -319,6 +427,85 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
                 return _json(self, {"error": str(error)}, 400)
             return _json(self, {"columns": result.columns, "rows": [list(row) for row in result.rows]})
 
+    def store_thread() -> StoreThread:
+        if runtime.sink is None or runtime.sink.store_thread is None:
+            raise BadRequest("this process does not hold the store (run the sink role)", 503)
+        return runtime.sink.store_thread
+
+    async def on_store(view: View, answer: Callable[[StoreThread], Awaitable[Response]]) -> Response:
+        """``answer(thread)``, with refusals and store failures as JSON errors (never a 500)."""
+        try:
+            return await answer(store_thread())
+        except BadRequest as error:
+            return _json(view, {"error": str(error)}, error.status)
+        except ValueError as error:  # the store's own checks (a silence's end, its matchers)
+            return _json(view, {"error": str(error)}, 400)
+        except StoreError as error:
+            log.warning("web: %s", error)
+            return _json(view, {"error": f"the store cannot answer: {error}"}, 503)
+
+    class Alerts(View):
+        async def get(self, request: Request) -> Response:
+            async def answer(thread: StoreThread) -> Response:
+                text = request.query.get("limit", "20")
+                if not text.isdigit() or not 1 <= int(text) <= 10_000:
+                    raise BadRequest(f"limit: expected a whole number from 1 to 10000, got {text[:40]!r}")
+                rows = await thread.call(stored.recent_alerts, thread.store.connection, int(text))
+                columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
+                return _json(self, {"columns": columns, "rows": [list(row) for row in rows]})
+
+            return await on_store(self, answer)
+
+    class Silences(View):
+        async def get(self, request: Request) -> Response:
+            async def answer(thread: StoreThread) -> Response:
+                everything = _flag(request, "all")
+                found = await thread.call(
+                    stored.silence_records, thread.store.connection, utcnow(), include_expired=everything
+                )
+                return _json(self, found)
+
+            return await on_store(self, answer)
+
+        async def post(self, request: Request) -> Response:
+            async def answer(thread: StoreThread) -> Response:
+                wanted = parse_silence_request(await _json_body(request, MAX_SILENCE_BODY))
+                now = utcnow()
+                silence_id = await thread.call(
+                    stored.add_silence,
+                    thread.store.connection,
+                    wanted.matchers,
+                    now + wanted.duration,
+                    now=now,
+                    comment=wanted.comment,
+                    created_by=wanted.created_by,
+                )
+                shown = " ".join(str(matcher) for matcher in wanted.matchers)
+                log.info("web: silence %s added by %s: %s", silence_id, wanted.created_by, shown)
+                body = {
+                    "id": silence_id,
+                    "matchers": [str(matcher) for matcher in wanted.matchers],
+                    "starts_at": now,
+                    "ends_at": now + wanted.duration,
+                    "state": "active",
+                    "comment": wanted.comment,
+                    "created_by": wanted.created_by,
+                }
+                return _json(self, body, 201)
+
+            return await on_store(self, answer)
+
+    class Silence(View):
+        async def delete(self, request: Request, silence_id: str) -> Response:
+            async def answer(thread: StoreThread) -> Response:
+                now = utcnow()
+                if not await thread.call(stored.expire_silence, thread.store.connection, silence_id, now):
+                    raise BadRequest(f"no active silence {silence_id[:80]!r} (unknown, or already over)", 404)
+                log.info("web: silence %s expired", silence_id)
+                return _json(self, {"id": silence_id, "state": "expired", "ends_at": now})
+
+            return await on_store(self, answer)
+
     app.page("/healthz")(Health)
     app.page("/readyz")(Ready)
     app.page("/metrics")(Metrics)
@@ -327,3 +514,6 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
     app.page("/api/sources")(Sources)
     app.page("/api/sources/{name}/backfill")(Backfill)
     app.page("/api/sql")(Sql)
+    app.page("/api/alerts")(Alerts)
+    app.page("/api/silences")(Silences)
+    app.page("/api/silences/{silence_id}")(Silence)

@@ -18,18 +18,21 @@ import hashlib
 import json
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
+from stackwatch.errors import StoreError
 from stackwatch.signals.alerting import Inhibition, Matcher, Silence, group_key, inhibited_by, silenced_by
 from stackwatch.signals.indicators import WINDOWS
 from stackwatch.signals.messages import Alert, IndicatorUpdate, parse_time
 
 __all__ = [
+    "MAX_SILENCE",
     "AlertRow",
     "Grouping",
     "Notification",
@@ -43,10 +46,13 @@ __all__ = [
     "list_silences",
     "recent_alerts",
     "record_attempt",
+    "silence_records",
     "write_alert_details",
 ]
 
 TOP_ARTICLES = 5
+MAX_SILENCE = timedelta(days=3650)
+"""The longest silence (a longer one would be a rule to delete, not a silence)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +327,14 @@ def record_attempt(
 # -- silences ------------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _as_store_error(action: str) -> Iterator[None]:
+    try:
+        yield
+    except duckdb.Error as error:
+        raise StoreError(f"{action}: {error}") from error
+
+
 def add_silence(
     connection: duckdb.DuckDBPyConnection,
     matchers: Sequence[Matcher],
@@ -330,41 +344,77 @@ def add_silence(
     comment: str = "",
     created_by: str = "",
 ) -> str:
-    """Store a silence from ``now`` until ``ends_at``; returns its id."""
+    """Store a silence from ``now`` until ``ends_at``; returns its id.
+
+    ValueError for no matchers or an end that is not in the future or more than :data:`MAX_SILENCE` away;
+    StoreError when DuckDB fails.
+    """
     if not matchers:
         raise ValueError("a silence needs at least one matcher")
     if ends_at <= now:
         raise ValueError("a silence must end in the future")
+    if ends_at - now > MAX_SILENCE:
+        raise ValueError(f"a silence lasts at most {MAX_SILENCE.days}d")
     silence_id = "sil_" + secrets.token_hex(6)
-    connection.execute(
-        "INSERT INTO silences (id, matchers, comment, created_by, starts_at, ends_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [silence_id, [str(matcher) for matcher in matchers], comment, created_by, now, ends_at, now],
-    )
+    with _as_store_error("cannot store the silence"):
+        connection.execute(
+            "INSERT INTO silences (id, matchers, comment, created_by, starts_at, ends_at, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [silence_id, [str(matcher) for matcher in matchers], comment, created_by, now, ends_at, now],
+        )
     return silence_id
+
+
+def _silence_rows(connection: duckdb.DuckDBPyConnection, now: datetime, include_expired: bool) -> list[Any]:
+    with _as_store_error("cannot read the silences"):
+        return connection.execute(
+            "SELECT id, matchers, starts_at, ends_at, comment, created_by FROM silences"
+            " WHERE ? OR ends_at > ? ORDER BY ends_at, id",
+            [include_expired, now],
+        ).fetchall()
 
 
 def list_silences(
     connection: duckdb.DuckDBPyConnection, now: datetime, *, include_expired: bool = False
 ) -> list[Silence]:
-    rows = connection.execute(
-        "SELECT id, matchers, starts_at, ends_at, comment FROM silences WHERE ? OR ends_at > ? ORDER BY ends_at, id",
-        [include_expired, now],
-    ).fetchall()
     return [
         Silence(row[0], tuple(Matcher.parse(text) for text in row[1]), parse_time(row[2]), parse_time(row[3]), row[4])
-        for row in rows
+        for row in _silence_rows(connection, now, include_expired)
     ]
+
+
+def silence_records(
+    connection: duckdb.DuckDBPyConnection, now: datetime, *, include_expired: bool = False
+) -> list[dict[str, Any]]:
+    """Silences as JSON-ready records (what ``GET /api/silences`` returns and ``stackwatch silence list`` shows):
+    ``id``, ``matchers`` (strings), ``starts_at``, ``ends_at`` (ISO-8601), ``state`` (``active``/``expired``),
+    ``comment``, ``created_by``. Active ones (and expired ones with ``include_expired``), soonest end first."""
+    records = []
+    for row in _silence_rows(connection, now, include_expired):
+        starts_at, ends_at = parse_time(row[2]), parse_time(row[3])
+        records.append(
+            {
+                "id": row[0],
+                "matchers": list(row[1]),
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+                "state": "active" if starts_at <= now < ends_at else "expired",
+                "comment": row[4],
+                "created_by": row[5],
+            }
+        )
+    return records
 
 
 def expire_silence(connection: duckdb.DuckDBPyConnection, silence_id: str, now: datetime) -> bool:
     """End a silence now; False if there is no such active silence."""
-    found = connection.execute(
-        "SELECT count(*) FROM silences WHERE id = ? AND ends_at > ?", [silence_id, now]
-    ).fetchone()
-    if not found or not found[0]:
-        return False
-    connection.execute("UPDATE silences SET ends_at = ? WHERE id = ?", [now, silence_id])
+    with _as_store_error("cannot expire the silence"):
+        found = connection.execute(
+            "SELECT count(*) FROM silences WHERE id = ? AND ends_at > ?", [silence_id, now]
+        ).fetchone()
+        if not found or not found[0]:
+            return False
+        connection.execute("UPDATE silences SET ends_at = ? WHERE id = ?", [now, silence_id])
     return True
 
 
@@ -373,17 +423,18 @@ def expire_silence(connection: duckdb.DuckDBPyConnection, silence_id: str, now: 
 
 def recent_alerts(connection: duckdb.DuckDBPyConnection, limit: int = 20) -> list[tuple[Any, ...]]:
     """Recent alerts with their delivery status per webhook: (fired_at, rule, severity, status, dynamic, value,
-    deliveries) where deliveries reads like ``ops:delivered(1) chat:pending(3)``."""
-    return connection.execute(
-        """
-        SELECT a.bucket_start, a.rule, a.severity, coalesce(x.status, 'firing') AS status, a.dynamic, a.value,
-               coalesce(string_agg(d.webhook || ':' || d.status || '(' || d.attempts || ')', ' ' ORDER BY d.webhook),
-                        '-') AS deliveries
-        FROM alerts a LEFT JOIN alert_details x ON x.alert_id = a.id LEFT JOIN deliveries d ON d.alert_id = a.id
-        GROUP BY ALL ORDER BY a.bucket_start DESC, a.rule LIMIT ?
-        """,
-        [limit],
-    ).fetchall()
+    deliveries) where deliveries reads like ``ops:delivered(1) chat:pending(3)``. StoreError when DuckDB fails."""
+    with _as_store_error("cannot read the alerts"):
+        return connection.execute(
+            """
+            SELECT a.bucket_start, a.rule, a.severity, coalesce(x.status, 'firing') AS status, a.dynamic, a.value,
+                   coalesce(string_agg(d.webhook || ':' || d.status || '(' || d.attempts || ')', ' '
+                                       ORDER BY d.webhook), '-') AS deliveries
+            FROM alerts a LEFT JOIN alert_details x ON x.alert_id = a.id LEFT JOIN deliveries d ON d.alert_id = a.id
+            GROUP BY ALL ORDER BY a.bucket_start DESC, a.rule LIMIT ?
+            """,
+            [limit],
+        ).fetchall()
 
 
 def indicator_history(

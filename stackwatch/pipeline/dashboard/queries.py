@@ -26,6 +26,7 @@ __all__ = [
     "Point",
     "Range",
     "Series",
+    "SilenceView",
     "SourceVolume",
     "StoryRow",
     "article_detail",
@@ -121,6 +122,17 @@ class StoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SilenceView:
+    """An active silence: what it mutes, until when, who set it and why."""
+
+    id: str
+    matchers: tuple[str, ...]
+    ends_at: datetime
+    created_by: str
+    comment: str
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     range: Range
     dynamics: tuple[Series, ...]
@@ -131,6 +143,7 @@ class Overview:
     articles: tuple[ArticleRow, ...]
     sources: tuple[SourceVolume, ...]
     totals: dict[str, int]
+    silences: tuple[SilenceView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +333,17 @@ def overview(
         articles=tuple(_articles(connection, "a.labels IS NOT NULL", [], 25)),
         sources=sources,
         totals=totals,
+        silences=tuple(_silences(connection)),
     )
+
+
+def _silences(connection: duckdb.DuckDBPyConnection) -> list[SilenceView]:
+    rows = _rows(
+        connection,
+        "SELECT id, matchers, ends_at, created_by, comment FROM silences WHERE ends_at > ? ORDER BY ends_at, id",
+        [datetime.now(UTC)],
+    )
+    return [SilenceView(str(row[0]), tuple(row[1]), row[2], str(row[3]), str(row[4])) for row in rows]
 
 
 def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) -> DynamicDetail:
