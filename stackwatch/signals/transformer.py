@@ -43,12 +43,18 @@ class TransformerClassifier:
         *,
         similarity_threshold: float = SIMILARITY_THRESHOLD,
     ) -> None:
-        if head is not None and (head.encoder != encoder.name or head.dimension != encoder.dimension):
+        adapter = head.adapter.digest if head is not None and head.adapter is not None else None
+        if head is not None and (
+            head.encoder != encoder.name or head.dimension != encoder.dimension or adapter != encoder.adapter
+        ):
             log.warning(
-                "classifier head %s was trained on %s, not %s: every dynamic falls back to similarity",
+                "classifier head %s was trained on %s (adapter %s), not %s (adapter %s): "
+                "every dynamic falls back to similarity",
                 head.version,
                 head.encoder,
+                adapter,
                 encoder.name,
+                encoder.adapter,
             )
             head = None
         self._encoder = encoder
