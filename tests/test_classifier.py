@@ -108,6 +108,7 @@ def test_train_then_load_round_trips_thresholds_and_version(classifier: Transfor
         names,
         encoder=classifier.encoder.name,
         version="test-head-1",
+        adapter=Head.bundled().adapter,  # the embeddings came through the bundled encoder adapter
     )
     loaded = Head.load(head.save(tmp_path / "head.json"))
     assert loaded == head
