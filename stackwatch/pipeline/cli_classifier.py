@@ -165,6 +165,7 @@ def train(
     file); then the head is fitted on fp32 and int8 embeddings of every text through the adapted encoder (two
     views), so either precision can use it with the same thresholds.
     """
+    import numpy as np
     from tqdm import tqdm
 
     from stackwatch.signals.encoder import Adapter, Encoder
@@ -194,8 +195,6 @@ def train(
     with tqdm(total=tuning_steps + 2 * len(texts) + head_steps, unit="step", desc="train") as bar:
 
         def encode(encoder: Encoder) -> Any:
-            import numpy as np
-
             rows = []
             for start in range(0, len(texts), READ_BATCH):
                 rows.append(encoder.encode(texts[start : start + READ_BATCH]))
@@ -230,13 +229,11 @@ def train(
                 adapter, summary = tuning.adapter, tuning.summary()
             views = [
                 base
-                if adapter is None
-                else Encoder.load(config_.model, precision=p, max_length=config_.max_length, adapter=adapter)
-                for p in PRECISIONS
+                if adapter is None and precision == "fp32"
+                else Encoder.load(config_.model, precision=precision, max_length=config_.max_length, adapter=adapter)
+                for precision in PRECISIONS
             ]
             fp32, int8 = (encode(encoder) for encoder in views)
-            import numpy as np
-
             head = train_head(
                 np.vstack([fp32[:cut], int8[:cut]]),
                 [item.labels for item in training] * 2,
