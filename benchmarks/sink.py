@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from stackwatch.signals.indicators import count_update, hits_for
-from stackwatch.signals.messages import Article, IndicatorUpdate, TaggedArticle
+from stackwatch.signals.messages import Article, IndicatorUpdate, Observation, TaggedArticle
 from stackwatch.storage.store import Batch, Store
 
 DYNAMICS = ("decoupling", "edge", "capex", "exclusivity", "export_controls", "power", "pricing", "talent")
@@ -63,7 +63,7 @@ def updates_for(articles: list[TaggedArticle]) -> list[IndicatorUpdate]:
     members: dict[str, set[str]] = {}
     updates = []
     for tagged in articles:
-        for hit in hits_for(tagged):
+        for hit in hits_for(Observation.of(tagged)):
             ids = members.setdefault(hit.key, set())
             ids.add(hit.article_id)
             updates.append(count_update(hit, ids))

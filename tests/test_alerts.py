@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import CliRunner
 
+from stackwatch.pipeline.agents.common import RULES_KEY
 from stackwatch.pipeline.agents.rules import build_engine
 from stackwatch.pipeline.broker import free_port
 from stackwatch.pipeline.cli import cli
@@ -22,7 +22,7 @@ from stackwatch.pipeline.delivery import Deliverer
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, load_settings
 from stackwatch.signals.alerting import Inhibition, Matcher
-from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, TaggedArticle
+from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, Observation, Observations, TaggedArticle
 from stackwatch.signals.rules import replay
 from stackwatch.storage import alerts as stored
 from stackwatch.storage.alerts import Grouping
@@ -184,12 +184,12 @@ def test_silence_and_alerts_commands(tmp_path: Path) -> None:
     assert "ops:pending(0)" in shown.output
 
 
-def test_rules_check_validates_and_names_what_is_not_wired(tmp_path: Path) -> None:
+def test_rules_check_validates_every_kind(tmp_path: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli, ["rules", "check", "-c", str(config(tmp_path, tmp_path / "x.duckdb"))])
     assert ok.exit_code == 0, ok.output
     assert "4 rule(s) valid" in ok.output
-    assert "NOT evaluated yet" in ok.output.splitlines()[3]
+    assert all(line.endswith(" ok") for line in ok.output.splitlines()[:4])
     bad = write_config(
         tmp_path / "bad.yaml",
         {"rules": [{"name": "x", "kind": "spike", "dynamic": "capex", "dedup": "{nope}", "for": 0}]},
@@ -234,38 +234,32 @@ def articles_for(updates: list[IndicatorUpdate]) -> list[TaggedArticle]:
 
 
 def live_firing(broker: str, unique: str, tmp_path: Path, updates: list[IndicatorUpdate]) -> list[Alert]:
-    """Run the real worker role on a real broker, feed it ``updates`` and collect the alerts it sends."""
+    """Run the real worker role on a real broker, feed it the articles behind ``updates`` (as the classify agent
+    would: observations, one batch per article) and collect the alerts it sends."""
     path = config(
         tmp_path,
         tmp_path / "unused.duckdb",
-        # One partition: the indicator topic is keyed per bucket, so only one partition keeps buckets in order
-        # (the engine ignores an update for a bucket it has already judged; see the README).
         {
             "kafka": {
                 "bootstrap_servers": [broker],
                 "app_id": unique,
                 "topic_prefix": unique,
                 "session_timeout": "6s",
-                "partitions": 1,
             },
             "classifier": {"backend": "keyword"},
+            "indicators": {"stream_retention": "3650d"},  # the scripted history lies months back
         },
     )
     web_port = free_port()
     service = Service(path, command="worker", web_port=web_port)
 
     async def feed_and_collect() -> list[Alert]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-        await admin.start()
-        try:  # before anything auto-creates it with the broker's default partition count
-            await admin.create_topics([NewTopic(f"{unique}.indicators", num_partitions=1, replication_factor=1)])
-        finally:
-            await admin.close()
         producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
         await producer.start()
         try:
-            for update in updates:
-                await producer.send_and_wait(f"{unique}.indicators", encode(update), key=update.key.encode())
+            for tagged in articles_for(updates):
+                batch = Observations((Observation.of(tagged),))
+                await producer.send_and_wait(f"{unique}.observations", encode(batch), key=RULES_KEY)
         finally:
             await producer.stop()
         consumer = AIOKafkaConsumer(f"{unique}.alerts", bootstrap_servers=broker, auto_offset_reset="earliest")

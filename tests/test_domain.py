@@ -14,6 +14,7 @@ from stackwatch.signals.messages import (
     DeadLetter,
     IndicatorUpdate,
     MessageError,
+    Observation,
     TaggedArticle,
 )
 from stackwatch.signals.rules import ThresholdRule
@@ -60,7 +61,7 @@ def test_buckets_are_utc_hours_and_days() -> None:
 
 def test_a_tagged_article_counts_once_per_label_and_window() -> None:
     tagged = TaggedArticle(article(), ("decoupling", "capex"), {"decoupling": 0.9, "capex": 0.7}, "v1")
-    hits = hits_for(tagged)
+    hits = hits_for(Observation.of(tagged))
     assert sorted((hit.dynamic, hit.window) for hit in hits) == [
         ("capex", "1d"),
         ("capex", "1h"),
@@ -70,7 +71,7 @@ def test_a_tagged_article_counts_once_per_label_and_window() -> None:
 
 
 def test_counts_come_from_id_sets_so_repeats_change_nothing() -> None:
-    hit = hits_for(TaggedArticle(article(), ("edge",), {"edge": 1.0}, "v1"))[0]
+    hit = hits_for(Observation.of(TaggedArticle(article(), ("edge",), {"edge": 1.0}, "v1")))[0]
     assert count_update(hit, ["a1", "a2", "a1"]).value == 2.0
 
 

@@ -9,9 +9,11 @@ import pytest
 
 from stackwatch.signals.alerting import Route, route
 from stackwatch.signals.entity_rules import cooccurrence_count, cooccurs, first_seen
-from stackwatch.signals.messages import Alert, IndicatorUpdate
+from stackwatch.signals.messages import Alert, IndicatorUpdate, Observation
 from stackwatch.signals.rules import (
     Composite,
+    Cooccurrence,
+    FirstSeen,
     Quiet,
     Rule,
     RuleEngine,
@@ -20,6 +22,7 @@ from stackwatch.signals.rules import (
     Trend,
     momentum,
     replay,
+    replay_observations,
     zscore,
 )
 
@@ -139,3 +142,67 @@ def test_entity_rules() -> None:
     assert first_seen("Google", "exclusivity", "2026-05-01", seen, days=30)
     assert first_seen("Microsoft", "exclusivity", date(2026, 5, 2), seen, days=30)
     assert not first_seen("Microsoft", "exclusivity", "2026-04-20", seen, days=30)
+
+
+def observed(article_id: str, at: datetime, labels: tuple[str, ...], entities: tuple[str, ...]) -> Observation:
+    return Observation(article_id, "wire", at, labels, entities)
+
+
+def test_a_cooccurrence_fires_when_enough_articles_show_the_dynamic_with_every_entity() -> None:
+    rule = Rule("msft-lock-in", Cooccurrence("exclusivity", ("Microsoft", "OpenAI"), threshold=2), severity="critical")
+    engine = RuleEngine([rule])
+    day = T0 + timedelta(hours=9)
+    alerts = replay_observations(
+        engine,
+        [
+            observed("a1", day, ("exclusivity",), ("Microsoft", "OpenAI")),
+            observed("a2", day, ("exclusivity",), ("Microsoft",)),  # one entity only
+            observed("a3", day, ("capex",), ("Microsoft", "OpenAI")),  # another dynamic
+            observed("a1", day, ("exclusivity",), ("Microsoft", "OpenAI")),  # redelivered
+            observed("a4", day, ("exclusivity", "capex"), ("OpenAI", "Microsoft", "Oracle")),
+        ],
+    )
+    assert [(a.rule, a.status, a.dynamic, a.value) for a in alerts] == [("msft-lock-in", "firing", "exclusivity", 2.0)]
+    assert alerts[0].labels["entities"] == "Microsoft & OpenAI"
+    assert alerts[0].bucket_start == T0
+
+
+def test_any_entity_is_enough_when_every_is_off() -> None:
+    engine = RuleEngine([Rule("chips", Cooccurrence("decoupling", ("AMD", "Broadcom"), every=False))])
+    alerts = replay_observations(engine, [observed("a1", T0, ("decoupling",), ("Broadcom",))])
+    assert [a.rule for a in alerts] == ["chips"]
+
+
+def test_first_seen_alerts_on_an_entity_new_to_a_dynamic_once_armed() -> None:
+    engine = RuleEngine([Rule("new-in-edge", FirstSeen("edge", days=7), dedup="{rule}|{entity}")])
+    days = [T0 + timedelta(days=n) for n in range(20)]
+    alerts = replay_observations(
+        engine,
+        [
+            observed("a0", days[0], ("edge",), ("Apple",)),  # day 0: the rule starts watching
+            observed("a1", days[3], ("edge",), ("Qualcomm",)),  # new, but not armed yet (3 < 7 days watched)
+            observed("a2", days[8], ("edge",), ("Qualcomm", "Arm")),  # Arm is new and the rule is armed
+            observed("a3", days[8], ("edge",), ("Arm",)),  # the same day again: nothing
+            observed("a4", days[9], ("capex",), ("Meta",)),  # another dynamic
+            observed("a5", days[14], ("edge",), ("Qualcomm", "Apple")),  # Apple: 14 days since; Qualcomm: 6
+        ],
+    )
+    assert [(a.labels["entity"], a.bucket_start) for a in alerts] == [("Arm", days[8]), ("Apple", days[14])]
+    assert alerts[0].message == "Arm appears in edge for the first time in 7 days"
+    assert len({a.id for a in alerts}) == 2
+    assert (
+        replay_observations(engine, [observed("a2", days[8], ("edge",), ("Arm",))]) == []
+    )  # a fresh state is not armed
+
+
+def test_a_quiet_source_alerts_once_the_rest_of_the_stream_moves_on() -> None:
+    gap = Rule("blog-gap", Quiet("*", timedelta(hours=3), source="blog"))
+    engine = RuleEngine([gap])
+    items = [Observation("b0", "blog", hour(0), ("edge",))]
+    items += [Observation(f"w{n}", "wire", hour(n), ("capex",)) for n in range(1, 7)]
+    items += [Observation("b7", "blog", hour(7), ()), Observation("w8", "wire", hour(8), ("capex",))]
+    alerts = replay_observations(engine, items)
+    # The blog's article at 07:00 (no dynamic: it moves no clock) ends the gap at the next judged bucket.
+    assert fired(alerts) == [("blog-gap", "firing", 3), ("blog-gap", "resolved", 6)]
+    assert alerts[0].labels["source"] == "blog"
+    assert alerts[0].dynamic == "source:blog"

@@ -63,6 +63,14 @@ def test_the_issue_example_shape_is_accepted() -> None:
             "rules[0].dynamic: unknown dynamic 'weather'",
         ),
         (
+            {"rules": [{"name": "r", "kind": "silence", "source": "nowhere", "after": "6h"}]},
+            "rules[0].source: unknown source 'nowhere'",
+        ),
+        (
+            {"rules": [{"name": "r", "kind": "silence", "dynamic": "edge", "source": "wire", "after": "6h"}]},
+            "name exactly one of dynamic and source",
+        ),
+        (
             {"rules": [{"name": "r", "kind": "threshold", "dynamic": "edge", "value": 1, "webhooks": ["nope"]}]},
             "rules[0].webhooks: unknown webhook 'nope'",
         ),

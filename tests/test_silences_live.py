@@ -1,7 +1,7 @@
 """Silences while the service runs: the CLI goes through the service's API, the service writes with its one writer.
 
-A real broker, a real ``stackwatch`` process and a real webhook receiver. The rule fires from indicator updates
-sent to the indicators topic, as the indicator agent sends them.
+A real broker, a real ``stackwatch`` process and a real webhook receiver. The rule fires from observations sent to
+the observations topic, as the classify agent sends them.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import CliRunner, Result
 
+from stackwatch.pipeline.agents.common import RULES_KEY
 from stackwatch.pipeline.broker import free_port
 from stackwatch.pipeline.cli import cli
 from stackwatch.pipeline.codec import encode
-from stackwatch.signals.messages import IndicatorUpdate
+from stackwatch.signals.messages import Observation, Observations
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, pipeline_config
 
@@ -38,18 +39,22 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 GOOD = {"matchers": ["alertname=capex-surge"], "duration": "2h"}
 
 
-def counts(hour: int, *values: int) -> list[IndicatorUpdate]:
-    """Article-count updates for the capex bucket ``hour`` hours after noon, one per counted article."""
-    return [IndicatorUpdate("article_count", "capex", "1h", NOON + timedelta(hours=hour), float(n)) for n in values]
+def capex_articles(hour: int, count: int) -> list[Observation]:
+    """``count`` capex articles in the bucket ``hour`` hours after noon."""
+    return [
+        Observation(f"a-{hour}-{n}", "wire", NOON + timedelta(hours=hour, minutes=n), ("capex",)) for n in range(count)
+    ]
 
 
-def send(broker: str, topic: str, updates: list[IndicatorUpdate]) -> None:
+def send(broker: str, topic: str, items: list[Observation]) -> None:
+    """One observation batch per article, as the classify agent would send them."""
+
     async def go() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
         await producer.start()
         try:
-            for update in updates:
-                await producer.send_and_wait(topic, encode(update), key=update.key.encode())
+            for item in items:
+                await producer.send_and_wait(topic, encode(Observations((item,))), key=RULES_KEY)
         finally:
             await producer.stop()
 
@@ -57,7 +62,8 @@ def send(broker: str, topic: str, updates: list[IndicatorUpdate]) -> None:
 
 
 def create_topic(broker: str, topic: str) -> None:
-    """One partition, before the service auto-creates it: buckets then reach the rules engine in order."""
+    """With the service's partition count (1), before a producer auto-creates it with the broker's default:
+    Faust requires a table's source topic and changelog to have as many partitions."""
 
     async def go() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=broker)
@@ -96,8 +102,9 @@ def running(broker: str, unique: str, http_server: LocalServer, tmp_path: Path) 
         webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
         rules=[RULE],
         alerting={"group_wait": "1s"},
+        indicators={"stream_retention": "3650d"},  # NOON lies months back
     )
-    create_topic(broker, f"{unique}.indicators")
+    create_topic(broker, f"{unique}.observations")
     service = Service(config, web_port=web_port)
     try:
         service.wait_until("SELECT 1", lambda rows: rows == [[1]])
@@ -122,7 +129,7 @@ def test_a_silence_added_through_the_cli_mutes_the_running_service_until_it_is_e
     assert listed[4] == "active"
     assert " ".join(listed).endswith("known story")
 
-    send(broker, f"{unique}.indicators", counts(0, 1, 2, 3, 4))  # the rule starts to hold at 3: it fires
+    send(broker, f"{unique}.observations", capex_articles(0, 4))  # the rule starts to hold at 3: it fires
     service.wait_until("SELECT status FROM deliveries", lambda rows: rows == [["silenced"]])
     assert http_server.received("/hook") == []
     shown = stackwatch(config, "alerts")
@@ -146,7 +153,7 @@ def test_a_silence_added_through_the_cli_mutes_the_running_service_until_it_is_e
     assert again.exit_code != 0
     assert "no active silence" in again.output
 
-    send(broker, f"{unique}.indicators", counts(1, 1) + counts(2, 1))  # the rule stops holding: it resolves
+    send(broker, f"{unique}.observations", capex_articles(1, 1) + capex_articles(2, 1))  # it stops holding: resolved
     (hook,) = http_server.wait_for("/hook", timeout=120)
     body = json.loads(hook.body)
     assert (body["type"], body["data"]["rule"]) == ("alert.resolved", "capex-surge")

@@ -25,6 +25,7 @@ from stackwatch.pipeline.sink import SinkService
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.pipeline.web import register_pages
 from stackwatch.settings import Settings
+from stackwatch.settings.entities import gazetteer_from
 from stackwatch.signals.classifier import Classifier
 from stackwatch.signals.rules import RuleEngine
 
@@ -100,6 +101,7 @@ def build_runtime(
             topics,
             lambda: build_classifier(settings),
             runtime.current_rules,
+            gazetteer_from(settings.entities),
             batch_size=settings.classifier.batch_size,
             batch_timeout=settings.classifier.batch_timeout,
             stream_retention=timedelta(seconds=settings.indicators.stream_retention),

@@ -19,6 +19,7 @@ import getpass
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from stackwatch.pipeline.output import render
 from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
 from stackwatch.signals.messages import Alert, parse_time, utcnow
-from stackwatch.signals.rules import replay
+from stackwatch.signals.rules import Cooccurrence, FirstSeen, Quiet, replay, replay_observations
 from stackwatch.storage import alerts as stored
 from stackwatch.storage.store import Store
 
@@ -201,9 +202,7 @@ def rules_check(config: str | None) -> None:
     """Validate the rules (kinds, dynamics, webhooks, templates) and say which the stream evaluates."""
     settings = cli_settings(config)
     for item in settings.rules:
-        wired = item.to_rule() is not None
-        note = "ok" if wired else "ok, NOT evaluated yet: needs entity matching in the stream"
-        click.echo(f"{item.name:<32} {item.kind:<13} {item.severity:<8} {note}")
+        click.echo(f"{item.name:<32} {item.kind:<13} {item.severity:<8} ok")
     click.echo(f"{len(settings.rules)} rule(s) valid")
 
 
@@ -235,12 +234,25 @@ def rules_backtest(config: str | None, since: str, until: str | None) -> None:
 
     with _store(settings, write=False) as store:
         history = stored.indicator_history(store.connection, start, end)
+        articles = stored.observation_history(store.connection, start, end)
     from tqdm import tqdm
 
-    fired = replay(build_engine(settings), tqdm(history, unit="value", desc="backtest", disable=None))
+    # Entity rules and quiet sources judge articles, the others judge indicator values: each replays its input.
+    engine = build_engine(settings)
+    by_articles = [
+        rule
+        for rule in engine.rules
+        if isinstance(rule.condition, Cooccurrence | FirstSeen)
+        or (isinstance(rule.condition, Quiet) and rule.condition.source is not None)
+    ]
+    by_values = [rule for rule in engine.rules if rule not in by_articles]
+    fired = replay(replace(engine, rules=by_values), tqdm(history, unit="value", desc="backtest", disable=None))
+    if by_articles:
+        fired += replay_observations(replace(engine, rules=by_articles), articles)
+    fired.sort(key=lambda alert: (alert.bucket_start, alert.rule, alert.status))
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "alert_id"]
     click.echo(render(columns, backtest_table(fired), "table"))
-    click.echo(f"{len(history)} indicator value(s) replayed, {len(fired)} alert(s)")
+    click.echo(f"{len(history)} indicator value(s) and {len(articles)} article(s) replayed, {len(fired)} alert(s)")
     if fired:
         click.echo(_chart(fired, start, end or max(a.bucket_start for a in fired)))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from mode import Service
@@ -18,9 +18,21 @@ from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings
 from stackwatch.signals.messages import Article, DeadLetter
 
-__all__ = ["IngestService"]
+__all__ = ["HALT_WITHIN", "IngestService"]
 
 log = logging.getLogger(__name__)
+
+HALT_WITHIN = 10.0
+"""Seconds each step of a halt may take; a stop must never hang on a stuck source or an unacknowledged send."""
+
+
+async def _within(seconds: float, what: str, step: Awaitable[None]) -> None:
+    # asyncio.wait, not wait_for: wait_for would wait on a step that does not end when cancelled.
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        log.warning("stopping: %s did not stop within %.0fs; going on without them", what, seconds)
 
 
 class IngestService(Service):
@@ -57,10 +69,10 @@ class IngestService(Service):
             log.info("ingest: %d source(s) running", len(self.scheduler.states))
 
     async def halt(self) -> None:
-        """Stop polling and producing (idempotent): the first step of a graceful stop."""
+        """Stop polling and producing (idempotent): the first step of a graceful stop, bounded in time."""
         self._stopping.set()
-        await self.scheduler.stop()
-        await self.producer.stop()
+        await _within(HALT_WITHIN, "the connectors", self.scheduler.stop())
+        await _within(HALT_WITHIN, "the ingest producer", self.producer.stop())
 
     async def on_stop(self) -> None:
         await self.halt()

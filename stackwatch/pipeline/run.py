@@ -75,12 +75,7 @@ async def drain_pipeline(runtime: Runtime, settings: Settings, servers: Sequence
     """
     if runtime.ingest is not None:
         await runtime.ingest.halt()
-    names = TopicNames(settings.kafka.topic_prefix)
-    app_id = settings.kafka.app_id
-    groups = {
-        app_id: [names.raw, names.tagged, names.hits, names.indicators],
-        f"{app_id}-sink": [names.tagged, names.indicators, names.alerts, names.deadletter],
-    }
+    groups = TopicNames(settings.kafka.topic_prefix).consumer_groups(settings.kafka.app_id)
     log.info("stopping: connectors halted; draining the pipeline into DuckDB (at most %.0fs)", within)
     deadline = time.monotonic() + within
     remaining = -1

@@ -122,21 +122,11 @@ class SinkService(Service):
         if not await start_with_retry(consumer, "sink consumer", self.servers, self._stopping):
             return
         sink = DuckDBSink(self.store_thread.store)
-        timeout_ms = int(self.settings.storage.flush_interval * 1000)
         backoff = 1.0
         while not self._stopping.is_set():
             if not len(sink):
-                batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.storage.batch_size)
-                for partition, records in batches.items():
-                    for record in records:
-                        sink.add(
-                            self._decode(
-                                partition.topic,
-                                record.value,
-                                f"{partition.topic}[{partition.partition}]@{record.offset}",
-                            )
-                        )
-                if not batches:
+                await self._fill(consumer, sink)
+                if not len(sink):
                     continue
             try:
                 with metrics.SINK_COMMIT_SECONDS.time():
@@ -162,6 +152,30 @@ class SinkService(Service):
                 log.warning("sink: offset commit failed after a successful write: %s", error)
             if self.deliverer is not None:
                 self.deliverer.wake()
+
+    async def _fill(self, consumer: AIOKafkaConsumer, sink: DuckDBSink) -> None:
+        """Wait for records, then keep taking them until ``storage.batch_size`` or ``storage.flush_interval``
+        after the first: a transaction's fixed cost (deriving every touched bucket) dwarfs its per-row cost, so
+        under load a few large transactions beat many small ones."""
+        storage = self.settings.storage
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None  # set when the first record arrives
+        while len(sink) < storage.batch_size and not self._stopping.is_set():
+            wait = storage.flush_interval if deadline is None else deadline - loop.time()
+            if wait <= 0:
+                return
+            batches = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=storage.batch_size - len(sink))
+            if not batches and deadline is None:
+                return  # a quiet interval: back to the caller, which checks the stop flag
+            if batches and deadline is None:
+                deadline = loop.time() + storage.flush_interval
+            for partition, records in batches.items():
+                for record in records:
+                    sink.add(
+                        self._decode(
+                            partition.topic, record.value, f"{partition.topic}[{partition.partition}]@{record.offset}"
+                        )
+                    )
 
     async def _maintain(self) -> None:
         """Publish the read-only snapshot every ``storage.snapshot_interval``; apply retention every

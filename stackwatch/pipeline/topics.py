@@ -22,8 +22,8 @@ class TopicNames:
         return f"{self.prefix}.articles.tagged"
 
     @property
-    def hits(self) -> str:
-        return f"{self.prefix}.dynamic-hits"
+    def observations(self) -> str:
+        return f"{self.prefix}.observations"
 
     @property
     def indicators(self) -> str:
@@ -38,4 +38,11 @@ class TopicNames:
         return f"{self.prefix}.deadletter"
 
     def all(self) -> tuple[str, ...]:
-        return (self.raw, self.tagged, self.hits, self.indicators, self.alerts, self.deadletter)
+        return (self.raw, self.tagged, self.observations, self.indicators, self.alerts, self.deadletter)
+
+    def consumer_groups(self, app_id: str) -> dict[str, list[str]]:
+        """The consumer groups of a deployment (the workers', the sink's) and the topics each reads."""
+        return {
+            app_id: [self.raw, self.observations],
+            f"{app_id}-sink": [self.tagged, self.indicators, self.alerts, self.deadletter],
+        }

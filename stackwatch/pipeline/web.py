@@ -191,12 +191,7 @@ def _flag(request: Request, name: str) -> bool:
 
 def lag_groups(settings: Settings) -> dict[str, list[str]]:
     """The consumer groups of a deployment and the topics each reads."""
-    names = TopicNames(settings.kafka.topic_prefix)
-    app_id = settings.kafka.app_id
-    return {
-        app_id: [names.raw, names.tagged, names.hits, names.indicators],
-        f"{app_id}-sink": [names.tagged, names.indicators, names.alerts, names.deadletter],
-    }
+    return TopicNames(settings.kafka.topic_prefix).consumer_groups(settings.kafka.app_id)
 
 
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]

@@ -104,6 +104,12 @@ class Settings(Section):
                     raise ValueError(
                         f"rules[{index}].dynamic: unknown dynamic {dynamic!r} (known: {', '.join(known_dynamics)})"
                     )
+            for source in rule.referenced_sources():
+                if source not in {item.name for item in self.sources}:
+                    raise ValueError(
+                        f"rules[{index}].source: unknown source {source!r} "
+                        f"(defined: {', '.join(item.name for item in self.sources) or 'none'})"
+                    )
             for hook in rule.webhooks:
                 if hook not in known_hooks:
                     raise ValueError(

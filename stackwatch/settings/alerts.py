@@ -21,7 +21,17 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, ValidationInfo, model_validator
 
 from stackwatch.settings.base import Section, parse_duration
-from stackwatch.signals.rules import Composite, Quiet, Rule, Spike, Threshold, Trend
+from stackwatch.signals.rules import (
+    Composite,
+    Cooccurrence,
+    FirstSeen,
+    Quiet,
+    Rule,
+    RuleCondition,
+    Spike,
+    Threshold,
+    Trend,
+)
 
 __all__ = [
     "AlertingSettings",
@@ -81,7 +91,10 @@ class _RuleBase(Section):
     def referenced_dynamics(self) -> list[str]:
         return [str(getattr(self, "dynamic"))]  # noqa: B009 (every subclass but composite has one)
 
-    def _wrap(self, condition: Threshold | Spike | Trend | Composite | Quiet) -> Rule:
+    def referenced_sources(self) -> list[str]:
+        return []
+
+    def _wrap(self, condition: RuleCondition) -> Rule:
         return Rule(
             name=self.name,
             condition=condition,
@@ -93,16 +106,22 @@ class _RuleBase(Section):
             webhooks=tuple(self.webhooks),
         )
 
-    def to_rule(self) -> Rule | None:
-        """The pure rule the stream evaluates, or None when the stream cannot evaluate this kind yet."""
+    def to_rule(self) -> Rule:
+        """The pure rule the stream evaluates."""
         raise NotImplementedError
+
+    def dedup_fields(self) -> tuple[str, ...]:
+        """The fields a ``dedup`` template may use: the alert's fields (first-seen and co-occurrence add one)."""
+        extra = {"first_seen": ("entity",), "cooccurrence": ("entities",)}.get(str(getattr(self, "kind", "")), ())
+        return ("rule", "severity", "dynamic", "window", "indicator", *extra)
 
     @model_validator(mode="after")
     def _check_dedup(self) -> _RuleBase:
         try:
-            self.dedup.format(rule="r", severity="s", dynamic="d", window="w", indicator="i")
+            self.dedup.format(**dict.fromkeys(self.dedup_fields(), "x"))
         except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(f"dedup: unknown field {error} (use {{rule}}, {{dynamic}}, {{window}})") from None
+            known = ", ".join(f"{{{name}}}" for name in self.dedup_fields())
+            raise ValueError(f"dedup: unknown field {error} (use {known})") from None
         return self
 
 
@@ -171,19 +190,33 @@ class CompositeRuleSettings(_RuleBase):
 
 
 class SilenceRuleSettings(_RuleBase):
-    """Fire when a dynamic has gone quiet for ``after`` (no article while the rest of the stream moves on)."""
+    """Fire when a dynamic, or a ``source``, has gone quiet for ``after`` (no article while the rest of the stream
+    moves on): a coverage gap. Name exactly one of ``dynamic`` and ``source``."""
 
     kind: Literal["silence"]
-    dynamic: str
+    dynamic: str | None = None
+    source: str | None = None
     after: Seconds
     window: Window = "1h"
 
+    @model_validator(mode="after")
+    def _one_subject(self) -> SilenceRuleSettings:
+        if (self.dynamic is None) == (self.source is None):
+            raise ValueError("name exactly one of dynamic and source")
+        return self
+
+    def referenced_dynamics(self) -> list[str]:
+        return [] if self.dynamic is None else [self.dynamic]
+
+    def referenced_sources(self) -> list[str]:
+        return [] if self.source is None else [self.source]
+
     def to_rule(self) -> Rule:
-        return self._wrap(Quiet(self.dynamic, timedelta(seconds=self.after), self.window))
+        return self._wrap(Quiet(self.dynamic or "*", timedelta(seconds=self.after), self.window, source=self.source))
 
 
 class CooccurrenceRuleSettings(_RuleBase):
-    """A dynamic together with entities (all of them, or any). Needs entity matching in the stream (not yet)."""
+    """Fire when ``value`` articles of a bucket show a dynamic together with entities (all of them, or any)."""
 
     kind: Literal["cooccurrence"]
     dynamic: str
@@ -192,20 +225,20 @@ class CooccurrenceRuleSettings(_RuleBase):
     window: Window = "1d"
     value: float = 1.0
 
-    def to_rule(self) -> None:
-        return None
+    def to_rule(self) -> Rule:
+        return self._wrap(Cooccurrence(self.dynamic, tuple(self.entities), self.every, self.window, ">=", self.value))
 
 
 class FirstSeenRuleSettings(_RuleBase):
-    """An entity appears in a dynamic for the first time in ``days`` days. Needs entity matching (not yet)."""
+    """An entity (any, or one of ``entities``) appears in a dynamic for the first time in ``days`` days."""
 
     kind: Literal["first_seen"]
     dynamic: str
     entities: list[str] = []
     days: int = Field(default=30, ge=1)
 
-    def to_rule(self) -> None:
-        return None
+    def to_rule(self) -> Rule:
+        return self._wrap(FirstSeen(self.dynamic, tuple(self.entities), self.days))
 
 
 RuleSettings = Annotated[

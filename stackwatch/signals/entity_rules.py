@@ -1,7 +1,7 @@
 """Rule predicates over entities (co-occurrence, first-seen): pure functions over plain values.
 
-The stream does not carry entities yet (entity matching is being built in ``signals/entities.py``); these are
-the rule logic, ready for the rules agent to call once tagged articles name their entities::
+The rules stage gets each article's entities in its ``Observation``; the ``Cooccurrence`` and ``FirstSeen``
+conditions of ``signals/rules.py`` call these::
 
     >>> cooccurs({"exclusivity"}, {"Microsoft", "OpenAI"}, "exclusivity", ("Microsoft",))
     True

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from stackwatch.signals.messages import DynamicHit, IndicatorUpdate, TaggedArticle
+from stackwatch.signals.messages import DynamicHit, IndicatorUpdate, Observation
 
 __all__ = [
     "ALL",
@@ -67,17 +67,16 @@ def expired(start: datetime, window: str, now: datetime, retention: timedelta) -
     return start + WINDOWS[window] + retention < now
 
 
-def hits_for(tagged: TaggedArticle, windows: Iterable[str] = WINDOWS) -> list[DynamicHit]:
+def hits_for(observed: Observation, windows: Iterable[str] = WINDOWS) -> list[DynamicHit]:
     """One hit per label per window: what the indicator stage counts."""
     return [
         DynamicHit(
             dynamic=label,
             window=window,
-            bucket_start=bucket_start(tagged.article.published_at, window),
-            article_id=tagged.article.id,
-            score=tagged.scores.get(label, 1.0),
+            bucket_start=bucket_start(observed.published_at, window),
+            article_id=observed.article_id,
         )
-        for label in tagged.labels
+        for label in observed.labels
         for window in windows
     ]
 

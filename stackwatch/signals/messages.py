@@ -9,7 +9,7 @@ needs to know the types::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -21,6 +21,8 @@ __all__ = [
     "DynamicHit",
     "IndicatorUpdate",
     "MessageError",
+    "Observation",
+    "Observations",
     "TaggedArticle",
     "parse_time",
     "utcnow",
@@ -168,13 +170,12 @@ class TaggedArticle(_Message):
 
 @dataclass(frozen=True, slots=True)
 class DynamicHit(_Message):
-    """One article counted toward one dynamic in one time bucket (the repartitioned form of a tag)."""
+    """One article counted toward one dynamic in one time bucket."""
 
     dynamic: str
     window: str
     bucket_start: datetime
     article_id: str
-    score: float
 
     @property
     def key(self) -> str:
@@ -188,8 +189,61 @@ class DynamicHit(_Message):
             window=_text(item, "window"),
             bucket_start=parse_time(item.get("bucket_start"), "bucket_start"),
             article_id=_text(item, "article_id"),
-            score=_number(item, "score"),
         )
+
+
+def _names(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise MessageError(f"{key}: expected a list of names")
+    return tuple(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation(_Message):
+    """What the rules stage needs of one tagged article: its id, source, time, dynamics and entities."""
+
+    article_id: str
+    source: str
+    published_at: datetime
+    labels: tuple[str, ...]
+    entities: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, tagged: TaggedArticle, entities: Iterable[str] = ()) -> Self:
+        article = tagged.article
+        return cls(article.id, article.source, article.published_at, tagged.labels, tuple(sorted(entities)))
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "observation")
+        return cls(
+            article_id=_text(item, "article_id"),
+            source=_text(item, "source"),
+            published_at=parse_time(item.get("published_at"), "published_at"),
+            labels=_names(item, "labels"),
+            entities=_names(item, "entities"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Observations(_Message):
+    """The observations of one classified batch, sent as one record so the rules stage pays per batch."""
+
+    items: tuple[Observation, ...]
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        items = _mapping(data, "observations").get("items")
+        if not isinstance(items, list):
+            raise MessageError("items: expected a list of observations")
+        parsed = []
+        for index, item in enumerate(items):
+            try:
+                parsed.append(Observation.from_dict(item))
+            except MessageError as error:
+                raise MessageError(f"items[{index}].{error}") from None
+        return cls(tuple(parsed))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,18 +21,24 @@ import math
 import operator
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from stackwatch.signals.indicators import WINDOWS
-from stackwatch.signals.messages import Alert, IndicatorUpdate, parse_time
+from stackwatch.signals.counts import BucketCounts
+from stackwatch.signals.entity_rules import cooccurs, first_seen
+from stackwatch.signals.indicators import WINDOWS, bucket_start, hits_for
+from stackwatch.signals.messages import Alert, DynamicHit, IndicatorUpdate, Observation, parse_time
 
 __all__ = [
     "OPERATORS",
     "Composite",
     "Condition",
+    "Cooccurrence",
+    "Evaluation",
+    "FirstSeen",
     "Quiet",
     "Rule",
+    "RuleCondition",
     "RuleEngine",
     "Spike",
     "Threshold",
@@ -41,6 +47,7 @@ __all__ = [
     "alert_id",
     "momentum",
     "replay",
+    "replay_observations",
     "zscore",
 ]
 
@@ -207,17 +214,24 @@ class Composite:
 
 @dataclass(frozen=True, slots=True)
 class Quiet:
-    """A dynamic has had no update for ``after`` (a coverage gap); judged each time the stream's clock moves."""
+    """A dynamic (or, with ``source``, a source) has had no article for ``after`` (a coverage gap); judged each
+    time the stream's clock moves."""
 
     dynamic: str
     after: timedelta
     window: str = "1h"
     op: str = ">="
     indicator: str = "article_count"
+    source: str | None = None
 
     @property
     def threshold(self) -> float:
         return self.after.total_seconds() / 3600.0
+
+    @property
+    def subject(self) -> str:
+        """Its key among what the clock has seen: the dynamic, or ``source:NAME``."""
+        return self.dynamic if self.source is None else f"source:{self.source}"
 
     def series(self, update: IndicatorUpdate) -> str | None:
         return None  # judged on clock ticks, not on updates
@@ -226,7 +240,85 @@ class Quiet:
         return 0.0
 
     def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+        if self.source is not None:
+            return {"dynamic": self.subject, "indicator": "hours_quiet", "window": self.window, "source": self.source}
         return {"dynamic": self.dynamic, "indicator": "hours_quiet", "window": self.window}
+
+
+def _tally_name(dynamic: str, entities: Iterable[str], every: bool) -> str:
+    names = sorted({entity.casefold().replace("|", "/").replace("#", "/") for entity in entities})
+    return f"{dynamic}&{'&'.join(names)}" if every else f"{dynamic}&any({','.join(names)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Cooccurrence:
+    """Articles of ``dynamic`` that name ``entities`` (every one, or any) in one bucket, compared with a value.
+
+    The stream counts matching articles under a series of their own, :attr:`tally` (``exclusivity&microsoft``),
+    exactly as it counts a dynamic's articles; the rule then reads that series like a threshold.
+    """
+
+    dynamic: str
+    entities: tuple[str, ...]
+    every: bool = True
+    window: str = "1d"
+    op: str = ">="
+    threshold: float = 1.0
+    indicator: str = "article_count"
+
+    @property
+    def tally(self) -> str:
+        return _tally_name(self.dynamic, self.entities, self.every)
+
+    def matches(self, observed: Observation) -> bool:
+        return cooccurs(observed.labels, observed.entities, self.dynamic, self.entities, every=self.every)
+
+    def series(self, update: IndicatorUpdate) -> str | None:
+        ok = (update.dynamic, update.indicator, update.window) == (self.tally, self.indicator, self.window)
+        return f"{self.tally}|{self.window}" if ok else None
+
+    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
+        return update.value
+
+    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+        return {
+            "dynamic": self.dynamic,
+            "indicator": "cooccurrence",
+            "window": self.window,
+            "entities": (" & " if self.every else " | ").join(self.entities),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FirstSeen:
+    """An entity (any, or one of ``entities``) named in an article of ``dynamic`` for the first time in ``days``.
+
+    Judged per article, not per bucket. It stays unarmed until the stream has covered ``days`` days of event time,
+    so a fresh install (or a new rule) does not page about every entity it meets on day one.
+    """
+
+    dynamic: str
+    entities: tuple[str, ...] = ()
+    days: int = 30
+    window: str = "1d"
+    op: str = ">="
+    threshold: float = 1.0
+    indicator: str = "first_seen"
+
+    def watches(self, entity: str) -> bool:
+        return not self.entities or entity.casefold() in {name.casefold() for name in self.entities}
+
+    def series(self, update: IndicatorUpdate) -> str | None:
+        return None  # judged on observations, not on indicator updates
+
+    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
+        return 0.0
+
+    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+        return {"dynamic": self.dynamic, "indicator": self.indicator, "window": self.window}
+
+
+RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +327,7 @@ class Rule:
     ``cooldown``: at most one alert per dedup key within it; ``dedup``: a template over the alert's fields."""
 
     name: str
-    condition: Threshold | Spike | Trend | Composite | Quiet
+    condition: RuleCondition
     severity: str = "warning"
     labels: Mapping[str, str] = field(default_factory=dict)
     for_count: int = 1
@@ -251,7 +343,7 @@ class Rule:
     def judges_early(self) -> bool:
         """A value that only grows within a bucket can fire as soon as it holds (others wait for the bucket)."""
         condition = self.condition
-        if isinstance(condition, Quiet) or condition.op not in _RISING:
+        if isinstance(condition, Quiet | FirstSeen) or condition.op not in _RISING:
             return False
         return not isinstance(condition, Composite) or all(weight >= 0 for _, weight in condition.weights)
 
@@ -260,6 +352,14 @@ class Rule:
 
 
 Router = Callable[[Mapping[str, str]], Iterable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What a batch of observations produced: the per-dynamic counts to publish, and the alerts."""
+
+    updates: list[IndicatorUpdate]
+    alerts: list[Alert]
 
 
 @dataclass
@@ -293,6 +393,96 @@ class RuleEngine:
             alerts += self._observe(state, rule, fields, update.bucket_start, value)
         return alerts
 
+    def evaluate(
+        self, state: MutableMapping[str, Any], counts: BucketCounts, batch: Sequence[Observation], now: datetime
+    ) -> Evaluation:
+        """One batch of observations through every rule: what the rules agent does with each record.
+
+        Counts the batch's articles per dynamic and bucket (and per co-occurrence series), applies the counts in
+        the order their buckets first appear, and judges first-seen entities and quiet sources on the way.
+        """
+        alerts = [alert for observed in batch for alert in self.observe(state, observed)]
+        updates = counts.add((hit for observed in batch for hit in hits_for(observed)), now)
+        for update in updates:
+            alerts += self.apply(state, update)
+        for update in counts.add((hit for observed in batch for hit in self.tallies(observed)), now):
+            alerts += self.apply(state, update)  # co-occurrence series: the rules' own, not published
+        return Evaluation(updates, alerts)
+
+    def tallies(self, observed: Observation) -> list[DynamicHit]:
+        """The hits ``observed`` adds to the series co-occurrence rules count (beyond its dynamics' own)."""
+        return [
+            DynamicHit(
+                rule.condition.tally,
+                rule.condition.window,
+                bucket_start(observed.published_at, rule.condition.window),
+                observed.article_id,
+            )
+            for rule in self.rules
+            if isinstance(rule.condition, Cooccurrence) and rule.condition.matches(observed)
+        ]
+
+    def observe(self, state: MutableMapping[str, Any], observed: Observation) -> list[Alert]:
+        """First-seen alerts for one article. State key ``f|rule``: the first day watched and, per
+        ``dynamic|entity``, the last day seen."""
+        self._seen_source(state, observed)
+        alerts: list[Alert] = []
+        day = observed.published_at.date().isoformat()
+        for rule in self.rules:
+            condition = rule.condition
+            if not isinstance(condition, FirstSeen) or condition.dynamic not in observed.labels:
+                continue
+            record = dict(state.get(f"f|{rule.name}") or {"since": day, "last": {}})
+            record["since"] = min(record["since"], day)
+            armed = date.fromisoformat(day) - date.fromisoformat(record["since"]) >= timedelta(days=condition.days)
+            last = dict(record["last"])
+            for entity in observed.entities:
+                if not condition.watches(entity):
+                    continue
+                if armed and first_seen(entity, condition.dynamic, day, last, days=condition.days):
+                    alerts.append(self._first_seen_alert(rule, condition, entity, observed))
+                key = f"{condition.dynamic}|{entity.casefold()}"
+                last[key] = max(last.get(key, day), day)
+            record["last"] = last
+            state[f"f|{rule.name}"] = record
+        return alerts
+
+    def _seen_source(self, state: MutableMapping[str, Any], observed: Observation) -> None:
+        """Note the article's bucket as its source's last, for the Quiet rules that watch a source."""
+        subject = f"source:{observed.source}"
+        watching = [rule.condition for rule in self.rules if isinstance(rule.condition, Quiet)]
+        for window in {quiet.window for quiet in watching if quiet.subject == subject}:
+            key = f"c|{window}"
+            clock = dict(state.get(key) or {"bucket": None, "seen": {}})
+            bucket = bucket_start(observed.published_at, window).isoformat()
+            if bucket > clock["seen"].get(subject, ""):
+                clock["seen"] = {**clock["seen"], subject: bucket}
+                state[key] = clock
+
+    def _first_seen_alert(self, rule: Rule, condition: FirstSeen, entity: str, observed: Observation) -> Alert:
+        day = bucket_start(observed.published_at, "1d")
+        fields = {"dynamic": condition.dynamic, "indicator": condition.indicator, "window": "1d", "entity": entity}
+        labels = rule.alert_labels(fields)
+        dedup = rule.dedup.format(rule=rule.name, severity=rule.severity, **fields)
+        return Alert(
+            id=alert_id(rule.name, dedup, entity.casefold(), day.isoformat()),
+            rule=rule.name,
+            severity=rule.severity,
+            dynamic=condition.dynamic,
+            indicator=condition.indicator,
+            window="1d",
+            bucket_start=day,
+            value=1.0,
+            threshold=1.0,
+            message=f"{entity} appears in {condition.dynamic} for the first time in {condition.days} days",
+            webhooks=tuple(dict.fromkeys([*rule.webhooks, *self.router(labels)])),
+            fired_at=observed.published_at,
+            kind=rule.kind,
+            dedup_key=dedup,
+            labels=labels,
+            values={"first_seen": 1.0},
+        )
+
     # -- history and clock -------------------------------------------------------------------------------------
 
     def _remember(self, state: MutableMapping[str, Any], update: IndicatorUpdate) -> None:
@@ -316,7 +506,7 @@ class RuleEngine:
                 quiet = rule.condition
                 if not isinstance(quiet, Quiet) or quiet.window != update.window:
                     continue
-                last = seen.get(quiet.dynamic)
+                last = seen.get(quiet.subject)
                 hours = (judged - parse_time(last)).total_seconds() / 3600.0 if last else math.inf
                 if last is None and not seen:
                     continue
@@ -508,6 +698,16 @@ class ThresholdRule:
             ),
             webhooks=self.webhooks,
         )
+
+
+def replay_observations(engine: RuleEngine, observations: Iterable[Observation]) -> list[Alert]:
+    """Every alert ``engine`` fires on stored articles, one at a time, exactly as the rules agent would."""
+    state: dict[str, Any] = {}
+    counts = BucketCounts({}, retention=timedelta(days=36500))
+    alerts: list[Alert] = []
+    for observed in observations:
+        alerts += engine.evaluate(state, counts, [observed], observed.published_at).alerts
+    return alerts
 
 
 def replay(engine: RuleEngine, updates: Iterable[IndicatorUpdate]) -> list[Alert]:

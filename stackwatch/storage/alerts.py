@@ -29,7 +29,7 @@ import duckdb
 from stackwatch.errors import StoreError
 from stackwatch.signals.alerting import Inhibition, Matcher, Silence, group_key, inhibited_by, silenced_by
 from stackwatch.signals.indicators import WINDOWS
-from stackwatch.signals.messages import Alert, IndicatorUpdate, parse_time
+from stackwatch.signals.messages import Alert, IndicatorUpdate, Observation, parse_time
 
 __all__ = [
     "MAX_SILENCE",
@@ -44,6 +44,7 @@ __all__ = [
     "expire_silence",
     "indicator_history",
     "list_silences",
+    "observation_history",
     "recent_alerts",
     "record_attempt",
     "silence_records",
@@ -435,6 +436,21 @@ def recent_alerts(connection: duckdb.DuckDBPyConnection, limit: int = 20) -> lis
             """,
             [limit],
         ).fetchall()
+
+
+def observation_history(
+    connection: duckdb.DuckDBPyConnection, since: datetime, until: datetime | None = None
+) -> list[Observation]:
+    """Stored articles published from ``since`` as the rules stage sees them (labels and entities), in time order."""
+    rows = connection.execute(
+        "SELECT a.id, a.source, a.published_at, a.labels,"
+        " list(e.entity ORDER BY e.entity) FILTER (e.entity IS NOT NULL)"
+        " FROM articles a LEFT JOIN article_entities e ON e.article_id = a.id"
+        " WHERE a.published_at >= ? AND (? IS NULL OR a.published_at < ?)"
+        " GROUP BY ALL ORDER BY a.published_at, a.id",
+        [since, until, until],
+    ).fetchall()
+    return [Observation(row[0], row[1], parse_time(row[2]), tuple(row[3] or ()), tuple(row[4] or ())) for row in rows]
 
 
 def indicator_history(

@@ -1,9 +1,9 @@
-"""The Faust agents of the worker role: classify → fan out per dynamic → count per bucket → evaluate rules.
+"""The Faust agents of the worker role: classify (in batches) → count per bucket and evaluate rules.
 
 Every agent is at-least-once: a crash replays records since the last commit, and every stage is idempotent
 (article ids are stable, indicator values are full values computed from id sets, alert ids derive from the
 rule and the bucket). A record an agent cannot handle goes to the dead-letter topic with its reason.
-One module per stage: classify.py, indicators.py, rules.py.
+One module per stage: classify.py, rules.py (bucket counts and rules).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import faust
 
 from stackwatch.pipeline.agents.classify import register_classify
 from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
-from stackwatch.pipeline.agents.indicators import register_indicators
 from stackwatch.pipeline.agents.rules import register_rules
 from stackwatch.signals.classifier import Classifier
+from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.rules import RuleEngine
 
 __all__ = ["AgentTopics", "DeadLetters", "register_agents"]
@@ -29,13 +29,15 @@ def register_agents(
     topics: AgentTopics,
     load_classifier: Callable[[], Classifier],
     rules: Callable[[], RuleEngine],
+    gazetteer: Gazetteer,
     *,
     batch_size: int,
     batch_timeout: float,
     stream_retention: timedelta,
 ) -> Future[Classifier]:
     """Attach the worker role's agents to ``app``; returns the classifier's loading future."""
-    loading = register_classify(app, topics, load_classifier, batch_size=batch_size, batch_timeout=batch_timeout)
-    register_indicators(app, topics, retention=stream_retention)
-    register_rules(app, topics, rules)
+    loading = register_classify(
+        app, topics, load_classifier, gazetteer, batch_size=batch_size, batch_timeout=batch_timeout
+    )
+    register_rules(app, topics, rules, retention=stream_retention)
     return loading

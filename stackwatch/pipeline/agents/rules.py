@@ -1,53 +1,76 @@
-"""The rules agent: indicator updates → the rule engine → firing and resolved alerts.
+"""The rules agent: observations → bucket counts → the rule engine → indicator updates and alerts.
 
-Every update is repartitioned onto one key, so one partition (one worker) sees all of them in order: rules
-that span dynamics (composite indices, quiet dynamics) need the whole stream, and the stream is small
-(one update per article per dynamic and window). The engine's state (bucket history, ``for`` streaks,
-cooldowns, firing/resolved) lives in the changelogged ``rule-state`` table, written only inside the per-event
-loop, so a restarted worker picks up where the last one stopped and a replayed update fires nothing twice.
+Every observation batch is keyed alike (``RULES_KEY``), so one partition (one worker) sees all of them in order:
+rules that span dynamics (composite indices, quiet dynamics) need the whole stream, and the stream is small
+(one record per classified batch). Bucket membership (``bucket-shards``) and the engine's state (bucket
+history, ``for`` streaks, cooldowns, firing/resolved, in ``rule-state``) live in changelogged tables, so a
+restarted worker picks up where the last one stopped and a replayed batch fires nothing twice.
+
+A batch's alerts are acknowledged by the broker before the engine's state for that batch is written: a crash in
+between replays the batch and re-sends the same alert ids, never the reverse (state saying "sent" for an alert
+that was lost).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterable, Callable
+from datetime import timedelta
 
 import faust
 
-from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
+from stackwatch.pipeline.agents.common import AgentTopics, BufferedTable, DeadLetters
 from stackwatch.pipeline.codec import decode, encode
 from stackwatch.settings import Settings
 from stackwatch.signals.alerting import Route, route
-from stackwatch.signals.messages import IndicatorUpdate, MessageError
+from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
+from stackwatch.signals.messages import MessageError, Observations, utcnow
 from stackwatch.signals.rules import RuleEngine
 
-__all__ = ["build_engine", "register_rules"]
+__all__ = ["PRUNE_EVERY", "build_engine", "register_rules"]
 
-RULES_KEY = b"rules"
+PRUNE_EVERY = 300.0
+"""Seconds between sweeps of expired buckets."""
 
 
 def build_engine(settings: Settings) -> RuleEngine:
     """The engine for every rule the stream can evaluate, with label routes from ``alerting.routes``."""
     routes = [Route(item.match, tuple(item.webhooks)) for item in settings.alerting.routes]
-    rules = [rule for rule in (item.to_rule() for item in settings.rules) if rule is not None]
+    rules = [item.to_rule() for item in settings.rules]
     return RuleEngine(rules, router=lambda labels: route(labels, routes))
 
 
-def _one_key(payload: bytes) -> bytes:
-    return RULES_KEY
-
-
-def register_rules(app: faust.App, topics: AgentTopics, engine: Callable[[], RuleEngine]) -> None:
+def register_rules(
+    app: faust.App,
+    topics: AgentTopics,
+    engine: Callable[[], RuleEngine],
+    *,
+    retention: timedelta = DEFAULT_RETENTION,
+) -> None:
     """``engine()`` gives the current engine: a reload swaps in new rules, and their state carries over by name."""
     dead = DeadLetters(topics.deadletter)
+    counts = BucketCounts(app.Table("bucket-shards", default=None), retention)
     state = app.Table("rule-state", default=None)
+    last_sweep = time.monotonic()
 
-    @app.agent(topics.indicators, name="evaluate")
+    @app.agent(topics.observations, name="evaluate")
     async def evaluate(stream: AsyncIterable[bytes]) -> None:
-        async for payload in stream.group_by(_one_key, name="rules-input"):  # type: ignore[attr-defined]
+        nonlocal last_sweep
+        async for payload in stream:
             try:
-                update = decode(IndicatorUpdate, payload)
+                batch = decode(Observations, payload)
             except MessageError as error:
-                await dead.send("evaluate", f"not an indicator update: {error}", payload, "indicators")
+                await dead.send("evaluate", f"not an observation batch: {error}", payload, "observations")
                 continue
-            for alert in engine().apply(state, update):
-                await topics.alerts.send(key=alert.id.encode(), value=encode(alert))
+            now = utcnow()
+            if time.monotonic() - last_sweep > PRUNE_EVERY:
+                last_sweep = time.monotonic()
+                counts.sweep(now)
+            writes = BufferedTable(state)
+            result = engine().evaluate(writes, counts, batch.items, now)
+            for update in result.updates:
+                await topics.indicators.send(key=update.key.encode(), value=encode(update))
+            sent = [await topics.alerts.send(key=alert.id.encode(), value=encode(alert)) for alert in result.alerts]
+            await asyncio.gather(*sent)
+            writes.flush()
