@@ -204,8 +204,11 @@ class Scheduler:
         wake = self._wake[source.name]
         while True:
             delay = await self.step(source, schedule)
+            # A backfill cuts the wait short. Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+            # lands as the event is set, and this task would then outlive Scheduler.stop (a stop that hangs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)  # a backfill cuts the wait short
+                async with asyncio.timeout(delay):
+                    await wake.wait()
             wake.clear()
 
 

@@ -212,7 +212,8 @@ class Deliverer:
             except Exception:
                 log.exception("delivery: unexpected error; will retry")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):  # not wait_for: see Scheduler._run
+                    await self._wake.wait()
             self._wake.clear()
 
     async def deliver_due(self, now: datetime | None = None) -> int:

@@ -29,7 +29,8 @@ async def start_with_retry(
         except KafkaError as error:
             log.warning("%s: broker %s unreachable (%s); retrying in %.0fs", what, ",".join(servers), error, delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                async with asyncio.timeout(delay):  # not wait_for: see Scheduler._run
+                    await stop.wait()
             delay = min(delay * 2, 30.0)
     return False
 
