@@ -59,7 +59,7 @@ def synthetic(count: int, seed: int = 1) -> list[TaggedArticle]:
 
 
 def updates_for(articles: list[TaggedArticle]) -> list[IndicatorUpdate]:
-    """The stream's article_count updates for these articles (what the count agent would emit)."""
+    """The stream's article_count updates for these articles (what the evaluate agent would emit)."""
     members: dict[str, set[str]] = {}
     updates = []
     for tagged in articles:
