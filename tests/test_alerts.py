@@ -23,7 +23,7 @@ from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, load_settings
 from stackwatch.signals.alerting import Inhibition, Matcher
 from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, Observation, Observations, TaggedArticle
-from stackwatch.signals.rules import replay
+from stackwatch.signals.rules import Cooccurrence, Rule, RuleEngine, replay, replay_observations
 from stackwatch.storage import alerts as stored
 from stackwatch.storage.alerts import Grouping
 from stackwatch.storage.store import Batch, Store
@@ -300,3 +300,28 @@ def test_backtest_output_matches_live_firing_on_the_same_history(broker: str, un
     rules_fired = {row[1] for row in live_rows}
     assert rules_fired == {"surge", "spike", "quiet"}
     assert "surge" in result.output.split("alert(s)")[-1]  # the chart has a row per rule
+
+
+def test_a_cooccurrence_alert_gives_as_evidence_only_articles_naming_its_entities(store: Store) -> None:
+    texts = [
+        "Microsoft and OpenAI extend their exclusive cloud deal",
+        "Microsoft signs an exclusive deal with a chip start-up",  # one entity only
+        "OpenAI's exclusive API stays on Microsoft Azure",
+    ]
+    tagged = [
+        TaggedArticle(
+            Article(f"x{i}", f"https://x.test/{i}", text, "", "wire", "rss", NOON + timedelta(minutes=i), NOON),
+            ("exclusivity",),
+            {"exclusivity": 0.9 - i / 10},
+            "v1",
+        )
+        for i, text in enumerate(texts)
+    ]
+    store.write(Batch(tagged=tagged))
+    rule = Rule("lock-in", Cooccurrence("exclusivity", ("Microsoft", "OpenAI"), window="1h"))
+    (fired,) = replay_observations(RuleEngine([rule]), [Observation.of(t, ("Microsoft", "OpenAI")) for t in tagged[:1]])
+    store.write(Batch(alerts=[fired]))
+    (row,) = store.query("SELECT evidence FROM alert_details WHERE alert_id = ?", [fired.id]).rows
+    evidence = json.loads(row[0])
+    assert [item["title"] for item in evidence["articles"]] == [texts[0], texts[2]]
+    assert store.query(evidence["sql"]).rows == [("exclusivity", 2)]

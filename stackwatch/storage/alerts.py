@@ -106,7 +106,7 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
         f"d.label AND d.dynamic IN ({', '.join(_literal(name) for name in dynamics)})"
         f" AND a.published_at >= TIMESTAMPTZ {_literal(start.isoformat())}"
         f" AND a.published_at < TIMESTAMPTZ {_literal(end.isoformat())}"
-    )
+    ) + _entity_filter(alert)
     joined = "FROM articles a JOIN article_dynamics d ON d.article_id = a.id"
     sql = f"SELECT d.dynamic, count(DISTINCT a.id) AS article_count {joined} WHERE {where} GROUP BY d.dynamic"
     top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score {joined} WHERE {where}"
@@ -124,6 +124,24 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
         for row in rows
     ]
     return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql}
+
+
+def _entity_filter(alert: Alert) -> str:
+    """For alerts about entities (co-occurrence, first-seen), only the articles that name them count as evidence."""
+    if "entity" in alert.labels:
+        wanted, every = [alert.labels["entity"]], True
+    elif "entities" in alert.labels:
+        text = alert.labels["entities"]
+        every = " | " not in text
+        wanted = text.split(" & " if every else " | ")
+    else:
+        return ""
+    folded = sorted({name.casefold() for name in wanted})
+    named = (
+        "SELECT count(DISTINCT lower(e.entity)) FROM article_entities e"  # noqa: S608 (values go through _literal)
+        f" WHERE e.article_id = a.id AND lower(e.entity) IN ({', '.join(_literal(name) for name in folded)})"
+    )
+    return f" AND ({named}) = {len(folded)}" if every else f" AND ({named}) > 0"
 
 
 def write_alert_details(connection: duckdb.DuckDBPyConnection, alerts: Iterable[Alert]) -> None:
