@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
@@ -56,7 +57,16 @@ class _Worker(Worker):
                 await self._drain()
             except Exception:  # a failed drain must never prevent the stop itself
                 log.exception("drain before stop failed; stopping anyway")
-        await super()._stop_on_signal(signal)
+        # A stop must end. Nothing is lost by leaving a stuck task behind: offsets are committed only after what
+        # they cover was written, so whatever is abandoned is read again at the next start.
+        last_resort = threading.Timer(STOP_WITHIN + 20.0, _exit_now, [asyncio.get_running_loop()])
+        last_resort.daemon = True
+        last_resort.start()
+        try:
+            async with asyncio.timeout(STOP_WITHIN):
+                await super()._stop_on_signal(signal)
+        except TimeoutError:
+            log.error("stopping: not stopped after %.0fs; leaving behind %s", STOP_WITHIN, _pending_tasks())
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
@@ -121,6 +131,30 @@ def _wait_for_broker(servers: Sequence[str], level: str) -> None:
         for name in ("stackwatch", "aiokafka"):
             logging.getLogger(name).removeHandler(handler)
         logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
+STOP_WITHIN = 30.0
+"""Seconds the worker's services get to stop after a signal (and the drain) before they are left behind."""
+
+
+def _pending_tasks(loop: asyncio.AbstractEventLoop | None = None) -> str:
+    """What is still running, for the log: each task's coroutine and where it waits."""
+    described = []
+    for task in asyncio.all_tasks(loop):
+        frames = task.get_stack(limit=1)
+        where = f" at {frames[0].f_code.co_filename.rsplit('/', 1)[-1]}:{frames[0].f_lineno}" if frames else ""
+        described.append(f"{task.get_coro().__qualname__}{where}")  # type: ignore[union-attr]
+    return "; ".join(sorted(described)) or "no tasks"
+
+
+def _exit_now(loop: asyncio.AbstractEventLoop) -> None:
+    log.critical(
+        "stopping: still running %.0fs after the signal; exiting. Still running: %s",
+        STOP_WITHIN + 20.0,
+        _pending_tasks(loop),
+    )
+    logging.shutdown()
+    os._exit(0)  # a requested stop, and nothing is lost: see _Worker._stop_on_signal
 
 
 def _quiet_idle_inference_threads() -> None:
