@@ -160,7 +160,8 @@ class SinkService(Service):
         storage = self.settings.storage
         loop = asyncio.get_running_loop()
         deadline: float | None = None  # set when the first record arrives
-        while len(sink) < storage.batch_size and not self._stopping.is_set():
+        # Not on the stop flag: what was taken must be flushed and committed, and the interval bounds the wait.
+        while len(sink) < storage.batch_size:
             wait = storage.flush_interval if deadline is None else deadline - loop.time()
             if wait <= 0:
                 return
