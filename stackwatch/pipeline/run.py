@@ -134,7 +134,7 @@ STOP_WITHIN = 45.0
 """Seconds the worker's services get to stop after a signal (and the drain) before the process exits anyway."""
 
 
-def _pending_tasks(loop: asyncio.AbstractEventLoop | None = None) -> str:
+def _pending_tasks(loop: asyncio.AbstractEventLoop) -> str:
     """What is still running, for the log: each task's coroutine and where it waits."""
     described = []
     for task in asyncio.all_tasks(loop):

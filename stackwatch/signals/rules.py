@@ -463,7 +463,7 @@ class RuleEngine:
         day = bucket_start(observed.published_at, "1d")
         fields = {"dynamic": condition.dynamic, "indicator": condition.indicator, "window": "1d", "entity": entity}
         labels = rule.alert_labels(fields)
-        dedup = rule.dedup.format(rule=rule.name, severity=rule.severity, **fields)
+        dedup = self.dedup_key(rule, fields)
         return Alert(
             id=alert_id(rule.name, dedup, entity.casefold(), day.isoformat()),
             rule=rule.name,
@@ -475,7 +475,7 @@ class RuleEngine:
             value=1.0,
             threshold=1.0,
             message=f"{entity} appears in {condition.dynamic} for the first time in {condition.days} days",
-            webhooks=tuple(dict.fromkeys([*rule.webhooks, *self.router(labels)])),
+            webhooks=self._webhooks(rule, labels),
             fired_at=observed.published_at,
             kind=rule.kind,
             dedup_key=dedup,
@@ -606,6 +606,10 @@ class RuleEngine:
     def dedup_key(rule: Rule, fields: Mapping[str, str]) -> str:
         return rule.dedup.format(rule=rule.name, severity=rule.severity, **fields)
 
+    def _webhooks(self, rule: Rule, labels: Mapping[str, str]) -> tuple[str, ...]:
+        """The rule's own webhooks, then those its labels route to, each once."""
+        return tuple(dict.fromkeys([*rule.webhooks, *self.router(labels)]))
+
     def _alert(
         self,
         rule: Rule,
@@ -619,7 +623,6 @@ class RuleEngine:
         dedup = key.split("|", 2)[2]
         condition = rule.condition
         labels = rule.alert_labels(fields)
-        hooks = dict.fromkeys([*rule.webhooks, *self.router(labels)])
         shown = "n/a" if value is None else f"{value:g}"
         verb = "resolved:" if status == "resolved" else ""
         message = (
@@ -637,7 +640,7 @@ class RuleEngine:
             value=0.0 if value is None or math.isinf(value) else float(value),
             threshold=float(condition.threshold),
             message=message,
-            webhooks=tuple(hooks),
+            webhooks=self._webhooks(rule, labels),
             fired_at=bucket,
             status=status,
             kind=rule.kind,
