@@ -23,7 +23,7 @@ from stackwatch.pipeline.delivery import RETRY_SCHEDULE, Deliverer, retry_delay
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import WebhookSettings
 from stackwatch.signals.messages import Alert
-from stackwatch.storage.alerts import Grouping
+from stackwatch.storage.alerts import Grouping, retry_pending_now
 from stackwatch.storage.store import Batch, Store
 from tests.helpers.http import LocalServer, Recorded, Reply
 
@@ -162,6 +162,21 @@ def test_a_receiver_down_across_a_restart_still_gets_the_alert(tmp_path: Path) -
         assert Webhook(SECRET).verify(request.body, request.headers)["data"]["id"] == alert().id
     finally:
         receiver.close()
+
+
+def test_a_start_makes_backed_off_notifications_due_but_keeps_a_receivers_retry_after(
+    store: Store, http_server: LocalServer
+) -> None:
+    http_server.route("/down", status=500)
+    http_server.route("/busy", status=429, headers={"Retry-After": "3600"})
+    down = WebhookSettings(name="down", url=http_server.url("/down"))
+    busy = WebhookSettings(name="busy", url=http_server.url("/busy"))
+    store.write(Batch(alerts=[alert("a", hooks=("down",)), alert("b", hooks=("busy",))]))
+    rounds(store, [down, busy], 1)
+    start = datetime.now(UTC)
+    assert retry_pending_now(store.connection, start) == 1
+    rows = store.query("SELECT webhook, attempts, next_attempt_at <= ? FROM notifications ORDER BY 1", [start]).rows
+    assert rows == [("busy", 1, False), ("down", 1, True)]
 
 
 def test_redirects_to_another_host_are_not_followed(store: Store, http_server: LocalServer) -> None:

@@ -204,6 +204,14 @@ class Deliverer:
         await self._client.aclose()
 
     async def run(self) -> None:
+        """Deliver until cancelled. Pending notifications are due at once on start (see ``retry_pending_now``)."""
+        try:
+            resumed = await self._store.call(outbox.retry_pending_now, self._store.store.connection, utcnow())
+        except Exception:
+            log.exception("delivery: could not reschedule pending notifications; they keep their schedule")
+        else:
+            if resumed:
+                log.info("delivery: %d pending notification(s) from before the start are due now", resumed)
         while True:
             try:
                 await self.deliver_due()

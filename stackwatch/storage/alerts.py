@@ -47,6 +47,7 @@ __all__ = [
     "observation_history",
     "recent_alerts",
     "record_attempt",
+    "retry_pending_now",
     "silence_records",
     "write_alert_details",
 ]
@@ -304,6 +305,20 @@ def due_notifications(connection: duckdb.DuckDBPyConnection, now: datetime, limi
         alerts = tuple(_alert_row(row, (webhook,)) for row in rows)
         result.append(Notification(note_id, webhook, key, attempts, alerts))
     return result
+
+
+def retry_pending_now(connection: duckdb.DuckDBPyConnection, now: datetime) -> int:
+    """Make every pending notification due at ``now``, except those a receiver asked to wait (429/503).
+
+    Called when the service starts: a restart is often the operator's fix, so backoff from before it should not
+    delay delivery by minutes. Attempts keep counting, so a notification still goes dead after its schedule.
+    """
+    rows = connection.execute(
+        "UPDATE notifications SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at > ?"
+        " AND coalesce(last_status, 0) NOT IN (429, 503) RETURNING id",
+        [now, now],
+    ).fetchall()
+    return len(rows)
 
 
 def record_attempt(
