@@ -42,6 +42,7 @@ class _Worker(Worker):
         stackwatch_level: str,
         banner: str,
         drain: Callable[[], Awaitable[None]] | None,
+        before_forced_exit: Callable[[], None] | None = None,
         log_format: str = "auto",
         **kwargs: Any,
     ) -> None:
@@ -49,6 +50,7 @@ class _Worker(Worker):
         self._log_format = log_format
         self._banner = banner
         self._drain = drain
+        self._before_forced_exit = before_forced_exit
         super().__init__(*args, **kwargs)
 
     async def _stop_on_signal(self, signal: Any) -> None:
@@ -60,7 +62,7 @@ class _Worker(Worker):
         # A stop must end. mode waits without a bound for every service's tasks, and under load one sometimes never
         # ends (cause not found yet). Nothing is lost by leaving it: offsets are committed only after what they cover
         # was written, so the last resort below exits, naming what was still running.
-        last_resort = threading.Timer(STOP_WITHIN, _exit_now, [asyncio.get_running_loop()])
+        last_resort = threading.Timer(STOP_WITHIN, _exit_now, [asyncio.get_running_loop(), self._before_forced_exit])
         last_resort.daemon = True
         last_resort.start()
         await super()._stop_on_signal(signal)
@@ -134,22 +136,36 @@ STOP_WITHIN = 45.0
 """Seconds the worker's services get to stop after a signal (and the drain) before the process exits anyway."""
 
 
+def _await_chain(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its coroutine and every coroutine it awaits, innermost last (``f@file:line > ...``)."""
+    links: list[str] = []
+    awaitable: Any = task.get_coro()
+    while awaitable is not None and len(links) < 20:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
+        if frame is None:
+            links.append(type(awaitable).__qualname__)
+            break
+        links.append(f"{frame.f_code.co_name}@{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
+    return " > ".join(links)
+
+
 def _pending_tasks(loop: asyncio.AbstractEventLoop) -> str:
-    """What is still running, for the log: each task's coroutine and where it waits."""
-    described = []
-    for task in asyncio.all_tasks(loop):
-        frames = task.get_stack(limit=1)
-        where = f" at {frames[0].f_code.co_filename.rsplit('/', 1)[-1]}:{frames[0].f_lineno}" if frames else ""
-        described.append(f"{task.get_coro().__qualname__}{where}")  # type: ignore[union-attr]
-    return "; ".join(sorted(described)) or "no tasks"
+    """What is still running, for the log: each task's chain of awaits."""
+    return "; ".join(sorted(_await_chain(task) for task in asyncio.all_tasks(loop))) or "no tasks"
 
 
-def _exit_now(loop: asyncio.AbstractEventLoop) -> None:
+def _exit_now(loop: asyncio.AbstractEventLoop, before: Callable[[], None] | None) -> None:
     log.critical(
         "stopping: still running %.0fs after the signal; exiting. Still running: %s",
         STOP_WITHIN,
         _pending_tasks(loop),
     )
+    if before is not None:
+        try:
+            before()
+        except Exception:
+            log.exception("stopping: cleanup before the forced exit failed")
     logging.shutdown()
     os._exit(0)  # a requested stop, and nothing is lost: see _Worker._stop_on_signal
 
@@ -211,6 +227,7 @@ def run_roles(
             log_format=settings.log.format,
             banner=banner,
             drain=drain,
+            before_forced_exit=(lambda: broker.stop(timeout=5)) if broker is not None else None,
         )
         try:
             worker.execute_from_commandline()
