@@ -19,7 +19,7 @@ from mode import Service
 
 from stackwatch.pipeline.agents import AgentTopics, register_agents
 from stackwatch.pipeline.agents.rules import build_engine
-from stackwatch.pipeline.classifiers import build_classifier
+from stackwatch.pipeline.classifiers import build_service_classifier
 from stackwatch.pipeline.ingest import IngestService
 from stackwatch.pipeline.sink import SinkService
 from stackwatch.pipeline.topics import TopicNames
@@ -99,7 +99,7 @@ def build_runtime(
         runtime.classifier = register_agents(
             app,
             topics,
-            lambda: build_classifier(settings),
+            lambda: build_service_classifier(settings),
             runtime.current_rules,
             gazetteer_from(settings.entities),
             batch_size=settings.classifier.batch_size,

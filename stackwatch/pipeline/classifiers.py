@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+from functools import partial
+
 from stackwatch.settings import Settings
 from stackwatch.signals.classifier import Classifier, KeywordClassifier
 
-__all__ = ["build_classifier"]
+__all__ = ["build_classifier", "build_service_classifier"]
 
 
-def build_classifier(settings: Settings) -> Classifier:
-    """The configured backend over the configured taxonomy. Raises ClassifierError if a model cannot load."""
+def build_classifier(settings: Settings, threads: int | None = None) -> Classifier:
+    """The configured backend over the configured taxonomy. Raises ClassifierError if a model cannot load.
+
+    ``threads`` overrides ``classifier.threads`` (the service gives each of its model processes a share)."""
     config = settings.classifier
     taxonomy = settings.taxonomy()
     if config.backend == "keyword":
@@ -31,7 +36,21 @@ def build_classifier(settings: Settings) -> Classifier:
         precision=config.precision,
         max_length=config.max_length,
         batch_size=config.inference_batch,
-        threads=config.threads,
+        threads=threads or config.threads,
         adapter=head.adapter if same_encoder else None,
     )
     return TransformerClassifier(encoder, head, taxonomy, similarity_threshold=config.similarity_threshold)
+
+
+def build_service_classifier(settings: Settings) -> Classifier:
+    """The service's classifier: a model runs in ``classifier.processes`` processes of its own
+    (:mod:`stackwatch.pipeline.inference`); the keyword backend, pure Python and cheap, runs in the service's."""
+    config = settings.classifier
+    if config.backend == "keyword":
+        return KeywordClassifier(settings.taxonomy())
+    from stackwatch.pipeline.inference import ProcessClassifier
+
+    cores = os.cpu_count() or 1
+    processes = config.processes or max(1, min(2, cores))
+    threads = config.threads or max(1, cores // processes)
+    return ProcessClassifier(partial(build_classifier, settings, threads), processes)

@@ -40,7 +40,15 @@ class ClassifierSettings(Section):
     precision: Literal["int8", "fp32"] = "int8"
     max_length: int = Field(default=128, ge=8, le=512, description="tokens of title + text the encoder reads")
     inference_batch: int = Field(default=16, ge=1, le=512, description="texts per forward pass")
-    threads: int | None = Field(default=None, ge=1, le=256, description="torch threads; null: min(2, cores)")
+    threads: int | None = Field(
+        default=None, ge=1, le=256, description="torch threads per model process; null: cores / processes, at least 1"
+    )
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="model processes the service classifies in, each batch split between them; null: min(2, cores)",
+    )
     similarity_threshold: float = Field(default=0.45, ge=-1.0, le=1.0)
     zero_shot_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     batch_size: int = Field(default=32, ge=1, le=4096)
