@@ -193,6 +193,10 @@ def test_a_syndicated_wire_story_is_one_story_with_forty_articles(tmp_path: Path
         assert counts == [("article_count", 40.0), ("source_count", 40.0), ("story_count", 1.0)]
         first = store.query("SELECT novelty FROM article_stories WHERE article_id = 'copy0'").rows
         assert first == [(1.0,)]
+        # Each batch brought earlier copies, so members already stored changed novelty: their buckets too.
+        streamed = indicator_table(store)
+        store.rebuild()
+        assert indicator_table(store) == streamed
 
 
 def test_a_failing_batch_is_rolled_back_whole(tmp_path: Path, articles: list[TaggedArticle]) -> None:

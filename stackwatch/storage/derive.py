@@ -161,17 +161,22 @@ class Derivation:
         connection.unregister("_new_stories")
         stories = sorted({row[2] for row in edges} | {item.article.id for item, _ in fresh})
         members = connection.execute(
-            "SELECT article_id, story_id, published_at FROM article_stories WHERE list_contains(?, story_id)",
+            "SELECT article_id, story_id, published_at, novelty FROM article_stories WHERE list_contains(?, story_id)",
             [stories],
         ).fetchall()
         links = [(row[0], row[1]) for row in edges] + [(row[0], row[1]) for row in members]
         published = {row[0]: row[2] for row in members}
+        before = {row[0]: (row[1], row[3]) for row in members}
         updates: list[tuple[str, str, float]] = []
         for group in components(published, links):
             dated = [(article, published[article]) for article in group if article in published]
             root = min(dated, key=lambda member: (member[1], member[0]))[0]
             scores = novelty(dated)
             updates += [(article, root, scores[article]) for article, _ in dated]
+        # Only members whose story or novelty changed need their buckets recomputed: a story of hundreds gaining a
+        # later article changes that article alone, and recomputing every member's bucket made each batch cost
+        # grow with the story.
+        updates = [update for update in updates if before.get(update[0]) != (update[1], update[2])]
         table = pa.table(
             {
                 "article_id": [u[0] for u in updates],
@@ -185,8 +190,8 @@ class Derivation:
             "WHERE article_stories.article_id = u.article_id"
         )
         connection.unregister("_story_updates")
-        roots = sorted({u[1] for u in updates})
-        connection.execute("DELETE FROM stories WHERE list_contains(?, story_id)", [sorted(set(stories) | set(roots))])
+        roots = sorted({u[1] for u in updates} | set(stories))
+        connection.execute("DELETE FROM stories WHERE list_contains(?, story_id)", [roots])
         connection.execute(
             """
             INSERT INTO stories
@@ -197,7 +202,7 @@ class Derivation:
             """,
             [roots],
         )
-        return moments + list(published.values())
+        return moments + [published[update[0]] for update in updates]
 
     # -- per bucket: measures, composites, baselines -----------------------------------------------------
 
