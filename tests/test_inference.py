@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import pytest
@@ -62,6 +63,14 @@ def test_a_killed_model_process_is_replaced_and_the_batch_still_classified(
         child.join(10)
     assert keyword_processes.classify(TEXTS) == before
     assert len(multiprocessing.active_children()) == 2
+
+
+def test_batches_from_two_threads_each_get_their_own_answers_in_order(keyword_processes: ProcessClassifier) -> None:
+    local = KeywordClassifier(Taxonomy.builtin())
+    batches = [TEXTS[index:] + TEXTS[:index] for index in range(len(TEXTS))] * 4
+    with ThreadPoolExecutor(max_workers=2) as threads:
+        answers = list(threads.map(keyword_processes.classify, batches))
+    assert answers == [local.classify(batch) for batch in batches]
 
 
 def test_a_batch_smaller_than_the_processes_and_an_empty_one(keyword_processes: ProcessClassifier) -> None:

@@ -60,40 +60,59 @@ def _classify(texts: list[str]) -> list[Classification]:
 
 
 class _ModelProcess:
-    """One child process with the model loaded; restarted (and the model reloaded) if it dies."""
+    """One child process with the model loaded; restarted (and the model reloaded) if it dies. Thread-safe: the
+    classify agent has a batch running and one queued, from two threads."""
 
     def __init__(self, build: Callable[[], Classifier]) -> None:
         self._build = build
+        self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
-        self.version = self.start()
+        with self._lock:
+            self.version = self._start()
 
-    def start(self) -> str:
+    def _start(self) -> str:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = ProcessPoolExecutor(
+        self._pool = pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
         )
         try:
-            return self._pool.submit(_load, self._build).result()
+            return pool.submit(_load, self._build).result()
         except BaseException as error:
-            self.close()
+            self._pool = None
+            pool.shutdown(wait=True, cancel_futures=True)
             if isinstance(error, BrokenProcessPool):
                 raise ClassifierError(f"the inference process died while loading the model: {error}") from error
             raise
 
-    def submit(self, texts: list[str]) -> Future[list[Classification]]:
-        if self._pool is None:
-            raise ClassifierError("the inference process is closed")
+    def classify(self, texts: list[str]) -> Future[list[Classification]]:
+        """Queue ``texts`` behind what the process already has; a dead process is replaced first."""
+        with self._lock:
+            if self._pool is None:
+                raise ClassifierError("the inference process is closed")
+            try:
+                return self._pool.submit(_classify, texts)
+            except BrokenProcessPool:  # it died between batches
+                log.error("an inference process died; starting a new one")
+                self._start()
+                assert self._pool is not None
+                return self._pool.submit(_classify, texts)
+
+    def result(self, texts: list[str], future: Future[list[Classification]]) -> list[Classification]:
+        """The classifications of ``future``, submitted for ``texts``; if the process died meanwhile, ``texts``
+        again on its replacement (which the first caller to notice starts)."""
         try:
-            return self._pool.submit(_classify, texts)
-        except BrokenProcessPool:  # it died between batches
-            log.error("an inference process died; starting a new one")
-            self.start()
-            assert self._pool is not None
-            return self._pool.submit(_classify, texts)
+            return future.result()
+        except BrokenProcessPool:
+            log.error("an inference process died; classifying its part of the batch again")
+        try:
+            return self.classify(texts).result()
+        except BrokenProcessPool as error:
+            raise ClassifierError(f"an inference process died twice on one batch: {error}") from error
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -104,11 +123,11 @@ class ProcessClassifier:
     ``build`` must be picklable (a module-level function or a ``functools.partial`` of one); it runs in each
     child. Construction waits for the models to load and raises what loading raised. Several single-threaded
     processes beat one multi-threaded one here: they need no per-operation barrier between cores, so when the
-    service takes a core for a moment only that process's half of the batch waits.
+    service takes a core for a moment only that process's half of the batch waits. ``classify`` may be called
+    from several threads: each process works through its shares in the order they were submitted.
     """
 
     def __init__(self, build: Callable[[], Classifier], processes: int = 1) -> None:
-        self._lock = threading.Lock()
         self._models: list[_ModelProcess] = []
         try:
             for _ in range(max(1, processes)):
@@ -123,31 +142,18 @@ class ProcessClassifier:
         return self._version
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
-        with self._lock:
-            if not self._models:
-                raise ClassifierError("the inference processes are closed")
-            size = -(-len(texts) // len(self._models))
-            chunks = [list(texts[start : start + size]) for start in range(0, len(texts), size)] if texts else []
-            pending = [(model, chunk, model.submit(chunk)) for model, chunk in zip(self._models, chunks, strict=False)]
-            results: list[Classification] = []
-            for model, chunk, future in pending:
-                results += self._result(model, chunk, future)
-            return results
-
-    @staticmethod
-    def _result(model: _ModelProcess, chunk: list[str], future: Future[list[Classification]]) -> list[Classification]:
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            log.error("an inference process died; starting a new one and classifying its part of the batch again")
-        model.start()
-        try:
-            return model.submit(chunk).result()
-        except BrokenProcessPool as error:
-            raise ClassifierError(f"an inference process died twice on one batch: {error}") from error
+        models = list(self._models)
+        if not models:
+            raise ClassifierError("the inference processes are closed")
+        size = -(-len(texts) // len(models))
+        chunks = [list(texts[start : start + size]) for start in range(0, len(texts), size)] if texts else []
+        pending = [(model, chunk, model.classify(chunk)) for model, chunk in zip(models, chunks, strict=False)]
+        results: list[Classification] = []
+        for model, chunk, future in pending:
+            results += model.result(chunk, future)
+        return results
 
     def close(self) -> None:
-        with self._lock:
-            models, self._models = self._models, []
+        models, self._models = self._models, []
         for model in models:
             model.close()
