@@ -136,10 +136,10 @@ def with_children(pid: int) -> list[int]:
     return found
 
 
-def peak_rss_mb(pid: int) -> tuple[float, float]:
-    """(current RSS, peak RSS) in MB from /proc, summed over the process and its children."""
+def peak_rss_mb(pid: int, *, children: bool = True) -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB from /proc, summed over the process and (unless not) its children."""
     current = peak = 0.0
-    for member in with_children(pid):
+    for member in with_children(pid) if children else [pid]:
         try:
             text = Path(f"/proc/{member}/status").read_text()
         except OSError:
@@ -352,7 +352,12 @@ def soak(args: argparse.Namespace, bootstrap: str, topic: str, web_port: int, pi
         number += len(chunk)
         rss, _ = peak_rss_mb(pid)
         samples.append(rss)
-        print(f"{(time.monotonic() - start) / 60:5.1f} min: {number} articles produced, RSS {rss:.0f} MB", flush=True)
+        parts = " + ".join(f"{peak_rss_mb(member, children=False)[0]:.0f}" for member in with_children(pid))
+        print(
+            f"{(time.monotonic() - start) / 60:5.1f} min: {number} articles produced, RSS {rss:.0f} MB"
+            f" (service and its processes: {parts})",
+            flush=True,
+        )
     wait_for_count(web_port, number + 1, 600)
     print(
         f"soak: {number} articles over {args.soak_minutes:g} min; RSS start {samples[0]:.0f} MB, "
