@@ -114,6 +114,12 @@ def _window_values(history: Mapping[str, float], end: datetime, window: str, cou
     return [history.get((end - width * back).isoformat(), 0.0) for back in range(count - 1, -1, -1)]
 
 
+def _own_series(update: IndicatorUpdate, dynamic: str, indicator: str, window: str) -> str | None:
+    """The series ``dynamic|window`` if ``update`` is the ``indicator`` a condition reads for it, else None."""
+    ok = (update.dynamic, update.indicator, update.window) == (dynamic, indicator, window)
+    return f"{dynamic}|{window}" if ok else None
+
+
 @dataclass(frozen=True, slots=True)
 class Threshold:
     """An indicator of a dynamic compared with a value: ``article_count >= 5`` in a 1h bucket."""
@@ -125,8 +131,7 @@ class Threshold:
     threshold: float = 1.0
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        ok = (update.dynamic, update.indicator, update.window) == (self.dynamic, self.indicator, self.window)
-        return f"{self.dynamic}|{self.window}" if ok else None
+        return _own_series(update, self.dynamic, self.indicator, self.window)
 
     def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
         return update.value
@@ -148,8 +153,7 @@ class Spike:
     threshold: float = 3.0
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        ok = (update.dynamic, update.indicator, update.window) == (self.dynamic, self.indicator, self.window)
-        return f"{self.dynamic}|{self.window}" if ok else None
+        return _own_series(update, self.dynamic, self.indicator, self.window)
 
     def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
         past = _window_values(
@@ -176,8 +180,7 @@ class Trend:
     threshold: float = 1.0
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        ok = (update.dynamic, update.indicator, update.window) == (self.dynamic, self.indicator, self.window)
-        return f"{self.dynamic}|{self.window}" if ok else None
+        return _own_series(update, self.dynamic, self.indicator, self.window)
 
     def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
         values = _window_values(
@@ -274,8 +277,7 @@ class Cooccurrence:
         return cooccurs(observed.labels, observed.entities, self.dynamic, self.entities, every=self.every)
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        ok = (update.dynamic, update.indicator, update.window) == (self.tally, self.indicator, self.window)
-        return f"{self.tally}|{self.window}" if ok else None
+        return _own_series(update, self.tally, self.indicator, self.window)
 
     def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
         return update.value
