@@ -47,7 +47,7 @@ def build_service_classifier(settings: Settings) -> Classifier:
     (:mod:`stackwatch.pipeline.inference`); the keyword backend, pure Python and cheap, runs in the service's."""
     config = settings.classifier
     if config.backend == "keyword":
-        return KeywordClassifier(settings.taxonomy())
+        return build_classifier(settings)
     from stackwatch.pipeline.inference import ProcessClassifier
 
     cores = os.cpu_count() or 1
