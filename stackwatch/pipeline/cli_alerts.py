@@ -31,7 +31,7 @@ from stackwatch.pipeline.output import render
 from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
 from stackwatch.signals.messages import Alert, parse_time, utcnow
-from stackwatch.signals.rules import Cooccurrence, FirstSeen, Quiet, replay, replay_observations
+from stackwatch.signals.rules import replay, replay_observations
 from stackwatch.storage import alerts as stored
 from stackwatch.storage.store import Store
 
@@ -239,13 +239,8 @@ def rules_backtest(config: str | None, since: str, until: str | None) -> None:
 
     # Entity rules and quiet sources judge articles, the others judge indicator values: each replays its input.
     engine = build_engine(settings)
-    by_articles = [
-        rule
-        for rule in engine.rules
-        if isinstance(rule.condition, Cooccurrence | FirstSeen)
-        or (isinstance(rule.condition, Quiet) and rule.condition.source is not None)
-    ]
-    by_values = [rule for rule in engine.rules if rule not in by_articles]
+    by_articles = [rule for rule in engine.rules if rule.reads_articles]
+    by_values = [rule for rule in engine.rules if not rule.reads_articles]
     fired = replay(replace(engine, rules=by_values), tqdm(history, unit="value", desc="backtest", disable=None))
     if by_articles:
         fired += replay_observations(replace(engine, rules=by_articles), articles)

@@ -349,6 +349,14 @@ class Rule:
             return False
         return not isinstance(condition, Composite) or all(weight >= 0 for _, weight in condition.weights)
 
+    @property
+    def reads_articles(self) -> bool:
+        """Judged on articles (entities, a source's silence), not on indicator values: what a backtest replays."""
+        condition = self.condition
+        return isinstance(condition, Cooccurrence | FirstSeen) or (
+            isinstance(condition, Quiet) and condition.source is not None
+        )
+
     def alert_labels(self, fields: Mapping[str, str]) -> dict[str, str]:
         return {"alertname": self.name, "severity": self.severity, "kind": self.kind, **fields, **self.labels}
 
