@@ -177,6 +177,8 @@ def test_a_start_makes_backed_off_notifications_due_but_keeps_a_receivers_retry_
     assert retry_pending_now(store.connection, start) == 1
     rows = store.query("SELECT webhook, attempts, next_attempt_at <= ? FROM notifications ORDER BY 1", [start]).rows
     assert rows == [("busy", 1, False), ("down", 1, True)]
+    mirrored = store.query("SELECT webhook, next_attempt_at <= ? FROM deliveries ORDER BY 1", [start]).rows
+    assert mirrored == [("busy", False), ("down", True)]
 
 
 def test_redirects_to_another_host_are_not_followed(store: Store, http_server: LocalServer) -> None:

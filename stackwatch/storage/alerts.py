@@ -313,11 +313,23 @@ def retry_pending_now(connection: duckdb.DuckDBPyConnection, now: datetime) -> i
     Called when the service starts: a restart is often the operator's fix, so backoff from before it should not
     delay delivery by minutes. Attempts keep counting, so a notification still goes dead after its schedule.
     """
-    rows = connection.execute(
-        "UPDATE notifications SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at > ?"
-        " AND coalesce(last_status, 0) NOT IN (429, 503) RETURNING id",
-        [now, now],
-    ).fetchall()
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        rows = connection.execute(
+            "UPDATE notifications SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at > ?"
+            " AND coalesce(last_status, 0) NOT IN (429, 503) RETURNING id",
+            [now, now],
+        ).fetchall()
+        # Mirrored on the deliveries, as record_attempt does, so the table analysts query says the same.
+        connection.execute(
+            "UPDATE deliveries SET next_attempt_at = ? WHERE id IN"
+            " (SELECT delivery_id FROM notification_members WHERE list_contains(?, notification_id))",
+            [now, [row[0] for row in rows]],
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
     return len(rows)
 
 
