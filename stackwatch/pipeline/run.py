@@ -175,7 +175,8 @@ def _quiet_idle_inference_threads() -> None:
 
     In the service the inference threads wait between batches while the event loop and DuckDB need the same cores;
     spinning there cost ~7 ms of CPU per article in ``benchmarks/pipeline.py`` (22.9 -> 16.1 ms per article).
-    libgomp reads the variable when torch loads, which in the service happens later, with the model.
+    libgomp reads the variable when torch loads, which in the service happens later, in the model processes (they
+    inherit the environment).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if "torch" in sys.modules:
