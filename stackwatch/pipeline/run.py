@@ -59,8 +59,9 @@ class _Worker(Worker):
                 await self._drain()
             except Exception:  # a failed drain must never prevent the stop itself
                 log.exception("drain before stop failed; stopping anyway")
-        # A stop must end. mode waits without a bound for every service's tasks, and under load one sometimes never
-        # ends (cause not found yet). Nothing is lost by leaving it: offsets are committed only after what they cover
+        # A stop must end. mode waits without a bound for every service's tasks, and one sometimes never ends: seen
+        # as Faust's commit waiting on a producer flush whose batch the broker never acknowledged (Faust's producer
+        # request timeout is 20 min). Nothing is lost by leaving: offsets are committed only after what they cover
         # was written, so the last resort below exits, naming what was still running.
         last_resort = threading.Timer(STOP_WITHIN, _exit_now, [asyncio.get_running_loop(), self._before_forced_exit])
         last_resort.daemon = True
