@@ -38,7 +38,10 @@ IMG_TITLE = "&lt;img src=x onerror=\"document.title='pwned'\"&gt; Trainium chips
 
 
 def _articles() -> list[dict[str, Any]]:
-    now = datetime.now(UTC).replace(microsecond=0)
+    # All in one hourly bucket (the middle of the last full hour): with "now" minus minutes, a run early in an hour
+    # split them over two buckets, and an older bucket arriving after a newer one fires no alert, so the article
+    # page of a hostile-titled article could show none.
+    anchor = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(hours=1)
     texts = [
         ("Meta signs deal to rent Google TPUs, cutting reliance on Nvidia", "custom silicon TPU Trainium"),
         (SCRIPT_TITLE, "Meta moves to TPU accelerators away from Nvidia CUDA"),
@@ -52,7 +55,7 @@ def _articles() -> list[dict[str, Any]]:
             "url": f"https://news.example/{index}" if index != 2 else "javascript:alert(1)",
             "title": title,
             "summary": summary,
-            "published_at": (now - timedelta(minutes=5 * index)).isoformat(),
+            "published_at": (anchor - timedelta(minutes=5 * index)).isoformat(),
         }
         for index, (title, summary) in enumerate(texts)
     ]
