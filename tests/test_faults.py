@@ -26,6 +26,7 @@ import pytest
 from stackwatch.pipeline.broker import EmbeddedBroker, free_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
+from tests.helpers.kafka_proxy import SilencingProxy
 from tests.helpers.service import Service, pipeline_config
 
 pytestmark = pytest.mark.integration
@@ -204,6 +205,38 @@ def test_a_broker_unreachable_at_start_and_frozen_mid_run_loses_nothing(unique: 
     assert "Traceback" not in service.output
     checkpoint = json.loads((tmp_path / "state" / "checkpoints" / "backfill.json").read_text(encoding="utf-8"))
     assert list(checkpoint["offsets"].values()) == [feed.stat().st_size]  # the connector held, then finished
+
+
+def test_a_produce_request_the_broker_never_answers_is_sent_again(unique: str, tmp_path: Path) -> None:
+    """One of the agents' produce requests goes unanswered on a connection that stays open: after
+    ``kafka.request_timeout`` it is sent again on a new one, so the pipeline and its commits do not wait on it."""
+    feed = tmp_path / "articles.jsonl"
+    append_articles(feed, 0, 20)
+    broker_port, web_port = free_port(), free_port()
+    with SilencingProxy(("127.0.0.1", broker_port)) as proxy:
+        broker = EmbeddedBroker(port=broker_port, advertised=proxy.address, log_file=tmp_path / "broker.log")
+        broker.start()
+        proxy.silence_next_produce_to(f"{unique}.articles.tagged")
+        config = pipeline_config(
+            tmp_path,
+            [proxy.address],
+            unique,
+            kafka={"request_timeout": "2s"},
+            web={"host": "127.0.0.1", "port": web_port},
+            classifier={"backend": "keyword"},
+            sources=[{"name": "wire", "type": "file", "path": str(feed), "interval": "500ms"}],
+        )
+        service = Service(config, web_port=web_port)
+        try:
+            service.wait_until(
+                "SELECT count(*), count(DISTINCT id) FROM articles", lambda rows: rows == [[20, 20]], timeout=90
+            )
+        finally:
+            code = service.stop()
+            broker.stop()
+    assert proxy.silenced == 1
+    assert code == 0, service.output[-3000:]
+    assert "after the signal" not in service.output  # stopped by itself, not by the last resort
 
 
 def test_a_full_disk_pauses_the_sink_without_losing_anything(broker: str, unique: str, tmp_path: Path) -> None:

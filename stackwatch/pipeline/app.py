@@ -23,6 +23,7 @@ from stackwatch.pipeline.classifiers import build_service_classifier
 from stackwatch.pipeline.ingest import IngestService
 from stackwatch.pipeline.sink import SinkService
 from stackwatch.pipeline.topics import TopicNames
+from stackwatch.pipeline.transport import StackwatchApp
 from stackwatch.pipeline.web import register_pages
 from stackwatch.settings import Settings
 from stackwatch.settings.entities import gazetteer_from
@@ -66,8 +67,9 @@ def build_runtime(
     # Only workers may join the agents' consumer group: a process without agents in it would be handed
     # partitions it never subscribed to. Other roles run their Faust app (for the web server) under their own id.
     faust_id = kafka.app_id if "worker" in roles else f"{kafka.app_id}-role-{'-'.join(sorted(roles))}"
-    app = faust.App(
+    app = StackwatchApp(
         faust_id,
+        resend_after=kafka.request_timeout,
         broker=[f"kafka://{server}" for server in servers],
         key_serializer="raw",
         value_serializer="raw",

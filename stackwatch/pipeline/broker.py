@@ -45,10 +45,19 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 class EmbeddedBroker:
     """Starts and stops a Tansu broker subprocess."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        log_file: Path | None = None,
+        *,
+        advertised: str | None = None,
+    ) -> None:
+        """``advertised`` (host:port) is the address clients are told to connect to, e.g. a proxy in front."""
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
+        self.advertised = advertised
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
 
@@ -70,7 +79,7 @@ class EmbeddedBroker:
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://{self.advertised}" if self.advertised else url,
             "--storage-engine",
             "memory://tansu/",
         ]

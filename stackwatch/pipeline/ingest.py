@@ -41,7 +41,9 @@ class IngestService(Service):
     def __init__(self, settings: Settings, servers: Sequence[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.topics = TopicNames(settings.kafka.topic_prefix)
-        self.producer = AckedProducer(servers, client_id=f"{settings.kafka.app_id}-ingest")
+        self.producer = AckedProducer(
+            servers, client_id=f"{settings.kafka.app_id}-ingest", request_timeout=settings.kafka.request_timeout
+        )
         self.scheduler = Scheduler(
             [build_source(source) for source in settings.sources if source.enabled],
             CheckpointStore(settings.state.path / "checkpoints"),

@@ -38,9 +38,10 @@ async def start_with_retry(
 class AckedProducer:
     """Sends batches of (topic, key, value) and returns only when the broker acknowledged all of them."""
 
-    def __init__(self, servers: Sequence[str], client_id: str) -> None:
+    def __init__(self, servers: Sequence[str], client_id: str, request_timeout: float = 30.0) -> None:
         self.servers = list(servers)
         self.client_id = client_id
+        self.request_timeout = request_timeout
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self, stop: asyncio.Event) -> bool:
@@ -51,7 +52,7 @@ class AckedProducer:
             acks="all",
             linger_ms=5,
             max_request_size=8 * 1024 * 1024,
-            request_timeout_ms=30_000,
+            request_timeout_ms=int(self.request_timeout * 1000),  # then send_all fails, and the caller retries
         )
         return await start_with_retry(self._producer, "producer", self.servers, stop)
 

@@ -26,6 +26,8 @@ class KafkaSettings(Section):
     replication_factor: int = Field(default=1, ge=1, le=16)
     # Consumer-group join waits about half of this on the embedded broker: keep it short for a quick start.
     session_timeout: Seconds = 10.0
+    # A produce request the broker leaves unanswered this long is sent again (Kafka's request.timeout.ms).
+    request_timeout: Seconds = Field(default=30.0, ge=1.0, le=600.0)
 
     @field_validator("bootstrap_servers", mode="before")
     @classmethod
