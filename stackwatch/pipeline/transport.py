@@ -12,19 +12,32 @@ output is lost.
 Here a request unanswered for ``resend_after`` seconds closes its connection and is sent again on a new one, as Kafka's
 own producer does (``request.timeout.ms``), and a batch never expires: it is retried until the broker takes it. A
 re-sent batch may be stored twice by the broker; downstream is at-least-once already and the store idempotent.
+
+Its consumer reads every record it fetched again if it did not hand it on to the streams. Faust dropped the rest
+of a fetch that a rebalance overtook, and a paused partition's records, while the broker position stayed past
+them; and a record from before a rebalance's rewind, handed on after it, made Faust take the offsets between as a
+"gap" (as if they did not exist), drop the re-read records below it as already read, and commit past them. Either
+lost articles (seen in the SIGKILL fault test: one record per partition, at the same offset). Also, a record from
+before the last rebalance is not counted as processed when a stream acknowledges it: it is read again.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TransportT
+from faust.types import TP, Message, TransportT
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 __all__ = ["ResendingProducer", "StackwatchApp"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_RESEND_AFTER = 30.0
 
@@ -57,7 +70,68 @@ class _Producer(faust_aiokafka.Producer):
         return {**super()._settings_extra(), "resend_after_ms": int(resend_after * 1000)}
 
 
+class _Consumer(faust_aiokafka.Consumer):
+    """Faust's consumer, minus the ways records it had fetched were committed unprocessed (see the module doc)."""
+
+    _rewinds = 0
+    """How many times every partition was sought back to its committed offset (after a rebalance or recovery)."""
+
+    async def perform_seek(self) -> None:
+        self._rewinds += 1
+        await super().perform_seek()
+        self._rewinds += 1
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
+        """Faust's ``getmany``, except for the records it fetched but does not hand on.
+
+        Faust dropped them silently: the rest of a fetch that a rebalance overtook, and the records of a partition
+        paused meanwhile (as table recovery does); and it handed on a fetch that a rebalance overtook while it
+        waited. aiokafka's position is past them all the same, so nothing read them again. Here a fetch that a
+        rewind overtook is dropped whole, as the rewind reads it again; a partition with records not handed on for
+        any other reason (paused, flow stopped, a new generation) is sought back to the first of them.
+        """
+        rewinds, generation = self._rewinds, self.app.consumer_generation_id
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            await self.perform_seek()  # as Faust does: nothing is handed on while the flow is stopped
+            return
+        unread: dict[TP, int] = {}
+        for tp, record in self.scheduler.iterate(records):
+            if self._rewinds != rewinds:
+                return
+            if tp in unread:
+                continue
+            paused = active is not None and tp not in active and tp not in self._buffered_partitions
+            if paused or not self.flow_active or self.app.consumer_generation_id != generation:
+                unread[tp] = record.offset
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, self._to_message(tp, record)
+        for tp, offset in unread.items():
+            if self._rewinds == rewinds and tp in self.assignment():
+                await self.seek(tp, offset)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # Our topics are neither compacted nor transactional: a jump in offsets means records were skipped.
+        log.warning("offsets %d-%d of %s[%d] were not read in order", offset_from, offset_to, tp.topic, tp.partition)
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    def ack(self, message: Message) -> bool:
+        if message.generation_id is None or message.generation_id == self.app.consumer_generation_id:
+            return bool(super().ack(message))
+        # Fetched before the last rebalance, which sought its partition back to the committed offset: it is read
+        # again, so its offset must not become committable now. It is done here, so a stop does not wait for it.
+        with ack_lock:
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+        return False
+
+
 class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
     Producer = _Producer
 
 

@@ -1,0 +1,116 @@
+"""Unit tests of the Faust consumer's record bookkeeping (stackwatch/pipeline/transport.py): a record fetched but not
+handed on to the streams is read again, and one from before a rebalance is never counted as processed.
+
+The fetch is a stub here (these are the pure parts); ``tests/test_faults.py`` runs the same code against a broker,
+killing the service at random moments, and a lost record there fails its count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
+
+from stackwatch.pipeline.transport import StackwatchApp
+
+FIRST, SECOND = TP("articles", 0), TP("articles", 1)
+
+
+def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, b"value", None, 0, 5, ())
+
+
+class Fetching:
+    """The app's consumer with a scripted fetch: ``fetched`` is what the broker returned, ``active`` the partitions
+    not paused when the records are handed on, ``during_fetch`` what happens while the fetch waits."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = StackwatchApp("unit", broker="kafka://127.0.0.1:9", store="memory://", loop=loop)
+        self.consumer = self.app.consumer
+        self.fetched = {tp: [record(tp, offset) for offset in range(10, 13)] for tp in (FIRST, SECOND)}
+        self.active = {FIRST, SECOND}
+        self.during_fetch: list[str] = []
+        self.seeks: list[tuple[TP, int]] = []
+        self.consumer._wait_next_records = self._wait_next_records
+        self.consumer.seek = self._seek
+        self.consumer.seek_to_committed = self._seek_to_committed
+        self.consumer.assignment = lambda: {FIRST, SECOND}
+        self.consumer.highwater = lambda tp: 13
+
+    async def _wait_next_records(self, timeout: float) -> tuple[object, set[TP]]:  # noqa: ASYNC109 (Faust's)
+        for event in self.during_fetch:
+            if event == "rewind":
+                await self.consumer.perform_seek()
+            elif event == "rebalance":
+                self.app.consumer_generation_id += 1
+        return self.fetched, self.active
+
+    async def _seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def _seek_to_committed(self) -> dict[TP, int]:
+        return {FIRST: 10, SECOND: 10}
+
+    def handed_on(self) -> list[tuple[TP, int]]:
+        async def collect() -> list[tuple[TP, int]]:
+            return [(tp, message.offset) async for tp, message in self.consumer.getmany(1.0)]
+
+        return self.app.loop.run_until_complete(collect())
+
+
+@pytest.fixture
+def fetching() -> Iterator[Fetching]:
+    before = {id(loop) for loop in _event_loops()}
+    yield Fetching(asyncio.new_event_loop())
+    # The consumer never started, so nothing closes the loops made for it (its own thread has one).
+    for loop in _event_loops():
+        if id(loop) not in before and not loop.is_closed():
+            loop.close()
+
+
+def _event_loops() -> list[asyncio.AbstractEventLoop]:
+    return [item for item in gc.get_objects() if isinstance(item, asyncio.AbstractEventLoop)]
+
+
+def test_every_fetched_record_is_handed_on_when_nothing_intervenes(fetching: Fetching) -> None:
+    assert sorted(fetching.handed_on()) == [(tp, offset) for tp in (FIRST, SECOND) for offset in (10, 11, 12)]
+    assert fetching.seeks == []
+
+
+def test_a_partition_paused_during_the_fetch_is_read_again_from_its_first_record(fetching: Fetching) -> None:
+    fetching.active = {FIRST}
+
+    assert fetching.handed_on() == [(FIRST, 10), (FIRST, 11), (FIRST, 12)]
+    assert fetching.seeks == [(SECOND, 10)]
+
+
+def test_a_fetch_overtaken_by_a_rewind_is_dropped_whole_for_the_rewind_reads_it_again(fetching: Fetching) -> None:
+    fetching.during_fetch = ["rewind"]
+
+    assert fetching.handed_on() == []
+    assert fetching.seeks == []
+
+
+def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: Fetching) -> None:
+    fetching.during_fetch = ["rebalance"]
+
+    assert fetching.handed_on() == []
+    assert sorted(fetching.seeks) == [(FIRST, 10), (SECOND, 10)]
+
+
+def test_a_record_from_before_a_rebalance_is_done_but_not_committable_when_acked(fetching: Fetching) -> None:
+    fetching.app.topics.acks_enabled_for = lambda topic: True
+    before = fetching.consumer._to_message(FIRST, record(FIRST, 10))
+    fetching.consumer.track_message(before)
+    fetching.app.consumer_generation_id += 1
+    after = fetching.consumer._to_message(FIRST, record(FIRST, 11))
+
+    assert fetching.consumer.ack(before) is False
+    assert fetching.consumer.ack(after) is True
+    assert before.acked
+    assert before not in fetching.consumer.unacked  # a stop does not wait for it
+    assert list(fetching.consumer._acked[FIRST]) == [11]
