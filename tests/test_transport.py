@@ -35,9 +35,10 @@ class Fetching:
         self.active = {FIRST, SECOND}
         self.during_fetch: list[str] = []
         self.seeks: list[tuple[TP, int]] = []
+        self.committed: dict[TP, int | None] = {FIRST: 10, SECOND: 10}
         self.consumer._wait_next_records = self._wait_next_records
-        self.consumer.seek = self._seek
-        self.consumer.seek_to_committed = self._seek_to_committed
+        self.consumer._thread.seek = lambda tp, offset: self.seeks.append((tp, offset))
+        self.consumer._thread.seek_to_committed = self._seek_to_committed
         self.consumer.assignment = lambda: {FIRST, SECOND}
         self.consumer.highwater = lambda tp: 13
 
@@ -49,11 +50,8 @@ class Fetching:
                 self.app.consumer_generation_id += 1
         return self.fetched, self.active
 
-    async def _seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
-
-    async def _seek_to_committed(self) -> dict[TP, int]:
-        return {FIRST: 10, SECOND: 10}
+    async def _seek_to_committed(self) -> dict[TP, int | None]:
+        return self.committed
 
     def handed_on(self) -> list[tuple[TP, int]]:
         async def collect() -> list[tuple[TP, int]]:
@@ -93,6 +91,14 @@ def test_a_fetch_overtaken_by_a_rewind_is_dropped_whole_for_the_rewind_reads_it_
 
     assert fetching.handed_on() == []
     assert fetching.seeks == []
+
+
+def test_a_rewind_takes_a_partition_without_a_committed_offset_back_to_its_start(fetching: Fetching) -> None:
+    fetching.committed = {FIRST: 10, SECOND: None}
+    fetching.during_fetch = ["rewind"]
+
+    assert fetching.handed_on() == []
+    assert fetching.seeks == [(SECOND, 0)]  # aiokafka alone leaves it past the records this fetch drops
 
 
 def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: Fetching) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiokafka
@@ -80,6 +80,15 @@ class _Consumer(faust_aiokafka.Consumer):
         self._rewinds += 1
         await super().perform_seek()
         self._rewinds += 1
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[TP, int] = await super().seek_to_committed()
+        for tp, offset in committed.items():
+            if not offset or offset < 0:
+                # aiokafka leaves a partition without a committed offset where it is, so a rewind skipped what was
+                # fetched there and not yet processed. Nothing committed means: read from the start.
+                await self._seek(tp, 0)
+        return committed
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
         """Faust's ``getmany``, except for the records it fetched but does not hand on.
