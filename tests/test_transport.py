@@ -36,6 +36,7 @@ class Fetching:
         self.during_fetch: list[str] = []
         self.seeks: list[tuple[TP, int]] = []
         self.committed: dict[TP, int | None] = {FIRST: 10, SECOND: 10}
+        self.app.topics.acks_enabled_for = lambda topic: topic == FIRST.topic
         self.consumer._wait_next_records = self._wait_next_records
         self.consumer._thread.seek = lambda tp, offset: self.seeks.append((tp, offset))
         self.consumer._thread.seek_to_committed = self._seek_to_committed
@@ -101,6 +102,17 @@ def test_a_rewind_takes_a_partition_without_a_committed_offset_back_to_its_start
     assert fetching.seeks == [(SECOND, 0)]  # aiokafka alone leaves it past the records this fetch drops
 
 
+def test_a_rewind_leaves_table_changelogs_to_recovery(fetching: Fetching) -> None:
+    changelog = TP("rule-state-changelog", 0)
+    fetching.app.tables._changelogs[changelog.topic] = object()  # as registering a table does
+    fetching.app.topics.acks_enabled_for = lambda topic: True
+    fetching.committed = {changelog: None}
+    fetching.during_fetch = ["rewind"]
+
+    assert fetching.handed_on() == []
+    assert fetching.seeks == []
+
+
 def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: Fetching) -> None:
     fetching.during_fetch = ["rebalance"]
 
@@ -109,7 +121,6 @@ def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: 
 
 
 def test_a_record_from_before_a_rebalance_is_done_but_not_committable_when_acked(fetching: Fetching) -> None:
-    fetching.app.topics.acks_enabled_for = lambda topic: True
     before = fetching.consumer._to_message(FIRST, record(FIRST, 10))
     fetching.consumer.track_message(before)
     fetching.app.consumer_generation_id += 1

@@ -84,9 +84,11 @@ class _Consumer(faust_aiokafka.Consumer):
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[TP, int] = await super().seek_to_committed()
         for tp, offset in committed.items():
-            if not offset or offset < 0:
+            streamed = self.app.topics.acks_enabled_for(tp.topic) and not self._is_changelog_tp(tp)
+            if streamed and (not offset or offset < 0):
                 # aiokafka leaves a partition without a committed offset where it is, so a rewind skipped what was
-                # fetched there and not yet processed. Nothing committed means: read from the start.
+                # fetched there and not yet processed. Nothing committed means: read from the start. (Not table
+                # changelogs: recovery positions those itself.)
                 await self._seek(tp, 0)
         return committed
 
