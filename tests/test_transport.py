@@ -40,6 +40,7 @@ class Fetching:
         self.consumer._wait_next_records = self._wait_next_records
         self.consumer._thread.seek = lambda tp, offset: self.seeks.append((tp, offset))
         self.consumer._thread.seek_to_committed = self._seek_to_committed
+        self.consumer._thread.seek_wait = self._seek_wait
         self.consumer.assignment = lambda: {FIRST, SECOND}
         self.consumer.highwater = lambda tp: 13
 
@@ -49,7 +50,12 @@ class Fetching:
                 await self.consumer.perform_seek()
             elif event == "rebalance":
                 self.app.consumer_generation_id += 1
+            elif event == "recovery seeks the second partition":
+                await self.consumer.seek_wait({SECOND: 4})
         return self.fetched, self.active
+
+    async def _seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks += partitions.items()
 
     async def _seek_to_committed(self) -> dict[TP, int | None]:
         return self.committed
@@ -106,11 +112,20 @@ def test_a_rewind_leaves_table_changelogs_to_recovery(fetching: Fetching) -> Non
     changelog = TP("rule-state-changelog", 0)
     fetching.app.tables._changelogs[changelog.topic] = object()  # as registering a table does
     fetching.app.topics.acks_enabled_for = lambda topic: True
-    fetching.committed = {changelog: None}
+    fetching.fetched = {FIRST: [record(FIRST, 10)], changelog: [record(changelog, 3)]}
+    fetching.committed = {FIRST: 10, changelog: None}
+    fetching.active = {FIRST, changelog}
     fetching.during_fetch = ["rewind"]
 
-    assert fetching.handed_on() == []
+    assert fetching.handed_on() == [(changelog, 3)]  # the rewind did not move it: these are still next
     assert fetching.seeks == []
+
+
+def test_a_partition_another_seek_moved_during_the_fetch_reads_from_there(fetching: Fetching) -> None:
+    fetching.during_fetch = ["recovery seeks the second partition"]
+
+    assert fetching.handed_on() == [(FIRST, 10), (FIRST, 11), (FIRST, 12)]
+    assert fetching.seeks == [(SECOND, 4)]  # and no seek back over it
 
 
 def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: Fetching) -> None:

@@ -71,24 +71,52 @@ class _Producer(faust_aiokafka.Producer):
 
 
 class _Consumer(faust_aiokafka.Consumer):
-    """Faust's consumer, minus the ways records it had fetched were committed unprocessed (see the module doc)."""
+    """Faust's consumer, minus the ways records it had fetched were committed unprocessed (see the module doc).
 
-    _rewinds = 0
-    """How many times every partition was sought back to its committed offset (after a rebalance or recovery)."""
+    Every seek stamps the partitions it moves with a clock: records of a partition moved after its fetch began are
+    not handed on (the seek decided where it reads next). A rewind (``perform_seek``, after each rebalance and
+    recovery) moves every streamed partition; table changelogs are positioned by recovery's own seeks.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = 0
+        self._rewound_at = 0
+        self._sought_at: dict[TP, int] = {}
+
+    def _tick(self) -> int:
+        self._clock += 1
+        return self._clock
+
+    def _streamed(self, tp: TP) -> bool:
+        return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
+
+    def _moved_since(self, tp: TP, clock: int) -> bool:
+        if self._streamed(tp) and self._rewound_at > clock:
+            return True
+        return self._sought_at.get(tp, 0) > clock
 
     async def perform_seek(self) -> None:
-        self._rewinds += 1
+        self._rewound_at = self._tick()
         await super().perform_seek()
-        self._rewinds += 1
+        self._rewound_at = self._tick()
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._sought_at[partition] = self._tick()
+        await super().seek(partition, offset)
+        self._sought_at[partition] = self._tick()
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        self._sought_at.update(dict.fromkeys(partitions, self._tick()))
+        await super().seek_wait(partitions)
+        self._sought_at.update(dict.fromkeys(partitions, self._tick()))
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[TP, int] = await super().seek_to_committed()
         for tp, offset in committed.items():
-            streamed = self.app.topics.acks_enabled_for(tp.topic) and not self._is_changelog_tp(tp)
-            if streamed and (not offset or offset < 0):
+            if self._streamed(tp) and (not offset or offset < 0):
                 # aiokafka leaves a partition without a committed offset where it is, so a rewind skipped what was
-                # fetched there and not yet processed. Nothing committed means: read from the start. (Not table
-                # changelogs: recovery positions those itself.)
+                # fetched there and not yet processed. Nothing committed means: read from the start.
                 await self._seek(tp, 0)
         return committed
 
@@ -96,12 +124,12 @@ class _Consumer(faust_aiokafka.Consumer):
         """Faust's ``getmany``, except for the records it fetched but does not hand on.
 
         Faust dropped them silently: the rest of a fetch that a rebalance overtook, and the records of a partition
-        paused meanwhile (as table recovery does); and it handed on a fetch that a rebalance overtook while it
-        waited. aiokafka's position is past them all the same, so nothing read them again. Here a fetch that a
-        rewind overtook is dropped whole, as the rewind reads it again; a partition with records not handed on for
-        any other reason (paused, flow stopped, a new generation) is sought back to the first of them.
+        paused meanwhile (as table recovery does); and it handed on a fetch that a rebalance's rewind overtook while
+        it waited. aiokafka's position is past them all the same, so nothing read them again. Here the records of a
+        partition a seek moved meanwhile are left to that seek; a partition with records not handed on for any
+        other reason (paused, flow stopped, a new generation) is sought back to the first of them.
         """
-        rewinds, generation = self._rewinds, self.app.consumer_generation_id
+        started, generation = self._clock, self.app.consumer_generation_id
         records, active = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
@@ -110,9 +138,7 @@ class _Consumer(faust_aiokafka.Consumer):
             return
         unread: dict[TP, int] = {}
         for tp, record in self.scheduler.iterate(records):
-            if self._rewinds != rewinds:
-                return
-            if tp in unread:
+            if tp in unread or self._moved_since(tp, started):
                 continue
             paused = active is not None and tp not in active and tp not in self._buffered_partitions
             if paused or not self.flow_active or self.app.consumer_generation_id != generation:
@@ -121,7 +147,7 @@ class _Consumer(faust_aiokafka.Consumer):
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             yield tp, self._to_message(tp, record)
         for tp, offset in unread.items():
-            if self._rewinds == rewinds and tp in self.assignment():
+            if not self._moved_since(tp, started) and tp in self.assignment():
                 await self.seek(tp, offset)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
