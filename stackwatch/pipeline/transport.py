@@ -83,6 +83,7 @@ class _Consumer(faust_aiokafka.Consumer):
         self._clock = 0
         self._rewound_at = 0
         self._sought_at: dict[TP, int] = {}
+        self._fetched_at = (0, 0)  # the clock and the generation when the last fetch was issued
 
     def _tick(self) -> int:
         self._clock += 1
@@ -120,6 +121,12 @@ class _Consumer(faust_aiokafka.Consumer):
                 await self._seek(tp, 0)
         return committed
 
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109
+        # Only seeks from here on can make these records stale: aiokafka drops what it prefetched for a partition
+        # sought before. (Faust's _wait_next_records calls this after waiting for the flow.)
+        self._fetched_at = (self._clock, self.app.consumer_generation_id)
+        return await super()._getmany(active_partitions, timeout)
+
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
         """Faust's ``getmany``, except for the records it fetched but does not hand on.
 
@@ -129,10 +136,10 @@ class _Consumer(faust_aiokafka.Consumer):
         partition a seek moved meanwhile are left to that seek; a partition with records not handed on for any
         other reason (paused, flow stopped, a new generation) is sought back to the first of them.
         """
-        started, generation = self._clock, self.app.consumer_generation_id
         records, active = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
+        started, generation = self._fetched_at
         if not self.flow_active:
             await self.perform_seek()  # as Faust does: nothing is handed on while the flow is stopped
             return
