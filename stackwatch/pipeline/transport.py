@@ -1,4 +1,5 @@
-"""Faust's Kafka transport, with a producer that re-sends what the broker leaves unanswered.
+"""Faust's Kafka transport, corrected: its producer re-sends what the broker leaves unanswered, and its consumer
+never lets an offset be committed past a record the streams did not get.
 
     app = StackwatchApp("stackwatch", broker="kafka://127.0.0.1:9092", resend_after=30.0)
 
@@ -13,12 +14,12 @@ Here a request unanswered for ``resend_after`` seconds closes its connection and
 own producer does (``request.timeout.ms``), and a batch never expires: it is retried until the broker takes it. A
 re-sent batch may be stored twice by the broker; downstream is at-least-once already and the store idempotent.
 
-Its consumer reads every record it fetched again if it did not hand it on to the streams. Faust dropped the rest
-of a fetch that a rebalance overtook, and a paused partition's records, while the broker position stayed past
-them; and a record from before a rebalance's rewind, handed on after it, made Faust take the offsets between as a
-"gap" (as if they did not exist), drop the re-read records below it as already read, and commit past them. Either
-lost articles (seen in the SIGKILL fault test: one record per partition, at the same offset). Also, a record from
-before the last rebalance is not counted as processed when a stream acknowledges it: it is read again.
+Its consumer reads again every record it fetched but did not hand on to the streams. Faust (0.15.3) dropped the
+rest of a fetch that a rebalance overtook, and a paused partition's records, while the broker position stayed past
+them; and a record fetched before a rebalance's rewind but handed on after it made Faust take the offsets between
+as a "gap" (as if they did not exist), drop the re-read records below it as already read, and commit past them.
+Either lost articles (seen in the SIGKILL fault test: one record per partition, at the same offset). Also, a
+record from before the last rebalance is not counted as processed when a stream acknowledges it: it is read again.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class ResendingProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]  # aio
         super().__init__(**kwargs)
         # aiokafka has no public setting for these: the client's is read when a connection opens, the sender's is
         # the produce request's own timeout, the batch TTL decides whether a failed batch may be retried
-        # (aiokafka is pinned <0.15; tests/test_transport.py shows the re-send on a real broker).
+        # (aiokafka is pinned <0.15; tests/test_faults.py shows the re-send through a proxy that swallows a request).
         self.client._request_timeout_ms = resend_after_ms
         self._sender._request_timeout_ms = resend_after_ms
         self._message_accumulator._batch_ttl = math.inf
@@ -73,9 +74,9 @@ class _Producer(faust_aiokafka.Producer):
 class _Consumer(faust_aiokafka.Consumer):
     """Faust's consumer, minus the ways records it had fetched were committed unprocessed (see the module doc).
 
-    Every seek stamps the partitions it moves with a clock: records of a partition moved after its fetch began are
-    not handed on (the seek decided where it reads next). A rewind (``perform_seek``, after each rebalance and
-    recovery) moves every streamed partition; table changelogs are positioned by recovery's own seeks.
+    Every seek stamps the partitions it moves with a clock: records of a partition moved after their fetch was
+    issued are not handed on (the seek decided where it reads next). A rewind (``perform_seek``, after each
+    rebalance and recovery) moves every streamed partition; table changelogs are positioned by recovery's seeks.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
