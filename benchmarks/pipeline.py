@@ -47,14 +47,17 @@ from stackwatch.settings import settings_from_mapping
 from stackwatch.signals.messages import Article
 
 APP = "bench"
-LEADS = [
-    ("Meta signs a multibillion-dollar deal to rent Google TPUs", "The move reduces its reliance on Nvidia GPUs."),
-    ("Microsoft lifts AI capex guidance to $80 billion", "Spending on data centres and GPUs rises again."),
-    ("Apple moves more Apple Intelligence features on-device", "The models run locally on the iPhone's NPU."),
-    ("Azure stays OpenAI's exclusive API cloud under new terms", "Regulators look at the lock-in."),
-    ("Nvidia beats estimates as data-centre revenue climbs", "Blackwell shipments ramp through the quarter."),
-    ("CoreWeave raises $7.5 billion in GPU-backed debt", "The neocloud will buy more accelerators."),
-]
+PROBE = ("Meta signs a multibillion-dollar deal to rent Google TPUs", "The move reduces its reliance on Nvidia GPUs.")
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def news() -> list[tuple[str, str]]:
+    """The labelled corpus's news items (title, body): 1,030 distinct texts of about 350 characters, as feeds
+    deliver them. A stream cycling through them repeats each item every 1,030 articles, so a story gathers a few
+    syndicated copies, not thousands."""
+    files = [CORPUS / f"{name}.jsonl" for name in ("train", "validation", "test")]
+    lines = [line for file in files for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(item["title"], item["text"]) for item in map(json.loads, lines)]
 
 
 class Receiver:
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="stackwatch-bench-"))
+    leads = news()
     receiver = Receiver()
     web_port = free_port()
     names = TopicNames(APP)
@@ -236,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             # Warm up: the model loads and the consumer groups join before anything is measured. Probe buckets
             # must stay inside the stream's indicator retention (3 days) and in the past.
             base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=70)
-            asyncio.run(produce([broker.bootstrap], names.raw, [(0.0, article(-1, base, base, LEADS[0]))]))
+            asyncio.run(produce([broker.bootstrap], names.raw, [(0.0, article(-1, base, base, PROBE))]))
             wait_for_count(web_port, 1, 300)
             _, rss_start = peak_rss_mb(service.pid)
             if args.soak_minutes:
@@ -255,9 +259,9 @@ def main(argv: list[str] | None = None) -> None:
                     # Two hours apart: the hour between is empty, so each probe starts a new episode (one alert).
                     bucket = base + timedelta(hours=2 + 2 * (number // 40))
                     probes[bucket.isoformat()] = number
-                    plan.append((number / args.rate, article(number, base, bucket, LEADS[0])))
+                    plan.append((number / args.rate, article(number, base, bucket, PROBE)))
                 else:
-                    plan.append((number / args.rate, article(number, base, base, LEADS[number % len(LEADS)])))
+                    plan.append((number / args.rate, article(number, base, base, leads[number % len(leads)])))
             asyncio.run(produce([broker.bootstrap], names.raw, plan))
             wait_for_count(web_port, count + 1, 300)
             time.sleep(3)
@@ -280,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             # Spread over 60 hourly buckets, as a day's news is: one huge bucket would make every sink batch
             # recompute it whole, which no real stream does.
             burst = [
-                (0.0, article(count + n, base, base + timedelta(hours=n % 60), LEADS[n % len(LEADS)]))
+                (0.0, article(count + n, base, base + timedelta(hours=n % 60), leads[n % len(leads)]))
                 for n in range(args.burst)
             ]
             start = time.monotonic()
@@ -341,12 +345,13 @@ def soak(args: argparse.Namespace, bootstrap: str, topic: str, web_port: int, pi
     """A moderate steady rate for ``--soak-minutes``; RSS sampled every 30 s."""
     seconds = args.soak_minutes * 60
     rate = args.rate
-    samples = []
+    leads = news()
+    samples: list[float] = []
     start = time.monotonic()
     number = 0
     while time.monotonic() - start < seconds:
         chunk = [
-            (n / rate, article(number + n, base, base, LEADS[(number + n) % len(LEADS)])) for n in range(int(rate * 30))
+            (n / rate, article(number + n, base, base, leads[(number + n) % len(leads)])) for n in range(int(rate * 30))
         ]
         asyncio.run(produce([bootstrap], topic, chunk))
         number += len(chunk)
