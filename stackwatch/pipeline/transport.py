@@ -115,11 +115,11 @@ class _Consumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[TP, int] = await super().seek_to_committed()
-        for tp, offset in committed.items():
-            if self._streamed(tp) and (not offset or offset < 0):
-                # aiokafka leaves a partition without a committed offset where it is, so a rewind skipped what was
-                # fetched there and not yet processed. Nothing committed means: read from the start.
-                await self._seek(tp, 0)
+        # aiokafka leaves a partition without a committed offset where it is, so a rewind skipped what was fetched
+        # there and not yet processed. Nothing committed means: read from the start.
+        unstarted = {tp: 0 for tp, offset in committed.items() if self._streamed(tp) and (not offset or offset < 0)}
+        if unstarted:
+            await super().seek_wait(unstarted)
         return committed
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109
@@ -154,9 +154,12 @@ class _Consumer(faust_aiokafka.Consumer):
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             yield tp, self._to_message(tp, record)
-        for tp, offset in unread.items():
-            if not self._moved_since(tp, started) and tp in self.assignment():
-                await self.seek(tp, offset)
+        assigned = self.assignment()
+        back = {tp: offset for tp, offset in unread.items() if tp in assigned and not self._moved_since(tp, started)}
+        if back:
+            # On the consumer's thread, as every seek must be: aiokafka is not thread-safe, and Faust's seek()
+            # calls it from this one (the fetcher task could miss the wake-up, or see its records change under it).
+            await self.seek_wait(back)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Our topics are neither compacted nor transactional: a jump in offsets means records were skipped.
