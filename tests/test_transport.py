@@ -38,7 +38,6 @@ class Fetching:
         self.committed: dict[TP, int | None] = {FIRST: 10, SECOND: 10}
         self.app.topics.acks_enabled_for = lambda topic: topic == FIRST.topic
         self.consumer._wait_next_records = self._wait_next_records
-        self.consumer._thread.getmany = self._fetch
         self.consumer._thread.seek = lambda tp, offset: self.seeks.append((tp, offset))
         self.consumer._thread.seek_to_committed = self._seek_to_committed
         self.consumer._thread.seek_wait = self._seek_wait
@@ -46,9 +45,8 @@ class Fetching:
         self.consumer.highwater = lambda tp: 13
 
     async def _wait_next_records(self, timeout: float) -> tuple[object, set[TP]]:  # noqa: ASYNC109 (Faust's)
-        return await self.consumer._getmany(self.active, timeout), self.active
-
-    async def _fetch(self, active_partitions: set[TP] | None, timeout: float) -> object:  # noqa: ASYNC109
+        # As the consumer's thread does when a fetch returns; seeks take their turn after it.
+        self.consumer._fetched_at = (self.consumer._clock, self.app.consumer_generation_id)
         for event in self.during_fetch:
             if event == "rewind":
                 await self.consumer.perform_seek()
@@ -56,7 +54,7 @@ class Fetching:
                 self.app.consumer_generation_id += 1
             elif event == "recovery seeks the second partition":
                 await self.consumer.seek_wait({SECOND: 4})
-        return self.fetched
+        return self.fetched, self.active
 
     async def _seek_wait(self, partitions: dict[TP, int]) -> None:
         self.seeks += partitions.items()

@@ -24,10 +24,11 @@ record from before the last rebalance is not counted as processed when a stream 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import faust
@@ -84,7 +85,7 @@ class _Consumer(faust_aiokafka.Consumer):
         self._clock = 0
         self._rewound_at = 0
         self._sought_at: dict[TP, int] = {}
-        self._fetched_at = (0, 0)  # the clock and the generation when the last fetch was issued
+        self._fetched_at = (0, 0)  # the clock and the generation when the last fetch returned (_ConsumerThread)
 
     def _tick(self) -> int:
         self._clock += 1
@@ -122,11 +123,8 @@ class _Consumer(faust_aiokafka.Consumer):
             await super().seek_wait(unstarted)
         return committed
 
-    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109
-        # Only seeks from here on can make these records stale: aiokafka drops what it prefetched for a partition
-        # sought before. (Faust's _wait_next_records calls this after waiting for the flow.)
-        self._fetched_at = (self._clock, self.app.consumer_generation_id)
-        return await super()._getmany(active_partitions, timeout)
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
         """Faust's ``getmany``, except for the records it fetched but does not hand on.
@@ -176,6 +174,49 @@ class _Consumer(faust_aiokafka.Consumer):
             self._unacked_messages.discard(message)
             notify(self._waiting_for_ack)
         return False
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """The thread aiokafka's consumer runs on, with fetches and seeks taking turns.
+
+    A seek while a fetch waited let the fetch return records read after the seek, which the clock could not tell
+    from records read before it: the consumer dropped fresh records as stale and a worker never read its partitions
+    again. Taking turns (a seek waits at most one fetch's timeout, 1 s) means a fetch's records all come from before
+    any seek stamped after it returned.
+    """
+
+    _turns: asyncio.Lock | None = None
+
+    def _turn(self) -> asyncio.Lock:
+        if self._turns is None:
+            self._turns = asyncio.Lock()  # bound to this thread's loop on first use
+        return self._turns
+
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,  # noqa: ASYNC109 (Faust's signature)
+        max_records: int | None = None,
+    ) -> Any:
+        async with self._turn():
+            records = await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+            ours = cast(_Consumer, self.consumer)
+            ours._fetched_at = (ours._clock, self.app.consumer_generation_id)
+            return records
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[TP, int] = await self.call_thread(self._seek_to_committed_in_turn)
+        return committed
+
+    async def _seek_to_committed_in_turn(self) -> Mapping[TP, int]:
+        async with self._turn():
+            committed: Mapping[TP, int] = await self._ensure_consumer().seek_to_committed()
+            return committed
+
+    async def _seek_wait(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
+        async with self._turn():
+            await super()._seek_wait(consumer, partitions)
 
 
 class _Transport(faust_aiokafka.Transport):
