@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from aiokafka.structs import ConsumerRecord
@@ -34,13 +34,14 @@ class Fetching:
         self.fetched = {tp: [record(tp, offset) for offset in range(10, 13)] for tp in (FIRST, SECOND)}
         self.active = {FIRST, SECOND}
         self.during_fetch: list[str] = []
+        self.rewind_queued_by_then = False
         self.seeks: list[tuple[TP, int]] = []
         self.committed: dict[TP, int | None] = {FIRST: 10, SECOND: 10}
         self.app.topics.acks_enabled_for = lambda topic: topic == FIRST.topic
         self.consumer._wait_next_records = self._wait_next_records
-        self.consumer._thread.seek = lambda tp, offset: self.seeks.append((tp, offset))
-        self.consumer._thread.seek_to_committed = self._seek_to_committed
-        self.consumer._thread.seek_wait = self._seek_wait
+        # The consumer's thread runs its calls inline here, on a stand-in for aiokafka's consumer.
+        self.consumer._thread.call_thread = self._inline
+        self.consumer._thread._ensure_consumer = lambda: self
         self.consumer.assignment = lambda: {FIRST, SECOND}
         self.consumer.highwater = lambda tp: 13
 
@@ -56,10 +57,23 @@ class Fetching:
                 await self.consumer.seek_wait({SECOND: 4})
         return self.fetched, self.active
 
-    async def _seek_wait(self, partitions: dict[TP, int]) -> None:
-        self.seeks += partitions.items()
+    @staticmethod
+    async def _inline(function: Callable[..., Awaitable[object]], *args: object, **kwargs: object) -> object:
+        return await function(*args, **kwargs)
 
-    async def _seek_to_committed(self) -> dict[TP, int | None]:
+    # aiokafka's consumer, as far as the thread uses it
+    def assignment(self) -> set[TP]:
+        if self.rewind_queued_by_then:  # the stamp a rewind takes before it waits for its turn
+            self.consumer._rewound_at = self.consumer._tick()
+        return {FIRST, SECOND}
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def position(self, tp: TP) -> int:
+        return 0
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
         return self.committed
 
     def handed_on(self) -> list[tuple[TP, int]]:
@@ -135,6 +149,14 @@ def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: 
 
     assert fetching.handed_on() == []
     assert sorted(fetching.seeks) == [(FIRST, 10), (SECOND, 10)]
+
+
+def test_a_seek_back_never_undoes_a_rewind_queued_before_its_turn(fetching: Fetching) -> None:
+    fetching.during_fetch = ["rebalance"]
+    fetching.rewind_queued_by_then = True
+
+    assert fetching.handed_on() == []
+    assert fetching.seeks == []  # the rewind, once it runs, decides where both partitions read from
 
 
 def test_a_record_from_before_a_rebalance_is_done_but_not_committable_when_acked(fetching: Fetching) -> None:

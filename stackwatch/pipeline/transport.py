@@ -152,12 +152,8 @@ class _Consumer(faust_aiokafka.Consumer):
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             yield tp, self._to_message(tp, record)
-        assigned = self.assignment()
-        back = {tp: offset for tp, offset in unread.items() if tp in assigned and not self._moved_since(tp, started)}
-        if back:
-            # On the consumer's thread, as every seek must be: aiokafka is not thread-safe, and Faust's seek()
-            # calls it from this one (the fetcher task could miss the wake-up, or see its records change under it).
-            await self.seek_wait(back)
+        if unread:
+            await cast(_ConsumerThread, self._thread).seek_back(unread, started)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Our topics are neither compacted nor transactional: a jump in offsets means records were skipped.
@@ -217,6 +213,26 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     async def _seek_wait(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
         async with self._turn():
             await super()._seek_wait(consumer, partitions)
+
+    async def seek_back(self, partitions: Mapping[TP, int], since: int) -> None:
+        """Seek each partition back to its offset, unless a seek moved it after ``since`` (that seek stands).
+
+        Decided in the seeks' turn: decided before it, a rewind queued meanwhile could run first and be undone.
+        """
+        await self.call_thread(self._seek_back_in_turn, self._ensure_consumer(), partitions, since)
+
+    async def _seek_back_in_turn(
+        self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int], since: int
+    ) -> None:
+        ours = cast(_Consumer, self.consumer)
+        async with self._turn():
+            assigned = consumer.assignment()
+            back = {
+                tp: offset for tp, offset in partitions.items() if tp in assigned and not ours._moved_since(tp, since)
+            }
+            if back:
+                ours._sought_at.update(dict.fromkeys(back, ours._tick()))
+                await super()._seek_wait(consumer, back)
 
 
 class _Transport(faust_aiokafka.Transport):
