@@ -76,9 +76,17 @@ class Fetching:
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return self.committed
 
-    def handed_on(self) -> list[tuple[TP, int]]:
+    def handed_on(self, *, rewind_after_first: bool = False) -> list[tuple[TP, int]]:
+        """What getmany hands on, taken as Faust's drain takes it (noting each record's offset as read)."""
+
         async def collect() -> list[tuple[TP, int]]:
-            return [(tp, message.offset) async for tp, message in self.consumer.getmany(1.0)]
+            handed = []
+            async for tp, message in self.consumer.getmany(1.0):
+                handed.append((tp, message.offset))
+                if rewind_after_first and len(handed) == 1:
+                    await self.consumer.perform_seek()  # while the drain hands the record to its stream
+                self.consumer._read_offset[tp] = message.offset
+            return handed
 
         return self.app.loop.run_until_complete(collect())
 
@@ -149,6 +157,15 @@ def test_a_fetch_overtaken_by_a_rebalance_is_read_again_not_handed_on(fetching: 
 
     assert fetching.handed_on() == []
     assert sorted(fetching.seeks) == [(FIRST, 10), (SECOND, 10)]
+
+
+def test_a_rewind_while_a_record_is_handed_on_keeps_its_read_offset(fetching: Fetching) -> None:
+    fetching.fetched = {FIRST: [record(FIRST, offset) for offset in (10, 11, 12)]}
+    fetching.committed = {FIRST: 8, SECOND: 8}
+
+    assert fetching.handed_on(rewind_after_first=True) == [(FIRST, 10)]
+    # Faust noted 10 as read after the rewind set 8: left so, the rewind's 8 and 9 would be dropped as read.
+    assert fetching.consumer._read_offset[FIRST] == 8
 
 
 def test_a_seek_back_never_undoes_a_rewind_queued_before_its_turn(fetching: Fetching) -> None:

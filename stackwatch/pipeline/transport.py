@@ -86,6 +86,7 @@ class _Consumer(faust_aiokafka.Consumer):
         self._rewound_at = 0
         self._sought_at: dict[TP, int] = {}
         self._fetched_at = (0, 0)  # the clock and the generation when the last fetch returned (_ConsumerThread)
+        self._read_after_seek: dict[TP, int | None] = {}
 
     def _tick(self) -> int:
         self._clock += 1
@@ -103,6 +104,16 @@ class _Consumer(faust_aiokafka.Consumer):
         self._rewound_at = self._tick()
         await super().perform_seek()
         self._rewound_at = self._tick()
+        self._read_after_seek.update({tp: self._read_offset.get(tp) for tp in self.assignment() if self._streamed(tp)})
+
+    def _restore_read_offset(self, tp: TP) -> None:
+        """Put back the read offset the last seek of ``tp`` set, which Faust overwrote with a record handed on as
+        the seek ran: records below it would be dropped as already read when the seek reads them again."""
+        offset = self._read_after_seek.get(tp)
+        if offset is None:
+            self._read_offset.pop(tp, None)
+        else:
+            self._read_offset[tp] = offset
 
     async def seek(self, partition: TP, offset: int) -> None:
         self._sought_at[partition] = self._tick()
@@ -143,6 +154,7 @@ class _Consumer(faust_aiokafka.Consumer):
             await self.perform_seek()  # as Faust does: nothing is handed on while the flow is stopped
             return
         unread: dict[TP, int] = {}
+        handed: set[TP] = set()
         for tp, record in self.scheduler.iterate(records):
             if tp in unread or self._moved_since(tp, started):
                 continue
@@ -151,7 +163,11 @@ class _Consumer(faust_aiokafka.Consumer):
                 unread[tp] = record.offset
                 continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            handed.add(tp)
             yield tp, self._to_message(tp, record)
+        for tp in handed:
+            if self._moved_since(tp, started):
+                self._restore_read_offset(tp)
         if unread:
             await cast(_ConsumerThread, self._thread).seek_back(unread, started)
 
@@ -212,7 +228,12 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def _seek_wait(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
         async with self._turn():
-            await super()._seek_wait(consumer, partitions)
+            await self._seek_wait_in_turn(consumer, partitions)
+
+    async def _seek_wait_in_turn(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
+        await super()._seek_wait(consumer, partitions)
+        ours = cast(_Consumer, self.consumer)
+        ours._read_after_seek.update({tp: ours._read_offset.get(tp) for tp in partitions})
 
     async def seek_back(self, partitions: Mapping[TP, int], since: int) -> None:
         """Seek each partition back to its offset, unless a seek moved it after ``since`` (that seek stands).
@@ -232,7 +253,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             }
             if back:
                 ours._sought_at.update(dict.fromkeys(back, ours._tick()))
-                await super()._seek_wait(consumer, back)
+                await self._seek_wait_in_turn(consumer, back)
 
 
 class _Transport(faust_aiokafka.Transport):
