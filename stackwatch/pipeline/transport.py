@@ -14,21 +14,21 @@ Here a request unanswered for ``resend_after`` seconds closes its connection and
 own producer does (``request.timeout.ms``), and a batch never expires: it is retried until the broker takes it. A
 re-sent batch may be stored twice by the broker; downstream is at-least-once already and the store idempotent.
 
-Its consumer reads again every record it fetched but did not hand on to the streams. Faust (0.15.3) dropped the
-rest of a fetch that a rebalance overtook, and a paused partition's records, while the broker position stayed past
-them; and a record fetched before a rebalance's rewind but handed on after it made Faust take the offsets between
-as a "gap" (as if they did not exist), drop the re-read records below it as already read, and commit past them.
-Either lost articles (seen in the SIGKILL fault test: one record per partition, at the same offset). Also, a
-record from before the last rebalance is not counted as processed when a stream acknowledges it: it is read again.
+Its consumer closes the way a rebalance let Faust (0.15.3) commit past records: a fetch that the rebalance
+overtook while it waited went on to the streams after the rewind to the committed offsets, and Faust took the
+records' jump past its read position as a "gap" (as if the offsets between did not exist), dropped the re-read
+records below them as already read, and committed past them: lost articles (seen in the SIGKILL fault test, one
+record per partition at the same offset). Also, a record from before the last rebalance is not counted as
+processed when a stream acknowledges it (it is read again), and the rewind takes partitions that have no committed
+offset back to their start (aiokafka leaves them where they are).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 import aiokafka
 import faust
@@ -73,103 +73,34 @@ class _Producer(faust_aiokafka.Producer):
 
 
 class _Consumer(faust_aiokafka.Consumer):
-    """Faust's consumer, minus the ways records it had fetched were committed unprocessed (see the module doc).
+    """Faust's consumer, minus the way a rebalance let it commit past records it never handed on (module doc)."""
 
-    Every seek stamps the partitions it moves with a clock: records of a partition moved after their fetch was
-    issued are not handed on (the seek decided where it reads next). A rewind (``perform_seek``, after each
-    rebalance and recovery) moves every streamed partition; table changelogs are positioned by recovery's seeks.
-    """
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
+        """Faust's ``getmany``, with the generation read before the fetch instead of after it.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._clock = 0
-        self._rewound_at = 0
-        self._sought_at: dict[TP, int] = {}
-        self._fetched_at = (0, 0)  # the clock and the generation when the last fetch returned (_ConsumerThread)
-        self._read_after_seek: dict[TP, int | None] = {}
-
-    def _tick(self) -> int:
-        self._clock += 1
-        return self._clock
-
-    def _streamed(self, tp: TP) -> bool:
-        return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
-
-    def _moved_since(self, tp: TP, clock: int) -> bool:
-        if self._streamed(tp) and self._rewound_at > clock:
-            return True
-        return self._sought_at.get(tp, 0) > clock
-
-    async def perform_seek(self) -> None:
-        self._rewound_at = self._tick()
-        await super().perform_seek()
-        self._rewound_at = self._tick()
-        self._read_after_seek.update({tp: self._read_offset.get(tp) for tp in self.assignment() if self._streamed(tp)})
-
-    def _restore_read_offset(self, tp: TP) -> None:
-        """Put back the read offset the last seek of ``tp`` set, which Faust overwrote with a record handed on as
-        the seek ran: records below it would be dropped as already read when the seek reads them again."""
-        offset = self._read_after_seek.get(tp)
-        if offset is None:
-            self._read_offset.pop(tp, None)
-        else:
-            self._read_offset[tp] = offset
-
-    async def seek(self, partition: TP, offset: int) -> None:
-        self._sought_at[partition] = self._tick()
-        await super().seek(partition, offset)
-        self._sought_at[partition] = self._tick()
-
-    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
-        self._sought_at.update(dict.fromkeys(partitions, self._tick()))
-        await super().seek_wait(partitions)
-        self._sought_at.update(dict.fromkeys(partitions, self._tick()))
+        Faust drops the rest of a fetch when a rebalance happens while it hands the records on, as the rewind to
+        the committed offsets reads them again; but it reads the generation only once the fetch has returned, so a
+        fetch that a rebalance overtook while it waited went on to the streams after the rewind, and Faust took the
+        jump back as a gap to skip.
+        """
+        generation = self.app.consumer_generation_id
+        async for tp, message in super().getmany(timeout):
+            if self.app.consumer_generation_id != generation:
+                return
+            yield tp, message
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[TP, int] = await super().seek_to_committed()
-        # aiokafka leaves a partition without a committed offset where it is, so a rewind skipped what was fetched
-        # there and not yet processed. Nothing committed means: read from the start.
+        # aiokafka leaves a partition without a committed offset where it is, so the rewind after a rebalance did
+        # not read again what was fetched there and dropped. Nothing committed means: read from the start.
+        # (Not table changelogs: recovery positions those itself.)
         unstarted = {tp: 0 for tp, offset in committed.items() if self._streamed(tp) and (not offset or offset < 0)}
         if unstarted:
-            await super().seek_wait(unstarted)
+            await self.seek_wait(unstarted)  # on the consumer's thread, as aiokafka needs
         return committed
 
-    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
-        """Faust's ``getmany``, except for the records it fetched but does not hand on.
-
-        Faust dropped them silently: the rest of a fetch that a rebalance overtook, and the records of a partition
-        paused meanwhile (as table recovery does); and it handed on a fetch that a rebalance's rewind overtook while
-        it waited. aiokafka's position is past them all the same, so nothing read them again. Here the records of a
-        partition a seek moved meanwhile are left to that seek; a partition with records not handed on for any
-        other reason (paused, flow stopped, a new generation) is sought back to the first of them.
-        """
-        records, active = await self._wait_next_records(timeout)
-        if records is None or self.should_stop:
-            return
-        started, generation = self._fetched_at
-        if not self.flow_active:
-            await self.perform_seek()  # as Faust does: nothing is handed on while the flow is stopped
-            return
-        unread: dict[TP, int] = {}
-        handed: set[TP] = set()
-        for tp, record in self.scheduler.iterate(records):
-            if tp in unread or self._moved_since(tp, started):
-                continue
-            paused = active is not None and tp not in active and tp not in self._buffered_partitions
-            if paused or not self.flow_active or self.app.consumer_generation_id != generation:
-                unread[tp] = record.offset
-                continue
-            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-            handed.add(tp)
-            yield tp, self._to_message(tp, record)
-        for tp in handed:
-            if self._moved_since(tp, started):
-                self._restore_read_offset(tp)
-        if unread:
-            await cast(_ConsumerThread, self._thread).seek_back(unread, started)
+    def _streamed(self, tp: TP) -> bool:
+        return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # Our topics are neither compacted nor transactional: a jump in offsets means records were skipped.
@@ -186,74 +117,6 @@ class _Consumer(faust_aiokafka.Consumer):
             self._unacked_messages.discard(message)
             notify(self._waiting_for_ack)
         return False
-
-
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """The thread aiokafka's consumer runs on, with fetches and seeks taking turns.
-
-    A seek while a fetch waited let the fetch return records read after the seek, which the clock could not tell
-    from records read before it: the consumer dropped fresh records as stale and a worker never read its partitions
-    again. Taking turns (a seek waits at most one fetch's timeout, 1 s) means a fetch's records all come from before
-    any seek stamped after it returned.
-    """
-
-    _turns: asyncio.Lock | None = None
-
-    def _turn(self) -> asyncio.Lock:
-        if self._turns is None:
-            self._turns = asyncio.Lock()  # bound to this thread's loop on first use
-        return self._turns
-
-    async def _fetch_records(
-        self,
-        consumer: aiokafka.AIOKafkaConsumer,
-        active_partitions: set[TP],
-        timeout: float | None = None,  # noqa: ASYNC109 (Faust's signature)
-        max_records: int | None = None,
-    ) -> Any:
-        async with self._turn():
-            records = await super()._fetch_records(consumer, active_partitions, timeout, max_records)
-            ours = cast(_Consumer, self.consumer)
-            ours._fetched_at = (ours._clock, self.app.consumer_generation_id)
-            return records
-
-    async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed: Mapping[TP, int] = await self.call_thread(self._seek_to_committed_in_turn)
-        return committed
-
-    async def _seek_to_committed_in_turn(self) -> Mapping[TP, int]:
-        async with self._turn():
-            committed: Mapping[TP, int] = await self._ensure_consumer().seek_to_committed()
-            return committed
-
-    async def _seek_wait(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
-        async with self._turn():
-            await self._seek_wait_in_turn(consumer, partitions)
-
-    async def _seek_wait_in_turn(self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int]) -> None:
-        await super()._seek_wait(consumer, partitions)
-        ours = cast(_Consumer, self.consumer)
-        ours._read_after_seek.update({tp: ours._read_offset.get(tp) for tp in partitions})
-
-    async def seek_back(self, partitions: Mapping[TP, int], since: int) -> None:
-        """Seek each partition back to its offset, unless a seek moved it after ``since`` (that seek stands).
-
-        Decided in the seeks' turn: decided before it, a rewind queued meanwhile could run first and be undone.
-        """
-        await self.call_thread(self._seek_back_in_turn, self._ensure_consumer(), partitions, since)
-
-    async def _seek_back_in_turn(
-        self, consumer: aiokafka.AIOKafkaConsumer, partitions: Mapping[TP, int], since: int
-    ) -> None:
-        ours = cast(_Consumer, self.consumer)
-        async with self._turn():
-            assigned = consumer.assignment()
-            back = {
-                tp: offset for tp, offset in partitions.items() if tp in assigned and not ours._moved_since(tp, since)
-            }
-            if back:
-                ours._sought_at.update(dict.fromkeys(back, ours._tick()))
-                await self._seek_wait_in_turn(consumer, back)
 
 
 class _Transport(faust_aiokafka.Transport):
