@@ -20,12 +20,13 @@ records' jump past its read position as a "gap" (as if the offsets between did n
 records below them as already read, and committed past them: lost articles (seen in the SIGKILL fault test, one
 record per partition at the same offset). Also, a record from before the last rebalance is not counted as
 processed when a stream acknowledges it (it is read again), and the rewind takes partitions that have no committed
-offset back to their start (aiokafka leaves them where they are).
+offset back to their start (aiokafka leaves them where they are). Faust still takes forward jumps in offsets as
+gaps after rewinds (dozens per SIGKILL fault test run); none lost a record in the runs since these fixes, but
+the bookkeeping is Faust's and not proven here.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -38,8 +39,6 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 __all__ = ["ResendingProducer", "StackwatchApp"]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_RESEND_AFTER = 30.0
 
@@ -101,11 +100,6 @@ class _Consumer(faust_aiokafka.Consumer):
 
     def _streamed(self, tp: TP) -> bool:
         return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
-
-    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        # Our topics are neither compacted nor transactional: a jump in offsets means records were skipped.
-        log.warning("offsets %d-%d of %s[%d] were not read in order", offset_from, offset_to, tp.topic, tp.partition)
-        await super()._add_gap(tp, offset_from, offset_to)
 
     def ack(self, message: Message) -> bool:
         if message.generation_id is None or message.generation_id == self.app.consumer_generation_id:
