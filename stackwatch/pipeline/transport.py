@@ -80,7 +80,7 @@ class _Consumer(faust_aiokafka.Consumer):
         Faust drops the rest of a fetch when a rebalance happens while it hands the records on, as the rewind to
         the committed offsets reads them again; but it reads the generation only once the fetch has returned, so a
         fetch that a rebalance overtook while it waited went on to the streams after the rewind, and Faust took the
-        jump back as a gap to skip.
+        records' jump past its read position as a gap to skip.
         """
         generation = self.app.consumer_generation_id
         async for tp, message in super().getmany(timeout):
@@ -119,7 +119,8 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class StackwatchApp(faust.App):
-    """A Faust app whose Kafka producer re-sends a request left unanswered for ``resend_after`` seconds."""
+    """A Faust app on the corrected transport: its producer re-sends a request left unanswered for ``resend_after``
+    seconds, and its consumer does not commit past a fetch a rebalance overtook (module doc)."""
 
     def __init__(self, id: str, *, resend_after: float = DEFAULT_RESEND_AFTER, **options: Any) -> None:
         self.resend_after = resend_after
