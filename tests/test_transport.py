@@ -8,7 +8,6 @@ killing the service at random moments, and a lost record there fails its count.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
@@ -78,16 +77,11 @@ class Fetching:
 
 @pytest.fixture
 def fetching() -> Iterator[Fetching]:
-    before = {id(loop) for loop in _event_loops()}
-    yield Fetching(asyncio.new_event_loop())
-    # The consumer never started, so nothing closes the loops made for it (its own thread has one).
-    for loop in _event_loops():
-        if id(loop) not in before and not loop.is_closed():
-            loop.close()
-
-
-def _event_loops() -> list[asyncio.AbstractEventLoop]:
-    return [item for item in gc.get_objects() if isinstance(item, asyncio.AbstractEventLoop)]
+    scripted = Fetching(asyncio.new_event_loop())
+    yield scripted
+    # The consumer never started, so nothing closes the loops made for it: the app's and its thread's.
+    scripted.app.loop.close()
+    scripted.consumer._thread.thread_loop.close()
 
 
 def test_every_fetched_record_is_handed_on_when_nothing_intervenes(fetching: Fetching) -> None:
