@@ -84,8 +84,8 @@ class _Consumer(faust_aiokafka.Consumer):
         """
         generation = self.app.consumer_generation_id
         async for tp, message in super().getmany(timeout):
-            if self.app.consumer_generation_id != generation:
-                return
+            if self.app.consumer_generation_id != generation and self._streamed(tp):
+                continue  # the rewind reads it again; table changelogs are recovery's, which may not re-seek them
             yield tp, message
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
