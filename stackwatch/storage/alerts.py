@@ -217,20 +217,26 @@ def _active_silences(connection: duckdb.DuckDBPyConnection, now: datetime) -> li
     ]
 
 
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Everything in the block commits together, or is rolled back (and the error raised)."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
 def dispatch(connection: duckdb.DuckDBPyConnection, now: datetime, grouping: Grouping) -> int:
     """Turn pending, ungrouped deliveries into notifications once their group has waited ``group_wait``.
 
     Silenced and inhibited alerts are marked on their delivery rows (status ``silenced`` / ``inhibited``) and
     not sent. Returns how many notifications were created. One transaction.
     """
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        created = _dispatch(connection, now, grouping)
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    return created
+    with _transaction(connection):
+        return _dispatch(connection, now, grouping)
 
 
 def _dispatch(connection: duckdb.DuckDBPyConnection, now: datetime, grouping: Grouping) -> int:
@@ -313,8 +319,7 @@ def retry_pending_now(connection: duckdb.DuckDBPyConnection, now: datetime) -> i
     Called when the service starts: a restart is often the operator's fix, so backoff from before it should not
     delay delivery by minutes. Attempts keep counting, so a notification still goes dead after its schedule.
     """
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(connection):
         rows = connection.execute(
             "UPDATE notifications SET next_attempt_at = ? WHERE status = 'pending' AND next_attempt_at > ?"
             " AND coalesce(last_status, 0) NOT IN (429, 503) RETURNING id",
@@ -326,10 +331,6 @@ def retry_pending_now(connection: duckdb.DuckDBPyConnection, now: datetime) -> i
             " (SELECT delivery_id FROM notification_members WHERE list_contains(?, notification_id))",
             [now, [row[0] for row in rows]],
         )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
     return len(rows)
 
 
@@ -344,8 +345,7 @@ def record_attempt(
 ) -> None:
     """Record one attempt on a notification and mirror it on its deliveries: pending, delivered or dead."""
     params = [status, http_status, error, next_attempt_at, status]
-    connection.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(connection):
         connection.execute(
             """
             UPDATE notifications SET status = ?, attempts = attempts + 1, last_status = ?, last_error = ?,
@@ -364,10 +364,6 @@ def record_attempt(
             """,
             [*params, notification],
         )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
 
 
 # -- silences ------------------------------------------------------------------------------------------------------
