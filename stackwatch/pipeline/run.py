@@ -59,10 +59,10 @@ class _Worker(Worker):
                 await self._drain()
             except Exception:  # a failed drain must never prevent the stop itself
                 log.exception("drain before stop failed; stopping anyway")
-        # A stop must end. mode waits without a bound for every service's tasks, and one sometimes never ends: seen
-        # as Faust's commit waiting on a producer flush whose batch the broker never acknowledged (Faust's producer
-        # request timeout is 20 min). Nothing is lost by leaving: offsets are committed only after what they cover
-        # was written, so the last resort below exits, naming what was still running.
+        # A stop must end. mode waits without a bound for every service's tasks, and one sometimes never ended: seen
+        # as Faust's commit waiting on a producer flush whose request the broker never answered (now re-sent after
+        # kafka.request_timeout, see transport.py). Nothing is lost by leaving: offsets are committed only after
+        # what they cover was written, so the last resort below exits, naming what was still running.
         last_resort = threading.Timer(STOP_WITHIN, _exit_now, [asyncio.get_running_loop(), self._before_forced_exit])
         last_resort.daemon = True
         last_resort.start()
