@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import faust
@@ -67,7 +67,7 @@ class _Producer(faust_aiokafka.Producer):
         return ResendingProducer
 
     def _settings_extra(self) -> dict[str, Any]:
-        resend_after = getattr(self.app, "resend_after", DEFAULT_RESEND_AFTER)
+        resend_after = cast("StackwatchApp", self.app).resend_after  # only StackwatchApp makes this transport
         return {**super()._settings_extra(), "resend_after_ms": int(resend_after * 1000)}
 
 
