@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stackwatch.errors import BrokerError
 
-__all__ = ["AckedProducer", "start_with_retry", "wait_for_broker"]
+__all__ = ["AckedProducer", "TopicKeepingProducer", "start_with_retry", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,27 @@ async def start_with_retry(
     return False
 
 
+class TopicKeepingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships no types
+    """aiokafka's producer, keeping the metadata of every topic it sent to.
+
+    aiokafka's client asks the broker for all topics until it is told of one, then only for those it was told of;
+    its producer tells it only of topics it did not know yet. A topic known from the first answer (for all topics)
+    therefore drops out of the metadata as soon as the producer first sends to another, new, topic. A batch for it
+    that is still waiting then has no leader, and stays unsent until something else is sent to that topic (seen
+    when a produce request went unanswered for seconds: the commit, which flushes the producer, waited with it).
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self._kept: set[str] = set()
+
+    async def send(self, topic: str, *args: object, **kwargs: object) -> asyncio.Future[object]:
+        if topic not in self._kept:
+            self._kept.add(topic)
+            self.client.add_topic(topic)  # a metadata request follows; send waits for the topic's own
+        return cast("asyncio.Future[object]", await super().send(topic, *args, **kwargs))
+
+
 class AckedProducer:
     """Sends batches of (topic, key, value) and returns only when the broker acknowledged all of them."""
 
@@ -42,11 +64,11 @@ class AckedProducer:
         self.servers = list(servers)
         self.client_id = client_id
         self.request_timeout = request_timeout
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: TopicKeepingProducer | None = None
 
     async def start(self, stop: asyncio.Event) -> bool:
         """Connect (aiokafka clients must be created inside the running loop); False if stopped first."""
-        self._producer = AIOKafkaProducer(
+        self._producer = TopicKeepingProducer(
             bootstrap_servers=self.servers,
             client_id=self.client_id,
             acks="all",

@@ -12,38 +12,54 @@ output is lost.
 
 Here a request unanswered for ``resend_after`` seconds closes its connection and is sent again on a new one, as Kafka's
 own producer does (``request.timeout.ms``), and a batch never expires: it is retried until the broker takes it. A
-re-sent batch may be stored twice by the broker; downstream is at-least-once already and the store idempotent.
+re-sent batch may be stored twice by the broker; downstream is at-least-once already and the store idempotent. A
+``send`` that fails for a reason that passes (no metadata for the topic yet, the buffer full) is tried again
+instead of raising into the agent, which Faust would take as done with its event. The producer also keeps the
+metadata of every topic it sent to (``TopicKeepingProducer``).
 
-Its consumer closes the way a rebalance let Faust (0.15.3) commit past records: a fetch that the rebalance
-overtook while it waited went on to the streams after the rewind to the committed offsets, and Faust took the
-records' jump past its read position as a "gap" (as if the offsets between did not exist), dropped the re-read
-records below them as already read, and committed past them: lost articles (seen in the SIGKILL fault test, one
-record per partition at the same offset). Also, a record from before the last rebalance is not counted as
-processed when a stream acknowledges it (it is read again), and the rewind takes partitions that have no committed
-offset back to their start (aiokafka leaves them where they are). Faust still takes forward jumps in offsets as
-gaps after rewinds (dozens per SIGKILL fault test run); none lost a record in the runs since these fixes, but
-the bookkeeping is Faust's and not proven here.
+Its consumer closes the way a rebalance let Faust (0.15.3) commit past records: a fetch that returned before the
+rewind to the committed offsets went on to the streams after it, and Faust took the records' jump past its read
+position as a "gap" (as if the offsets between did not exist), dropped the re-read records below them as already
+read, and committed past them: lost articles (seen in the SIGKILL fault test, one record per partition at the same
+offset). Here one clock on the consumer's thread stamps each fetch as it returns and each rewind of a partition as
+it happens, and a record is handed on only if no rewind of its partition came after its fetch. Faust tells the
+two apart by the rebalance's generation instead, which is not when the partition moved: a first fix on that basis
+also dropped records fetched after the rewind, which were then never read (two lost in CI). Also, a record from
+before the last rebalance is not counted as processed when a stream acknowledges it (it is read again), and the
+rewind takes streamed partitions that have no committed offset back to their start (aiokafka leaves them where
+they are). Faust still takes forward jumps in offsets as gaps after rewinds; the bookkeeping is Faust's and not
+proven here beyond the fault tests.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
 import math
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import aiokafka
 import faust
+from aiokafka.errors import KafkaTimeoutError
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message, TransportT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from stackwatch.pipeline.kafka import TopicKeepingProducer
+
 __all__ = ["ResendingProducer", "StackwatchApp"]
 
 DEFAULT_RESEND_AFTER = 30.0
+MAX_SEND_BACKOFF = 5.0
+
+log = logging.getLogger(__name__)
 
 
-class ResendingProducer(aiokafka.AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships no types
+class ResendingProducer(TopicKeepingProducer):
     """aiokafka's producer, with one request's timeout apart from the delivery window (which is unbounded).
 
     ``request_timeout_ms`` keeps only one of aiokafka's meanings: how long ``send`` waits for buffer space.
@@ -70,41 +86,105 @@ class _Producer(faust_aiokafka.Producer):
         resend_after = cast("StackwatchApp", self.app).resend_after  # only StackwatchApp makes this transport
         return {**super()._settings_extra(), "resend_after_ms": int(resend_after * 1000)}
 
+    async def send(self, topic: str, *args: Any, **kwargs: Any) -> Any:
+        """Faust's ``send``, retried while it fails for a reason that passes (the broker away, its metadata not
+        known yet, the buffer full), instead of raising into the agent: Faust acks the event an agent raised on,
+        so its output would be lost. Other errors raise as before."""
+        backoff = 0.1
+        while True:
+            try:
+                return await super().send(topic, *args, **kwargs)
+            except ProducerSendError as error:
+                cause = error.__cause__
+                if not (getattr(cause, "retriable", False) or isinstance(cause, KafkaTimeoutError)):
+                    raise
+                log.warning("sending to %s failed (%r); trying again in %.1fs", topic, cause, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_SEND_BACKOFF)
 
-class _Consumer(faust_aiokafka.Consumer):
-    """Faust's consumer, minus the way a rebalance let it commit past records it never handed on (module doc)."""
 
-    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
-        """Faust's ``getmany``, with the generation read before the fetch instead of after it.
+class _Fetch(dict[TP, list[Any]]):
+    """The records one fetch returned, with the consumer thread's clock when it returned them."""
 
-        Faust drops the rest of a fetch when a rebalance happens while it hands the records on, as the rewind to
-        the committed offsets reads them again; but it reads the generation only once the fetch has returned, so a
-        fetch that a rebalance overtook while it waited went on to the streams after the rewind, and Faust took the
-        records' jump past its read position as a gap to skip.
-        """
-        generation = self.app.consumer_generation_id
-        async for tp, message in super().getmany(timeout):
-            if self.app.consumer_generation_id != generation and self._streamed(tp):
-                continue  # the rewind reads it again; table changelogs are recovery's, which may not re-seek them
-            yield tp, message
+    def __init__(self, records: Mapping[TP, list[Any]], at: int) -> None:
+        super().__init__(records)
+        self.at = at
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """The thread that runs aiokafka's consumer, keeping one clock for fetches and rewinds (``_Consumer``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = itertools.count()
+        self.rewound_at: dict[TP, int] = {}
+
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: set[TP],
+        timeout: float | None = None,  # noqa: ASYNC109 (Faust's signature)
+        max_records: int | None = None,
+    ) -> _Fetch:
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        return _Fetch(records, at=next(self._clock))
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed: Mapping[TP, int] = await super().seek_to_committed()
-        # aiokafka leaves a partition without a committed offset where it is, so the rewind after a rebalance did
-        # not read again what was fetched there and dropped. Nothing committed means: read from the start.
-        # (Not table changelogs: recovery positions those itself.)
-        unstarted = {tp: 0 for tp, offset in committed.items() if self._streamed(tp) and (not offset or offset < 0)}
-        if unstarted:
-            await self.seek_wait(unstarted)  # on the consumer's thread, as aiokafka needs
+        return cast("Mapping[TP, int]", await self.call_thread(self._rewind, self._ensure_consumer()))
+
+    async def _rewind(self, consumer: aiokafka.AIOKafkaConsumer) -> dict[TP, int | None]:
+        """aiokafka's ``seek_to_committed``, with every seek in one step and stamped on the clock.
+
+        aiokafka awaits between partitions, so a fetch could return in between, and it leaves a partition with
+        nothing committed (or 0) where it is, so what was fetched and dropped there would not be read again.
+        Streamed partitions without a committed offset go back to their start; table changelogs are left to
+        recovery, as aiokafka leaves them.
+        """
+        streamed = cast("_Consumer", self.consumer).streamed
+        committed = {TP(tp.topic, tp.partition): await consumer.committed(tp) for tp in consumer.assignment()}
+        for tp, offset in committed.items():
+            if streamed(tp):
+                consumer.seek(tp, offset if offset and offset > 0 else 0)
+                self.rewound_at[tp] = next(self._clock)
+            elif offset and offset > 0:
+                consumer.seek(tp, offset)
         return committed
 
-    def _streamed(self, tp: TP) -> bool:
+
+class _Consumer(faust_aiokafka.Consumer):
+    """Faust's consumer, minus the ways a rebalance let it commit past records it never handed on (module doc)."""
+
+    _thread: _ConsumerThread
+    _fetched_at = -1
+
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Mapping[TP, list[Any]]:  # noqa: ASYNC109
+        records = await super()._getmany(active_partitions, timeout)
+        self._fetched_at = records.at if isinstance(records, _Fetch) else -1
+        return records
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
+        """Faust's ``getmany``, without the records of a streamed partition rewound since they were fetched.
+
+        The rewind moved the partition back to its committed offset, so they are read again; handed on, they
+        jumped past Faust's read offset, which it takes as a gap to skip.
+        """
+        rewound_at = self._thread.rewound_at
+        async for tp, message in super().getmany(timeout):
+            if rewound_at.get(tp, -1) > self._fetched_at:
+                continue
+            yield tp, message
+
+    def streamed(self, tp: TP) -> bool:
+        """Whether ``tp`` feeds a stream whose offsets are committed (not a table's changelog)."""
         return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
 
     def ack(self, message: Message) -> bool:
         if message.generation_id is None or message.generation_id == self.app.consumer_generation_id:
             return bool(super().ack(message))
-        # Fetched before the last rebalance, which sought its partition back to the committed offset: it is read
+        # Handed on before the last rebalance, which rewound its partition to the committed offset: it is read
         # again, so its offset must not become committable now. It is done here, so a stop does not wait for it.
         with ack_lock:
             message.acked = True
