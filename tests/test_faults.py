@@ -27,6 +27,7 @@ from stackwatch.pipeline.broker import EmbeddedBroker, free_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
 from tests.helpers.kafka_proxy import SilencingProxy
+from tests.helpers.kafka_trace import where_records_stopped
 from tests.helpers.service import Service, pipeline_config
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,13 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
         outputs.append(service.output)
     final = Service(config, web_port=web_port, name="final")
     try:
-        final.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[ARTICLES]], timeout=400)
+        try:
+            final.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[ARTICLES]], timeout=400)
+        except AssertionError as short:
+            stored = {int(title.rsplit(" ", 1)[1][:-1]) for (title,) in final.sql("SELECT title FROM articles")}
+            missing = [f"(item {n})" for n in range(ARTICLES) if n not in stored]
+            trace = where_records_stopped(broker, unique, [unique, f"{unique}-sink"], missing[:5])
+            raise AssertionError(f"{short}\nmissing, and where their records are:\n{trace}") from None
         # Let indicators, alerts and deliveries settle: no outstanding delivery, and stable counts.
         final.wait_until(
             "SELECT count(*) FROM deliveries WHERE status = 'pending'", lambda rows: rows == [[0]], timeout=120

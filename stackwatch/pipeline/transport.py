@@ -174,6 +174,7 @@ class _Consumer(faust_aiokafka.Consumer):
         rewound_at = self._thread.rewound_at
         async for tp, message in super().getmany(timeout):
             if rewound_at.get(tp, -1) > self._fetched_at:
+                log.debug("not handing on %s[%d]@%d: fetched before a rewind", tp.topic, tp.partition, message.offset)
                 continue
             yield tp, message
 
