@@ -176,6 +176,17 @@ def sql(port: int, query: str) -> list[list[Any]]:
     return rows
 
 
+def classify_calls(port: int) -> tuple[float, float]:
+    """(calls, articles) the service's classifier has had so far, from its Prometheus histogram."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
+    totals = {}
+    for line in text.splitlines():
+        for suffix in ("_count", "_sum"):
+            if line.startswith(f"stackwatch_classify_batch_size{suffix} "):
+                totals[suffix] = float(line.split()[1])
+    return totals.get("_count", 0.0), totals.get("_sum", 0.0)
+
+
 def wait_for_count(port: int, expected: int, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -290,12 +301,14 @@ def main(argv: list[str] | None = None) -> None:
             start = time.monotonic()
             cpu_start = cpu_seconds(service.pid, broker.pid)
             broker_cpu_start, main_cpu_start = cpu_seconds(broker.pid), cpu_seconds_own(service.pid)
+            calls_start = classify_calls(web_port)
             asyncio.run(produce([broker.bootstrap], names.raw, burst))
             done = wait_for_count(web_port, count + 1 + args.burst, 900)
             pipeline_rate = args.burst / (done - start)
             pipeline_cpu = (cpu_seconds(service.pid, broker.pid) - cpu_start) / args.burst
             broker_cpu = (cpu_seconds(broker.pid) - broker_cpu_start) / args.burst
             main_cpu = (cpu_seconds_own(service.pid) - main_cpu_start) / args.burst
+            calls, classified = (end - begin for end, begin in zip(classify_calls(web_port), calls_start, strict=True))
             time.sleep(2)  # let the last offset commits land
             lag = total_lag(asyncio.run(consumer_lag([broker.bootstrap], names.consumer_groups(APP))))
             _, rss_peak = peak_rss_mb(service.pid)
@@ -338,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  of which: service process {main_cpu * 1000:.1f} ms, its inference process"
         f" {(pipeline_cpu - main_cpu - broker_cpu) * 1000:.1f} ms, broker {broker_cpu * 1000:.1f} ms"
     )
+    print(f"  the service's classifier calls in the burst: {calls:.0f}, {classified / max(calls, 1):.1f} articles each")
     print(f"service RSS: {rss_start:.0f} MB after warm-up, peak {rss_peak:.0f} MB; consumer lag at the end: {lag}")
 
 
