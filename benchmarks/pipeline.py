@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 import yaml
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.pipeline.broker import EmbeddedBroker, free_port, wait_for_port
 from stackwatch.pipeline.classifiers import build_service_classifier
@@ -179,12 +180,14 @@ def sql(port: int, query: str) -> list[list[Any]]:
 def classify_calls(port: int) -> tuple[float, float]:
     """(calls, articles) the service's classifier has had so far, from its Prometheus histogram."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
-    totals = {}
-    for line in text.splitlines():
-        for suffix in ("_count", "_sum"):
-            if line.startswith(f"stackwatch_classify_batch_size{suffix} "):
-                totals[suffix] = float(line.split()[1])
-    return totals.get("_count", 0.0), totals.get("_sum", 0.0)
+    name = "stackwatch_classify_batch_size"
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == name
+        for sample in family.samples
+    }
+    return samples.get(f"{name}_count", 0.0), samples.get(f"{name}_sum", 0.0)
 
 
 def wait_for_count(port: int, expected: int, timeout: float) -> float:
