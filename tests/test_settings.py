@@ -54,6 +54,10 @@ def test_the_issue_example_shape_is_accepted() -> None:
         ({"kafka": {"bootstrap_servers": "nohostport"}}, "kafka.bootstrap_servers: expected host:port"),
         ({"web": {"port": "eighty"}}, "web.port"),
         ({"storage": {"flush_interval": "soon"}}, "storage.flush_interval: expected a duration"),
+        (
+            {"storage": {"flush_interval": "5s", "max_flush_interval": "2s"}},
+            "storage: max_flush_interval (2s) is shorter than flush_interval (5s)",
+        ),
         ({"sources": [{"name": "a", "type": "rss", "url": "not a url"}]}, "sources[0].url"),
         ({"sources": [{"name": "a", "type": "gopher"}]}, "sources[0]: Input tag 'gopher'"),
         ({"sources": [{"name": "a", "type": "demo"}, {"name": "a", "type": "demo"}]}, "duplicate name(s) a"),

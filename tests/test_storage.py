@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from stackwatch.errors import QueryRefused, StoreError
+from stackwatch.pipeline.sink import gather_seconds
+from stackwatch.settings.storage import StorageSettings
 from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpdate, TaggedArticle
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.sink import DuckDBSink
@@ -182,3 +184,16 @@ def test_refused_queries_leave_the_store_untouched(store: Store) -> None:
         with pytest.raises(QueryRefused):
             store.query(sql)
     assert store.count("articles") == 1
+
+
+@pytest.mark.parametrize(
+    ("last_write", "expected"),
+    [
+        (0.0, 1.0),  # quick writes: the flush interval
+        (0.1, 1.0),
+        (0.4, 3.6),  # slow writes: nine times as long, so writing takes a tenth of the sink's time
+        (5.0, 10.0),  # at most max_flush_interval
+    ],
+)
+def test_the_sink_gathers_longer_after_slow_writes(last_write: float, expected: float) -> None:
+    assert gather_seconds(last_write, StorageSettings()) == pytest.approx(expected)

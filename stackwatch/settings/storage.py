@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from stackwatch.settings.base import Section, parse_duration
 
@@ -28,7 +28,10 @@ class StorageSettings(Section):
 
     path: Path = Path("data/stackwatch.duckdb")
     batch_size: int = Field(default=500, ge=1, le=100_000)
-    flush_interval: Seconds = 1.0
+    flush_interval: Seconds = Field(default=1.0, description="how long the sink gathers records after the first")
+    max_flush_interval: Seconds = Field(
+        default=10.0, description="longest it gathers when its writes are slow (nine times the last write's time)"
+    )
     snapshot_path: Path | None = Field(default=None, description="default: <path>.snapshot.duckdb")
     snapshot_interval: Seconds | None = Field(default=60.0, description="null: no snapshot file")
     retention: RetentionSettings = RetentionSettings()
@@ -36,6 +39,15 @@ class StorageSettings(Section):
         default="1GB", pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="cap on DuckDB's buffer cache in the writer (e.g. 512MB, 2GB)",
     )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _check_flush_intervals(self) -> StorageSettings:
+        if self.max_flush_interval < self.flush_interval:
+            raise ValueError(
+                f"max_flush_interval ({self.max_flush_interval:g}s) is shorter than flush_interval"
+                f" ({self.flush_interval:g}s)"
+            )
+        return self
 
     def snapshot_file(self) -> Path:
         return self.snapshot_path or self.path.with_name(self.path.stem + ".snapshot.duckdb")
