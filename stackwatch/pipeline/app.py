@@ -83,6 +83,8 @@ def build_runtime(
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # A few milliseconds of linger put a batch's tagged articles into a few produce requests, not one each.
+        producer_linger=0.005,
         broker_session_timeout=session,
         broker_heartbeat_interval=max(1.0, session / 4),
         broker_rebalance_timeout=max(session, 6.0),

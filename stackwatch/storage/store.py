@@ -72,6 +72,7 @@ class Store:
         self.path = path
         self.read_only = read_only
         self.derivation = derivation
+        self._tables: frozenset[str] | None = None
 
     @classmethod
     def open(
@@ -254,10 +255,14 @@ class Store:
     # -- reading -----------------------------------------------------------------------------------------------
 
     def tables(self) -> set[str]:
-        rows = self._connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchall()
-        return {str(row[0]) for row in rows}
+        """The schema's tables. Read once: only ``migrate``, at open, creates them (the derivation's scratch
+        tables are TEMP), and every query checks its table names against them."""
+        if self._tables is None:
+            rows = self._connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+            self._tables = frozenset(str(row[0]) for row in rows)
+        return set(self._tables)
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> QueryResult:
         """Run one read-only query (checked by :func:`check_query`) on a cursor of its own."""
