@@ -197,3 +197,8 @@ def test_refused_queries_leave_the_store_untouched(store: Store) -> None:
 )
 def test_the_sink_gathers_longer_after_slow_writes(last_write: float, expected: float) -> None:
     assert gather_seconds(last_write, StorageSettings()) == pytest.approx(expected)
+
+
+def test_a_long_flush_interval_raises_the_default_longest_gather() -> None:
+    assert gather_seconds(5.0, StorageSettings(flush_interval=30)) == 30
+    assert gather_seconds(5.0, StorageSettings(flush_interval=0.5, max_flush_interval=2)) == 2

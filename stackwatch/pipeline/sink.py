@@ -50,7 +50,7 @@ WRITE_SHARE = 0.1
 def gather_seconds(last_write: float, storage: StorageSettings) -> float:
     """How long the sink gathers records after the first, given how long its last write took."""
     stretched = last_write * (1 - WRITE_SHARE) / WRITE_SHARE
-    return min(storage.max_flush_interval, max(storage.flush_interval, stretched))
+    return min(storage.longest_gather, max(storage.flush_interval, stretched))
 
 
 def build_derivation(settings: Settings) -> Derivation:

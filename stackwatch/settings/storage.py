@@ -13,6 +13,8 @@ __all__ = ["RetentionSettings", "StateSettings", "StorageSettings"]
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
+DEFAULT_MAX_FLUSH_INTERVAL = 10.0
+
 
 class RetentionSettings(Section):
     """What the daily maintenance job keeps: bodies go after ``body_days``; metadata, tags, entities, stories,
@@ -29,8 +31,10 @@ class StorageSettings(Section):
     path: Path = Path("data/stackwatch.duckdb")
     batch_size: int = Field(default=500, ge=1, le=100_000)
     flush_interval: Seconds = Field(default=1.0, description="how long the sink gathers records after the first")
-    max_flush_interval: Seconds = Field(
-        default=10.0, description="longest it gathers when its writes are slow (nine times the last write's time)"
+    max_flush_interval: Seconds | None = Field(
+        default=None,
+        description="longest it gathers when its writes are slow (nine times the last write's time);"
+        " null: 10s, or flush_interval if that is longer",
     )
     snapshot_path: Path | None = Field(default=None, description="default: <path>.snapshot.duckdb")
     snapshot_interval: Seconds | None = Field(default=60.0, description="null: no snapshot file")
@@ -40,9 +44,14 @@ class StorageSettings(Section):
         description="cap on DuckDB's buffer cache in the writer (e.g. 512MB, 2GB)",
     )  # fmt: skip
 
+    @property
+    def longest_gather(self) -> float:
+        """``max_flush_interval``, or its default."""
+        return self.max_flush_interval or max(DEFAULT_MAX_FLUSH_INTERVAL, self.flush_interval)
+
     @model_validator(mode="after")
     def _check_flush_intervals(self) -> StorageSettings:
-        if self.max_flush_interval < self.flush_interval:
+        if self.max_flush_interval is not None and self.max_flush_interval < self.flush_interval:
             raise ValueError(
                 f"max_flush_interval ({self.max_flush_interval:g}s) is shorter than flush_interval"
                 f" ({self.flush_interval:g}s)"

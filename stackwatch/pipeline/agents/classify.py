@@ -108,20 +108,26 @@ def register_classify(
                     except Exception as error:  # the model failed on this batch: keep the articles as dead letters
                         failure = f"classifier failed: {error}"
                 if before is not None:
-                    await before
-                for reason, payload, origin in batch.rejected:
-                    await dead.send("classify", reason, payload, origin)
-                if failure is not None:
-                    for article in batch.articles:
-                        await dead.send("classify", failure, encode(article), article.id)
-                elif batch.articles:
-                    observed = []
-                    for article, result in zip(batch.articles, results, strict=True):
-                        tagged = TaggedArticle(article, result.labels, result.scores, classifier.version)
-                        await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
-                        observed.append(Observation.of(tagged, gazetteer.find(article.text)))
-                    # One key: the rules stage needs every observation, in order, on one partition.
-                    await topics.observations.send(key=RULES_KEY, value=encode(Observations(tuple(observed))))
+                    await before  # raises what the batch before raised: this one must not overtake it
+                try:
+                    for reason, payload, origin in batch.rejected:
+                        await dead.send("classify", reason, payload, origin)
+                    if failure is not None:
+                        for article in batch.articles:
+                            await dead.send("classify", failure, encode(article), article.id)
+                    elif batch.articles:
+                        observed = []
+                        for article, result in zip(batch.articles, results, strict=True):
+                            tagged = TaggedArticle(article, result.labels, result.scores, classifier.version)
+                            await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
+                            observed.append(Observation.of(tagged, gazetteer.find(article.text)))
+                        # One key: the rules stage needs every observation, in order, on one partition.
+                        await topics.observations.send(key=RULES_KEY, value=encode(Observations(tuple(observed))))
+                except Exception:
+                    log.exception(
+                        "classify: sending a batch failed; its records stay unacknowledged and are read again"
+                    )
+                    raise
                 for event in batch.events:
                     await stream.ack(event)
             finally:
