@@ -3,6 +3,9 @@
 store = CheckpointStore(Path("data/state/checkpoints"))
 store.save("wire", {"etag": '"abc"'})
 store.load("wire")      # {'etag': '"abc"'}
+
+Beside each checkpoint, a hint of how many articles were read past it and not yet stored
+(``save_unstored``), so that a restart can say that it reads them again.
 """
 
 from __future__ import annotations
@@ -53,3 +56,22 @@ class CheckpointStore:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
+
+    def _unstored_file(self, source: str) -> Path:
+        return self.directory / f"{_SAFE.sub('_', source)}.unstored"
+
+    def save_unstored(self, source: str, count: int) -> None:
+        """Note that ``count`` articles were read past the checkpoint and are not stored yet (a hint for the log
+        at the next start, so not synced to disk: losing it loses a log line, never data)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if count:
+            self._unstored_file(source).write_text(str(count), encoding="ascii")
+        else:
+            self._unstored_file(source).unlink(missing_ok=True)
+
+    def load_unstored(self, source: str) -> int:
+        """The last count :meth:`save_unstored` noted for ``source`` (0 when none, or unreadable)."""
+        try:
+            return int(self._unstored_file(source).read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            return 0

@@ -1,14 +1,22 @@
-"""Runs sources on their intervals and moves their checkpoints forward only after a publish succeeded.
+"""Runs sources on their intervals and moves their checkpoints forward only once what they read is safe.
 
-    scheduler = Scheduler(sources, checkpoints, publish)
+    scheduler = Scheduler(sources, checkpoints, publish, confirm=store_has)
     await scheduler.start()
     ...
-    await scheduler.stop()
+    await scheduler.stop()                # no more polls
+    await scheduler.settle(within=60.0)   # wait until what was read is stored; checkpoints follow
+    await scheduler.close()
 
 Per source: an interval with jitter, exponential backoff with a cap after failures, ``Retry`` honoured, and a
 state record (last success, last error, items seen, next poll) for ``stackwatch sources`` and health checks.
 Per host: a :class:`~stackwatch.connectors.politeness.HostLimiter` bounds requests in flight and spaces them
 out, shared by every source that talks to that host.
+
+When is an article safe? Without ``confirm``, once the publisher returned (the broker acknowledged it): right for
+a durable Kafka. With ``confirm`` (a callable saying which article ids the store holds), only once the store has
+it: a source polls on from the cursor it read up to, but its stored checkpoint stays at the last poll whose
+articles are all stored, so a crash at any moment leaves every article either stored or read again at the next
+start. That is what makes the embedded, memory-only broker safe to lose.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -27,9 +36,15 @@ from stackwatch.connectors.politeness import HostLimiter
 from stackwatch.errors import SourceError
 from stackwatch.signals.messages import utcnow
 
-__all__ = ["Schedule", "Scheduler", "SourceState"]
+__all__ = ["Confirm", "Schedule", "Scheduler", "SourceState"]
 
 log = logging.getLogger(__name__)
+
+Confirm = Callable[[Sequence[str]], Awaitable[Collection[str]]]
+"""Given article ids, answers which of them the store holds (stored, or dead-lettered): those are done."""
+
+CONFIRM_EVERY = 0.5
+"""Seconds between two questions to the store about the articles read but not yet known to be stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +75,16 @@ class SourceState:
     backfill: str | None = None
     """``pending``, ``running`` or ``done`` once a backfill was asked for."""
     backfill_items: int = 0
+    unstored: int = 0
+    """Articles read and published, not yet known to be stored: read again if the service stops now."""
+
+
+@dataclass(slots=True)
+class _Read:
+    """One poll's checkpoint, and the ids of its articles the store does not hold yet."""
+
+    checkpoint: Checkpoint
+    waiting: set[str]
 
 
 class Scheduler:
@@ -72,12 +97,20 @@ class Scheduler:
         publish: Publisher,
         *,
         limiter: HostLimiter | None = None,
+        confirm: Confirm | None = None,
     ) -> None:
         self._sources = list(sources)
         self._checkpoints = checkpoints
         self._publish = publish
+        self._confirm = confirm
         self.limiter = limiter or HostLimiter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._confirming: asyncio.Task[None] | None = None
+        self._cursors: dict[str, Checkpoint] = {}
+        """Where each source has read up to in this run (ahead of its stored checkpoint while reads wait)."""
+        self._reads: dict[str, deque[_Read]] = {source.name: deque() for source, _ in self._sources}
+        self._settled = asyncio.Event()
+        """Set by the confirming task whenever every article read is known to be stored."""
         self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
         self._wake = {source.name: asyncio.Event() for source, _ in self._sources}
         self._backfills: set[str] = set()
@@ -93,11 +126,45 @@ class Scheduler:
         state.backfill, state.backfill_items = "pending", 0
         self._wake[name].set()
 
+    def carry_over(self, previous: Scheduler, names: Collection[str]) -> None:
+        """Keep what ``previous`` (a scheduler this one replaces on a reload) knew of the sources ``names`` that
+        stay: their state, where they read up to, and their reads still waiting for the store."""
+        for name in set(names) & set(previous.states) & set(self.states):
+            self.states[name] = previous.states[name]
+            self._reads[name] = previous._reads[name]
+            if name in previous._cursors:
+                self._cursors[name] = previous._cursors[name]
+
     async def start(self) -> None:
         for source, schedule in self._sources:
             self._tasks.append(asyncio.create_task(self._run(source, schedule), name=f"source:{source.name}"))
+        if self._confirm is not None and self._confirming is None:
+            self._confirming = asyncio.create_task(self._confirm_reads(), name="sources:confirm")
+
+    @property
+    def unstored(self) -> int:
+        """Articles read and published by every source, not yet known to be stored."""
+        return sum(len(read.waiting) for reads in self._reads.values() for read in reads)
+
+    async def settle(self, within: float) -> int:
+        """Wait up to ``within`` seconds until every article read is known to be stored (checkpoints then follow);
+        returns how many are still not (they are read again at the next start)."""
+        if self.unstored and self._confirming is not None:
+            self._settled.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(within):
+                    await self._settled.wait()
+        return self.unstored
+
+    async def close(self) -> None:
+        """Stop confirming (after :meth:`stop` and :meth:`settle`): what is unconfirmed stays to be read again."""
+        task, self._confirming = self._confirming, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def stop(self) -> None:
+        """Stop polling and close the sources. Confirming goes on until :meth:`close`."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -120,6 +187,8 @@ class Scheduler:
             self._backfills.discard(source.name)
             checkpoint: Checkpoint = {}
             state.backfill = "running"
+        elif source.name in self._cursors:
+            checkpoint = self._cursors[source.name]
         else:
             checkpoint = self._checkpoints.load(source.name)
         async with self.limiter.slot(source.host):
@@ -129,7 +198,7 @@ class Scheduler:
             articles = await source.full_text.enrich(articles)
         if articles or result.rejected:
             await self._publish(articles, result.rejected)
-        self._checkpoints.save(source.name, result.checkpoint)
+        self._advance(source.name, result.checkpoint, {article.id for article in articles})
         state.polls += 1
         state.items_seen += len(result.articles)
         if state.backfill == "running":
@@ -154,6 +223,50 @@ class Scheduler:
         state.last_success = utcnow()
         state.consecutive_failures = 0
         return 0.0 if result.more else None
+
+    def _advance(self, name: str, checkpoint: Checkpoint, published: set[str]) -> None:
+        """The source has read up to ``checkpoint``: store it now, or once ``published`` (and every earlier
+        poll's articles) are stored."""
+        self._cursors[name] = checkpoint
+        reads = self._reads[name]
+        if self._confirm is None or (not published and not reads):
+            self._checkpoints.save(name, checkpoint)
+            return
+        reads.append(_Read(checkpoint, published))
+        state = self.states[name]
+        if not state.unstored and published:
+            self._checkpoints.save_unstored(name, len(published))  # so a crash from here on is told at restart
+        state.unstored = sum(len(read.waiting) for read in reads)
+
+    async def _confirm_reads(self) -> None:
+        """Ask the store which waiting articles it holds; store each source's newest checkpoint whose articles
+        and predecessors' articles are all stored."""
+        assert self._confirm is not None
+        while True:
+            await asyncio.sleep(CONFIRM_EVERY)
+            for name, reads in self._reads.items():
+                if not reads:
+                    continue
+                try:
+                    stored = set(await self._confirm([item for read in reads for item in read.waiting]))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # the store is busy or failing: ask again next time, lose nothing
+                    log.warning("sources: cannot ask the store what is stored yet: %s", error)
+                    break
+                for read in reads:
+                    read.waiting -= stored
+                done: _Read | None = None
+                while reads and not reads[0].waiting:
+                    done = reads.popleft()
+                if done is not None:
+                    self._checkpoints.save(name, done.checkpoint)
+                unstored = sum(len(read.waiting) for read in reads)
+                if unstored != self.states[name].unstored:
+                    self.states[name].unstored = unstored
+                    self._checkpoints.save_unstored(name, unstored)
+            if not self.unstored:
+                self._settled.set()
 
     async def step(self, source: Source, schedule: Schedule) -> float:
         """One poll with its failure handling; returns the delay until the next one (also in next_poll)."""
@@ -186,6 +299,14 @@ class Scheduler:
 
     async def _run(self, source: Source, schedule: Schedule) -> None:
         state = self.states[source.name]
+        unstored = self._checkpoints.load_unstored(source.name)
+        if unstored:
+            log.warning(
+                "source %s: resuming from its last stored point: up to %d article(s) read before the last stop were "
+                "not stored yet and are read again (items the source no longer offers cannot be)",
+                source.name,
+                unstored,
+            )
         while True:
             try:
                 await source.setup()

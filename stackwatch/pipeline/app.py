@@ -18,6 +18,7 @@ import faust
 from mode import Service
 
 from stackwatch.pipeline.agents import AgentTopics, register_agents
+from stackwatch.pipeline.agents.recovery import StoreRecovery
 from stackwatch.pipeline.agents.rules import build_engine
 from stackwatch.pipeline.classifiers import build_service_classifier
 from stackwatch.pipeline.ingest import IngestService
@@ -57,8 +58,19 @@ class Runtime:
 
 
 def build_runtime(
-    settings: Settings, roles: Collection[str], servers: Sequence[str], *, web_port: int | None = None
+    settings: Settings,
+    roles: Collection[str],
+    servers: Sequence[str],
+    *,
+    web_port: int | None = None,
+    embedded: bool = False,
 ) -> Runtime:
+    """``embedded``: the broker keeps nothing across a restart (every role runs here), so the rules' state is
+    rebuilt from the store at start instead of living in changelogged tables.
+
+    When the sink runs in this process, a source's checkpoint waits until the store holds its articles (end to end);
+    otherwise until the broker acknowledged them.
+    """
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(sorted(unknown))} (known: {', '.join(ROLES)})")
@@ -101,6 +113,8 @@ def build_runtime(
     )
     names = TopicNames(kafka.topic_prefix)
     runtime = Runtime(app=app, roles=frozenset(roles))
+    if "sink" in roles:
+        runtime.sink = SinkService(settings, servers, loop=app.loop)
     if "worker" in roles:
         topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
         runtime.rules = build_engine(settings)
@@ -113,12 +127,13 @@ def build_runtime(
             batch_size=settings.classifier.batch_size,
             batch_timeout=settings.classifier.batch_timeout,
             stream_retention=timedelta(seconds=settings.indicators.stream_retention),
+            recovery=StoreRecovery(runtime.sink.store) if embedded and runtime.sink is not None else None,
         )
     if "ingest" in roles:
-        runtime.ingest = IngestService(settings, servers, loop=app.loop)
+        confirm = runtime.sink.stored if runtime.sink is not None else None
+        runtime.ingest = IngestService(settings, servers, confirm=confirm, loop=app.loop)
         runtime.services.append(runtime.ingest)
-    if "sink" in roles:
-        runtime.sink = SinkService(settings, servers, loop=app.loop)
+    if runtime.sink is not None:
         runtime.services.append(runtime.sink)
     register_pages(app, runtime, settings, servers)
     return runtime

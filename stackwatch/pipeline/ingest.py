@@ -11,6 +11,7 @@ from typing import Any
 from mode import Service
 
 from stackwatch.connectors import CheckpointStore, Scheduler, build_source
+from stackwatch.connectors.scheduler import Confirm
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.codec import encode
 from stackwatch.pipeline.kafka import AckedProducer
@@ -36,11 +37,15 @@ async def _within(seconds: float, what: str, step: Awaitable[None]) -> None:
 
 
 class IngestService(Service):
-    """Runs every enabled source; checkpoints advance only after the broker acknowledged the articles."""
+    """Runs every enabled source. A source's checkpoint advances once ``confirm`` says its articles are stored
+    (when the sink runs in this process), else once the broker acknowledged them (a durable Kafka)."""
 
-    def __init__(self, settings: Settings, servers: Sequence[str], **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, servers: Sequence[str], *, confirm: Confirm | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.topics = TopicNames(settings.kafka.topic_prefix)
+        self.confirm = confirm
         self.producer = AckedProducer(
             servers, client_id=f"{settings.kafka.app_id}-ingest", request_timeout=settings.kafka.request_timeout
         )
@@ -48,6 +53,7 @@ class IngestService(Service):
             [build_source(source) for source in settings.sources if source.enabled],
             CheckpointStore(settings.state.path / "checkpoints"),
             self.publish,
+            confirm=confirm,
         )
         self._stopping = asyncio.Event()
         self.connected = False
@@ -76,5 +82,11 @@ class IngestService(Service):
         await _within(HALT_WITHIN, "the connectors", self.scheduler.stop())
         await _within(HALT_WITHIN, "the ingest producer", self.producer.stop())
 
+    async def settle(self, within: float) -> int:
+        """After :meth:`halt`: wait up to ``within`` seconds for what was read to be stored; returns how many
+        articles are still not (they are read again at the next start)."""
+        return await self.scheduler.settle(within)
+
     async def on_stop(self) -> None:
         await self.halt()
+        await self.scheduler.close()

@@ -100,10 +100,11 @@ class Reloader:
             CheckpointStore(old.state.path / "checkpoints"),
             ingest.publish,
             limiter=previous.limiter,
+            confirm=ingest.confirm,
         )
-        for name in kept & set(previous.states):
-            scheduler.states[name] = previous.states[name]
+        scheduler.carry_over(previous, kept)
         await previous.stop()
+        await previous.close()
         ingest.scheduler = scheduler
         if ingest.connected:
             await scheduler.start()

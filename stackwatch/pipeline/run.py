@@ -8,7 +8,6 @@ import os
 import socket
 import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,8 @@ from stackwatch.errors import BrokerError, StackwatchError
 from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
 from stackwatch.pipeline.kafka import wait_for_broker
-from stackwatch.pipeline.lag import consumer_lag, total_lag
 from stackwatch.pipeline.logs import log_formatter, log_level
 from stackwatch.pipeline.reload import install_reload
-from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings
 
 __all__ = ["run_roles"]
@@ -79,30 +76,29 @@ class _Worker(Worker):
         log.info("%s", self._banner)
 
 
-async def drain_pipeline(runtime: Runtime, settings: Settings, servers: Sequence[str], within: float = 30.0) -> None:
-    """Stop the connectors, then wait until the agents and the sink committed everything (bounded).
+async def drain_pipeline(runtime: Runtime, within: float) -> None:
+    """Stop the connectors, then wait (at most ``within`` seconds) until the store holds every article they read.
 
-    The embedded broker keeps records in memory only: without this, what is in flight when it stops is lost.
+    Sources' checkpoints follow what is stored, so what is not stored by then is read again at the next start.
     """
-    if runtime.ingest is not None:
-        await runtime.ingest.halt()
-    groups = TopicNames(settings.kafka.topic_prefix).consumer_groups(settings.kafka.app_id)
-    log.info("stopping: connectors halted; draining the pipeline into DuckDB (at most %.0fs)", within)
-    deadline = time.monotonic() + within
-    remaining = -1
-    while time.monotonic() < deadline:
-        remaining = total_lag(await consumer_lag(servers, groups))
-        if remaining == 0:
-            break
-        await asyncio.sleep(0.5)
-    if remaining == 0:
-        log.info("stopping: pipeline drained")
-    else:
+    if runtime.ingest is None:
+        return
+    await runtime.ingest.halt()
+    log.info(
+        "stopping: connectors halted; waiting until the store holds the %d article(s) read (at most %.0fs)",
+        runtime.ingest.scheduler.unstored,
+        within,
+    )
+    left = await runtime.ingest.settle(within)
+    if left:
         log.warning(
-            "stopping: %d record(s) still in flight after %.0fs; they are lost with the embedded broker",
-            remaining,
+            "stopping: %d article(s) read are not stored after %.0fs (storage.drain_timeout); their sources read "
+            "them again at the next start",
+            left,
             within,
         )
+    else:
+        log.info("stopping: every article read is stored")
 
 
 def _check_web_port(host: str, port: int) -> None:
@@ -205,13 +201,13 @@ def run_roles(
                 "kafka.bootstrap_servers is not set: only `stackwatch up` starts an embedded broker; "
                 "the ingest, worker and sink roles share a real Kafka"
             )
-        broker = EmbeddedBroker(log_file=settings.state.path / "broker.log")
+        broker = EmbeddedBroker(log_file=settings.state.path / "broker.log", pid_file=settings.state.path / "broker.pid")
         broker.start()
         servers = [broker.bootstrap]
     else:
         _wait_for_broker(servers, settings.log.level)
     try:
-        runtime = build_runtime(settings, roles, servers, web_port=web_port)
+        runtime = build_runtime(settings, roles, servers, web_port=web_port, embedded=broker is not None)
         if config_file is not None:
             install_reload(runtime, settings, config_file)
         banner = (
@@ -219,7 +215,7 @@ def run_roles(
             f"{' (embedded, memory only)' if broker else ''}; web http://{settings.web.host}:"
             f"{runtime.app.conf.web_port}; store {settings.storage.path}"
         )
-        drain = (lambda: drain_pipeline(runtime, settings, servers)) if broker is not None else None
+        drain = (lambda: drain_pipeline(runtime, settings.storage.drain_timeout)) if runtime.sink is not None else None
         worker = _Worker(
             runtime.app,
             *runtime.services,

@@ -36,6 +36,7 @@ from stackwatch.settings.storage import StorageSettings
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, MessageError, TaggedArticle
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.maintenance import apply_retention, snapshot
+from stackwatch.storage.recovery import stored_ids
 from stackwatch.storage.sink import DuckDBSink, SinkMessage
 from stackwatch.storage.store import Store
 
@@ -91,6 +92,18 @@ class SinkService(Service):
         self.last_error: str | None = None
         self.last_write_seconds = 0.0
         self._stopping = asyncio.Event()
+        self._opened = asyncio.Event()
+
+    async def store(self) -> StoreThread:
+        """The store's thread, once :meth:`on_start` opened the file (other roles of this process read through it)."""
+        await self._opened.wait()
+        assert self.store_thread is not None
+        return self.store_thread
+
+    async def stored(self, ids: Sequence[str]) -> set[str]:
+        """Which of these article ids the store holds (or dead-lettered): the sources' end-to-end acknowledgement."""
+        thread = await self.store()
+        return await thread.call(stored_ids, thread.store.connection, ids)
 
     async def on_start(self) -> None:
         store = Store.open(
@@ -99,6 +112,7 @@ class SinkService(Service):
             memory_limit=self.settings.storage.memory_limit,
         )
         self.store_thread = StoreThread(store)
+        self._opened.set()
         self.add_future(self._maintain())
         self.deliverer = Deliverer(
             self.store_thread, {hook.name: hook for hook in self.settings.webhooks}, grouping_from(self.settings)

@@ -36,6 +36,11 @@ class StorageSettings(Section):
         description="longest it gathers when its writes are slow (nine times the last write's time);"
         " null: 10s, or flush_interval if that is longer",
     )
+    drain_timeout: Seconds = Field(
+        default=60.0, ge=0,
+        description="how long a graceful stop waits until the store holds every article read;"
+        " what is not stored by then is read again at the next start",
+    )  # fmt: skip
     snapshot_path: Path | None = Field(default=None, description="default: <path>.snapshot.duckdb")
     snapshot_interval: Seconds | None = Field(default=60.0, description="null: no snapshot file")
     retention: RetentionSettings = RetentionSettings()

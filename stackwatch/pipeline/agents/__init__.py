@@ -16,6 +16,7 @@ import faust
 
 from stackwatch.pipeline.agents.classify import register_classify
 from stackwatch.pipeline.agents.common import AgentTopics, DeadLetters
+from stackwatch.pipeline.agents.recovery import Recovery
 from stackwatch.pipeline.agents.rules import register_rules
 from stackwatch.signals.classifier import Classifier
 from stackwatch.signals.entities import Gazetteer
@@ -34,10 +35,12 @@ def register_agents(
     batch_size: int,
     batch_timeout: float,
     stream_retention: timedelta,
+    recovery: Recovery | None = None,
 ) -> Future[Classifier]:
-    """Attach the worker role's agents to ``app``; returns the classifier's loading future."""
+    """Attach the worker role's agents to ``app``; returns the classifier's loading future. ``recovery``: keep the
+    rules' state in memory and rebuild it from the store at start (the embedded broker keeps nothing)."""
     loading = register_classify(
         app, topics, load_classifier, gazetteer, batch_size=batch_size, batch_timeout=batch_timeout
     )
-    register_rules(app, topics, rules, retention=stream_retention)
+    register_rules(app, topics, rules, retention=stream_retention, recovery=recovery)
     return loading

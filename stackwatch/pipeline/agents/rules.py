@@ -2,9 +2,15 @@
 
 Every observation batch is keyed alike (``RULES_KEY``), so one partition (one worker) sees all of them in order:
 rules that span dynamics (composite indices, quiet dynamics) need the whole stream, and the stream is small
-(one record per classified batch). Bucket membership (``bucket-shards``) and the engine's state (bucket
-history, ``for`` streaks, cooldowns, firing/resolved, in ``rule-state``) live in changelogged tables, so a
-restarted worker picks up where the last one stopped and a replayed batch fires nothing twice.
+(one record per classified batch). The agent's state is bucket membership (``bucket-shards``) and the engine's
+state (bucket history, ``for`` streaks, cooldowns, firing/resolved, first-seen arming, in ``rule-state``):
+
+- on a real Kafka it lives in changelogged tables, so a restarted worker picks up where the last one stopped;
+- with the embedded broker, which keeps nothing across a restart, it lives in memory and is rebuilt from the
+  store before the first observation is read (``recovery``, see :mod:`stackwatch.pipeline.agents.recovery`),
+  and alerts the store never received are sent again under their own ids.
+
+Either way a replayed batch fires nothing twice.
 
 A batch's alerts are acknowledged by the broker before the engine's state for that batch is written: a crash in
 between replays the batch and re-sends the same alert ids, never the reverse (state saying "sent" for an alert
@@ -15,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, MutableMapping
 from datetime import timedelta
+from typing import Any
 
 import faust
 
 from stackwatch.pipeline.agents.common import AgentTopics, BufferedTable, DeadLetters
+from stackwatch.pipeline.agents.recovery import Recovery
 from stackwatch.pipeline.codec import decode, encode
 from stackwatch.settings import Settings
 from stackwatch.signals.alerting import Route, route
@@ -47,16 +55,29 @@ def register_rules(
     engine: Callable[[], RuleEngine],
     *,
     retention: timedelta = DEFAULT_RETENTION,
+    recovery: Recovery | None = None,
 ) -> None:
-    """``engine()`` gives the current engine: a reload swaps in new rules, and their state carries over by name."""
+    """``engine()`` gives the current engine: a reload swaps in new rules, and their state carries over by name.
+    With ``recovery`` the state is kept in memory and rebuilt by it at start, else in changelogged tables."""
     dead = DeadLetters(topics.deadletter)
-    counts = BucketCounts(app.Table("bucket-shards", default=None), retention)
-    state = app.Table("rule-state", default=None)
+    members: MutableMapping[str, Any]
+    state: MutableMapping[str, Any]
+    if recovery is None:
+        members, state = app.Table("bucket-shards", default=None), app.Table("rule-state", default=None)
+    else:
+        members, state = {}, {}
+    counts = BucketCounts(members, retention)
     last_sweep = time.monotonic()
 
     @app.agent(topics.observations, name="evaluate")
     async def evaluate(stream: AsyncIterable[bytes]) -> None:
         nonlocal last_sweep
+        if recovery is not None and not state:
+            recovered = await recovery(engine(), retention)
+            members.update(recovered.counts)
+            state.update(recovered.state)
+            sent = [await topics.alerts.send(key=alert.id.encode(), value=encode(alert)) for alert in recovered.missing]
+            await asyncio.gather(*sent)
         async for payload in stream:
             try:
                 batch = decode(Observations, payload)

@@ -1,0 +1,101 @@
+"""What a restart reads back from the store: which articles it holds, the history the rules replay, and the
+alerts already recorded. Functions over a DuckDB connection, called on the store's thread::
+
+    stored_ids(store.connection, ["a1", "a2"])                  # {"a1"}: a1 is stored (or dead-lettered)
+    stored_history(store.connection, since)                     # what the rules agent saw, in stored order
+    recorded_alerts(store.connection)                           # the alerts the store holds, by rule series
+
+With the embedded (memory-only) broker the store is the only durable state: sources count an article as done
+only once :func:`stored_ids` says so, and the rules agent rebuilds its state from :func:`stored_history`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from stackwatch.errors import StoreError
+from stackwatch.signals.messages import Observation, parse_time
+from stackwatch.signals.rule_state import StoredObservation
+
+__all__ = ["RecordedAlerts", "recorded_alerts", "stored_history", "stored_ids"]
+
+DONE_STAGES = ("classify",)
+"""Dead letters of these stages name the article id as their origin: such an article is done, not lost."""
+
+
+def stored_ids(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the store holds as articles, or as articles the classifier dead-lettered."""
+    if not ids:
+        return set()
+    try:
+        rows = connection.execute(
+            "SELECT id FROM articles WHERE id IN (SELECT unnest($ids))"
+            " UNION SELECT origin FROM dead_letters WHERE stage IN (SELECT unnest($stages))"
+            " AND origin IN (SELECT unnest($ids))",
+            {"ids": list(ids), "stages": list(DONE_STAGES)},
+        ).fetchall()
+    except duckdb.Error as error:
+        raise StoreError(f"cannot read which articles are stored: {error}") from error
+    return {row[0] for row in rows}
+
+
+def stored_history(connection: duckdb.DuckDBPyConnection, since: datetime) -> list[StoredObservation]:
+    """Articles published from ``since`` as the rules stage saw them (labels and entities), in the order they were
+    stored (one store transaction shares one ``stored_at``)."""
+    try:
+        rows = connection.execute(
+            "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels,"
+            " list(e.entity ORDER BY e.entity) FILTER (e.entity IS NOT NULL)"
+            " FROM articles a LEFT JOIN article_entities e ON e.article_id = a.id"
+            " WHERE a.published_at >= ?"
+            " GROUP BY ALL ORDER BY a.stored_at, a.published_at, a.id",
+            [since],
+        ).fetchall()
+    except duckdb.Error as error:
+        raise StoreError(f"cannot read the stored history: {error}") from error
+    return [
+        StoredObservation(
+            parse_time(row[0]),
+            Observation(row[1], row[2], parse_time(row[3]), tuple(row[4] or ()), tuple(row[5] or ())),
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAlerts:
+    """The alerts the store holds: their ids, and per (rule, dedup key) the newest bucket alerted."""
+
+    ids: set[str]
+    newest: dict[tuple[str, str], datetime]
+    firing_since: datetime | None
+    """The oldest bucket of a series whose newest alert is a firing one: its state must be replayed from there."""
+
+
+def recorded_alerts(connection: duckdb.DuckDBPyConnection) -> RecordedAlerts:
+    """What :func:`~stackwatch.signals.rule_state.unrecorded` compares a replay with (alerts are few: all of them)."""
+    try:
+        rows = connection.execute(
+            "SELECT a.id, a.rule, d.dedup_key, a.bucket_start, d.status"
+            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
+        ).fetchall()
+        open_series = connection.execute(
+            "SELECT min(bucket_start) FROM ("
+            " SELECT arg_max(d.status, a.bucket_start) AS status, max(a.bucket_start) AS bucket_start"
+            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id GROUP BY a.rule, d.dedup_key"
+            ") WHERE status = 'firing'"
+        ).fetchone()
+    except duckdb.Error as error:
+        raise StoreError(f"cannot read the recorded alerts: {error}") from error
+    newest: dict[tuple[str, str], datetime] = {}
+    for _, rule, dedup, bucket, _ in rows:
+        key = (rule, dedup)
+        started = parse_time(bucket)
+        if key not in newest or started > newest[key]:
+            newest[key] = started
+    firing = open_series[0] if open_series else None
+    return RecordedAlerts({row[0] for row in rows}, newest, parse_time(firing) if firing is not None else None)
