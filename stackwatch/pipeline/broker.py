@@ -5,6 +5,19 @@
 
 It keeps everything in memory: stopping it loses every topic. Real deployments name a Kafka cluster in
 ``kafka.bootstrap_servers`` and nothing is started.
+
+The broker dies with the process that started it, however that process ends (a parent-death signal, see
+:mod:`stackwatch.pipeline.children`). With ``pid_file``, the broker's pid is recorded there while it runs, and a
+broker that an earlier run left running (a crash before parent-death signals existed) is stopped at start.
+
+Known limits of the shipped Tansu 0.6 memory engine (``DynoStore`` over an in-memory object store):
+
+- it keeps every record for its whole life: DeleteRecords is not implemented (the request's handler panics with
+  "not yet implemented" and the connection closes), and ``retention.ms`` / ``retention.bytes`` are ignored (its
+  ``maintain`` does nothing without a lake). Its memory grows with everything produced, and each fetch lists
+  every batch of its partition;
+- ListOffsets "latest" answers the start offset of the newest stored batch plus one, not the high watermark:
+  :func:`stackwatch.pipeline.lag.high_watermarks` reads the watermark from a fetch instead.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from types import TracebackType
 from typing import IO, Self
 
 from stackwatch.errors import BrokerError
+from stackwatch.pipeline.children import ChildRecord, spawn, stop_stale
 
 __all__ = ["EmbeddedBroker", "free_port", "wait_for_port"]
 
@@ -52,12 +66,15 @@ class EmbeddedBroker:
         log_file: Path | None = None,
         *,
         advertised: str | None = None,
+        pid_file: Path | None = None,
     ) -> None:
-        """``advertised`` (host:port) is the address clients are told to connect to, e.g. a proxy in front."""
+        """``advertised`` (host:port) is the address clients are told to connect to, e.g. a proxy in front;
+        ``pid_file`` records the running broker, so that the next start can stop one a crash left behind."""
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file
         self.advertised = advertised
+        self.pid_file = pid_file
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
 
@@ -88,17 +105,18 @@ class EmbeddedBroker:
             self._log_handle = self.log_file.open("ab")
         output = self._log_handle or subprocess.DEVNULL
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        if self.pid_file is not None:
+            stop_stale(self.pid_file, "embedded broker")
         try:
-            self._process = subprocess.Popen(
-                command,
-                stdout=output,
-                stderr=output,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
+            # Its own session, so a Ctrl-C to the terminal's process group reaches the service only (which drains
+            # before it stops the broker); killed by the kernel if the service dies first.
+            self._process = spawn(
+                command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, env=env, start_new_session=True
             )
         except OSError as error:
             raise BrokerError(f"cannot start the embedded broker {binary}: {error}") from error
+        if self.pid_file is not None:
+            ChildRecord.of(self._process.pid, binary).write(self.pid_file)
         if not wait_for_port(self.host, self.port, timeout):
             code = self._process.poll()
             self.stop()
@@ -119,6 +137,8 @@ class EmbeddedBroker:
                 process.kill()
                 process.wait(timeout)
             log.info("embedded broker stopped")
+        if process is not None and self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
         if self._log_handle is not None:
             self._log_handle.close()
             self._log_handle = None

@@ -10,41 +10,39 @@ batch). With several processes each batch is split between them::
     classifier.close()
 
 The child ignores SIGINT (a Ctrl-C reaches the whole process group; the parent decides when to stop) and gets
-SIGTERM when its parent dies, so it never outlives the service. If one dies, a new one starts and classifies that
+SIGKILL when its parent dies, however it dies (a parent-death signal, see :mod:`stackwatch.pipeline.children`), so
+it never outlives the service. If one dies, a new one starts and classifies that
 part of the batch again: a crashed child costs a reload, not a batch.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import multiprocessing
+import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from stackwatch.errors import ClassifierError
+from stackwatch.pipeline.children import die_with_parent
 from stackwatch.signals.classifier import Classification, Classifier
 
 __all__ = ["ProcessClassifier"]
 
 log = logging.getLogger("stackwatch.pipeline.inference")
 
-_PR_SET_PDEATHSIG = 1
 _loaded: Classifier | None = None
 """The child's classifier (a module global: it lives in the child process only)."""
 
 
-def _die_with_parent() -> None:
+def _child_setup(parent: int) -> None:
+    """The child's first step. The thread that forks it (a classify thread, which lives as long as the service's
+    classifier) is the one whose exit the kernel watches."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        # Not fatal where it fails: the pool's pipe closing ends an orphaned worker too, only later.
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    die_with_parent(parent)
 
 
 def _load(build: Callable[[], Classifier]) -> str:
@@ -74,7 +72,10 @@ class _ModelProcess:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_child_setup,
+            initargs=(os.getpid(),),
         )
         try:
             return pool.submit(_load, self._build).result()

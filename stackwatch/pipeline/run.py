@@ -201,7 +201,9 @@ def run_roles(
                 "kafka.bootstrap_servers is not set: only `stackwatch up` starts an embedded broker; "
                 "the ingest, worker and sink roles share a real Kafka"
             )
-        broker = EmbeddedBroker(log_file=settings.state.path / "broker.log", pid_file=settings.state.path / "broker.pid")
+        broker = EmbeddedBroker(
+            log_file=settings.state.path / "broker.log", pid_file=settings.state.path / "broker.pid"
+        )
         broker.start()
         servers = [broker.bootstrap]
     else:
