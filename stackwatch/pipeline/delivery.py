@@ -20,13 +20,15 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
 
+from stackwatch.errors import DeliveryError
+from stackwatch.pipeline.markup import discord_link, discord_text, slack_link, slack_text
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import Settings, WebhookSettings
 from stackwatch.signals.alerting import Inhibition
@@ -98,47 +100,84 @@ def _standard(note: Notification, now: datetime) -> dict[str, Any]:
     }
 
 
-def _title(row: AlertRow) -> str:
+def _title(row: AlertRow, escape: Callable[[str], str]) -> str:
     mark = "RESOLVED" if row.alert.status == "resolved" else row.alert.severity.upper()
-    return f"[{mark}] {row.alert.rule}"
+    return f"[{mark}] {escape(row.alert.rule)}"
 
 
-def _articles(row: AlertRow, limit: int = 3) -> list[dict[str, Any]]:
-    return list(row.evidence.get("articles") or [])[:limit]
+def _articles(row: AlertRow, limit: int = 3) -> list[dict[str, str]]:
+    """The top evidence articles, each field a string (evidence is stored JSON: anything may be missing)."""
+    items = row.evidence.get("articles")
+    if not isinstance(items, list):
+        return []
+    return [
+        {key: str(item.get(key) or "") for key in ("title", "url", "source")}
+        for item in items[:limit]
+        if isinstance(item, dict)
+    ]
+
+
+def _lines(lines: list[str], limit: int) -> str:
+    """Whole lines joined while they fit in ``limit`` characters (markup is never cut in the middle)."""
+    kept: list[str] = []
+    size = -1
+    for line in lines:
+        if size + 1 + len(line) > limit:
+            break
+        kept.append(line)
+        size += 1 + len(line)
+    return "\n".join(kept)
 
 
 def _slack(note: Notification, now: datetime) -> dict[str, Any]:
-    """Slack incoming-webhook blocks: a header, one section per alert with its top articles as links."""
+    """Slack incoming-webhook blocks: a header, one section per alert with its top articles as links.
+
+    Feed text is escaped as mrkdwn (``&``, ``<``, ``>``) and text objects are ``verbatim`` (no automatic links or
+    mentions); an article links only to an http(s) URL.
+    """
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"stackwatch: {len(note.alerts)} alert(s)"[:150]}}
     ]
     for row in note.alerts[:20]:  # Slack allows 50 blocks per message
-        links = "\n".join(f"• <{item['url']}|{item['title'][:120]}> ({item['source']})" for item in _articles(row))
-        text = f"*{_title(row)}*\n{row.alert.message}" + (f"\n{links}" if links else "")
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"group {note.group_key}"[:300]}]})
-    summary = "; ".join(f"{_title(row)}: {row.alert.message}" for row in note.alerts)
-    return {"text": summary[:3000], "blocks": blocks}
+        lines = [f"*{_title(row, slack_text)}*", slack_text(row.alert.message, 1500)]
+        lines += [
+            f"• {slack_link(item['url'], item['title'], 2400)} ({slack_text(item['source'], 100)})"
+            for item in _articles(row)
+        ]
+        text = _lines(lines, 3000)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}})
+    group = {"type": "mrkdwn", "text": f"group {slack_text(note.group_key, 290)}", "verbatim": True}
+    blocks.append({"type": "context", "elements": [group]})
+    summary = "; ".join(f"{_title(row, str)}: {row.alert.message}" for row in note.alerts)
+    return {"text": slack_text(summary, 3000), "blocks": blocks}
 
 
 def _discord(note: Notification, now: datetime) -> dict[str, Any]:
-    """Discord webhook embeds: one per alert (at most 10), coloured by severity."""
+    """Discord webhook embeds: one per alert (at most 10), coloured by severity.
+
+    Feed text is escaped as Discord markdown (mentions included), ``allowed_mentions`` lets nothing ping, and an
+    article links only to an http(s) URL.
+    """
     embeds = []
     for row in note.alerts[:10]:
         fields = [
-            {"name": item["source"][:256], "value": f"[{item['title'][:200]}]({item['url']})"[:1024]}
+            {
+                "name": discord_text(item["source"] or "article", 256),
+                "value": discord_link(item["url"], item["title"], 1024),
+            }
             for item in _articles(row)
         ]
         embeds.append(
             {
-                "title": _title(row)[:256],
-                "description": row.alert.message[:4096],
+                "title": _title(row, lambda text: discord_text(text, 200)),
+                "description": discord_text(row.alert.message, 4096),
                 "color": 0x2CA02C if row.alert.status == "resolved" else _COLORS.get(row.alert.severity, 0x7F7F7F),
                 "timestamp": row.alert.bucket_start.isoformat(),
                 "fields": fields,
             }
         )
-    return {"content": f"stackwatch: {len(note.alerts)} alert(s) ({note.group_key})"[:2000], "embeds": embeds}
+    content = f"stackwatch: {len(note.alerts)} alert(s) ({discord_text(note.group_key, 1900)})"
+    return {"content": content, "embeds": embeds, "allowed_mentions": {"parse": []}}
 
 
 FORMATS = {"standard": _standard, "slack": _slack, "discord": _discord}
@@ -151,6 +190,22 @@ def render_body(note: Notification, format: str, now: datetime | None = None) ->
 
 
 # -- the deliverer ---------------------------------------------------------------------------------------------------
+
+
+def _request(note: Notification, hook: WebhookSettings, now: datetime) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt, signed per Standard Webhooks when the webhook has a secret."""
+    if hook.secret_env is not None and hook.secret is None:
+        raise DeliveryError(f"the secret named by secret_env ({hook.secret_env}) was not loaded; not sending unsigned")
+    body = json.dumps(render_body(note, hook.format, now), separators=(",", ":"), default=str)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": note.id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "user-agent": "stackwatch-webhooks/0.1",
+    }
+    if hook.secret is not None:
+        headers["webhook-signature"] = Webhook(hook.secret.get_secret_value()).sign(note.id, now, body)
+    return body.encode(), headers
 
 
 class _Attempt:
@@ -247,23 +302,23 @@ class Deliverer:
     async def _attempt(self, note: Notification, hook: WebhookSettings) -> None:
         attempt = note.attempts + 1
         now = datetime.now(UTC)
-        body = json.dumps(render_body(note, hook.format, now), separators=(",", ":"), default=str)
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": note.id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "user-agent": "stackwatch-webhooks/0.1",
-        }
-        if hook.secret is not None:
-            headers["webhook-signature"] = Webhook(hook.secret.get_secret_value()).sign(note.id, now, body)
         result = _Attempt()
         try:
-            async with asyncio.timeout(hook.timeout):
-                await self._post(str(hook.url), body.encode(), headers, hook.timeout, result)
-        except TimeoutError:
-            result.error = f"timed out after {hook.timeout:g}s"
-        except httpx.HTTPError as failure:
-            result.error = f"{type(failure).__name__}: {failure}"
+            body, headers = _request(note, hook, now)
+        except Exception as failure:  # this notification's error: recorded and backed off below
+            log.debug("delivery: cannot prepare %s", note.id, exc_info=True)
+            result.error = f"cannot prepare the request: {type(failure).__name__}: {failure}"
+        else:
+            try:
+                async with asyncio.timeout(hook.timeout):
+                    await self._post(str(hook.url), body, headers, hook.timeout, result)
+            except TimeoutError:
+                result.error = f"timed out after {hook.timeout:g}s"
+            except httpx.HTTPError as failure:
+                result.error = f"{type(failure).__name__}: {failure}"
+            except Exception as failure:  # as above: recorded and backed off, never a tight loop
+                log.debug("delivery: unexpected error sending %s", note.id, exc_info=True)
+                result.error = f"{type(failure).__name__}: {failure}"
         status = result.status
         if result.error is None:
             await self._record(note, "delivered", status, None, None)
