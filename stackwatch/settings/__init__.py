@@ -37,6 +37,7 @@ from stackwatch.settings.sources import (
     RssSourceSettings,
     SourceSettings,
 )
+from stackwatch.settings.sql import SqlSettings
 from stackwatch.settings.storage import StateSettings, StorageSettings
 from stackwatch.settings.web import LogSettings, WebSettings
 from stackwatch.signals.taxonomy import Dynamic, Taxonomy
@@ -73,6 +74,7 @@ class Settings(Section):
 
     kafka: KafkaSettings = KafkaSettings()
     storage: StorageSettings = StorageSettings()
+    sql: SqlSettings = SqlSettings()
     state: StateSettings = StateSettings()
     web: WebSettings = WebSettings()
     log: LogSettings = LogSettings()
