@@ -10,7 +10,10 @@ these, with the original chained as ``__cause__``::
     │   └── ParseError       a document was fetched but is not what it claims to be
     ├── ClassifierError      the classifier could not be loaded or run
     ├── StoreError           DuckDB could not be opened or written
-    │   └── QueryRefused     a read-only query asked for something it may not do
+    │   ├── QueryRefused     a read-only query asked for something it may not do
+    │   ├── QueryFailed      a read-only query ran and failed (unknown column, bad cast...)
+    │   │   └── QueryStopped a read-only query ran past a limit of the ``sql:`` section and was stopped
+    │   └── QueryBusy        every slot for read-only queries (``sql.max_concurrent``) is taken
     └── DeliveryError        a webhook could not be delivered
 """
 
@@ -22,7 +25,10 @@ __all__ = [
     "ConfigError",
     "DeliveryError",
     "ParseError",
+    "QueryBusy",
+    "QueryFailed",
     "QueryRefused",
+    "QueryStopped",
     "SourceError",
     "StackwatchError",
     "StoreError",
@@ -59,6 +65,22 @@ class StoreError(StackwatchError):
 
 class QueryRefused(StoreError):
     """A query sent to the read-only SQL front asked for something it may not do."""
+
+
+class QueryFailed(StoreError):
+    """A read-only query was run and failed; ``str(error)`` is DuckDB's reason."""
+
+
+class QueryStopped(QueryFailed):
+    """A read-only query ran past a limit (``limit`` names the setting, e.g. ``sql.time_limit``)."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class QueryBusy(StoreError):
+    """Every slot for read-only queries is taken: try again shortly."""
 
 
 class DeliveryError(StackwatchError):
