@@ -1,21 +1,25 @@
-"""The read-only SQL front's gatekeeper: one SELECT-like statement over stackwatch's own tables, nothing else.
+"""The SQL front's second layer: one SELECT-like statement over stackwatch's own tables, nothing else.
 
-DuckDB's own parser decides what a query is (no regular expressions over SQL): the statement must be a single
-SELECT (which covers WITH, DESCRIBE and SHOW), every table it reads must be a table or view of the database or
-a CTE, every table function must be on a short list, and no scalar function may touch files, settings or the
+The first layer is the engine: queries run on a locked-down DuckDB (see :mod:`stackwatch.storage.sandbox`), so a
+query this check lets through still cannot reach a file, a URL or a setting. This check refuses early, with a
+reason a person can act on. DuckDB's own parser decides what a query is (no regular expressions over SQL): the
+statement must be a single SELECT (which covers WITH, DESCRIBE, SHOW and SUMMARIZE, whose inner query is checked
+like any other), every table it reads must be a table or view of the database or a CTE in scope where it is
+read, every table function must be on a short list, and no scalar function may touch files, settings or the
 environment.
 
     >>> check_query("SELECT count(*) FROM articles", known_tables={"articles"})
     >>> check_query("COPY articles TO 'x.csv'", known_tables={"articles"})
     Traceback (most recent call last):
-    stackwatch.errors.QueryRefused: only SELECT, WITH, DESCRIBE and SHOW are allowed (got COPY)
+    stackwatch.errors.QueryRefused: only SELECT, WITH, DESCRIBE, SHOW and SUMMARIZE are allowed (got COPY)
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import duckdb
@@ -26,10 +30,13 @@ __all__ = ["MAX_QUERY_LENGTH", "check_query"]
 
 MAX_QUERY_LENGTH = 20_000
 _ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+_SHOW_SPECIALS = frozenset({"tables", "__show_tables_expanded"})  # SHOW TABLES, SHOW ALL TABLES
+_PATH_LIKE = re.compile(r"[/\\.:~*?]")
 _FORBIDDEN_FUNCTION_PREFIXES = (
     "read_",
     "glob",
     "getenv",
+    "getvariable",
     "current_setting",
     "duckdb_",
     "pragma_",
@@ -47,10 +54,14 @@ _FORBIDDEN_FUNCTION_PREFIXES = (
     "system",
     "which_secret",
     "json_execute",
+    "checkpoint",
+    "force_checkpoint",
+    "enable_",
+    "disable_",
 )
 
 
-def check_query(sql: str, known_tables: set[str]) -> None:
+def check_query(sql: str, known_tables: Iterable[str]) -> None:
     """Raise :class:`QueryRefused` with the reason unless ``sql`` is a single read-only query."""
     if len(sql) > MAX_QUERY_LENGTH:
         raise QueryRefused(f"query too long ({len(sql)} characters, at most {MAX_QUERY_LENGTH})")
@@ -64,21 +75,62 @@ def check_query(sql: str, known_tables: set[str]) -> None:
         raise QueryRefused(f"exactly one statement is allowed (got {len(statements)})")
     kind = statements[0].type.name
     if kind != "SELECT":
-        raise QueryRefused(f"only SELECT, WITH, DESCRIBE and SHOW are allowed (got {kind})")
-    upper = sql.lstrip().upper()
-    if upper.startswith(("DESCRIBE", "SHOW", "SUMMARIZE")):
-        return  # DuckDB rewrites these to reads of the catalogue; the parser checks above are enough.
-    tree = _serialize(sql)
-    cte_names = {name.lower() for name in _cte_names(tree)}
-    allowed_tables = {name.lower() for name in known_tables} | cte_names
-    for node in _walk(tree):
+        raise QueryRefused(f"only SELECT, WITH, DESCRIBE, SHOW and SUMMARIZE are allowed (got {kind})")
+    _Check(frozenset(name.lower() for name in known_tables)).node(_serialize(sql)["statements"], frozenset())
+
+
+class _Check:
+    """A walk of the parse tree that knows, at each node, which CTE names are in scope there."""
+
+    def __init__(self, tables: frozenset[str]) -> None:
+        self.tables = tables
+
+    def node(self, node: Any, ctes: frozenset[str]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                self.node(item, ctes)
+            return
+        if not isinstance(node, dict):
+            return
+        children = node
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            ctes = self._ctes(cte_map, ctes)  # the CTEs of a query node are in scope in the rest of that node
+            children = {key: value for key, value in node.items() if key != "cte_map"}
+        if node.get("type") == "RECURSIVE_CTE_NODE":
+            ctes = ctes | {str(node.get("cte_name", "")).lower()}  # a recursive CTE reads itself, inside itself
+        self._leaf(node, ctes)
+        for value in children.values():
+            self.node(value, ctes)
+
+    def _ctes(self, cte_map: dict[str, Any], outer: frozenset[str]) -> frozenset[str]:
+        """Check each CTE's query with the names defined before it; return the scope of the query's body."""
+        scope = set(outer)
+        for entry in cte_map.get("map", []):
+            if not isinstance(entry, dict) or "key" not in entry:
+                raise QueryRefused("not a plain query: a WITH clause that cannot be analysed")
+            name = str(entry["key"])
+            if _PATH_LIKE.search(name):
+                raise QueryRefused(f"CTE name {name!r} looks like a file path")
+            self.node(entry.get("value"), frozenset(scope))  # a CTE does not see itself or the ones after it
+            scope.add(name.lower())
+        return frozenset(scope)
+
+    def _leaf(self, node: dict[str, Any], ctes: frozenset[str]) -> None:
         node_type = node.get("type")
         if node_type == "BASE_TABLE":
             name = str(node.get("table_name", ""))
-            if node.get("catalog_name") or node.get("schema_name") not in ("", "main"):
+            schema = node.get("schema_name")
+            if node.get("catalog_name") or schema not in ("", "main"):
                 raise QueryRefused(f"only tables of this database may be read (got {name!r} in another catalog)")
-            if name.lower() not in allowed_tables:
+            if name.lower() not in self.tables and (schema or name.lower() not in ctes):
                 raise QueryRefused(f"unknown table {name!r} (file paths and other databases are not allowed)")
+        elif node_type == "SHOW_REF" and node.get("query") is None:
+            name = str(node.get("table_name", "")).strip('"')
+            if node.get("catalog_name") or node.get("schema_name") not in ("", "main", None):
+                raise QueryRefused(f"only tables of this database may be shown (got {name!r} in another catalog)")
+            if name.lower() not in self.tables | _SHOW_SPECIALS:
+                raise QueryRefused(f"SHOW {name}: only SHOW TABLES and SHOW <table> are allowed")
         elif node_type == "TABLE_FUNCTION":
             name = str(node.get("function", {}).get("function_name", "")).lower()
             if name not in _ALLOWED_TABLE_FUNCTIONS:
@@ -96,7 +148,15 @@ def _parser() -> duckdb.DuckDBPyConnection:
     # Opening a DuckDB database costs ~35 ms, parsing a query ~1 ms: keep one empty database per thread.
     connection: duckdb.DuckDBPyConnection | None = getattr(_parsers, "connection", None)
     if connection is None:
-        connection = duckdb.connect(":memory:", config={"enable_external_access": False})
+        connection = duckdb.connect(
+            ":memory:",
+            config={
+                "enable_external_access": False,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "lock_configuration": True,
+            },
+        )
         _parsers.connection = connection
     return connection
 
@@ -107,25 +167,6 @@ def _serialize(sql: str) -> dict[str, Any]:
     if tree.get("error"):
         raise QueryRefused(f"not a plain query: {tree.get('error_message', 'cannot be analysed')}")
     return tree
-
-
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
-
-
-def _cte_names(tree: dict[str, Any]) -> Iterator[str]:
-    for node in _walk(tree):
-        cte_map = node.get("cte_map")
-        if isinstance(cte_map, dict):
-            for entry in cte_map.get("map", []):
-                if isinstance(entry, dict) and "key" in entry:
-                    yield str(entry["key"])
 
 
 def _first_line(error: Exception) -> str:
