@@ -250,7 +250,7 @@ def test_reload_refuses_a_bad_config_and_applies_sources_webhooks_and_rules(runn
         refused = _cli("reload", "-c", str(running.config))  # the command checks the file first
         assert refused.returncode == 1
         assert "sources[0].url: required key is missing" in refused.stderr
-        answer = httpx.post(running.base + "/api/reload", timeout=30)  # and so does the service
+        answer = httpx.post(running.base + "/api/reload", json={}, timeout=30)  # and so does the service
         assert answer.status_code == 422
         assert answer.json()["ok"] is False
         assert "sources[0].url" in answer.json()["error"]

@@ -36,6 +36,7 @@ RULE = {"name": "capex-surge", "kind": "threshold", "dynamic": "capex", "op": ">
 TOKEN_ENV = "STACKWATCH_SILENCE_TEST_TOKEN"
 TOKEN = "silence-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH_JSON = {**AUTH, "Content-Type": "application/json"}  # a raw body must say it is JSON (else 415)
 GOOD = {"matchers": ["alertname=capex-surge"], "duration": "2h"}
 
 
@@ -250,7 +251,7 @@ def test_a_bad_silence_is_a_400_that_names_the_field(
     guarded: tuple[str, Path, Service], body: bytes, message: str
 ) -> None:
     base, _, _ = guarded
-    response = httpx.post(f"{base}/api/silences", content=body, headers=AUTH, timeout=10)
+    response = httpx.post(f"{base}/api/silences", content=body, headers=AUTH_JSON, timeout=10)
     assert response.status_code == 400
     assert error_of(response).startswith(message)
 
@@ -277,9 +278,9 @@ def test_unknown_silences_and_bad_parameters_are_refused(
 def test_an_oversized_body_and_a_wrong_method_are_refused(guarded: tuple[str, Path, Service]) -> None:
     base, _, _ = guarded
     huge = json.dumps({**GOOD, "comment": "x" * 100_000})
-    assert httpx.post(f"{base}/api/silences", content=huge, headers=AUTH, timeout=10).status_code == 413
+    assert httpx.post(f"{base}/api/silences", content=huge, headers=AUTH_JSON, timeout=10).status_code == 413
     long_comment = json.dumps({**GOOD, "comment": "x" * 5000})
-    response = httpx.post(f"{base}/api/silences", content=long_comment, headers=AUTH, timeout=10)
+    response = httpx.post(f"{base}/api/silences", content=long_comment, headers=AUTH_JSON, timeout=10)
     assert response.status_code == 400
     assert error_of(response) == "comment: longer than 4096 characters"
     assert httpx.put(f"{base}/api/silences", json=GOOD, headers=AUTH, timeout=10).status_code == 405

@@ -128,7 +128,7 @@ def reload(config: str | None, url: str | None) -> None:
 
     base, headers = _target(config, url)
     try:
-        response = httpx.post(f"{base}/api/reload", headers=headers, timeout=30.0)
+        response = httpx.post(f"{base}/api/reload", headers=headers, json={}, timeout=30.0)
     except httpx.HTTPError as error:
         raise click.ClickException(f"no service answers at {base}: {error}") from None
     if response.status_code == 401:

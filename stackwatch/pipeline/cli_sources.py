@@ -176,7 +176,7 @@ def backfill(config: str | None, source: str, wait: bool) -> None:
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     try:
-        response = httpx.post(f"{base}/api/sources/{source}/backfill", headers=headers, timeout=10.0)
+        response = httpx.post(f"{base}/api/sources/{source}/backfill", headers=headers, json={}, timeout=10.0)
     except httpx.TransportError as error:
         raise click.ClickException(f"no service answering at {base} ({error}); start it, then backfill") from None
     body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}

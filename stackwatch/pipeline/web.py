@@ -15,9 +15,11 @@
   ``stackwatch silence`` works while the service runs; a bad request is a 4xx whose ``error`` names the field.
 - ``/dashboard/``: the analysts' pages (:mod:`stackwatch.pipeline.dashboard`).
 
-Every response carries a Content-Security-Policy that allows no script at all. When ``web.token_env`` names a
-token, every path but ``/healthz`` and ``/readyz`` requires it (``Authorization: Bearer``, or ``?token=`` once,
-which sets a cookie for the dashboard's links).
+Every response carries a Content-Security-Policy that allows no script at all. Before any view, the browser-facing
+rules of :mod:`stackwatch.pipeline.http_guard` refuse a foreign ``Host`` (403), a cross-site state-changing or
+``/api/sql`` request (403), a POST that is not ``application/json`` (415) and an oversized body (413). When
+``web.token_env`` names a token, every path but ``/healthz`` and ``/readyz`` requires it (``Authorization:
+Bearer``, or ``?token=`` once, which sets a cookie for the dashboard's links). No GET changes state.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 from aiohttp import web as aioweb
@@ -44,11 +46,12 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from stackwatch.errors import BrokerError, QueryRefused, StackwatchError, StoreError
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.dashboard import register_dashboard
+from stackwatch.pipeline.http_guard import BrowserRules, browser_guard
 from stackwatch.pipeline.lag import consumer_lag
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings, parse_duration
-from stackwatch.signals.alerting import Matcher
+from stackwatch.signals.alerting import MAX_MATCHER_NAME, MAX_MATCHER_VALUE, Matcher
 from stackwatch.signals.messages import utcnow
 from stackwatch.storage import alerts as stored
 
@@ -82,7 +85,7 @@ TOKEN_COOKIE = "stackwatch_token"  # noqa: S105 (a cookie name, not a secret)
 LAG_TIMEOUT = 5.0
 MAX_SILENCE_BODY = 16 * 1024
 _MAX_MATCHERS = 32
-_MAX_TEXT = {"matcher": 1024, "comment": 4096, "created_by": 256}
+_MAX_TEXT = {"matcher": MAX_MATCHER_NAME + 2 + MAX_MATCHER_VALUE, "comment": 4096, "created_by": 256}
 _SILENCE_FIELDS = ("matchers", "duration", "comment", "created_by")
 
 
@@ -113,11 +116,22 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+async def _read_body(request: aioweb.Request, limit: int) -> bytes:
+    """The whole request body, however many TCP writes it came in; BadRequest (413) above ``limit`` bytes."""
+    too_large = BadRequest(f"request body larger than {limit} bytes", 413)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    while chunk := await request.content.read(limit + 1 - len(body)):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
 async def _json_body(request: Request, limit: int) -> Any:
-    """The request's JSON body, read up to ``limit`` bytes; BadRequest (400, 413) otherwise."""
-    raw = await request.content.read(limit + 1)  # type: ignore[attr-defined]
-    if len(raw) > limit:
-        raise BadRequest(f"request body larger than {limit} bytes", 413)
+    """The request's JSON body, read whole up to ``limit`` bytes; BadRequest (400, 413) otherwise."""
+    raw = await _read_body(cast(aioweb.Request, request), limit)  # Faust's aiohttp driver hands aiohttp's request
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
@@ -197,29 +211,33 @@ def lag_groups(settings: Settings) -> dict[str, list[str]]:
 Handler = Callable[[aioweb.Request], Awaitable[aioweb.StreamResponse]]
 
 
+@aioweb.middleware
+async def _security_headers(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
+    """aiohttp middleware (the outermost): the security headers on every response, refusals and errors included."""
+    try:
+        response = await handler(request)
+    except aioweb.HTTPException as error:  # 404, 405...: aiohttp turns it into the response
+        error.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 def _guard(token: str | None) -> Middleware:
-    """aiohttp middleware: security headers on every response; the token on every path but the probes."""
+    """aiohttp middleware: the token on every path but the probes (when one is configured)."""
 
     @aioweb.middleware
     async def guard(request: aioweb.Request, handler: Handler) -> aioweb.StreamResponse:
-        if token is not None and request.path not in OPEN_PATHS:
-            given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE, "")
-            header = request.headers.get("Authorization", "")
-            if header.startswith("Bearer "):
-                given = header.removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), token.encode()):
-                response: aioweb.StreamResponse = aioweb.json_response(
-                    {"error": "missing or wrong token (Authorization: Bearer ...)"}, status=401
-                )
-                response.headers.update(SECURITY_HEADERS)
-                return response
-        try:
-            response = await handler(request)
-        except aioweb.HTTPException as error:  # 404, 405...: aiohttp turns it into the response
-            error.headers.update(SECURITY_HEADERS)
-            raise
-        response.headers.update(SECURITY_HEADERS)
-        if token is not None and request.query.get("token"):
+        if token is None or request.path in OPEN_PATHS:
+            return await handler(request)
+        given = request.query.get("token") or request.cookies.get(TOKEN_COOKIE, "")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header.removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return aioweb.json_response({"error": "missing or wrong token (Authorization: Bearer ...)"}, status=401)
+        response = await handler(request)
+        if request.query.get("token"):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
         return response
 
@@ -235,7 +253,10 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
     server = app.web
     if not isinstance(server, AiohttpWeb):
         raise StackwatchError(f"web: expected Faust's aiohttp driver, got {type(server).__name__}")
-    server.web_app.middlewares.append(_guard(token))
+    # Outermost first: headers on every answer, then the browser rules (before the token: a refused cross-site
+    # request never reaches the token comparison), then the token.
+    rules = BrowserRules.for_web(settings.web, open_paths=OPEN_PATHS)
+    server.web_app.middlewares.extend([_security_headers, browser_guard(rules), _guard(token)])
     started = time.monotonic()
 
     async def broker_reachable() -> str | None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from stackwatch.errors import ConfigError
 from stackwatch.settings.base import Section
 
-__all__ = ["LogSettings", "WebSettings", "is_loopback"]
+__all__ = ["HostName", "LogSettings", "WebSettings", "is_loopback"]
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 
 
 def is_loopback(host: str) -> bool:
@@ -25,6 +29,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _host_name(value: str) -> str:
+    """A host name or IP address as a ``Host`` header names it, lower-case, IPv6 without brackets."""
+    text = value.strip().lower()
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    if len(text) > 253 or not _HOST_NAME.match(text):
+        raise ValueError(
+            f"expected a host name such as stackwatch.example.com or an IP address (no scheme, port or "
+            f"wildcard), got {value[:80]!r}"
+        )
+    return text
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+"""A name the service may be reached by: a DNS name or an IP address, normalised for comparison."""
+
+
 class WebSettings(Section):
     """The service's HTTP server (dashboard, health, metrics, SQL front).
 
@@ -32,11 +56,17 @@ class WebSettings(Section):
     environment variable named by ``token_env`` (never from the file); requests then carry
     ``Authorization: Bearer TOKEN`` (or ``?token=TOKEN`` once, which sets a cookie). ``/healthz`` and
     ``/readyz`` stay open for probes.
+
+    Browsers reach the service under the names in the ``Host`` header it accepts: ``localhost``, ``127.0.0.1``,
+    ``[::1]``, ``host`` itself (any IP address when ``host`` is ``0.0.0.0`` or ``::``) and the names in
+    ``allowed_hosts`` (the name of a reverse proxy in front, a DNS name of the machine). Any other ``Host`` is
+    refused with 403, which is what defeats DNS rebinding; see docs/security.md.
     """
 
     host: str = "127.0.0.1"
     port: int = Field(default=6066, ge=0, le=65535)
     token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    allowed_hosts: tuple[HostName, ...] = Field(default=(), max_length=64)
 
     def token(self, environ: Mapping[str, str] | None = None) -> str | None:
         """The access token, or None when none is configured.

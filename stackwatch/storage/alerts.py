@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -51,6 +52,9 @@ __all__ = [
     "silence_records",
     "write_alert_details",
 ]
+
+log = logging.getLogger(__name__)
+_IGNORED_SILENCES: set[str] = set()
 
 TOP_ARTICLES = 5
 MAX_SILENCE = timedelta(days=3650)
@@ -211,10 +215,20 @@ def _active_silences(connection: duckdb.DuckDBPyConnection, now: datetime) -> li
     rows = connection.execute(
         "SELECT id, matchers, starts_at, ends_at, comment FROM silences WHERE ends_at > ? ORDER BY id", [now]
     ).fetchall()
-    return [
-        Silence(row[0], tuple(Matcher.parse(text) for text in row[1]), parse_time(row[2]), parse_time(row[3]), row[4])
-        for row in rows
-    ]
+    return [silence for row in rows if (silence := _stored_silence(row)) is not None]
+
+
+def _stored_silence(row: Sequence[Any]) -> Silence | None:
+    """A ``silences`` row as a Silence; None (and a warning) for one whose matchers no longer parse, such as a
+    regex stored before matchers were compiled with RE2: it mutes nothing rather than stop every dispatch."""
+    try:
+        matchers = tuple(Matcher.parse(text) for text in row[1])
+    except ValueError as error:
+        if row[0] not in _IGNORED_SILENCES:  # once per process, not on every dispatch
+            _IGNORED_SILENCES.add(row[0])
+            log.warning("silence %s is ignored: %s (expire it and add it again)", row[0], error)
+        return None
+    return Silence(row[0], matchers, parse_time(row[2]), parse_time(row[3]), row[4])
 
 
 @contextmanager
@@ -419,10 +433,8 @@ def _silence_rows(connection: duckdb.DuckDBPyConnection, now: datetime, include_
 def list_silences(
     connection: duckdb.DuckDBPyConnection, now: datetime, *, include_expired: bool = False
 ) -> list[Silence]:
-    return [
-        Silence(row[0], tuple(Matcher.parse(text) for text in row[1]), parse_time(row[2]), parse_time(row[3]), row[4])
-        for row in _silence_rows(connection, now, include_expired)
-    ]
+    rows = _silence_rows(connection, now, include_expired)
+    return [silence for row in rows if (silence := _stored_silence(row)) is not None]
 
 
 def silence_records(
