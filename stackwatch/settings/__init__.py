@@ -6,18 +6,25 @@
 Which file: ``-c PATH`` on the command line, else ``$STACKWATCH_CONFIG``, else ``./stackwatch.yaml``.
 Overrides: ``STACKWATCH__SECTION__KEY=value`` (value read as YAML), e.g.
 ``STACKWATCH__KAFKA__BOOTSTRAP_SERVERS=kafka:9092``.
+
+A file is checked in one pass and every problem is reported at once, each with its key: keys repeated in a
+mapping (with both line numbers), then the schema, then the checks across sections (unknown dynamics, sources
+and webhooks, duplicate names, malformed hosts). Webhook secrets are read from the environment and checked at
+load; ``load_settings(path, secrets=False)`` is for commands that send nothing (an unset variable is then no
+error).
 """
 
 from __future__ import annotations
 
 import os
-from collections import Counter
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from stackwatch.errors import ConfigError
 from stackwatch.settings.alerts import (
@@ -28,6 +35,7 @@ from stackwatch.settings.alerts import (
     WebhookSettings,
 )
 from stackwatch.settings.base import Section, parse_duration
+from stackwatch.settings.checks import References, reference_problems
 from stackwatch.settings.entities import EntitySettings, IndicatorSettings
 from stackwatch.settings.kafka import KafkaSettings
 from stackwatch.settings.signals import ClassifierSettings, DynamicSettings
@@ -40,6 +48,7 @@ from stackwatch.settings.sources import (
 from stackwatch.settings.sql import SqlSettings
 from stackwatch.settings.storage import StateSettings, StorageSettings
 from stackwatch.settings.web import LogSettings, WebSettings
+from stackwatch.settings.yamlfile import read_yaml
 from stackwatch.signals.taxonomy import Dynamic, Taxonomy
 
 __all__ = [
@@ -89,39 +98,9 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
-        for key, names in (
-            ("sources", [source.name for source in self.sources]),
-            ("webhooks", [hook.name for hook in self.webhooks]),
-            ("rules", [rule.name for rule in self.rules]),
-            ("dynamics", [dynamic.name for dynamic in self.dynamics]),
-        ):
-            repeated = sorted(name for name, count in Counter(names).items() if count > 1)
-            if repeated:
-                raise ValueError(f"{key}: duplicate name(s) {', '.join(repeated)}")
-        known_dynamics = self.taxonomy().names
-        known_hooks = {hook.name for hook in self.webhooks}
-        for index, rule in enumerate(self.rules):
-            for dynamic in rule.referenced_dynamics():
-                if dynamic not in known_dynamics:
-                    raise ValueError(
-                        f"rules[{index}].dynamic: unknown dynamic {dynamic!r} (known: {', '.join(known_dynamics)})"
-                    )
-            for source in rule.referenced_sources():
-                if source not in {item.name for item in self.sources}:
-                    raise ValueError(
-                        f"rules[{index}].source: unknown source {source!r} "
-                        f"(defined: {', '.join(item.name for item in self.sources) or 'none'})"
-                    )
-            for hook in rule.webhooks:
-                if hook not in known_hooks:
-                    raise ValueError(
-                        f"rules[{index}].webhooks: unknown webhook {hook!r} "
-                        f"(defined: {', '.join(sorted(known_hooks)) or 'none'})"
-                    )
-        for index, route in enumerate(self.alerting.routes):
-            unknown = sorted(set(route.webhooks) - known_hooks)
-            if unknown:
-                raise ValueError(f"alerting.routes[{index}].webhooks: unknown webhook(s) {', '.join(unknown)}")
+        problems = reference_problems(References.of(self))
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def taxonomy(self) -> Taxonomy:
@@ -135,8 +114,13 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return Path(explicit or os.environ.get(ENV_CONFIG) or "stackwatch.yaml")
 
 
-def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> Settings:
     """Read, override from the environment and validate a configuration file.
+
+    ``secrets=False`` is for commands that send no webhook: a webhook secret variable that is not set is then
+    no error (its ``secret`` stays None); one that is set is still checked.
 
     Raises :class:`ConfigError` naming the file and every bad key.
     """
@@ -148,29 +132,45 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{file}: cannot read configuration file: {error}") from error
     try:
-        raw = yaml.safe_load(text)
+        raw, duplicates = read_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{file}: not valid YAML: {error}") from error
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping of sections at the top level, got {type(raw).__name__}")
-    return settings_from_mapping(raw, origin=str(file), environ=environ)
+    return _validated(raw, str(file), environ, secrets, duplicates)
 
 
 def settings_from_mapping(
-    raw: Mapping[str, Any], origin: str = "<config>", environ: Mapping[str, str] | None = None
+    raw: Mapping[str, Any], origin: str = "<config>", environ: Mapping[str, str] | None = None, *, secrets: bool = True
 ) -> Settings:
     """Validate an already parsed configuration (environment overrides applied first)."""
+    return _validated(raw, origin, environ, secrets, [])
+
+
+def _validated(
+    raw: Mapping[str, Any], origin: str, environ: Mapping[str, str] | None, secrets: bool, problems: list[str]
+) -> Settings:
+    """The settings, or one ConfigError listing every problem: ``problems`` found so far, overrides, schema, and
+    the cross-section checks (run on the raw data when the schema refused it, so they are reported too)."""
     environ = os.environ if environ is None else environ
-    data = _apply_env_overrides(dict(raw), environ, origin)
+    problems = list(problems)
+    data = _apply_env_overrides(dict(raw), environ, problems)
     try:
-        return Settings.model_validate(data, context={"environ": environ})
+        settings = Settings.model_validate(data, context={"environ": environ, "secrets": secrets})
     except ValidationError as error:
-        raise ConfigError(f"{origin}: invalid configuration\n{_describe(error)}") from None
+        items = error.errors(include_url=False)
+        problems += _describe(items)
+        if any(item["loc"] for item in items):  # a section failed, so Settings' own cross-checks did not run
+            problems += reference_problems(References.from_raw(data))
+    else:
+        if not problems:
+            return settings
+    raise ConfigError(f"{origin}: invalid configuration\n" + "\n".join(f"  {line}" for line in problems))
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str], origin: str) -> dict[str, Any]:
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_OVERRIDE_PREFIX):
             continue
@@ -183,18 +183,24 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str], origi
             if child is None:
                 child = target[key] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"{origin}: {name} overrides {key!r}, which is not a section")
+                problems.append(f"{name} overrides {key!r}, which is not a section")
+                break
             target = child
-        try:
-            target[keys[-1]] = yaml.safe_load(value) if value else None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{name}: value is not valid YAML: {error}") from error
+        else:
+            try:
+                target[keys[-1]] = yaml.safe_load(value) if value else None
+            except yaml.YAMLError as error:
+                problems.append(f"{name}: value is not valid YAML: {error}")
     return data
 
 
-def _describe(error: ValidationError) -> str:
+_KEY_FIRST = re.compile(r"^([a-z_][a-z0-9_]*): ")
+"""A validator's message that starts with the key it is about (``secret_env: ...``): joined to the location."""
+
+
+def _describe(items: list[ErrorDetails]) -> list[str]:
     lines = []
-    for item in error.errors(include_url=False):
+    for item in items:
         location = _location(item["loc"])
         message = item["msg"]
         if item["type"] == "extra_forbidden":
@@ -204,10 +210,20 @@ def _describe(error: ValidationError) -> str:
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         given = item.get("input")
-        quiet = item["type"] in {"missing", "extra_forbidden"} or isinstance(given, dict) or repr(given) in message
+        quiet = (
+            item["type"] in {"missing", "extra_forbidden"}
+            or isinstance(given, dict)
+            or repr(given) in message
+            or "secret" in location
+        )
         suffix = "" if quiet else f" (got {given!r})"
-        lines.append(f"  {location}: {message}{suffix}" if location else f"  {message}")
-    return "\n".join(lines)
+        for text in message.split("\n"):
+            key = _KEY_FIRST.match(text)
+            if location and key:
+                lines.append(f"{location}.{key.group(1)}: {text[key.end() :]}{suffix}")
+            else:
+                lines.append(f"{location}: {text}{suffix}" if location else text)
+    return lines
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

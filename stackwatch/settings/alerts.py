@@ -14,11 +14,15 @@ A rule is declared once and evaluated in ``signals/rules.py``; ``to_rule()`` bui
 
 from __future__ import annotations
 
+import binascii
 import os
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, ValidationInfo, model_validator
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from stackwatch.settings.base import Section, parse_duration
 from stackwatch.signals.rules import (
@@ -46,6 +50,7 @@ __all__ = [
     "ThresholdRuleSettings",
     "TrendRuleSettings",
     "WebhookSettings",
+    "secret_problem",
 ]
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -54,6 +59,31 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 LabelName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Op = Literal[">", ">=", "<", "<=", "=="]
 Window = Literal["1h", "1d"]
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+_HOW_TO_MAKE_ONE = "whsec_ followed by base64, e.g. the output of: echo whsec_$(openssl rand -base64 32)"
+
+
+def secret_problem(value: str) -> str | None:
+    """Why the Standard Webhooks library cannot sign with ``value``, or None when it can. Never quotes the value.
+
+    The library takes base64, optionally prefixed ``whsec_``; it silently drops characters outside the base64
+    alphabet (so ``-``, ``_`` or spaces would sign with another key than the receiver's), which is refused here.
+
+    >>> secret_problem("whsec_c2VjcmV0") is None, secret_problem("abcde")
+    (True, 'it is not valid base64 (5 characters: no base64 text has that length)')
+    """
+    body = value.removeprefix("whsec_")
+    if not body:
+        return "it is empty"
+    if not _BASE64.fullmatch(body):
+        return "it is not base64 (only A-Z, a-z, 0-9, + and /, then at most two =)"
+    if len(body.rstrip("=")) % 4 == 1:
+        return f"it is not valid base64 ({len(body.rstrip('='))} characters: no base64 text has that length)"
+    try:
+        Webhook(value)
+    except (binascii.Error, ValueError, EmptyWebhookSecretError, RuntimeError) as error:
+        return f"the Standard Webhooks library refuses it ({type(error).__name__})"
+    return None
 
 
 class WebhookSettings(Section):
@@ -69,12 +99,30 @@ class WebhookSettings(Section):
 
     @model_validator(mode="after")
     def _read_secret(self, info: ValidationInfo) -> WebhookSettings:
-        if self.secret_env is None or self.secret is not None:
+        """Fill ``secret`` from ``secret_env`` and check it can sign.
+
+        With ``{"secrets": False}`` in the validation context (commands that send nothing), an unset variable is
+        no error and ``secret`` stays None; a variable that is set is still read and checked.
+        """
+        if self.secret is not None:
+            problem = secret_problem(self.secret.get_secret_value())
+            if problem:
+                raise ValueError(f"secret: not a Standard Webhooks secret: {problem}; expected {_HOW_TO_MAKE_ONE}")
             return self
-        environ = (info.context or {}).get("environ", os.environ)
-        value = environ.get(self.secret_env)
+        if self.secret_env is None:
+            return self
+        context = info.context or {}
+        value = context.get("environ", os.environ).get(self.secret_env)
         if not value:
-            raise ValueError(f"environment variable {self.secret_env} (named by secret_env) is not set")
+            if not context.get("secrets", True):
+                return self
+            raise ValueError(f"secret_env: environment variable {self.secret_env} (named by secret_env) is not set")
+        problem = secret_problem(value)
+        if problem:
+            raise ValueError(
+                f"secret_env: environment variable {self.secret_env} does not hold a Standard Webhooks secret: "
+                f"{problem}; expected {_HOW_TO_MAKE_ONE}"
+            )
         object.__setattr__(self, "secret", SecretStr(value))
         return self
 
