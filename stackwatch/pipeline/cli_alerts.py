@@ -102,7 +102,7 @@ def _service(settings: Settings, method: str, path: str, **request: Any) -> Any:
 @click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 def alerts(config: str | None, limit: int) -> None:
     """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited)."""
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
     answer = _service(settings, "GET", "/api/alerts", params={"limit": limit})
     if answer is _OFFLINE:
@@ -130,7 +130,7 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
         seconds = parse_duration(duration)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     wanted = {"matchers": list(matchers), "duration": duration, "comment": comment, "created_by": _user()}
     answer = _service(settings, "POST", "/api/silences", json=wanted)
     if answer is not _OFFLINE:
@@ -156,7 +156,7 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
 @click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
 def silence_list(config: str | None, include_expired: bool) -> None:
     """Active silences (and expired ones with --all)."""
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     answer = _service(settings, "GET", "/api/silences", params={"all": int(include_expired)})
     if answer is _OFFLINE:
         with _store(settings, write=False) as store:
@@ -175,7 +175,7 @@ def silence_expire(config: str | None, silence_id: str) -> None:
     """End a silence now."""
     import urllib.parse
 
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     answer = _service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
     if answer is _OFFLINE:
         with _store(settings, write=True) as store:
@@ -200,7 +200,7 @@ def rules() -> None:
 @config_option
 def rules_check(config: str | None) -> None:
     """Validate the rules (kinds, dynamics, webhooks, templates) and say which the stream evaluates."""
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     for item in settings.rules:
         click.echo(f"{item.name:<32} {item.kind:<13} {item.severity:<8} ok")
     click.echo(f"{len(settings.rules)} rule(s) valid")
@@ -225,7 +225,7 @@ def backtest_table(fired: Sequence[Alert]) -> list[list[str]]:
 @click.option("--until", default=None, help="Up to this date or time (default: now).")
 def rules_backtest(config: str | None, since: str, until: str | None) -> None:
     """Replay stored indicator history through the rules: when each would have fired, as a table and a chart."""
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     try:
         start, end = parse_time(since, "--since"), parse_time(until, "--until") if until else None
     except ValueError as error:

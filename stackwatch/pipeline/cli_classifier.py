@@ -45,7 +45,7 @@ _backend_option = click.option(
 
 def _settings(config: str | None, backend: str | None = None) -> Settings:
     try:
-        settings = load_settings(config) if config or Path("stackwatch.yaml").exists() else Settings()
+        settings = load_settings(config, secrets=False) if config or Path("stackwatch.yaml").exists() else Settings()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     if backend is not None:

@@ -5,6 +5,9 @@
     def mycommand(config: str | None) -> None:
         settings = cli_settings(config)      # a ClickException naming the bad key, never a traceback
 
+Only commands that send webhooks need their secrets; the others load with ``secrets=False``, so a query runs
+without the webhook secret variables set (a variable that is set is still checked).
+
 Settings are imported when loaded, not here, so commands that must start fast stay light.
 """
 
@@ -29,12 +32,15 @@ config_option = click.option(
 )
 
 
-def cli_settings(config: str | None) -> Settings:
-    """The validated settings of ``config`` (or the default file); ClickException with the reasons otherwise."""
+def cli_settings(config: str | None, *, secrets: bool = True) -> Settings:
+    """The validated settings of ``config`` (or the default file); ClickException with the reasons otherwise.
+
+    ``secrets=False``: webhook secret variables that are not set are no error (for commands that send nothing).
+    """
     from stackwatch.errors import ConfigError
     from stackwatch.settings import load_settings
 
     try:
-        return load_settings(config)
+        return load_settings(config, secrets=secrets)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None

@@ -27,7 +27,7 @@ def _target(config: str | None, url: str | None) -> tuple[str, dict[str, str]]:
     from stackwatch.settings import load_settings
 
     try:
-        base, headers = load_settings(config).web.client_target()
+        base, headers = load_settings(config, secrets=False).web.client_target()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     return (url or base).rstrip("/"), headers

@@ -43,7 +43,7 @@ def sources(ctx: click.Context, config: str | None, output_format: str) -> None:
     from stackwatch.settings import load_settings
 
     try:
-        settings = load_settings(config)
+        settings = load_settings(config, secrets=False)
         base, headers = settings.web.client_target()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
@@ -172,7 +172,7 @@ def backfill(config: str | None, source: str, wait: bool) -> None:
     from stackwatch.pipeline.cli_common import cli_settings
 
     try:
-        base, headers = cli_settings(config).web.client_target()
+        base, headers = cli_settings(config, secrets=False).web.client_target()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     try:

@@ -63,7 +63,7 @@ def _query_file(settings: Settings, query: str) -> QueryResult:
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table")
 def sql(config: str | None, query: str, output_format: str) -> None:
     """Run one read-only query: through the running service, else on the DuckDB file (or its snapshot)."""
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     try:
         base, headers = settings.web.client_target()
     except ConfigError as error:
@@ -97,7 +97,7 @@ def export(config: str | None, directory: Path) -> None:
 
     from stackwatch.storage.maintenance import EXPORTS, export_parquet
 
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     with (
         _open_for_writing(settings) as store,
         tqdm(total=len(EXPORTS), unit="table", desc="export", disable=None) as bar,
@@ -116,7 +116,7 @@ def rebuild(config: str | None) -> None:
     """Recompute every derived indicator from the stored articles (the same numbers the stream produced)."""
     from tqdm import tqdm
 
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     with _open_for_writing(settings) as store:
         bar = tqdm(total=0, unit="bucket", desc="rebuild", disable=None)
 
@@ -139,7 +139,7 @@ def retention(config: str | None) -> None:
     """Apply retention now: drop old bodies and dead letters, checkpoint, print file size and row counts."""
     from stackwatch.storage.maintenance import apply_retention
 
-    settings = cli_settings(config)
+    settings = cli_settings(config, secrets=False)
     keep = settings.storage.retention
     with _open_for_writing(settings) as store:
         try:
