@@ -12,11 +12,7 @@ import os
 import random
 import resource
 import signal
-import subprocess
-import sys
 import time
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +20,7 @@ import httpx
 import pytest
 
 from stackwatch.pipeline.broker import EmbeddedBroker, free_port
-from stackwatch.storage.store import Store
+from tests.helpers.faults import HEADLINES, check_store, write_articles
 from tests.helpers.http import LocalServer
 from tests.helpers.kafka_proxy import SilencingProxy
 from tests.helpers.kafka_trace import where_records_stopped
@@ -34,38 +30,6 @@ pytestmark = pytest.mark.integration
 
 ARTICLES = 10_000
 KILLS = 5
-HEADLINES = [
-    "Meta signs deal to rent Google TPUs, cutting its reliance on Nvidia",
-    "Microsoft raises capex guidance for AI data centers to $80 billion",
-    "Apple expands on-device models; inference runs locally on the NPU",
-    "Azure stays the exclusive cloud for OpenAI's API under the renewed deal",
-    "Bakery on Main Street wins the regional sourdough prize",
-]
-
-
-def write_articles(path: Path, count: int) -> None:
-    """A backfill in publication order, as a feed delivers it, over the last 12 hours."""
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=11)
-    step = 12 * 3600 / count
-    with path.open("w", encoding="utf-8") as out:
-        for number in range(count):
-            published = start + timedelta(seconds=number * step)
-            title = f"{HEADLINES[number % len(HEADLINES)]} (item {number})"
-            out.write(json.dumps({"id": f"n{number}", "title": title, "published_at": published.isoformat()}) + "\n")
-
-
-def alert_ids(body: Any) -> set[str]:
-    """Every alert id in a webhook body (alerts may be grouped into one notification)."""
-    found: set[str] = set()
-    if isinstance(body, dict):
-        if isinstance(body.get("id"), str) and body["id"].startswith("alert"):
-            found.add(body["id"])
-        for value in body.values():
-            found |= alert_ids(value)
-    elif isinstance(body, list):
-        for item in body:
-            found |= alert_ids(item)
-    return found
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
@@ -125,41 +89,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
         assert final.stop() == 0, final.output[-3000:]
     assert "Traceback" not in final.output
 
-    with Store.open(store_path, read_only=True) as store:
-        assert store.query("SELECT count(*), count(DISTINCT id) FROM articles").rows == [(ARTICLES, ARTICLES)]
-        # The streamed indicators equal a recount from the stored tags, bucket by bucket.
-        streamed = store.query(
-            "SELECT dynamic, bucket_start, value FROM indicators WHERE indicator = 'article_count'"
-            " AND bucket_width = '1h' AND entity = '*' AND source = '*' AND dynamic <> '*' ORDER BY 1, 2"
-        ).rows
-        recount = store.query(
-            "SELECT d.dynamic, date_trunc('hour', a.published_at) AS bucket, count(*)::DOUBLE"
-            " FROM article_dynamics d JOIN articles a ON a.id = d.article_id WHERE d.label"
-            " GROUP BY 1, 2 ORDER BY 1, 2"
-        ).rows
-        fired = {row[0] for row in store.query("SELECT id FROM alerts").rows}
-        every_indicator = "SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL"
-        before_rebuild = store.query(every_indicator).rows
-    rebuild = subprocess.run(
-        [sys.executable, "-m", "stackwatch.pipeline.cli", "rebuild", "-c", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert rebuild.returncode == 0, rebuild.stderr[-2000:]
-    with Store.open(store_path, read_only=True) as store:
-        assert store.query(every_indicator).rows == before_rebuild  # the stream's numbers equal a rebuild's
-    assert [(d, b.astimezone(UTC), v) for d, b, v in streamed] == [(d, b.astimezone(UTC), v) for d, b, v in recount]
-    assert sum(value for _, _, value in recount) >= ARTICLES * 0.5
-
-    webhook_ids: dict[str, set[str]] = defaultdict(set)
-    for request in http_server.received("/hook"):
-        for alert in alert_ids(json.loads(request.body)):
-            webhook_ids[alert].add(request.headers["webhook-id"])
-    assert fired, "the rule should have fired"
-    assert set(webhook_ids) == fired  # every recorded alert reached the receiver
-    assert {alert: len(ids) for alert, ids in webhook_ids.items() if len(ids) != 1} == {}
+    check_store(store_path, config, http_server, ARTICLES)
 
 
 def append_articles(path: Path, start: int, count: int) -> None:
