@@ -5,9 +5,10 @@
     stackwatch rebuild                # recompute every derived indicator from stored articles
     stackwatch retention              # drop old bodies now, checkpoint, print size and row counts
 
-``sql`` goes through the running service (``POST /api/sql``); when none answers it opens the file read-only,
-and when the service holds the file it falls back to the snapshot file. The others need the file itself:
-stop the service first (DuckDB lets one process write a file).
+``sql`` goes through the running service (``POST /api/sql``); when nothing listens there it runs the query
+itself, sandboxed as the service does (:mod:`stackwatch.storage.query`), on the file, or on the snapshot file
+when a service holds the file. The others need the file itself: stop the service first (DuckDB lets one process
+write a file).
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from pathlib import Path
 import click
 import httpx
 
-from stackwatch.errors import ConfigError, QueryRefused, StoreError
+from stackwatch.errors import ConfigError, QueryFailed, QueryRefused, StoreError
 from stackwatch.pipeline.cli_common import cli_settings, config_option
 from stackwatch.pipeline.output import render
 from stackwatch.pipeline.sink import build_derivation
+from stackwatch.pipeline.sqlfront import sql_limits
 from stackwatch.settings import Settings
-from stackwatch.storage.store import QueryResult, Store
+from stackwatch.storage.query import QueryAnswer, QueryUnavailable, run_query
+from stackwatch.storage.store import Store
 
 __all__ = ["export", "rebuild", "retention", "sql"]
+
+CONNECT_TIMEOUT = 5.0
+ANSWER_GRACE = 60.0
+"""Seconds the CLI waits for the service beyond ``sql.time_limit`` (a fresh snapshot, the process's start)."""
 
 
 def _open_for_writing(settings: Settings) -> Store:
@@ -39,22 +46,27 @@ def _open_for_writing(settings: Settings) -> Store:
         raise click.ClickException(f"{error} (is the service running? stop it first)") from None
 
 
-def _query_file(settings: Settings, query: str) -> QueryResult:
+def _query_file(settings: Settings, query: str) -> QueryAnswer:
+    """The query, sandboxed, on the store file, else (held by a running service) on its snapshot."""
+    limits = sql_limits(settings.sql)
     errors = []
     for path in (settings.storage.path, settings.storage.snapshot_file()):
         if not path.exists():
             errors.append(f"no file {path}")
             continue
         try:
-            with Store.open(path, read_only=True) as store:
-                return store.query(query)
-        except QueryRefused:
-            raise
-        except StoreError as error:
-            if "query failed" in str(error):
-                raise
-            errors.append(str(error).splitlines()[0])
-    raise StoreError("; ".join(errors))
+            return run_query(path, query, limits)
+        except QueryUnavailable as error:  # only a file that cannot be opened sends us to the next one
+            errors.append(str(error))
+    raise QueryUnavailable("; ".join(errors))
+
+
+def _echo(answer: QueryAnswer, output_format: str) -> None:
+    click.echo(render(answer.columns, answer.rows, output_format))
+    if answer.truncated:
+        click.echo(
+            f"(truncated after {len(answer.rows)} rows: sql.max_rows, or an answer's size cap, was reached)", err=True
+        )
 
 
 @click.command()
@@ -62,30 +74,40 @@ def _query_file(settings: Settings, query: str) -> QueryResult:
 @click.argument("query")
 @click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table")
 def sql(config: str | None, query: str, output_format: str) -> None:
-    """Run one read-only query: through the running service, else on the DuckDB file (or its snapshot)."""
+    """Run one read-only query: through the running service, else sandboxed on the DuckDB file (or its snapshot).
+
+    A query that the service stopped or that did not answer in time is not run again anywhere else.
+    """
     settings = cli_settings(config, secrets=False)
     try:
         base, headers = settings.web.client_target()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     url = f"{base}/api/sql"
+    wait = httpx.Timeout(settings.sql.time_limit + ANSWER_GRACE, connect=CONNECT_TIMEOUT)
     try:
-        response: httpx.Response | None = httpx.post(url, json={"sql": query}, headers=headers, timeout=60.0)
-    except httpx.TransportError:
-        response = None
+        response: httpx.Response | None = httpx.post(url, json={"sql": query}, headers=headers, timeout=wait)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        response = None  # nothing listens there: the query did not run
+    except httpx.TransportError as error:
+        raise click.ClickException(
+            f"no answer from {url} ({type(error).__name__}); the query is not run again elsewhere"
+        ) from None
     if response is not None and response.headers.get("content-type", "").startswith("application/json"):
         body = response.json()
         if response.status_code != 200:
             raise click.ClickException(str(body.get("error", body)))
-        click.echo(render(body["columns"], body["rows"], output_format))
+        _echo(QueryAnswer(body["columns"], body["rows"], bool(body.get("truncated"))), output_format)
         return
     try:
-        result = _query_file(settings, query)
+        answer = _query_file(settings, query)
     except QueryRefused as error:
         raise click.ClickException(f"refused: {error}") from None
+    except QueryFailed as error:
+        raise click.ClickException(str(error)) from None
     except StoreError as error:
         raise click.ClickException(f"no service answering at {url} and no readable store: {error}") from None
-    click.echo(render(result.columns, result.rows, output_format))
+    _echo(answer, output_format)
 
 
 @click.command()

@@ -6,7 +6,9 @@
 - ``GET /metrics``: Prometheus exposition (:mod:`stackwatch.pipeline.metrics`).
 - ``GET /api/sources``: each source's state.
 - ``GET /api/status``: a compact summary for ``stackwatch status``.
-- ``POST /api/sql`` with ``{"sql": "SELECT ..."}`` (or ``GET /api/sql?q=...``): a read-only query of the store.
+- ``POST /api/sql`` with ``{"sql": "SELECT ..."}`` (or ``GET /api/sql?q=...``): a read-only query of the store,
+  sandboxed and limited (:mod:`stackwatch.pipeline.sqlfront`, docs/sql.md): ``{"columns", "rows", "truncated"}``,
+  400 when refused, failed or stopped at a limit (``limit`` names it), 429 when ``sql.max_concurrent`` are running.
 - ``GET /api/alerts?limit=20``: recent alerts with their delivery status per webhook (``stackwatch alerts``).
 - ``GET /api/silences`` (``?all=1`` with expired ones), ``POST /api/silences`` with ``{"matchers":
   ["alertname=capex-surge", "dynamic=~cap.*"], "duration": "2h", "comment": "...", "created_by": "..."}``
@@ -43,11 +45,20 @@ from aiohttp.typedefs import Middleware
 from faust.web import Request, Response, View
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from stackwatch.errors import BrokerError, QueryRefused, StackwatchError, StoreError
+from stackwatch.errors import (
+    BrokerError,
+    QueryBusy,
+    QueryFailed,
+    QueryRefused,
+    QueryStopped,
+    StackwatchError,
+    StoreError,
+)
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.dashboard import register_dashboard
 from stackwatch.pipeline.http_guard import BrowserRules, browser_guard
 from stackwatch.pipeline.lag import consumer_lag
+from stackwatch.pipeline.sqlfront import SqlFront
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings, parse_duration
@@ -416,6 +427,8 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
                 return _json(self, {"error": f"unknown source {name!r} (enabled: {known})"}, 404)
             return _json(self, vars(runtime.ingest.scheduler.states[name]), 202)
 
+    sql_front = SqlFront(settings)
+
     class Sql(View):
         async def get(self, request: Request) -> Response:
             return await self._run(request.query.get("q", ""))
@@ -434,14 +447,21 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
                 return _json(self, {"error": "this process does not hold the store (run the sink role)"}, 503)
             if not sql.strip():
                 return _json(self, {"error": "empty query"}, 400)
-            thread = runtime.sink.store_thread
             try:
-                result = await thread.call(thread.store.query, sql)
+                answer = await sql_front.answer(runtime.sink.store_thread, sql)
             except QueryRefused as error:
                 return _json(self, {"error": f"refused: {error}"}, 400)
-            except StoreError as error:
+            except QueryStopped as error:
+                return _json(self, {"error": str(error), "limit": error.limit}, 400)
+            except QueryFailed as error:
                 return _json(self, {"error": str(error)}, 400)
-            return _json(self, {"columns": result.columns, "rows": [list(row) for row in result.rows]})
+            except QueryBusy as error:
+                payload = json.dumps({"error": str(error)}).encode()
+                return self.bytes(payload, content_type="application/json", status=429, headers={"Retry-After": "1"})
+            except StoreError as error:
+                log.warning("web: sql: %s", error)
+                return _json(self, {"error": f"the store cannot answer: {error}"}, 503)
+            return _json(self, {"columns": answer.columns, "rows": answer.rows, "truncated": answer.truncated})
 
     def store_thread() -> StoreThread:
         if runtime.sink is None or runtime.sink.store_thread is None:
