@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from stackwatch.pipeline.delivery import RETRY_SCHEDULE, Deliverer, retry_delay
 from stackwatch.pipeline.storethread import StoreThread
-from stackwatch.settings import WebhookSettings
+from stackwatch.settings import WebhookSettings, settings_from_mapping
 from stackwatch.signals.messages import Alert
 from stackwatch.storage.alerts import Grouping, retry_pending_now
 from stackwatch.storage.store import Batch, Store
@@ -259,3 +260,42 @@ def test_slack_and_discord_bodies(store: Store, http_server: LocalServer, format
     else:
         assert body["embeds"][0]["title"] == "[WARNING] surge"
         assert len(body["content"]) <= 2000
+
+
+def test_a_secret_that_cannot_sign_is_the_notifications_error_backed_off_not_a_crash_loop(
+    store: Store, http_server: LocalServer
+) -> None:
+    http_server.route("/hook", "ok")
+    # Settings refuse such a secret at load (tests/test_config_errors.py); built past validation here, it stands
+    # for anything that fails while a request is prepared.
+    broken = WebhookSettings.model_construct(name="ops", url=http_server.url("/hook"), secret=SecretStr("abcde"))
+    store.write(Batch(alerts=[alert()]))
+
+    async def go() -> tuple[int, int]:
+        deliverer = Deliverer(StoreThread(store), {"ops": broken}, NO_WAIT)
+        try:
+            moment = datetime.now(UTC)
+            return await deliverer.deliver_due(now=moment), await deliverer.deliver_due(now=moment)
+        finally:
+            await deliverer.close()
+
+    assert asyncio.run(go()) == (1, 0)  # tried once, then backed off: not due again a moment later
+    assert http_server.received("/hook") == []
+    (row,) = store.query("SELECT status, attempts, last_error, next_attempt_at > now() FROM notifications").rows
+    assert row[:2] == ("pending", 1)
+    assert row[2].startswith("cannot prepare the request: Error: Invalid base64-encoded string")
+    assert "abcde" not in row[2]
+    assert row[3] is True
+
+
+def test_a_webhook_whose_secret_was_not_loaded_is_never_sent_unsigned(store: Store, http_server: LocalServer) -> None:
+    http_server.route("/hook", "ok")
+    raw = {"webhooks": [{"name": "ops", "url": http_server.url("/hook"), "secret_env": "STACKWATCH_UNSET_SECRET"}]}
+    settings = settings_from_mapping(raw, environ={}, secrets=False)  # as `stackwatch sql` loads it
+    store.write(Batch(alerts=[alert()]))
+    rounds(store, list(settings.webhooks), 1)
+    assert http_server.received("/hook") == []
+    (row,) = store.query("SELECT status, last_error FROM deliveries").rows
+    assert row[0] == "pending"
+    assert "STACKWATCH_UNSET_SECRET" in row[1]
+    assert "not sending unsigned" in row[1]
