@@ -244,3 +244,12 @@ def test_stackwatch_up_refuses_a_malformed_secret_before_starting(tmp_path: Path
     assert "webhooks[0].secret_env: environment variable SW_TEST_HOOK_SECRET does not hold" in done.stderr
     assert "abcde" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_stackwatch_receive_refuses_a_malformed_secret_too() -> None:
+    result = CliRunner().invoke(
+        cli, ["receive", "--port", "0", "--secret-env", "SW_TEST_HOOK_SECRET"], env={"SW_TEST_HOOK_SECRET": "abcde"}
+    )
+    assert result.exit_code == 1
+    assert "--secret-env: SW_TEST_HOOK_SECRET does not hold a Standard Webhooks secret" in result.output
+    assert "abcde" not in result.output

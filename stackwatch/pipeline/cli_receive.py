@@ -27,6 +27,14 @@ def receive(host: str, port: int, secret_env: str | None) -> None:
     secret = os.environ.get(secret_env) if secret_env else None
     if secret_env and not secret:
         raise click.ClickException(f"environment variable {secret_env} is not set")
+    if secret:
+        from stackwatch.settings.alerts import secret_problem
+
+        problem = secret_problem(secret)
+        if problem:
+            raise click.ClickException(
+                f"--secret-env: {secret_env} does not hold a Standard Webhooks secret: {problem}"
+            )
     verifier = Webhook(secret) if secret else None
 
     class Handler(BaseHTTPRequestHandler):
