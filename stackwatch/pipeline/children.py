@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -37,7 +38,9 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
 def _prctl() -> Callable[[int, int], int] | None:
+    """libc's prctl, looked up once (never first in a forked child: dlopen there can wait on a lock for ever)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -89,6 +92,7 @@ def spawn(command: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
         if _launcher is None:
             _launcher = _Launcher()
     parent = os.getpid()
+    _prctl()  # resolved here, in the parent
     process: subprocess.Popen[bytes] = _launcher.run(
         lambda: subprocess.Popen(list(command), preexec_fn=lambda: die_with_parent(parent), **popen)
     )

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from stackwatch.pipeline.lag import high_watermarks
+
 __all__ = ["where_records_stopped"]
 
 
@@ -33,7 +35,7 @@ async def _trace(bootstrap: str, prefix: str, groups: Sequence[str], needles: Se
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await high_watermarks([bootstrap], partitions)  # ListOffsets would stop at the newest batch's start
         found: list[tuple[str, TopicPartition, int]] = []
         while any(position < ends[tp] for tp, position in [(tp, await consumer.position(tp)) for tp in partitions]):
             for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
