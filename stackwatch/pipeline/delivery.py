@@ -163,7 +163,9 @@ def _discord(note: Notification, now: datetime) -> dict[str, Any]:
         fields = [
             {
                 "name": discord_text(item["source"] or "article", 256),
-                "value": discord_link(item["url"], item["title"], 1024),
+                "value": discord_link(
+                    item["url"], item["title"] or "(no title)", 1024
+                ),  # never empty: Discord refuses it
             }
             for item in _articles(row)
         ]
