@@ -111,6 +111,8 @@ class Scheduler:
         self._reads: dict[str, deque[_Read]] = {source.name: deque() for source, _ in self._sources}
         self._settled = asyncio.Event()
         """Set by the confirming task whenever every article read is known to be stored."""
+        self._carried: set[str] = set()
+        """Sources taken over from the scheduler this one replaced: they resume nothing."""
         self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
         self._wake = {source.name: asyncio.Event() for source, _ in self._sources}
         self._backfills: set[str] = set()
@@ -130,6 +132,7 @@ class Scheduler:
         """Keep what ``previous`` (a scheduler this one replaces on a reload) knew of the sources ``names`` that
         stay: their state, where they read up to, and their reads still waiting for the store."""
         for name in set(names) & set(previous.states) & set(self.states):
+            self._carried.add(name)
             self.states[name] = previous.states[name]
             self._reads[name] = previous._reads[name]
             if name in previous._cursors:
@@ -299,7 +302,7 @@ class Scheduler:
 
     async def _run(self, source: Source, schedule: Schedule) -> None:
         state = self.states[source.name]
-        unstored = self._checkpoints.load_unstored(source.name)
+        unstored = 0 if source.name in self._carried else self._checkpoints.load_unstored(source.name)
         if unstored:
             log.warning(
                 "source %s: resuming from its last stored point: up to %d article(s) read before the last stop were "
