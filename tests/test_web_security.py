@@ -219,15 +219,17 @@ def test_json_passes_with_its_parameters_and_a_declared_oversized_body_is_413() 
     )
 
 
-def test_the_refusal_log_is_bounded_per_minute(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_refusal_log_is_bounded_per_minute_for_each_kind(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     quota = http_guard._LogQuota(3, clock=lambda: now[0])
     with caplog.at_level("WARNING", logger=http_guard.__name__):
         for _ in range(10):
-            quota.warn("refused %d", 1)
+            quota.warn((415, "POST"), "refused %d", 1)
+        quota.warn((403, "GET"), "another kind")  # a flood of one kind hides no other
         now[0] = 61.0
-        quota.warn("refused %d", 2)
-    assert caplog.messages == ["refused 1"] * 3 + ["web: 7 more refused request(s) were not logged", "refused 2"]
+        quota.warn((415, "POST"), "refused %d", 2)
+    expected = ["refused 1"] * 3 + ["another kind", "web: 7 more refused POST request(s) (415) were not logged"]
+    assert caplog.messages == [*expected, "refused 2"]
 
 
 # -- every GET is read-only -----------------------------------------------------------------------------------------
@@ -534,7 +536,7 @@ def test_an_alert_is_delivered_while_a_catastrophic_regex_silence_is_active(
         send_observations(broker, f"{unique}.observations", 4)  # the rule holds at 3: it fires
         (hook,) = http_server.wait_for("/hook", timeout=120)
         assert json.loads(hook.body)["data"]["rule"] == "capex-surge"
-        assert service.sql("SELECT status FROM deliveries") == [["delivered"]]
+        service.wait_until("SELECT status FROM deliveries", lambda rows: rows == [["delivered"]], timeout=60)
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
     finally:
         code = service.stop()

@@ -15,7 +15,7 @@ checks and Datasette's CSRF protection, :class:`BrowserRules` refuses, before an
 - a body whose ``Content-Length`` is above :data:`MAX_BODY` (413).
 
 The probes (``/healthz``, ``/readyz``) skip the ``Host`` check, as they skip the token. Every refusal is a JSON
-``{"error": ...}`` and a warning in the log (at most :data:`LOG_PER_MINUTE` lines a minute).
+``{"error": ...}`` and a warning in the log (at most :data:`LOG_PER_MINUTE` lines a minute of each kind).
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DATA_PATHS = frozenset({"/api/sql"})
 """Paths that answer with the store's data: same-origin or non-browser clients only, whatever the method."""
 JSON = "application/json"
-LOG_PER_MINUTE = 20
+LOG_PER_MINUTE = 30
+"""Warnings a minute for each kind of refusal (status and method)."""
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _ACCEPTED_FETCH_SITES = frozenset({"same-origin", "none"})  # "none": typed in the address bar, a bookmark
 _HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([^\[\]:/@\s]+))(?::([0-9]{1,5}))?")
@@ -185,25 +187,25 @@ class BrowserRules:
 
 @dataclass
 class _LogQuota:
-    """At most ``per_minute`` warnings a minute; the next one after a pause says how many were left out."""
+    """At most ``per_minute`` warnings a minute for each kind of refusal (its status and method); the next one
+    after the minute says how many were left out. A page that floods one kind hides no other kind."""
 
     per_minute: int
     clock: Callable[[], float] = time.monotonic
-    _window: float = field(default=float("-inf"))
-    _logged: int = 0
-    _dropped: int = 0
+    _windows: dict[tuple[int, str], list[float]] = field(default_factory=dict)  # [start, logged, dropped]
 
-    def warn(self, message: str, *args: object) -> None:
+    def warn(self, kind: tuple[int, str], message: str, *args: object) -> None:
         now = self.clock()
-        if now - self._window >= 60.0:
-            if self._dropped:
-                log.warning("web: %d more refused request(s) were not logged", self._dropped)
-            self._window, self._logged, self._dropped = now, 0, 0
-        if self._logged < self.per_minute:
-            self._logged += 1
+        window = self._windows.setdefault(kind, [float("-inf"), 0, 0])
+        if now - window[0] >= 60.0:
+            if window[2]:
+                log.warning("web: %d more refused %s request(s) (%d) were not logged", window[2], kind[1], kind[0])
+            window[:] = [now, 0, 0]
+        if window[1] < self.per_minute:
+            window[1] += 1
             log.warning(message, *args)
         else:
-            self._dropped += 1
+            window[2] += 1
 
 
 def browser_guard(rules: BrowserRules) -> Middleware:
@@ -215,7 +217,9 @@ def browser_guard(rules: BrowserRules) -> Middleware:
         refusal = rules.check(request.method, request.path, request.headers)
         if refusal is None:
             return await handler(request)
-        quota.warn("web: refused %s %s (%d): %s", request.method, request.path[:200], refusal.status, refusal.reason)
+        method = request.method if request.method in _KNOWN_METHODS else "other"
+        shown = (request.method[:20], request.path[:200], refusal.status, refusal.reason)
+        quota.warn((refusal.status, method), "web: refused %s %s (%d): %s", *shown)
         return web.json_response({"error": refusal.reason}, status=refusal.status)
 
     return guard
