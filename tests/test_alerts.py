@@ -22,8 +22,9 @@ from stackwatch.pipeline.delivery import Deliverer
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, load_settings
 from stackwatch.signals.alerting import Inhibition, Matcher
+from stackwatch.signals.conditions import Cooccurrence, Rule
 from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, Observation, Observations, TaggedArticle
-from stackwatch.signals.rules import Cooccurrence, Rule, RuleEngine, replay, replay_observations
+from stackwatch.signals.rules import RuleEngine, replay, replay_observations
 from stackwatch.storage import alerts as stored
 from stackwatch.storage.alerts import Grouping
 from stackwatch.storage.store import Batch, Store

@@ -17,7 +17,6 @@ from stackwatch.signals.messages import (
     Observation,
     TaggedArticle,
 )
-from stackwatch.signals.rules import ThresholdRule
 
 NOON = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 
@@ -73,21 +72,6 @@ def test_a_tagged_article_counts_once_per_label_and_window() -> None:
 def test_counts_come_from_id_sets_so_repeats_change_nothing() -> None:
     hit = hits_for(Observation.of(TaggedArticle(article(), ("edge",), {"edge": 1.0}, "v1")))[0]
     assert count_update(hit, ["a1", "a2", "a1"]).value == 2.0
-
-
-def test_threshold_rules_fire_with_a_stable_id_per_bucket() -> None:
-    rule = ThresholdRule("any", "edge", "article_count", "1h", ">=", 2, "warning", ("ops",))
-    below = IndicatorUpdate("article_count", "edge", "1h", bucket_start(NOON, "1h"), 1.0)
-    at = IndicatorUpdate("article_count", "edge", "1h", bucket_start(NOON, "1h"), 2.0)
-    above = IndicatorUpdate("article_count", "edge", "1h", bucket_start(NOON, "1h"), 3.0)
-    other_dynamic = IndicatorUpdate("article_count", "capex", "1h", bucket_start(NOON, "1h"), 9.0)
-    assert rule.evaluate(below) is None
-    assert rule.evaluate(other_dynamic) is None
-    first, second = rule.evaluate(at), rule.evaluate(above)
-    assert first is not None
-    assert second is not None
-    assert first.id == second.id
-    assert first.webhooks == ("ops",)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from stackwatch.errors import StoreError
 from stackwatch.pipeline.cli import cli
 from stackwatch.signals.baselines import BaselineParams, baselines
-from stackwatch.signals.composite import Composite
+from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import Entity, Gazetteer
 from stackwatch.signals.indicators import MEASURES, ArticleFacts, measures
 from stackwatch.signals.messages import Article, TaggedArticle
@@ -42,7 +42,7 @@ HEADLINES = [
     "Pentagon picks Microsoft Azure for classified AI workloads",
     "Broadcom wins custom accelerator order from a hyperscaler",
 ]
-COMPOSITE = Composite("moat_pressure", {"decoupling": 1.0, "edge": 1.0, "exclusivity": -1.0, "capex": -1.0})
+COMPOSITE = CompositeIndex("moat_pressure", {"decoupling": 1.0, "edge": 1.0, "exclusivity": -1.0, "capex": -1.0})
 
 
 def make_articles(count: int, seed: int = 7) -> list[TaggedArticle]:

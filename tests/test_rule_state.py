@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stackwatch.signals.conditions import FirstSeen, Quiet, Rule, Spike, Threshold, Trend
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.messages import Alert, Observation
 from stackwatch.signals.rule_state import StoredObservation, lookback, rebuild, unrecorded
-from stackwatch.signals.rules import FirstSeen, Quiet, Rule, RuleEngine, Spike, Threshold, Trend
+from stackwatch.signals.rules import RuleEngine
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 RETENTION = timedelta(days=3650)

@@ -8,23 +8,22 @@ from typing import Any
 import pytest
 
 from stackwatch.signals.alerting import Route, route
-from stackwatch.signals.entity_rules import cooccurrence_count, cooccurs, first_seen
-from stackwatch.signals.messages import Alert, IndicatorUpdate, Observation
-from stackwatch.signals.rules import (
+from stackwatch.signals.composite import CompositeIndex
+from stackwatch.signals.conditions import (
     Composite,
     Cooccurrence,
     FirstSeen,
     Quiet,
     Rule,
-    RuleEngine,
     Spike,
     Threshold,
     Trend,
     momentum,
-    replay,
-    replay_observations,
     zscore,
 )
+from stackwatch.signals.entity_rules import cooccurrence_count, cooccurs, first_seen
+from stackwatch.signals.messages import Alert, IndicatorUpdate, Observation
+from stackwatch.signals.rules import RuleEngine, replay, replay_observations
 
 T0 = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
 
@@ -96,7 +95,7 @@ def test_a_lower_bound_waits_for_the_bucket_to_close() -> None:
 def test_spike_trend_and_composite() -> None:
     spike = Rule("spike", Spike("capex", baseline=4, threshold=3))
     trend = Rule("trend", Trend("capex", window="1h", buckets=2, threshold=1.0))
-    index = Rule("index", Composite("idx", (("capex", 1.0), ("edge", 2.0)), threshold=7))
+    index = Rule("index", Composite(CompositeIndex("idx", {"capex": 1.0, "edge": 2.0}, "article_count"), threshold=7))
     engine = RuleEngine([spike, trend, index])
     updates = counts("capex", [1, 1, 1, 1, 6]) + counts("edge", [0, 0, 0, 0, 1])
     updates.sort(key=lambda u: u.bucket_start)

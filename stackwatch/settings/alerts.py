@@ -25,7 +25,8 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from stackwatch.settings.base import Section, parse_duration
-from stackwatch.signals.rules import (
+from stackwatch.signals.composite import CompositeIndex
+from stackwatch.signals.conditions import (
     Composite,
     Cooccurrence,
     FirstSeen,
@@ -233,8 +234,8 @@ class CompositeRuleSettings(_RuleBase):
         return list(self.weights)
 
     def to_rule(self) -> Rule:
-        weights = tuple(sorted(self.weights.items()))
-        return self._wrap(Composite(self.name, weights, self.indicator, self.window, self.op, self.value))
+        index = CompositeIndex(self.name, dict(self.weights), self.indicator)
+        return self._wrap(Composite(index, self.window, self.op, self.value))
 
 
 class SilenceRuleSettings(_RuleBase):

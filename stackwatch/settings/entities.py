@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, Field
 
 from stackwatch.settings.base import Section, parse_duration
 from stackwatch.signals.baselines import BaselineParams
-from stackwatch.signals.composite import Composite
+from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import DEFAULT_ENTITIES, Entity, Gazetteer
 
 __all__ = ["CompositeSettings", "EntitySettings", "IndicatorSettings", "gazetteer_from"]
@@ -41,8 +41,8 @@ class CompositeSettings(Section):
     weights: dict[str, float] = Field(min_length=1)
     indicator: str = Field(default="share", pattern=r"^(article_count|story_count|share|score_sum|novelty)$")
 
-    def composite(self) -> Composite:
-        return Composite(self.name, dict(self.weights), self.indicator)
+    def composite(self) -> CompositeIndex:
+        return CompositeIndex(self.name, dict(self.weights), self.indicator)
 
 
 class IndicatorSettings(Section):

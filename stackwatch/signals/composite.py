@@ -1,6 +1,6 @@
 """Composite indices: weighted sums of dynamics' indicator values, defined in configuration.
 
->>> moat = Composite("moat_pressure", {"decoupling": 1, "edge": 1, "exclusivity": -1, "capex": -1})
+>>> moat = CompositeIndex("moat_pressure", {"decoupling": 1, "edge": 1, "exclusivity": -1, "capex": -1})
 >>> moat.value({"decoupling": 0.25, "edge": 0.5, "capex": 0.25})
 0.5
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Composite"]
+__all__ = ["CompositeIndex"]
 
 
 @dataclass(frozen=True, slots=True)
-class Composite:
+class CompositeIndex:
     """``value = Σ weight × indicator(dynamic)`` over one bucket; a dynamic absent from the bucket counts 0."""
 
     name: str

@@ -22,20 +22,20 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
-from stackwatch.signals.indicators import WINDOWS
-from stackwatch.signals.messages import Alert, Observation
-from stackwatch.signals.rules import (
+from stackwatch.signals.conditions import (
     Composite,
     Cooccurrence,
     FirstSeen,
     Quiet,
     Rule,
-    RuleEngine,
     Spike,
     Threshold,
     Trend,
 )
+from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
+from stackwatch.signals.indicators import WINDOWS
+from stackwatch.signals.messages import Alert, Observation
+from stackwatch.signals.rules import RuleEngine
 
 __all__ = ["Rebuilt", "StoredObservation", "lookback", "rebuild", "unrecorded"]
 

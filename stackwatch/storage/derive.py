@@ -5,7 +5,7 @@ touched (new articles, replaced ones, and every article whose story changed) fro
 transaction. A crash rolls everything back together; a replay recomputes the same values; ``rebuild`` runs the
 same code over every bucket, so it equals what the stream produced::
 
-    derivation = Derivation(Gazetteer(), composites=(Composite("moat", {"edge": 1.0}),))
+    derivation = Derivation(Gazetteer(), composites=(CompositeIndex("moat", {"edge": 1.0}),))
     buckets = derivation.derive_articles(connection, tagged)    # entities + stories, returns touched buckets
     derivation.recompute(connection, buckets)                    # measures, composites, baselines
 """
@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from stackwatch.signals.baselines import BaselineParams, baselines
-from stackwatch.signals.composite import Composite
+from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import COMPOSITE, DERIVED, MEASURES, SIGNALS, WINDOWS, bucket_start
 from stackwatch.signals.messages import TaggedArticle
@@ -83,7 +83,7 @@ class Derivation:
     """What the store derives from articles: the gazetteer, composite indices and baseline parameters."""
 
     gazetteer: Gazetteer = field(default_factory=Gazetteer)
-    composites: tuple[Composite, ...] = ()
+    composites: tuple[CompositeIndex, ...] = ()
     baseline: BaselineParams = field(default_factory=BaselineParams)
 
     # -- per article: entities and stories ---------------------------------------------------------------
