@@ -69,7 +69,7 @@ class RuleEngine:
 
     def apply(self, state: MutableMapping[str, Any], update: IndicatorUpdate) -> list[Alert]:
         """The alerts ``update`` fires or resolves (usually none). Only per-dynamic totals are rule input."""
-        if getattr(update, "entity", "*") != "*" or getattr(update, "source", "*") != "*" or update.dynamic == "*":
+        if update.dynamic == "*":
             return []
         alerts: list[Alert] = []
         self._remember(state, update)
