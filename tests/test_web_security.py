@@ -21,6 +21,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from click.testing import CliRunner
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from multidict import CIMultiDict
 
@@ -29,6 +30,7 @@ from stackwatch.pipeline import http_guard
 from stackwatch.pipeline.agents.common import RULES_KEY
 from stackwatch.pipeline.app import build_runtime
 from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.cli import cli
 from stackwatch.pipeline.codec import encode
 from stackwatch.pipeline.http_guard import BrowserRules, Refusal, parse_host
 from stackwatch.pipeline.web import MAX_SILENCE_BODY, BadRequest, parse_silence_request
@@ -478,6 +480,16 @@ def test_no_get_changes_state(api: ApiService) -> None:
             assert answer.status_code != 500, (method, path, answer.status_code)
     assert state(api) == before
     assert [item["state"] for item in api.silences() if item["id"] == silence_id] == ["active"]
+
+
+@pytest.mark.integration
+def test_the_cli_declares_json_on_its_bodyless_posts(api: ApiService) -> None:
+    reloaded = CliRunner().invoke(cli, ["reload", "-c", str(api.config)])
+    assert reloaded.exit_code == 0, reloaded.output
+    backfill = CliRunner().invoke(cli, ["backfill", "wire", "-c", str(api.config)])
+    assert "this process does not run the ingest role" in backfill.output  # the view answered: no 415 before it
+    refused = httpx.post(f"{api.base}/api/reload", timeout=30)  # what the CLI sent before: no Content-Type
+    assert (refused.status_code, refused.json()["error"]) == (415, "Content-Type must be application/json (got none)")
 
 
 # -- the hostile regex while an alert fires ---------------------------------------------------------------------------
