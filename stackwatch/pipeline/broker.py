@@ -7,8 +7,10 @@ It keeps everything in memory: stopping it loses every topic. Real deployments n
 ``kafka.bootstrap_servers`` and nothing is started.
 
 The broker dies with the process that started it, however that process ends (a parent-death signal, see
-:mod:`stackwatch.pipeline.children`). With ``pid_file``, the broker's pid is recorded there while it runs, and a
-broker that an earlier run left running (a crash before parent-death signals existed) is stopped at start.
+:mod:`stackwatch.pipeline.children`). With ``pid_file``, the broker's pid, start time and binary are recorded
+there while it runs, and a broker an earlier run left running (where no parent-death signal could be set) is
+stopped at the next start, if that pid is still that broker. Orphans of versions that wrote no pid file are not
+found: nothing tells them from another service's broker.
 
 Known limits of the shipped Tansu 0.6 memory engine (``DynoStore`` over an in-memory object store):
 
