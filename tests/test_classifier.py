@@ -16,8 +16,9 @@ from stackwatch.pipeline.cli import cli
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.corpus import read_labelled
 from stackwatch.signals.encoder import DEFAULT_MODEL, Adapter, Encoder
-from stackwatch.signals.head import DynamicWeights, Head, fine_tune, train_head
+from stackwatch.signals.head import DynamicWeights, Head
 from stackwatch.signals.taxonomy import Dynamic, Taxonomy
+from stackwatch.signals.training import fine_tune, train_head
 from stackwatch.signals.transformer import TransformerClassifier
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"

@@ -169,7 +169,7 @@ def train(
     from tqdm import tqdm
 
     from stackwatch.signals.encoder import Adapter, Encoder
-    from stackwatch.signals.head import EPOCHS, FINE_TUNE_EPOCHS, WEIGHT_DECAYS, fine_tune, train_head
+    from stackwatch.signals.training import EPOCHS, FINE_TUNE_EPOCHS, WEIGHT_DECAYS, fine_tune, train_head
 
     settings = _settings(config)
     taxonomy = settings.taxonomy()
