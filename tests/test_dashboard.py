@@ -7,6 +7,7 @@ when it is missing the browser test fails: CI must run it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -22,9 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.codec import encode
+from stackwatch.signals.messages import Article
 from tests.helpers.service import Service, write_config
 
 pytestmark = pytest.mark.integration
@@ -32,9 +36,12 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-# Connectors drop tags from titles but decode entities, so this is how markup reaches the store from a feed.
-SCRIPT_TITLE = "&lt;script&gt;document.title='pwned'&lt;/script&gt; Google TPU deal cuts reliance on Nvidia"
-IMG_TITLE = "&lt;img src=x onerror=\"document.title='pwned'\"&gt; Trainium chips replace Nvidia GPUs"
+# Connectors decode entities and then drop tags, so no feed puts markup in a title; a record produced to the raw
+# topic by anything else can. The dashboard must show it as text whatever the path.
+SCRIPT_TITLE = "<script>document.title='pwned'</script> Google TPU deal cuts reliance on Nvidia"
+IMG_TITLE = "<img src=x onerror=\"document.title='pwned'\"> Trainium chips replace Nvidia GPUs"
+HOSTILE = (1, 2)
+"""Which of the articles are produced straight to the raw topic, markup and all."""
 
 
 def _articles() -> list[dict[str, Any]]:
@@ -61,6 +68,27 @@ def _articles() -> list[dict[str, Any]]:
     ]
 
 
+async def _produce_raw(broker: str, topic: str, records: list[dict[str, Any]]) -> None:
+    now = datetime.now(UTC)
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all")
+    await producer.start()
+    try:
+        for record in records:
+            article = Article(
+                id=record["id"],
+                url=record["url"],
+                title=record["title"],
+                summary=record["summary"],
+                source="wire",
+                connector="file",
+                published_at=datetime.fromisoformat(record["published_at"]),
+                fetched_at=now,
+            )
+            await producer.send_and_wait(topic, encode(article), key=article.id.encode())
+    finally:
+        await producer.stop()
+
+
 class Running:
     def __init__(self, service: Service, config: Path, base: str, raw: dict[str, Any]) -> None:
         self.service = service
@@ -77,7 +105,8 @@ class Running:
 def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     root = tmp_path_factory.mktemp("dashboard")
     feed = root / "feed.jsonl"
-    lines = [json.dumps(article) for article in _articles()] + ["{not json"]
+    articles = _articles()
+    lines = [json.dumps(article) for index, article in enumerate(articles) if index not in HOSTILE] + ["{not json"]
     feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
     web_port = free_port()
     name = f"dash{int(time.time() * 1000) % 10**8}"
@@ -97,6 +126,7 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
     config = write_config(root / "stackwatch.yaml", raw)
     service = Service(config, web_port=web_port)
     try:
+        asyncio.run(_produce_raw(broker, f"{name}.articles.raw", [articles[index] for index in HOSTILE]))
         service.wait_until("SELECT count(*) FROM articles", lambda rows: rows[0][0] == 5)
         service.wait_until("SELECT count(*) FROM alerts", lambda rows: rows[0][0] >= 1)
         stored = service.sql("SELECT title, id FROM articles WHERE title LIKE '<%' ORDER BY title")
@@ -210,8 +240,9 @@ def test_metrics_give_the_figures_they_promise(running: Running) -> None:
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = _samples(response.text)
     wire = (("source", "wire"),)
-    assert samples[("stackwatch_articles_fetched_total", wire)] == 6  # 5 articles + 1 broken line
-    assert samples[("stackwatch_articles_produced_total", wire)] == 5
+    read = 5 - len(HOSTILE)  # the file's articles; the hostile ones were produced by the test
+    assert samples[("stackwatch_articles_fetched_total", wire)] == read + 1  # and 1 broken line
+    assert samples[("stackwatch_articles_produced_total", wire)] == read
     assert samples[("stackwatch_articles_rejected_total", wire)] == 1
     assert samples[("stackwatch_source_up", wire)] == 1
     assert samples[("stackwatch_classify_batch_size_sum", ())] == 5
