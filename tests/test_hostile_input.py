@@ -142,6 +142,38 @@ def test_the_sql_front_refuses_or_accepts_anything_without_crashing(sql: str) ->
         assert str(error)
 
 
+@FAST
+@given(
+    name=st.text(min_size=1, max_size=40).filter(
+        lambda name: '"' not in name and "\x00" not in name and name.lower() != "articles"  # a real table is fine
+    )
+)
+def test_a_cte_never_makes_its_own_name_readable_as_a_file(name: str) -> None:
+    """``WITH "x.csv" AS (SELECT * FROM 'x.csv') ...``: inside its own definition a CTE is not in scope."""
+    quoted = name.replace("'", "''")
+    for sql in (
+        f'WITH "{name}" AS (SELECT * FROM \'{quoted}\') SELECT * FROM "{name}"',
+        f"SELECT * FROM (WITH \"{name}\" AS (SELECT 1) SELECT 1), '{quoted}'",
+    ):
+        with pytest.raises(QueryRefused):
+            check_query(sql, {"articles"})
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SUMMARIZE SELECT content FROM read_text('/proc/self/environ')",
+        "DESCRIBE SELECT * FROM read_csv('/etc/passwd')",
+        "SHOW SELECT * FROM glob('/tmp/*')",
+        "  /* c */ summarize '/etc/passwd'",
+        "SHOW databases",
+    ],
+)
+def test_describe_show_and_summarize_are_checked_like_any_query(sql: str) -> None:
+    with pytest.raises(QueryRefused):
+        check_query(sql, {"articles"})
+
+
 def test_an_xml_entity_bomb_is_not_expanded() -> None:
     levels = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 10))
     bomb = (
