@@ -611,3 +611,23 @@ def test_the_cli_through_the_service_reports_a_stopped_query_and_runs_it_nowhere
     result = stackwatch_sql(running.config, RUNAWAY)
     assert result.exit_code != 0
     assert result.output.strip() == "Error: query stopped after 3s (sql.time_limit)"
+
+
+def test_one_query_more_than_sql_max_concurrent_is_answered_429(running: Running) -> None:
+    responses: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        response = httpx.post(running.api, json={"sql": RUNAWAY}, timeout=120)
+        with lock:
+            responses.append(response)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]  # sql.max_concurrent is 2 here
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(response.status_code for response in responses) == [400, 400, 429]
+    (busy,) = [response for response in responses if response.status_code == 429]
+    assert "sql.max_concurrent" in busy.json()["error"]
+    assert busy.headers["Retry-After"] == "1"
