@@ -71,8 +71,10 @@ def nested(annotation: Any, listed: bool = False, discriminator: str | None = No
 
 
 def variant_of(model: type[BaseModel], discriminator: str) -> str:
-    (value,) = get_args(model.model_fields[discriminator].annotation)
-    assert get_origin(model.model_fields[discriminator].annotation) is Literal
+    """The member's tag: ``rss`` for ``type: Literal["rss"]``."""
+    annotation = model.model_fields[discriminator].annotation
+    assert get_origin(annotation) is Literal, f"{model.__name__}.{discriminator} is not a Literal"
+    (value,) = get_args(annotation)
     return str(value)
 
 
