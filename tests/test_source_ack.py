@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,9 +54,9 @@ class Pipeline:
         return self.stored & set(ids)
 
 
-async def until(condition: object, attempts: int = 200) -> None:
+async def until(condition: Callable[[], bool], attempts: int = 200) -> None:
     for _ in range(attempts):
-        if callable(condition) and condition():
+        if condition():
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition never held")
@@ -127,3 +127,26 @@ async def test_without_a_store_in_the_process_the_broker_acknowledgement_moves_t
     assert await scheduler.settle(within=1) == 0
     await scheduler.stop()
     await scheduler.close()
+
+
+async def test_a_source_waits_while_too_much_it_read_is_not_stored(tmp_path: Path) -> None:
+    pipeline = Pipeline()
+    scheduler = Scheduler(
+        [(ListSource("backlog", 100), Schedule(interval=3600))],
+        CheckpointStore(tmp_path),
+        pipeline.publish,
+        confirm=pipeline.confirm,
+        max_unstored=6,
+    )
+    await scheduler.start()
+    try:
+        await until(lambda: len(pipeline.published) == 6)
+        await asyncio.sleep(1.2)
+        assert len(pipeline.published) == 6  # the backlog waits for the store, not in the broker
+        pipeline.stored |= set(pipeline.published[:4])
+        await until(lambda: len(pipeline.published) == 10)
+        await asyncio.sleep(1.2)
+        assert len(pipeline.published) == 10
+    finally:
+        await scheduler.stop()
+        await scheduler.close()

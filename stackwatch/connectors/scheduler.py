@@ -46,6 +46,10 @@ Confirm = Callable[[Sequence[str]], Awaitable[Collection[str]]]
 CONFIRM_EVERY = 0.5
 """Seconds between two questions to the store about the articles read but not yet known to be stored."""
 
+MAX_UNSTORED = 5_000
+"""With ``confirm``: a source with this many articles read and not yet stored waits before its next poll, so a
+backlog (a large file, a backfill) flows at the store's pace instead of piling up in the broker."""
+
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
@@ -98,8 +102,10 @@ class Scheduler:
         *,
         limiter: HostLimiter | None = None,
         confirm: Confirm | None = None,
+        max_unstored: int = MAX_UNSTORED,
     ) -> None:
         self._sources = list(sources)
+        self._max_unstored = max_unstored
         self._checkpoints = checkpoints
         self._publish = publish
         self._confirm = confirm
@@ -111,6 +117,8 @@ class Scheduler:
         self._reads: dict[str, deque[_Read]] = {source.name: deque() for source, _ in self._sources}
         self._settled = asyncio.Event()
         """Set by the confirming task whenever every article read is known to be stored."""
+        self._confirmed = asyncio.Event()
+        """Set by the confirming task after each round: sources waiting for room look again."""
         self._carried: set[str] = set()
         """Sources taken over from the scheduler this one replaced: they resume nothing."""
         self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
@@ -270,6 +278,7 @@ class Scheduler:
                     self._checkpoints.save_unstored(name, unstored)
             if not self.unstored:
                 self._settled.set()
+            self._confirmed.set()
 
     async def step(self, source: Source, schedule: Schedule) -> float:
         """One poll with its failure handling; returns the delay until the next one (also in next_poll)."""
@@ -327,6 +336,9 @@ class Scheduler:
                 await asyncio.sleep(delay)
         wake = self._wake[source.name]
         while True:
+            while self._confirm is not None and state.unstored >= self._max_unstored:
+                self._confirmed.clear()
+                await self._confirmed.wait()
             delay = await self.step(source, schedule)
             # A backfill cuts the wait short. Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
             # lands as the event is set, and this task would then outlive Scheduler.stop (a stop that hangs).

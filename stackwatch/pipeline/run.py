@@ -20,6 +20,7 @@ from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
 from stackwatch.pipeline.kafka import wait_for_broker
 from stackwatch.pipeline.logs import log_formatter, log_level
+from stackwatch.pipeline.recycle import Recycler, restart_in_place
 from stackwatch.pipeline.reload import install_reload
 from stackwatch.settings import Settings
 
@@ -208,6 +209,7 @@ def run_roles(
         servers = [broker.bootstrap]
     else:
         _wait_for_broker(servers, settings.log.level)
+    recycler = _recycler(broker, settings)
     try:
         runtime = build_runtime(settings, roles, servers, web_port=web_port, embedded=broker is not None)
         if config_file is not None:
@@ -235,5 +237,19 @@ def run_roles(
             if exit_.code not in (None, 0):
                 raise
     finally:
+        if recycler is not None:
+            recycler.stop()
         if broker is not None:
             broker.stop()
+    if recycler is not None and recycler.requested:
+        restart_in_place()
+
+
+def _recycler(broker: EmbeddedBroker | None, settings: Settings) -> Recycler | None:
+    """The watch on the embedded broker's memory (:mod:`stackwatch.pipeline.recycle`), started; None without one."""
+    limit = settings.kafka.embedded_memory_limit
+    if broker is None or broker.pid is None or limit is None:
+        return None
+    recycler = Recycler(broker.pid, limit)
+    recycler.start()
+    return recycler

@@ -6,11 +6,12 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from stackwatch.settings.base import Section, parse_duration
+from stackwatch.settings.base import Section, parse_duration, parse_size
 
 __all__ = ["KafkaSettings"]
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+Bytes = Annotated[int, BeforeValidator(parse_size), Field(ge=64 * 1024**2)]
 
 
 class KafkaSettings(Section):
@@ -28,6 +29,11 @@ class KafkaSettings(Section):
     session_timeout: Seconds = 10.0
     # A produce request the broker leaves unanswered this long is sent again (Kafka's request.timeout.ms).
     request_timeout: Seconds = Field(default=30.0, ge=1.0, le=600.0)
+    embedded_memory_limit: Bytes | None = Field(
+        default=1024**3,
+        description="the embedded broker keeps every record in memory; over this resident size the service drains"
+        " and restarts itself in place with a fresh broker (e.g. 512MB, 2GB; null: never)",
+    )
 
     @field_validator("bootstrap_servers", mode="before")
     @classmethod
