@@ -1,7 +1,7 @@
 """The whole service under load: throughput, end-to-end latency, memory, lag, and cost over the classifier.
 
     python -m benchmarks.pipeline                      # steady phase + capacity phase (a few minutes)
-    python -m benchmarks.pipeline --soak-minutes 30    # long run at a moderate rate: RSS of every process
+    python -m benchmarks.pipeline --soak-minutes 30    # the default mode's soak (benchmarks/soak.py)
 
 It starts its own embedded broker, runs ``stackwatch up`` (every role, the configured default classifier) as a
 subprocess against it, and produces articles straight to the raw topic, each stamped with its produce time:
@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -213,8 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="articles/s in the steady phase")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the steady phase")
     parser.add_argument("--burst", type=int, default=3000, help="articles in the capacity phase")
-    parser.add_argument("--soak-minutes", type=float, default=0.0, help="run a soak instead (RSS start/end)")
+    parser.add_argument("--soak-minutes", type=float, default=0.0, help="run benchmarks.soak instead")
     args = parser.parse_args(argv)
+    if args.soak_minutes:
+        from benchmarks.soak import main as soak
+
+        soak(["--minutes", str(args.soak_minutes), "--rate", str(min(args.rate, 5.0))])
+        return
 
     work = Path(tempfile.mkdtemp(prefix="stackwatch-bench-"))
     leads = news()
@@ -263,9 +267,6 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(produce([broker.bootstrap], names.raw, [(0.0, article(-1, base, base, PROBE))]))
             wait_for_count(web_port, 1, 300)
             _, rss_start = peak_rss_mb(service.pid)
-            if args.soak_minutes:
-                soak(args, broker, names.raw, web_port, service.pid, base)
-                return
             print(f"service up; RSS {rss_start:.0f} MB; steady phase: {args.rate:g} articles/s for {args.seconds:g}s")
 
             # Steady phase: every 40th article is a decoupling probe in its own hourly bucket (one alert each).
@@ -363,47 +364,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"  the service's classifier calls in the burst: {calls:.0f}, {classified / max(calls, 1):.1f} articles each")
     print(f"service RSS: {rss_start:.0f} MB after warm-up, peak {rss_peak:.0f} MB; consumer lag at the end: {lag}")
-
-
-def soak(args: argparse.Namespace, broker: EmbeddedBroker, topic: str, web_port: int, pid: int, base: datetime) -> None:
-    """A moderate steady rate for ``--soak-minutes``; every 30 s, the RSS of each process (the service, its model
-    processes and the resource tracker, the broker) and the broker's CPU per article in that window."""
-    assert broker.pid is not None
-    seconds = args.soak_minutes * 60
-    rate = args.rate
-    leads = news()
-    samples: list[tuple[int, float, float]] = []  # (articles produced, whole tree RSS, broker RSS)
-    start = time.monotonic()
-    number = 0
-    broker_cpu = cpu_seconds(broker.pid)
-    while time.monotonic() - start < seconds:
-        chunk = [
-            (n / rate, article(number + n, base, base, leads[(number + n) % len(leads)])) for n in range(int(rate * 30))
-        ]
-        asyncio.run(produce([broker.bootstrap], topic, chunk))
-        number += len(chunk)
-        service_rss, _ = peak_rss_mb(pid)
-        broker_rss, _ = peak_rss_mb(broker.pid)
-        samples.append((number, service_rss + broker_rss, broker_rss))
-        cpu = cpu_seconds(broker.pid)
-        broker_cpu, window = cpu, cpu - broker_cpu
-        parts = " + ".join(f"{peak_rss_mb(member, children=False)[0]:.0f}" for member in with_children(pid))
-        print(
-            f"{(time.monotonic() - start) / 60:5.1f} min: {number} articles produced,"
-            f" RSS {service_rss + broker_rss:.0f} MB: service and its processes {service_rss:.0f} ({parts}),"
-            f" broker {broker_rss:.0f};"
-            f" broker CPU {window / len(chunk) * 1000:.2f} ms per article",
-            flush=True,
-        )
-    wait_for_count(web_port, number + 1, 600)
-    first, last = samples[0], samples[-1]
-    growth = (last[2] - first[2]) / max(1, last[0] - first[0]) * 1000
-    print(
-        f"soak: {number} articles over {args.soak_minutes:g} min; RSS of the whole tree (service, model processes,"
-        f" broker) start {first[1]:.0f} MB, end {last[1]:.0f} MB, max {max(row[1] for row in samples):.0f} MB,"
-        f" median {statistics.median(row[1] for row in samples):.0f} MB; broker {first[2]:.0f} -> {last[2]:.0f} MB"
-        f" ({growth:.1f} MB per 1,000 articles)"
-    )
 
 
 if __name__ == "__main__":
