@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,11 +87,22 @@ _launcher_lock = threading.Lock()
 
 
 def spawn(command: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:
-    """``subprocess.Popen(command, **popen)`` whose child gets SIGKILL when this process dies (on Linux)."""
+    """``subprocess.Popen(command, **popen)`` whose child gets SIGKILL when this process dies (on Linux).
+
+    util-linux's ``setpriv --pdeathsig KILL`` sets the signal and then executes the command (same pid), so no
+    Python runs between fork and exec: a ``preexec_fn`` in a process with threads can crash or hang the child
+    (seen: a segmentation fault in the forked child of a test process). Without ``setpriv`` the signal is set
+    from a ``preexec_fn``.
+    """
     global _launcher
     with _launcher_lock:
         if _launcher is None:
             _launcher = _Launcher()
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    if setpriv is not None:
+        wrapped = [setpriv, "--pdeathsig", "KILL", "--", *command]
+        started: subprocess.Popen[bytes] = _launcher.run(lambda: subprocess.Popen(wrapped, **popen))
+        return started
     parent = os.getpid()
     _prctl()  # resolved here, in the parent
     process: subprocess.Popen[bytes] = _launcher.run(
