@@ -23,6 +23,7 @@ from typing import Any
 
 import stackwatch
 from stackwatch.errors import QueryFailed, QueryRefused, QueryStopped, StoreError
+from stackwatch.storage.readonly import check_query
 from stackwatch.storage.sandbox import SandboxRequest
 
 __all__ = ["MAX_ANSWER_BYTES", "STARTUP_GRACE", "QueryAnswer", "QueryLimits", "QueryUnavailable", "run_query"]
@@ -64,6 +65,7 @@ def run_query(path: Path, sql: str, limits: QueryLimits) -> QueryAnswer:
     :class:`QueryFailed` (DuckDB's error), :class:`QueryUnavailable` (the file cannot be read) or
     :class:`StoreError` (the query process failed).
     """
+    check_query(sql, known_tables=None)  # refuse what is plainly not a read here, without starting a process
     request = SandboxRequest(
         path=str(path.resolve()),
         sql=sql,

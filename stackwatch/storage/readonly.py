@@ -61,14 +61,18 @@ _FORBIDDEN_FUNCTION_PREFIXES = (
 )
 
 
-def check_query(sql: str, known_tables: Iterable[str]) -> None:
-    """Raise :class:`QueryRefused` with the reason unless ``sql`` is a single read-only query."""
+def check_query(sql: str, known_tables: Iterable[str] | None) -> None:
+    """Raise :class:`QueryRefused` with the reason unless ``sql`` is a single read-only query.
+
+    ``known_tables=None`` checks everything but the names of the tables read (a first pass before the
+    database's catalogue is at hand).
+    """
     if len(sql) > MAX_QUERY_LENGTH:
         raise QueryRefused(f"query too long ({len(sql)} characters, at most {MAX_QUERY_LENGTH})")
     if "\x00" in sql:
         raise QueryRefused("query contains a NUL character")
     try:
-        statements = duckdb.extract_statements(sql)
+        statements = _parser().extract_statements(sql)
     except duckdb.Error as error:
         raise QueryRefused(f"not valid SQL: {_first_line(error)}") from None
     if len(statements) != 1:
@@ -76,13 +80,14 @@ def check_query(sql: str, known_tables: Iterable[str]) -> None:
     kind = statements[0].type.name
     if kind != "SELECT":
         raise QueryRefused(f"only SELECT, WITH, DESCRIBE, SHOW and SUMMARIZE are allowed (got {kind})")
-    _Check(frozenset(name.lower() for name in known_tables)).node(_serialize(sql)["statements"], frozenset())
+    tables = None if known_tables is None else frozenset(name.lower() for name in known_tables)
+    _Check(tables).node(_serialize(sql)["statements"], frozenset())
 
 
 class _Check:
     """A walk of the parse tree that knows, at each node, which CTE names are in scope there."""
 
-    def __init__(self, tables: frozenset[str]) -> None:
+    def __init__(self, tables: frozenset[str] | None) -> None:
         self.tables = tables
 
     def node(self, node: Any, ctes: frozenset[str]) -> None:
@@ -123,13 +128,13 @@ class _Check:
             schema = node.get("schema_name")
             if node.get("catalog_name") or schema not in ("", "main"):
                 raise QueryRefused(f"only tables of this database may be read (got {name!r} in another catalog)")
-            if name.lower() not in self.tables and (schema or name.lower() not in ctes):
+            if self.tables is not None and name.lower() not in self.tables and (schema or name.lower() not in ctes):
                 raise QueryRefused(f"unknown table {name!r} (file paths and other databases are not allowed)")
         elif node_type == "SHOW_REF" and node.get("query") is None:
             name = str(node.get("table_name", "")).strip('"')
             if node.get("catalog_name") or node.get("schema_name") not in ("", "main", None):
                 raise QueryRefused(f"only tables of this database may be shown (got {name!r} in another catalog)")
-            if name.lower() not in self.tables | _SHOW_SPECIALS:
+            if self.tables is not None and name.lower() not in self.tables | _SHOW_SPECIALS:
                 raise QueryRefused(f"SHOW {name}: only SHOW TABLES and SHOW <table> are allowed")
         elif node_type == "TABLE_FUNCTION":
             name = str(node.get("function", {}).get("function_name", "")).lower()
@@ -151,6 +156,7 @@ def _parser() -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(
             ":memory:",
             config={
+                "threads": 1,  # parsing needs no worker threads (and a process that forks is better without them)
                 "enable_external_access": False,
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
