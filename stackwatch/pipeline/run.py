@@ -7,7 +7,6 @@ import logging
 import os
 import socket
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from faust.worker import Worker
 
 from stackwatch import __version__
 from stackwatch.errors import BrokerError, StackwatchError
+from stackwatch.pipeline import backstop
 from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
 from stackwatch.pipeline.broker import EmbeddedBroker
 from stackwatch.pipeline.kafka import wait_for_broker
@@ -57,13 +57,9 @@ class _Worker(Worker):
                 await self._drain()
             except Exception:  # a failed drain must never prevent the stop itself
                 log.exception("drain before stop failed; stopping anyway")
-        # A stop must end. mode waits without a bound for every service's tasks, and one sometimes never ended: seen
-        # as Faust's commit waiting on a producer flush whose request the broker never answered (now re-sent after
-        # kafka.request_timeout, see transport.py). Nothing is lost by leaving: offsets are committed only after
-        # what they cover was written, so the last resort below exits, naming what was still running.
-        last_resort = threading.Timer(STOP_WITHIN, _exit_now, [asyncio.get_running_loop(), self._before_forced_exit])
-        last_resort.daemon = True
-        last_resort.start()
+        # The stop ends by itself: Faust's waits for the agents' records and for the broker are bounded
+        # (StackwatchApp.stop_wait, transport.py). The backstop only names a stop that still hangs, and exits non-zero.
+        backstop.arm(asyncio.get_running_loop(), backstop.STOP_WITHIN, self._before_forced_exit)
         await super()._stop_on_signal(signal)
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -128,44 +124,6 @@ def _wait_for_broker(servers: Sequence[str], level: str) -> None:
         for name in ("stackwatch", "aiokafka"):
             logging.getLogger(name).removeHandler(handler)
         logging.getLogger("aiokafka").setLevel(logging.NOTSET)
-
-
-STOP_WITHIN = 45.0
-"""Seconds the worker's services get to stop after a signal (and the drain) before the process exits anyway."""
-
-
-def _await_chain(task: asyncio.Task[Any]) -> str:
-    """Where a task waits: its coroutine and every coroutine it awaits, innermost last (``f@file:line > ...``)."""
-    links: list[str] = []
-    awaitable: Any = task.get_coro()
-    while awaitable is not None and len(links) < 20:
-        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
-        if frame is None:
-            links.append(type(awaitable).__qualname__)
-            break
-        links.append(f"{frame.f_code.co_name}@{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
-        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
-    return " > ".join(links)
-
-
-def _pending_tasks(loop: asyncio.AbstractEventLoop) -> str:
-    """What is still running, for the log: each task's chain of awaits."""
-    return "; ".join(sorted(_await_chain(task) for task in asyncio.all_tasks(loop))) or "no tasks"
-
-
-def _exit_now(loop: asyncio.AbstractEventLoop, before: Callable[[], None] | None) -> None:
-    log.critical(
-        "stopping: still running %.0fs after the signal; exiting. Still running: %s",
-        STOP_WITHIN,
-        _pending_tasks(loop),
-    )
-    if before is not None:
-        try:
-            before()
-        except Exception:
-            log.exception("stopping: cleanup before the forced exit failed")
-    logging.shutdown()
-    os._exit(0)  # a requested stop, and nothing is lost: see _Worker._stop_on_signal
 
 
 def _quiet_idle_inference_threads() -> None:

@@ -29,6 +29,12 @@ before the last rebalance is not counted as processed when a stream acknowledges
 rewind takes streamed partitions that have no committed offset back to their start (aiokafka leaves them where
 they are). Faust still takes forward jumps in offsets as gaps after rewinds; the bookkeeping is Faust's and not
 proven here beyond the fault tests.
+
+A stop waits ``stop_wait`` seconds at most for what Faust's stop waits on without a bound (``StackwatchApp``): for
+the agents to acknowledge every record they took (``Consumer.wait_empty``) and for the broker to take what the
+producer holds (``Producer.flush``, before each offset commit and when the app stops). Records still unacknowledged
+then are not committed, and once a flush gave up nothing more is committed: what was not done is read again after
+the restart, as after a crash.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
@@ -49,12 +56,16 @@ from faust.types import TP, Message, TransportT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from stackwatch.errors import BrokerError
 from stackwatch.pipeline.kafka import TopicKeepingProducer
 
 __all__ = ["ResendingProducer", "StackwatchApp"]
 
 DEFAULT_RESEND_AFTER = 30.0
 MAX_SEND_BACKOFF = 5.0
+DEFAULT_STOP_WAIT = 15.0
+"""Seconds a stop waits for the agents' records in flight and for the broker (``StackwatchApp.stop_wait``)."""
+_CHECK_EVERY = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +87,16 @@ class ResendingProducer(TopicKeepingProducer):
         self._sender._request_timeout_ms = resend_after_ms
         self._message_accumulator._batch_ttl = math.inf
 
+    def abandon(self, error: Exception) -> None:
+        """Fail every batch it holds with ``error``, and every later ``send``: a flush or a stop waiting for them
+        then ends. For a stop only, when the broker does not take them (their batches never expire)."""
+        self._message_accumulator.fail_all(error)
+
 
 class _Producer(faust_aiokafka.Producer):
+    gave_up = False
+    """Set when a flush during the stop gave up on the broker; from then on nothing is committed (``_Consumer``)."""
+
     @property
     def _producer_type(self) -> type[aiokafka.AIOKafkaProducer]:
         return ResendingProducer
@@ -96,11 +115,61 @@ class _Producer(faust_aiokafka.Producer):
                 return await super().send(topic, *args, **kwargs)
             except ProducerSendError as error:
                 cause = error.__cause__
-                if not (getattr(cause, "retriable", False) or isinstance(cause, KafkaTimeoutError)):
+                if self.gave_up or not (getattr(cause, "retriable", False) or isinstance(cause, KafkaTimeoutError)):
                     raise
                 log.warning("sending to %s failed (%r); trying again in %.1fs", topic, cause, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_SEND_BACKOFF)
+
+    async def flush(self) -> None:
+        """Faust's flush (wait until the broker took every record held), bounded while the app stops.
+
+        Faust (0.15.3) awaits this without a bound before every offset commit (``Consumer._commit_offsets``) and
+        when the app stops (``App.on_stop``), and our batches never expire (``ResendingProducer``): with a broker
+        that stopped answering, the worker's stop waited for ever. Past the app's stop deadline the held batches
+        are given up (``ResendingProducer.abandon``) and this returns; ``_Consumer._commit`` then commits nothing,
+        so their inputs are read again after the restart. Outside a stop, a flush waits as long as the broker
+        needs. It can go when Faust bounds its stop (``stream_wait_empty`` and the flushes have no timeout;
+        robinhood/faust#402 is the wait part) and aiokafka has a delivery timeout that fails the commit.
+        """
+        if self.gave_up:
+            return
+        app = cast("StackwatchApp", self.app)
+        flushing = asyncio.ensure_future(super().flush())
+        try:
+            while True:
+                done, _ = await asyncio.wait({flushing}, timeout=_CHECK_EVERY)
+                if done:
+                    flushing.result()
+                    return
+                if app.stop_overdue():
+                    self._give_up(app.stop_wait)
+                    return
+        finally:
+            if not flushing.done():
+                flushing.cancel()
+
+    async def on_stop(self) -> None:
+        """Faust's producer stop; after a flush gave up, it does not wait for the requests the broker left
+        unanswered (aiokafka waits up to ``resend_after`` for each): mode's shutdown cancels what is left."""
+        if not self.gave_up:
+            await super().on_stop()
+            return
+        stopping = asyncio.ensure_future(super().on_stop())
+        done, _ = await asyncio.wait({stopping}, timeout=_CHECK_EVERY)
+        if not done:
+            log.info("stopping: not waiting for the produce requests the broker left unanswered")
+
+    def _give_up(self, waited: float) -> None:
+        self.gave_up = True
+        log.warning(
+            "stopping: the broker took no records for %.0fs of the stop; giving up on what the producer holds. "
+            "No offset is committed from now on: what it covers is read again after the restart",
+            waited,
+        )
+        producer = self._producer
+        if isinstance(producer, ResendingProducer):
+            producer.abandon(BrokerError("stopping: the broker did not take this record before the stop gave up"))
 
 
 class _Fetch(dict[TP, list[Any]]):
@@ -182,6 +251,43 @@ class _Consumer(faust_aiokafka.Consumer):
         """Whether ``tp`` feeds a stream whose offsets are committed (not a table's changelog)."""
         return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
 
+    async def wait_empty(self) -> None:
+        """Faust's wait until the streams acknowledged every record they took, at most until the stop deadline
+        (``stop_wait`` from the stop's start, or from now at a rebalance); then one commit of what is acknowledged.
+
+        Faust (0.15.3) waits here without a bound when the app stops, when the consumer stops and at a rebalance
+        (``stream_wait_empty``). A record an agent never acknowledges, such as a classify batch whose results
+        could not be sent (left unacknowledged to be read again), held every stop for ever. Records still
+        unacknowledged at the deadline are not committed and are read again after the restart. It can go with
+        the flush bound above (robinhood/faust#402, "Faust hangs with wait_empty").
+        """
+        app = cast("StackwatchApp", self.app)
+        deadline = app.stop_deadline()
+        if deadline is None:
+            deadline = time.monotonic() + app.stop_wait
+        waiting = asyncio.ensure_future(super().wait_empty())
+        try:
+            done, _ = await asyncio.wait({waiting}, timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            if not waiting.done():
+                waiting.cancel()
+        if done:
+            waiting.result()
+            return
+        if self._unacked_messages:
+            log.warning(
+                "stopping: %d record(s) the agents took are not acknowledged within %.0fs; they are not committed "
+                "and are read again after the restart",
+                len(self._unacked_messages),
+                app.stop_wait,
+            )
+        await self.commit_and_end_transactions()
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        if cast(_Producer, self.app.producer).gave_up:
+            return False  # what these offsets cover may not have reached the broker (``_Producer.flush``)
+        return bool(await super()._commit(offsets))
+
     def ack(self, message: Message) -> bool:
         if message.generation_id is None or message.generation_id == self.app.consumer_generation_id:
             return bool(super().ack(message))
@@ -201,11 +307,33 @@ class _Transport(faust_aiokafka.Transport):
 
 class StackwatchApp(faust.App):
     """A Faust app on the corrected transport: its producer re-sends a request left unanswered for ``resend_after``
-    seconds, and its consumer does not commit past a fetch a rebalance overtook (module doc)."""
+    seconds, its consumer does not commit past a fetch a rebalance overtook, and its stop waits at most
+    ``stop_wait`` seconds for the agents' records in flight and for the broker (module doc)."""
 
-    def __init__(self, id: str, *, resend_after: float = DEFAULT_RESEND_AFTER, **options: Any) -> None:
+    def __init__(
+        self,
+        id: str,
+        *,
+        resend_after: float = DEFAULT_RESEND_AFTER,
+        stop_wait: float = DEFAULT_STOP_WAIT,
+        **options: Any,
+    ) -> None:
         self.resend_after = resend_after
+        self.stop_wait = stop_wait
+        self._stopping_since: float | None = None
         super().__init__(id, **options)
+
+    def stop_deadline(self) -> float | None:
+        """When (``time.monotonic()``) the stop stops waiting for records and the broker; None while running."""
+        return None if self._stopping_since is None else self._stopping_since + self.stop_wait
+
+    def stop_overdue(self) -> bool:
+        deadline = self.stop_deadline()
+        return deadline is not None and time.monotonic() >= deadline
+
+    async def on_stop(self) -> None:
+        self._stopping_since = time.monotonic()
+        await super().on_stop()
 
     def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
