@@ -18,7 +18,7 @@ import pytest
 from stackwatch.pipeline.broker import free_port
 from tests.helpers.faults import HEADLINES, check_store, descendants, still_running, write_articles
 from tests.helpers.http import LocalServer, Recorded, Reply
-from tests.helpers.service import Service, pipeline_config
+from tests.helpers.service import Service, pipeline_config, threshold_rule
 
 pytestmark = pytest.mark.integration
 
@@ -70,17 +70,7 @@ def test_sigkill_of_the_default_mode_loses_nothing_and_leaves_no_process(
         ],
         webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
         alerting={"group_wait": "1s"},
-        rules=[
-            {
-                "name": "decoupling-seen",
-                "kind": "threshold",
-                "dynamic": "decoupling",
-                "window": "1h",
-                "op": ">=",
-                "value": 1,
-                "webhooks": ["ops"],
-            }
-        ],
+        rules=[threshold_rule("decoupling-seen", "decoupling")],
     )
     rng = random.Random(20261202)
     left_behind: dict[int, set[int]] = {}

@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from stackwatch.pipeline.broker import free_port, wait_for_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
-from tests.helpers.service import Service, pipeline_config, write_config
+from tests.helpers.service import Service, pipeline_config, threshold_rule, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -57,17 +57,7 @@ def test_feed_to_duckdb_to_signed_webhook(broker: str, unique: str, http_server:
         web={"host": "127.0.0.1", "port": web_port},
         sources=[{"name": "wire", "type": "rss", "url": http_server.url("/feed.xml"), "interval": "2s"}],
         webhooks=[{"name": "ops", "url": http_server.url("/hook"), "secret_env": "STACKWATCH_E2E_SECRET"}],
-        rules=[
-            {
-                "name": "decoupling-any",
-                "kind": "threshold",
-                "dynamic": "decoupling",
-                "window": "1h",
-                "op": ">=",
-                "value": 1,
-                "webhooks": ["ops"],
-            }
-        ],
+        rules=[threshold_rule("decoupling-any", "decoupling")],
     )
     service = Service(config, web_port=web_port, env={"STACKWATCH_E2E_SECRET": SECRET})
     try:

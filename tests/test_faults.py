@@ -24,7 +24,7 @@ from tests.helpers.faults import HEADLINES, check_store, write_articles
 from tests.helpers.http import LocalServer
 from tests.helpers.kafka_proxy import SilencingProxy
 from tests.helpers.kafka_trace import where_records_stopped
-from tests.helpers.service import Service, pipeline_config
+from tests.helpers.service import Service, pipeline_config, threshold_rule
 
 pytestmark = pytest.mark.integration
 
@@ -52,17 +52,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
         alerting={"group_wait": "1s"},
         # Rules judge buckets in arrival order and ignore updates for a bucket already closed; with four
         # partitions interleaving, a threshold that the first decoupling article crosses fires however they race.
-        rules=[
-            {
-                "name": "decoupling-seen",
-                "kind": "threshold",
-                "dynamic": "decoupling",
-                "window": "1h",
-                "op": ">=",
-                "value": 1,
-                "webhooks": ["ops"],
-            }
-        ],
+        rules=[threshold_rule("decoupling-seen", "decoupling")],
     )
     rng = random.Random(20261121)
     outputs = []

@@ -18,7 +18,7 @@ import pytest
 
 from stackwatch.pipeline.broker import free_port
 from tests.helpers.http import LocalServer
-from tests.helpers.service import Service, pipeline_config
+from tests.helpers.service import Service, pipeline_config, threshold_rule
 
 pytestmark = pytest.mark.integration
 
@@ -76,11 +76,14 @@ class Deployment:
         self.runs += 1
         return Service(self.config, web_port=self.web_port, name=f"run{self.runs}")
 
-    def run_until_stored(self, count: int, sig: int = signal.SIGTERM) -> str:
-        """Start, wait until ``count`` articles are stored, stop with ``sig``; the run's output."""
+    def run(self, stored: int, *, alerts: int = 0, sig: int = signal.SIGTERM) -> str:
+        """Start; wait until ``stored`` articles are stored and at least ``alerts`` alerts were delivered; stop
+        with ``sig``. The run's output."""
         service = self.start()
         try:
-            service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[count]], timeout=180)
+            service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[stored]], timeout=180)
+            if alerts:
+                self.wait_for_alerts(lambda received: len(received) >= alerts, service)
         finally:
             code = service.stop(sig)
         if sig == signal.SIGTERM:
@@ -109,65 +112,40 @@ def hours_ago(hours: float) -> datetime:
     return datetime.now(UTC).replace(minute=10, second=0, microsecond=0) - timedelta(hours=hours)
 
 
-def threshold(name: str, dynamic: str, value: int, **more: Any) -> dict[str, Any]:
-    return {"name": name, "kind": "threshold", "dynamic": dynamic, "window": "1h", "op": ">=", "value": value,
-            "webhooks": ["ops"], **more}  # fmt: skip
-
-
 def test_a_threshold_crossed_across_a_restart_fires_once(tmp_path: Path, unique: str, http_server: LocalServer) -> None:
-    deployment = Deployment(tmp_path, unique, http_server, [threshold("three-an-hour", "decoupling", 3)])
+    deployment = Deployment(tmp_path, unique, http_server, [threshold_rule("three-an-hour", "decoupling", 3)])
     deployment.feed.add(DECOUPLING, hours_ago(0))
     deployment.feed.add(DECOUPLING, hours_ago(0))
-    deployment.run_until_stored(2)
+    deployment.run(2)
     assert deployment.alerts_received() == []
 
     deployment.feed.add(DECOUPLING, hours_ago(0))
-    service = deployment.start()
-    try:
-        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[3]])
-        deployment.wait_for_alerts(lambda alerts: len(alerts) >= 1, service)
-    finally:
-        assert service.stop() == 0
-    assert "rules: state rebuilt from 2 stored article(s)" in service.output
+    output = deployment.run(3, alerts=1)
+    assert "rules: state rebuilt from 2 stored article(s)" in output
     [(webhook_id, _, status, _)] = deployment.alerts_received()
     assert status == "firing"
     assert webhook_id
 
 
 def test_a_cooldown_holds_across_a_restart(tmp_path: Path, unique: str, http_server: LocalServer) -> None:
-    rule = threshold("capex-seen", "capex", 1, cooldown="6h")
+    rule = threshold_rule("capex-seen", "capex", 1, cooldown="6h")
     deployment = Deployment(tmp_path, unique, http_server, [rule])
     deployment.feed.add(CAPEX, hours_ago(3))
-    first = deployment.start()
-    try:
-        first.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[1]])
-        deployment.wait_for_alerts(lambda alerts: len(alerts) == 1, first)
-    finally:
-        first.stop(signal.SIGKILL)
+    deployment.run(1, alerts=1, sig=signal.SIGKILL)
 
     deployment.feed.add(CAPEX, hours_ago(1))  # a new episode two hours later: inside the cooldown
     deployment.feed.add(UNRELATED, hours_ago(0))
-    second = deployment.start()
-    try:
-        second.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[3]])
-        deployment.wait_for_alerts(lambda alerts: len(alerts) >= 2, second)
-    finally:
-        assert second.stop() == 0
+    deployment.run(3, alerts=2)
     statuses = [status for _, _, status, _ in deployment.alerts_received()]
     assert statuses == ["firing", "resolved"]  # the first episode and its end; the second is muted
 
 
 def test_a_for_streak_survives_a_restart(tmp_path: Path, unique: str, http_server: LocalServer) -> None:
-    deployment = Deployment(tmp_path, unique, http_server, [threshold("edge-two-hours", "edge", 1, **{"for": 2})])
+    deployment = Deployment(tmp_path, unique, http_server, [threshold_rule("edge-two-hours", "edge", 1, **{"for": 2})])
     deployment.feed.add(EDGE, hours_ago(2))
-    deployment.run_until_stored(1)
+    deployment.run(1)
     deployment.feed.add(EDGE, hours_ago(1))
-    service = deployment.start()
-    try:
-        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[2]])
-        deployment.wait_for_alerts(lambda alerts: len(alerts) >= 1, service)
-    finally:
-        assert service.stop() == 0
+    deployment.run(2, alerts=1)
     [(_, _, status, _)] = deployment.alerts_received()
     assert status == "firing"
 
@@ -176,14 +154,9 @@ def test_first_seen_arming_survives_a_restart(tmp_path: Path, unique: str, http_
     rule = {"name": "new-at-the-edge", "kind": "first_seen", "dynamic": "edge", "days": 2, "webhooks": ["ops"]}
     deployment = Deployment(tmp_path, unique, http_server, [rule])
     deployment.feed.add("Akamai moves inference at the edge into 4,000 points of presence", hours_ago(72))
-    deployment.run_until_stored(1, signal.SIGKILL)
+    deployment.run(1, sig=signal.SIGKILL)
     deployment.feed.add("Microsoft ships on-device models for Copilot+ PCs", hours_ago(0))
-    service = deployment.start()
-    try:
-        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[2]])
-        deployment.wait_for_alerts(lambda alerts: len(alerts) >= 1, service)
-    finally:
-        assert service.stop() == 0
+    deployment.run(2, alerts=1)
     assert [(status, entity) for _, _, status, entity in deployment.alerts_received()] == [("firing", "Microsoft")]
 
 

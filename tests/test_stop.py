@@ -17,7 +17,7 @@ import pytest
 from stackwatch.pipeline.backstop import FORCED_EXIT_STATUS
 from stackwatch.pipeline.broker import free_port
 from stackwatch.pipeline.children import ChildRecord
-from tests.helpers.service import Service, write_config
+from tests.helpers.service import Service, threshold_rule, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -55,17 +55,7 @@ def up(directory: Path, count: int, **sections: Any) -> Service:
         "web": {"host": "127.0.0.1", "port": web_port},
         "sources": [{"name": "bulk", "type": "file", "path": str(articles(directory / "in.jsonl", count))}],
         "webhooks": [{"name": "ops", "url": f"http://127.0.0.1:{free_port()}/hook"}],
-        "rules": [
-            {
-                "name": "any-decoupling",
-                "kind": "threshold",
-                "dynamic": "decoupling",
-                "window": "1h",
-                "op": ">=",
-                "value": 1,
-                "webhooks": ["ops"],
-            }
-        ],
+        "rules": [threshold_rule("any-decoupling", "decoupling")],
     }
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value}

@@ -35,8 +35,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import faust
@@ -65,6 +64,7 @@ from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import MAX_MATCHER_NAME, MAX_MATCHER_VALUE, Matcher
 from stackwatch.signals.messages import utcnow
 from stackwatch.storage import alerts as stored
+from stackwatch.storage.sandbox import plain
 
 if TYPE_CHECKING:
     from stackwatch.pipeline.app import Runtime
@@ -100,18 +100,8 @@ _MAX_TEXT = {"matcher": MAX_MATCHER_NAME + 2 + MAX_MATCHER_VALUE, "comment": 409
 _SILENCE_FIELDS = ("matchers", "duration", "comment", "created_by")
 
 
-def _default(value: object) -> object:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 def _json(view: View, body: Any, status: int = 200) -> Response:
-    payload = json.dumps(body, default=_default, ensure_ascii=False).encode("utf-8")
+    payload = json.dumps(body, default=plain, ensure_ascii=False).encode("utf-8")
     return view.bytes(payload, content_type="application/json", status=status)
 
 

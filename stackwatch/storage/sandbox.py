@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import signal
 import sys
@@ -34,17 +33,16 @@ from typing import Any
 import duckdb
 
 from stackwatch.errors import QueryRefused
+from stackwatch.sizes import parse_size
 from stackwatch.storage.readonly import check_query
 
-__all__ = ["ADDRESS_SPACE_BASE", "SandboxRequest", "address_space", "main", "open_sandbox", "parse_size", "run"]
+__all__ = ["ADDRESS_SPACE_BASE", "SandboxRequest", "address_space", "main", "open_sandbox", "plain", "run"]
 
 CATALOG = "stackwatch"
 ADDRESS_SPACE_BASE = 1 << 30
 """Address space of the query process beyond twice ``memory_limit``: Python, DuckDB's code and its arenas."""
 CPU_GRACE = 5
 _FETCH = 1024
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +55,6 @@ class SandboxRequest:
     max_rows: int
     memory_limit: str
     max_answer_bytes: int
-
-
-def parse_size(text: str) -> int:
-    """Bytes in ``"256MB"``, ``"1GiB"``...
-
-    >>> parse_size("256MB")
-    256000000
-    """
-    match = _SIZE.match(text)
-    if match is None:
-        raise ValueError(f"expected a size such as 256MB or 1GiB, got {text!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def address_space(memory_limit: str) -> int:
@@ -117,7 +103,8 @@ def known_tables(connection: duckdb.DuckDBPyConnection) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
+    """A DuckDB value as JSON can carry it: times as ISO 8601 text, decimals as numbers, blobs as text."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -146,7 +133,7 @@ def run(connection: duckdb.DuckDBPyConnection, request: SandboxRequest) -> dict[
             if not chunk:
                 break
             for row in chunk:
-                width = len(json.dumps(list(row), default=_plain, ensure_ascii=False)) + 1
+                width = len(json.dumps(list(row), default=plain, ensure_ascii=False)) + 1
                 if len(rows) >= request.max_rows or size + width > request.max_answer_bytes:
                     truncated = True
                     break
@@ -196,7 +183,7 @@ def main() -> None:
             answer = run(connection, request)
         finally:
             connection.close()
-    sys.stdout.write(json.dumps(answer, default=_plain, ensure_ascii=False))
+    sys.stdout.write(json.dumps(answer, default=plain, ensure_ascii=False))
     sys.stdout.flush()
 
 

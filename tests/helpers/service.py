@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
-__all__ = ["Service", "pipeline_config", "write_config"]
+__all__ = ["Service", "pipeline_config", "threshold_rule", "write_config"]
 
 
 def write_config(path: Path, config: Mapping[str, Any]) -> Path:
@@ -38,6 +38,12 @@ def pipeline_config(directory: Path, servers: list[str], name: str, **sections: 
         default = config.get(key)
         config[key] = {**default, **value} if isinstance(default, dict) and isinstance(value, dict) else value
     return write_config(directory / "stackwatch.yaml", config)
+
+
+def threshold_rule(name: str, dynamic: str, value: float = 1, **more: Any) -> dict[str, Any]:
+    """A threshold rule on a dynamic's hourly article count that alerts the ``ops`` webhook."""
+    return {"name": name, "kind": "threshold", "dynamic": dynamic, "window": "1h", "op": ">=", "value": value,
+            "webhooks": ["ops"], **more}  # fmt: skip
 
 
 def _limit_file_size(limit: int) -> None:

@@ -2,7 +2,7 @@
 
     recover = StoreRecovery(sink.store)
     recovered = await recover(engine, retention)    # before the agent reads its first observation
-    state.update(recovered.state); counts.update(recovered.counts)
+    state.update(recovered.rebuilt.state); counts.update(recovered.rebuilt.counts)
     for alert in recovered.missing: ...             # alerts lost in flight at the crash: sent now, same ids
 
 The replay is :func:`stackwatch.signals.rule_state.rebuild`, the engine code the stream and ``rules backtest`` run.
@@ -15,12 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.signals.indicators import bucket_start
 from stackwatch.signals.messages import Alert, utcnow
-from stackwatch.signals.rule_state import lookback, rebuild, unrecorded
+from stackwatch.signals.rule_state import Rebuilt, lookback, rebuild, unrecorded
 from stackwatch.signals.rules import RuleEngine
 from stackwatch.storage.recovery import recorded_alerts, stored_history
 
@@ -33,10 +32,8 @@ log = logging.getLogger(__name__)
 class Recovered:
     """The rules agent's state as the stream left it, and the alerts the store never received."""
 
-    state: dict[str, Any]
-    counts: dict[str, list[str]]
+    rebuilt: Rebuilt
     missing: list[Alert]
-    replayed: int
     since: datetime
 
 
@@ -69,4 +66,4 @@ class StoreRecovery:
             since.isoformat(),
             len(missing),
         )
-        return Recovered(rebuilt.state, rebuilt.counts, missing, rebuilt.replayed, since)
+        return Recovered(rebuilt, missing, since)

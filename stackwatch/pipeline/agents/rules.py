@@ -74,8 +74,8 @@ def register_rules(
         nonlocal last_sweep
         if recovery is not None and not state:
             recovered = await recovery(engine(), retention)
-            members.update(recovered.counts)
-            state.update(recovered.state)
+            members.update(recovered.rebuilt.counts)
+            state.update(recovered.rebuilt.state)
             sent = [await topics.alerts.send(key=alert.id.encode(), value=encode(alert)) for alert in recovered.missing]
             await asyncio.gather(*sent)
         async for payload in stream:
