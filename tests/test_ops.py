@@ -22,7 +22,7 @@ from stackwatch.pipeline.dashboard import charts
 from stackwatch.pipeline.dashboard.queries import Point, Range, Series
 from stackwatch.pipeline.dashboard.views import _safe_url, build_environment, parse_range
 from stackwatch.pipeline.logs import JsonFormatter, log_formatter, log_level
-from stackwatch.pipeline.web import CSP, _guard
+from stackwatch.pipeline.web import CSP, _guard, _security_headers
 from stackwatch.settings import settings_from_mapping
 
 
@@ -42,7 +42,7 @@ async def guarded() -> AsyncIterator[str]:
     async def hello(request: aioweb.Request) -> aioweb.Response:
         return aioweb.Response(text="hello")
 
-    app = aioweb.Application(middlewares=[_guard("s3cret")])
+    app = aioweb.Application(middlewares=[_security_headers, _guard("s3cret")])
     app.router.add_get("/healthz", hello)
     app.router.add_get("/dashboard/", hello)
     runner = aioweb.AppRunner(app)
