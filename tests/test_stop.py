@@ -90,7 +90,7 @@ def test_sigterm_when_idle_stops_by_itself(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_nothing_unsent(tmp_path: Path) -> None:
+def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_nothing_more(tmp_path: Path) -> None:
     service = up(tmp_path, 3000, classifier={"backend": "keyword"}, storage={"drain_timeout": "1s"})
     broker = None
     try:
@@ -103,7 +103,8 @@ def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_no
         output = stopped_by_itself(service)
         if broker is not None and broker.is_running():
             os.kill(broker.pid, signal.SIGKILL)
-    assert "No offset is committed from now on" in output
+    # It stopped waiting for the broker (or for records it could not send) and committed nothing more.
+    assert "nothing more is committed" in output or "No offset is committed from now on" in output
 
 
 BACKSTOP_SCRIPT = textwrap.dedent(

@@ -32,9 +32,8 @@ proven here beyond the fault tests.
 
 A stop waits ``stop_wait`` seconds at most for what Faust's stop waits on without a bound (``StackwatchApp``): for
 the agents to acknowledge every record they took (``Consumer.wait_empty``) and for the broker to take what the
-producer holds (``Producer.flush``, before each offset commit and when the app stops). Records still unacknowledged
-then are not committed, and once a flush gave up nothing more is committed: what was not done is read again after
-the restart, as after a crash.
+producer holds (``Producer.flush``, before each offset commit and when the app stops). Past that deadline, or once a
+flush gave up, nothing more is committed: what was not done is read again after the restart, as after a crash.
 """
 
 from __future__ import annotations
@@ -225,6 +224,7 @@ class _Consumer(faust_aiokafka.Consumer):
 
     _thread: _ConsumerThread
     _fetched_at = -1
+    _gave_up_waiting = False
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -252,40 +252,50 @@ class _Consumer(faust_aiokafka.Consumer):
         return bool(self.app.topics.acks_enabled_for(tp.topic)) and not self._is_changelog_tp(tp)
 
     async def wait_empty(self) -> None:
-        """Faust's wait until the streams acknowledged every record they took, at most until the stop deadline
-        (``stop_wait`` from the stop's start, or from now at a rebalance); then one commit of what is acknowledged.
+        """Faust's wait until the streams acknowledged every record they took (and its commit after), at most
+        until the stop deadline (``stop_wait`` from the stop's start; from now at a rebalance).
 
         Faust (0.15.3) waits here without a bound when the app stops, when the consumer stops and at a rebalance
         (``stream_wait_empty``). A record an agent never acknowledges, such as a classify batch whose results
-        could not be sent (left unacknowledged to be read again), held every stop for ever. Records still
-        unacknowledged at the deadline are not committed and are read again after the restart. It can go with
-        the flush bound above (robinhood/faust#402, "Faust hangs with wait_empty").
+        could not be sent (left unacknowledged to be read again), held every stop for ever; so did the commit
+        after it when the broker stopped answering. Past the deadline nothing more is committed (``_commit``):
+        what is not committed is read again after the restart. It can go when Faust bounds this wait
+        (robinhood/faust#402, "Faust hangs with wait_empty") and its commit.
         """
         app = cast("StackwatchApp", self.app)
-        deadline = app.stop_deadline()
-        if deadline is None:
-            deadline = time.monotonic() + app.stop_wait
-        waiting = asyncio.ensure_future(super().wait_empty())
-        try:
-            done, _ = await asyncio.wait({waiting}, timeout=max(0.0, deadline - time.monotonic()))
-        finally:
-            if not waiting.done():
-                waiting.cancel()
-        if done:
-            waiting.result()
-            return
-        if self._unacked_messages:
+        stopping = app.stop_deadline()
+        deadline = time.monotonic() + app.stop_wait if stopping is None else stopping
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            waiting = asyncio.ensure_future(super().wait_empty())
+            try:
+                done, _ = await asyncio.wait({waiting}, timeout=remaining)
+            finally:
+                if not waiting.done():
+                    waiting.cancel()
+            if done:
+                waiting.result()
+                return
+        if stopping is None:
             log.warning(
-                "stopping: %d record(s) the agents took are not acknowledged within %.0fs; they are not committed "
-                "and are read again after the restart",
+                "rebalance: %d record(s) the agents took are not acknowledged within %.0fs; going on without them "
+                "(they are read again)",
                 len(self._unacked_messages),
                 app.stop_wait,
             )
-        await self.commit_and_end_transactions()
+        elif not self._gave_up_waiting:
+            self._gave_up_waiting = True
+            log.warning(
+                "stopping: the agents and the broker were not done within %.0fs (%d record(s) unacknowledged); "
+                "nothing more is committed: what is not committed is read again after the restart",
+                app.stop_wait,
+                len(self._unacked_messages),
+            )
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-        if cast(_Producer, self.app.producer).gave_up:
-            return False  # what these offsets cover may not have reached the broker (``_Producer.flush``)
+        app = cast("StackwatchApp", self.app)
+        if cast(_Producer, app.producer).gave_up or app.stop_overdue():
+            return False  # the stop is past its deadline, or what these offsets cover may not be sent (module doc)
         return bool(await super()._commit(offsets))
 
     def ack(self, message: Message) -> bool:

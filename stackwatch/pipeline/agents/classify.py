@@ -155,5 +155,7 @@ def register_classify(
                         "classify: batches still unsent after %.0fs; they are read again after restart", STOP_GRACE
                     )
                     last.cancel()  # cancels the whole chain: nothing unsent is acknowledged
+            if last is not None and last.done() and not last.cancelled():
+                last.exception()  # a failed send was logged by ``finish``; asyncio need not report it again
 
     return loading
