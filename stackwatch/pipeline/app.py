@@ -86,10 +86,6 @@ def build_runtime(
         key_serializer="raw",
         value_serializer="raw",
         store="memory://",
-        # The check guards a RocksDB store against a changelog that lost its tail. Ours is in memory, rebuilt from
-        # the changelog at start; the check only fired (crashing the worker) when the embedded broker reported a
-        # changelog's high watermark below an offset this process had already read from it.
-        recovery_consistency_check=False,
         topic_partitions=kafka.partitions,
         topic_replication_factor=kafka.replication_factor,
         topic_allow_declare=True,
