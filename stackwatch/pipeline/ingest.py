@@ -71,13 +71,15 @@ class IngestService(Service):
         self.add_future(self._run())
 
     async def _run(self) -> None:
-        if await self.producer.start(self._stopping):
+        if await self.producer.start(self._stopping) and not self._stopping.is_set():
             self.connected = True
             await self.scheduler.start()
             log.info("ingest: %d source(s) running", len(self.scheduler.states))
 
     async def halt(self) -> None:
         """Stop polling and producing (idempotent): the first step of a graceful stop, bounded in time."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         await _within(HALT_WITHIN, "the connectors", self.scheduler.stop())
         await _within(HALT_WITHIN, "the ingest producer", self.producer.stop())
