@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.soak_minutes:
         from benchmarks.soak import main as soak
 
-        soak(["--minutes", str(args.soak_minutes), "--rate", str(min(args.rate, 5.0))])
+        soak(["--minutes", str(args.soak_minutes)])
         return
 
     work = Path(tempfile.mkdtemp(prefix="stackwatch-bench-"))

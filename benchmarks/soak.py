@@ -1,6 +1,6 @@
 """A soak of the default mode: `stackwatch up` with the embedded broker it starts, fed by a `file` source.
 
-    python -m benchmarks.soak --minutes 30                  # 5 articles/s, broker capped at 64 MiB
+    python -m benchmarks.soak --minutes 30                  # 10 articles/s, broker capped at 64 MiB
     python -m benchmarks.pipeline --soak-minutes 30         # the same
 
 Every 30 s it prints the resident memory of the whole process tree (the service, its model processes, the
@@ -67,7 +67,7 @@ def broker_rss_mb(pid: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--rate", type=float, default=5.0, help="articles/s appended to the source's file")
+    parser.add_argument("--rate", type=float, default=10.0, help="articles/s appended to the source's file")
     parser.add_argument("--memory-limit", default="64MiB", help="kafka.embedded_memory_limit for the run")
     args = parser.parse_args(argv)
 
