@@ -25,8 +25,8 @@ from stackwatch.signals.alerting import Inhibition, Matcher
 from stackwatch.signals.conditions import Cooccurrence, Rule
 from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, Observation, Observations, TaggedArticle
 from stackwatch.signals.rules import RuleEngine, replay, replay_observations
-from stackwatch.storage import alerts as stored
-from stackwatch.storage.alerts import Grouping
+from stackwatch.storage import silences
+from stackwatch.storage.outbox import Grouping
 from stackwatch.storage.store import Batch, Store
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, write_config
@@ -98,7 +98,7 @@ def test_a_critical_alert_inhibits_its_warning_twin(store: Store, http_server: L
 def test_silences_mute_matching_alerts_until_they_expire(store: Store, http_server: LocalServer) -> None:
     http_server.route("/hook", "ok")
     now = datetime.now(UTC)
-    silence = stored.add_silence(
+    silence = silences.add_silence(
         store.connection, [Matcher.parse("alertname=~sur.*"), Matcher.parse("dynamic=capex")], now + timedelta(days=1),
         now=now, comment="known",
     )  # fmt: skip
@@ -108,9 +108,9 @@ def test_silences_mute_matching_alerts_until_they_expire(store: Store, http_serv
     assert store.query("SELECT status, last_error FROM deliveries WHERE status = 'silenced'").rows == [
         ("silenced", f"silenced by {silence}")
     ]
-    assert [item.id for item in stored.list_silences(store.connection, now)] == [silence]
-    assert stored.expire_silence(store.connection, silence, now + timedelta(hours=2))
-    assert stored.list_silences(store.connection, now + timedelta(hours=3)) == []
+    assert [item.id for item in silences.list_silences(store.connection, now)] == [silence]
+    assert silences.expire_silence(store.connection, silence, now + timedelta(hours=2))
+    assert silences.list_silences(store.connection, now + timedelta(hours=3)) == []
     store.write(Batch(alerts=[alert("surge", window="1d")]))
     deliver(store, http_server.url("/hook"), now + timedelta(hours=4))
     assert len(http_server.received("/hook")) == 2

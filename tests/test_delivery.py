@@ -24,7 +24,7 @@ from stackwatch.pipeline.delivery import RETRY_SCHEDULE, Deliverer, retry_delay
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, settings_from_mapping
 from stackwatch.signals.messages import Alert
-from stackwatch.storage.alerts import Grouping, retry_pending_now
+from stackwatch.storage.outbox import Grouping, retry_pending_now
 from stackwatch.storage.store import Batch, Store
 from tests.helpers.http import LocalServer, Recorded, Reply
 

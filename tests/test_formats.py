@@ -24,7 +24,7 @@ from stackwatch.pipeline.markup import discord_link, discord_text, link_url, sla
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import WebhookSettings
 from stackwatch.signals.messages import Alert, TaggedArticle
-from stackwatch.storage.alerts import Grouping
+from stackwatch.storage.outbox import Grouping
 from stackwatch.storage.store import Batch, Store
 from tests.helpers.http import LocalServer
 

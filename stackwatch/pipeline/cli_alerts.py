@@ -32,7 +32,7 @@ from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
 from stackwatch.signals.messages import Alert, parse_time, utcnow
 from stackwatch.signals.rules import replay, replay_observations
-from stackwatch.storage import alerts as stored
+from stackwatch.storage import history, silences
 from stackwatch.storage.store import Store
 
 __all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
@@ -107,7 +107,7 @@ def alerts(config: str | None, limit: int) -> None:
     answer = _service(settings, "GET", "/api/alerts", params={"limit": limit})
     if answer is _OFFLINE:
         with _store(settings, write=False) as store:
-            rows = [list(row) for row in stored.recent_alerts(store.connection, limit)]
+            rows = [list(row) for row in history.recent_alerts(store.connection, limit)]
     else:
         rows = answer["rows"]
     click.echo(render(columns, rows, "table"))
@@ -140,10 +140,10 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
     try:
         ends_at = now + timedelta(seconds=seconds)
     except OverflowError:
-        raise click.BadParameter(f"--for {duration}: longer than {stored.MAX_SILENCE.days}d") from None
+        raise click.BadParameter(f"--for {duration}: longer than {silences.MAX_SILENCE.days}d") from None
     with _store(settings, write=True) as store:
         try:
-            silence_id = stored.add_silence(
+            silence_id = silences.add_silence(
                 store.connection, parsed, ends_at, now=now, comment=comment, created_by=_user()
             )
         except ValueError as error:
@@ -160,7 +160,7 @@ def silence_list(config: str | None, include_expired: bool) -> None:
     answer = _service(settings, "GET", "/api/silences", params={"all": int(include_expired)})
     if answer is _OFFLINE:
         with _store(settings, write=False) as store:
-            answer = stored.silence_records(store.connection, utcnow(), include_expired=include_expired)
+            answer = silences.silence_records(store.connection, utcnow(), include_expired=include_expired)
     rows = [
         [item["id"], " ".join(item["matchers"]), item["ends_at"], item["state"], item["created_by"], item["comment"]]
         for item in answer
@@ -179,7 +179,7 @@ def silence_expire(config: str | None, silence_id: str) -> None:
     answer = _service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
     if answer is _OFFLINE:
         with _store(settings, write=True) as store:
-            if not stored.expire_silence(store.connection, silence_id, utcnow()):
+            if not silences.expire_silence(store.connection, silence_id, utcnow()):
                 raise click.ClickException(f"no active silence {silence_id!r}")
     click.echo(f"expired {silence_id}")
 
@@ -233,21 +233,21 @@ def rules_backtest(config: str | None, since: str, until: str | None) -> None:
     from stackwatch.pipeline.agents.rules import build_engine
 
     with _store(settings, write=False) as store:
-        history = stored.indicator_history(store.connection, start, end)
-        articles = stored.observation_history(store.connection, start, end)
+        values = history.indicator_history(store.connection, start, end)
+        articles = history.observation_history(store.connection, start, end)
     from tqdm import tqdm
 
     # Entity rules and quiet sources judge articles, the others judge indicator values: each replays its input.
     engine = build_engine(settings)
     by_articles = [rule for rule in engine.rules if rule.reads_articles]
     by_values = [rule for rule in engine.rules if not rule.reads_articles]
-    fired = replay(replace(engine, rules=by_values), tqdm(history, unit="value", desc="backtest", disable=None))
+    fired = replay(replace(engine, rules=by_values), tqdm(values, unit="value", desc="backtest", disable=None))
     if by_articles:
         fired += replay_observations(replace(engine, rules=by_articles), articles)
     fired.sort(key=lambda alert: (alert.bucket_start, alert.rule, alert.status))
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "alert_id"]
     click.echo(render(columns, backtest_table(fired), "table"))
-    click.echo(f"{len(history)} indicator value(s) and {len(articles)} article(s) replayed, {len(fired)} alert(s)")
+    click.echo(f"{len(values)} indicator value(s) and {len(articles)} article(s) replayed, {len(fired)} alert(s)")
     if fired:
         click.echo(_chart(fired, start, end or max(a.bucket_start for a in fired)))
 

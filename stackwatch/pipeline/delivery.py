@@ -33,8 +33,8 @@ from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.settings import Settings, WebhookSettings
 from stackwatch.signals.alerting import Inhibition
 from stackwatch.signals.messages import utcnow
-from stackwatch.storage import alerts as outbox
-from stackwatch.storage.alerts import AlertRow, Grouping, Notification
+from stackwatch.storage import outbox
+from stackwatch.storage.outbox import AlertRow, Grouping, Notification
 
 __all__ = [
     "FORMATS",

@@ -63,7 +63,7 @@ from stackwatch.pipeline.topics import TopicNames
 from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import MAX_MATCHER_NAME, MAX_MATCHER_VALUE, Matcher
 from stackwatch.signals.messages import utcnow
-from stackwatch.storage import alerts as stored
+from stackwatch.storage import history, silences
 from stackwatch.storage.sandbox import plain
 
 if TYPE_CHECKING:
@@ -190,8 +190,8 @@ def parse_silence_request(body: object) -> SilenceRequest:
         seconds = parse_duration(body["duration"])
     except ValueError as error:
         raise BadRequest(f"duration: {error}") from None
-    if not math.isfinite(seconds) or seconds > stored.MAX_SILENCE.total_seconds():
-        raise BadRequest(f"duration: at most {stored.MAX_SILENCE.days}d, got {body['duration']!r}")
+    if not math.isfinite(seconds) or seconds > silences.MAX_SILENCE.total_seconds():
+        raise BadRequest(f"duration: at most {silences.MAX_SILENCE.days}d, got {body['duration']!r}")
     return SilenceRequest(
         tuple(matchers), timedelta(seconds=seconds), _text(body, "comment", ""), _text(body, "created_by", "api")
     )
@@ -476,7 +476,7 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
                 text = request.query.get("limit", "20")
                 if not text.isdigit() or not 1 <= int(text) <= 10_000:
                     raise BadRequest(f"limit: expected a whole number from 1 to 10000, got {text[:40]!r}")
-                rows = await thread.call(stored.recent_alerts, thread.store.connection, int(text))
+                rows = await thread.call(history.recent_alerts, thread.store.connection, int(text))
                 columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
                 return _json(self, {"columns": columns, "rows": [list(row) for row in rows]})
 
@@ -487,7 +487,7 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
             async def answer(thread: StoreThread) -> Response:
                 everything = _flag(request, "all")
                 found = await thread.call(
-                    stored.silence_records, thread.store.connection, utcnow(), include_expired=everything
+                    silences.silence_records, thread.store.connection, utcnow(), include_expired=everything
                 )
                 return _json(self, found)
 
@@ -498,7 +498,7 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
                 wanted = parse_silence_request(await _json_body(request, MAX_SILENCE_BODY))
                 now = utcnow()
                 silence_id = await thread.call(
-                    stored.add_silence,
+                    silences.add_silence,
                     thread.store.connection,
                     wanted.matchers,
                     now + wanted.duration,
@@ -525,7 +525,7 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
         async def delete(self, request: Request, silence_id: str) -> Response:
             async def answer(thread: StoreThread) -> Response:
                 now = utcnow()
-                if not await thread.call(stored.expire_silence, thread.store.connection, silence_id, now):
+                if not await thread.call(silences.expire_silence, thread.store.connection, silence_id, now):
                     raise BadRequest(f"no active silence {silence_id[:80]!r} (unknown, or already over)", 404)
                 log.info("web: silence %s expired", silence_id)
                 return _json(self, {"id": silence_id, "state": "expired", "ends_at": now})

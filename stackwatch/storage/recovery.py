@@ -17,9 +17,9 @@ from datetime import datetime
 
 import duckdb
 
-from stackwatch.errors import StoreError
 from stackwatch.signals.messages import Observation, parse_time
 from stackwatch.signals.rule_state import StoredObservation
+from stackwatch.storage.store import as_store_error
 
 __all__ = ["RecordedAlerts", "recorded_alerts", "stored_history", "stored_ids"]
 
@@ -31,22 +31,20 @@ def stored_ids(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> set
     """Which of ``ids`` the store holds as articles, or as articles the classifier dead-lettered."""
     if not ids:
         return set()
-    try:
+    with as_store_error("cannot read which articles are stored"):
         rows = connection.execute(
             "SELECT id FROM articles WHERE id IN (SELECT unnest($ids))"
             " UNION SELECT origin FROM dead_letters WHERE stage IN (SELECT unnest($stages))"
             " AND origin IN (SELECT unnest($ids))",
             {"ids": list(ids), "stages": list(DONE_STAGES)},
         ).fetchall()
-    except duckdb.Error as error:
-        raise StoreError(f"cannot read which articles are stored: {error}") from error
     return {row[0] for row in rows}
 
 
 def stored_history(connection: duckdb.DuckDBPyConnection, since: datetime) -> list[StoredObservation]:
     """Articles published from ``since`` as the rules stage saw them (labels and entities), in the order they were
     stored (one store transaction shares one ``stored_at``)."""
-    try:
+    with as_store_error("cannot read the stored history"):
         rows = connection.execute(
             "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels,"
             " list(e.entity ORDER BY e.entity) FILTER (e.entity IS NOT NULL)"
@@ -55,8 +53,6 @@ def stored_history(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
             " GROUP BY ALL ORDER BY a.stored_at, a.published_at, a.id",
             [since],
         ).fetchall()
-    except duckdb.Error as error:
-        raise StoreError(f"cannot read the stored history: {error}") from error
     return [
         StoredObservation(
             parse_time(row[0]),
@@ -78,7 +74,7 @@ class RecordedAlerts:
 
 def recorded_alerts(connection: duckdb.DuckDBPyConnection) -> RecordedAlerts:
     """What :func:`~stackwatch.signals.rule_state.unrecorded` compares a replay with (alerts are few: all of them)."""
-    try:
+    with as_store_error("cannot read the recorded alerts"):
         rows = connection.execute(
             "SELECT a.id, a.rule, d.dedup_key, a.bucket_start, d.status"
             " FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
@@ -89,8 +85,6 @@ def recorded_alerts(connection: duckdb.DuckDBPyConnection) -> RecordedAlerts:
             " FROM alerts a JOIN alert_details d ON d.alert_id = a.id GROUP BY a.rule, d.dedup_key"
             ") WHERE status = 'firing'"
         ).fetchone()
-    except duckdb.Error as error:
-        raise StoreError(f"cannot read the recorded alerts: {error}") from error
     newest: dict[tuple[str, str], datetime] = {}
     for _, rule, dedup, bucket, _ in rows:
         key = (rule, dedup)

@@ -13,7 +13,8 @@ A ``Store`` is not thread-safe: call it from one thread (the pipeline gives it a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -25,12 +26,12 @@ import pyarrow as pa
 from stackwatch.errors import StoreError
 from stackwatch.signals.indicators import DERIVED, WINDOWS, bucket_start
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, TaggedArticle, utcnow
-from stackwatch.storage.alerts import write_alert_details
 from stackwatch.storage.derive import Bucket, Derivation
+from stackwatch.storage.evidence import write_alert_details
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.schema import migrate
 
-__all__ = ["Batch", "QueryResult", "Store", "delivery_id"]
+__all__ = ["Batch", "QueryResult", "Store", "as_store_error", "delivery_id"]
 
 _ROWS_PER_STATEMENT = 500
 
@@ -57,6 +58,15 @@ class QueryResult:
 def delivery_id(alert_id: str, webhook: str) -> str:
     """The webhook-id of an alert's delivery to one webhook: the same on every retry and after restarts."""
     return "msg_" + hashlib.sha256(f"{alert_id}|{webhook}".encode()).hexdigest()[:24]
+
+
+@contextmanager
+def as_store_error(action: str) -> Iterator[None]:
+    """DuckDB errors inside the block become StoreError, prefixed with ``action``."""
+    try:
+        yield
+    except duckdb.Error as error:
+        raise StoreError(f"{action}: {error}") from error
 
 
 DEFAULT_MEMORY_LIMIT = "1GB"

@@ -1,0 +1,99 @@
+"""Alert evidence: the articles behind an alert and the SQL that reproduces its value, stored with the alert.
+
+write_alert_details(store.connection, alerts)     # in the sink's write transaction
+evidence_for(store.connection, alert)             # {"articles": [...], "sql": "...", ...}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import duckdb
+
+from stackwatch.signals.indicators import WINDOWS
+from stackwatch.signals.messages import Alert
+
+__all__ = ["TOP_ARTICLES", "alert_labels", "evidence_for", "write_alert_details"]
+
+log = logging.getLogger(__name__)
+
+TOP_ARTICLES = 5
+
+
+def alert_labels(alert: Alert) -> dict[str, str]:
+    """An alert's labels (older rows without details get the basic ones)."""
+    base = {"alertname": alert.rule, "severity": alert.severity, "dynamic": alert.dynamic, "window": alert.window}
+    return {**base, **alert.labels}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[str, Any]:
+    """The top contributing articles, the values that tripped the rule, and SQL that reproduces the counts."""
+    dynamics = [name for name in alert.labels.get("dynamics", alert.dynamic).split(",") if name]
+    width = WINDOWS.get(alert.window, timedelta(hours=1))
+    start, end = alert.bucket_start, alert.bucket_start + width
+    where = (
+        f"d.label AND d.dynamic IN ({', '.join(_literal(name) for name in dynamics)})"
+        f" AND a.published_at >= TIMESTAMPTZ {_literal(start.isoformat())}"
+        f" AND a.published_at < TIMESTAMPTZ {_literal(end.isoformat())}"
+    ) + _entity_filter(alert)
+    joined = "FROM articles a JOIN article_dynamics d ON d.article_id = a.id"
+    sql = f"SELECT d.dynamic, count(DISTINCT a.id) AS article_count {joined} WHERE {where} GROUP BY d.dynamic"
+    top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score {joined} WHERE {where}"
+    rows = connection.execute(
+        f"{top} ORDER BY d.score DESC, a.published_at DESC, a.id LIMIT ?", [TOP_ARTICLES]
+    ).fetchall()
+    articles = [
+        {
+            "title": row[0],
+            "url": row[1],
+            "source": row[2],
+            "published_at": row[3].isoformat(),
+            "scores": {row[4]: round(float(row[5]), 4)},
+        }
+        for row in rows
+    ]
+    return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql}
+
+
+def _entity_filter(alert: Alert) -> str:
+    """For alerts about entities (co-occurrence, first-seen), only the articles that name them count as evidence."""
+    if "entity" in alert.labels:
+        wanted, every = [alert.labels["entity"]], True
+    elif "entities" in alert.labels:
+        text = alert.labels["entities"]
+        every = " | " not in text
+        wanted = text.split(" & " if every else " | ")
+    else:
+        return ""
+    folded = sorted({name.casefold() for name in wanted})
+    named = (
+        "SELECT count(DISTINCT lower(e.entity)) FROM article_entities e"  # noqa: S608 (values go through _literal)
+        f" WHERE e.article_id = a.id AND lower(e.entity) IN ({', '.join(_literal(name) for name in folded)})"
+    )
+    return f" AND ({named}) = {len(folded)}" if every else f" AND ({named}) > 0"
+
+
+def write_alert_details(connection: duckdb.DuckDBPyConnection, alerts: Iterable[Alert]) -> None:
+    """Record labels and evidence of new alerts (inside the caller's transaction); a recorded alert keeps its own."""
+    for alert in alerts:
+        connection.execute(
+            "INSERT OR IGNORE INTO alert_details (alert_id, status, kind, dedup_key, labels, indicator_values,"
+            " evidence) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                alert.id,
+                alert.status,
+                alert.kind,
+                alert.dedup_key or alert.id,
+                json.dumps(alert_labels(alert), sort_keys=True),
+                json.dumps(dict(alert.values), sort_keys=True),
+                json.dumps(evidence_for(connection, alert)),
+            ],
+        )
