@@ -19,11 +19,11 @@ from stackwatch.pipeline import metrics
 from stackwatch.pipeline.broker import free_port
 from stackwatch.pipeline.cli_ops import render_status
 from stackwatch.pipeline.dashboard import charts
-from stackwatch.pipeline.dashboard.queries import Point, Range, Series
 from stackwatch.pipeline.dashboard.views import _safe_url, build_environment, parse_range
 from stackwatch.pipeline.logs import JsonFormatter, log_formatter, log_level
 from stackwatch.pipeline.web import CSP, _guard, _security_headers
 from stackwatch.settings import settings_from_mapping
+from stackwatch.storage.dashboard import Point, Range, Series
 
 
 def test_a_non_loopback_bind_needs_a_token_from_the_environment() -> None:

@@ -64,6 +64,7 @@ from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import MAX_MATCHER_NAME, MAX_MATCHER_VALUE, Matcher
 from stackwatch.signals.messages import utcnow
 from stackwatch.storage import history, silences
+from stackwatch.storage import status as store_status
 from stackwatch.storage.sandbox import plain
 
 if TYPE_CHECKING:
@@ -281,7 +282,7 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
         if not os.access(thread.store.path, os.W_OK):
             return f"sink: DuckDB file {thread.store.path} is not writable"
         try:
-            await asyncio.wait_for(thread.call(lambda: thread.store.connection.execute("SELECT 1").fetchall()), 5.0)
+            await asyncio.wait_for(thread.call(store_status.ping, thread.store.connection), 5.0)
         except TimeoutError:
             return "sink: the store thread did not answer within 5s (a long write?)"
         except Exception as error:  # any DuckDB failure here means not ready, with its reason
@@ -310,14 +311,8 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
             sink_rows = runtime.sink.rows_written
             thread = runtime.sink.store_thread
 
-            def counts() -> tuple[dict[str, int], dict[str, int]]:
-                connection = thread.store.connection
-                by_severity = connection.execute("SELECT severity, count(*) FROM alerts GROUP BY 1").fetchall()
-                by_status = connection.execute("SELECT status, count(*) FROM deliveries GROUP BY 1").fetchall()
-                return {str(k): int(v) for k, v in by_severity}, {str(k): int(v) for k, v in by_status}
-
             try:
-                alerts, deliveries = await thread.call(counts)
+                alerts, deliveries = await thread.call(store_status.alert_and_delivery_counts, thread.store.connection)
             except Exception as error:  # a metric scrape must not fail because the store is busy or broken
                 log.warning("metrics: cannot count alerts and deliveries: %s", error)
             try:
@@ -371,31 +366,15 @@ def register_pages(app: faust.App, runtime: Runtime, settings: Settings, servers
             if runtime.sink is not None and runtime.sink.store_thread is not None:
                 thread = runtime.sink.store_thread
 
-                def summary() -> dict[str, Any]:
-                    connection = thread.store.connection
-                    row = connection.execute(
-                        "SELECT (SELECT count(*) FROM articles), (SELECT max(stored_at) FROM articles), "
-                        "(SELECT count(*) FROM dead_letters)"
-                    ).fetchone()
-                    last = connection.execute(
-                        "SELECT fired_at, severity, rule, dynamic, message FROM alerts ORDER BY fired_at DESC LIMIT 5"
-                    ).fetchall()
-                    return {
-                        "articles": row[0] if row else 0,
-                        "last_stored": row[1] if row else None,
-                        "dead_letters": row[2] if row else 0,
-                        "rows_written": runtime.sink.rows_written if runtime.sink else 0,
+                try:
+                    summary = await thread.call(store_status.store_summary, thread.store.connection)
+                    body["store"] = {
+                        **summary,
+                        "rows_written": runtime.sink.rows_written,
                         "alerts": dict(live.alerts),
                         "deliveries": dict(live.deliveries),
                         "snapshot_age": live.snapshot_age,
-                        "last_alerts": [
-                            dict(zip(("fired_at", "severity", "rule", "dynamic", "message"), r, strict=True))
-                            for r in last
-                        ],
                     }
-
-                try:
-                    body["store"] = await thread.call(summary)
                 except Exception as error:  # the summary says the store failed instead of failing itself
                     body["store"] = {"error": str(error)}
             return _json(self, body)

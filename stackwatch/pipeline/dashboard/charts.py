@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
-from stackwatch.pipeline.dashboard.queries import Point, Range, Series
+from stackwatch.storage.dashboard import Point, Range, Series
 
 __all__ = ["heat_map", "line_chart", "volume_chart"]
 

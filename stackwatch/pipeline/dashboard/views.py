@@ -21,9 +21,10 @@ from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from stackwatch.errors import StoreError
-from stackwatch.pipeline.dashboard import charts, queries
-from stackwatch.pipeline.dashboard.queries import Range
+from stackwatch.pipeline.dashboard import charts
 from stackwatch.settings import Settings
+from stackwatch.storage import dashboard as queries
+from stackwatch.storage.dashboard import Range
 
 if TYPE_CHECKING:
     from stackwatch.pipeline.app import Runtime
