@@ -1,6 +1,7 @@
 """``webhooks:``, ``rules:`` and ``alerting:`` sections.
 
-A rule is declared once and evaluated in ``signals/rules.py``; ``to_rule()`` builds the pure rule::
+A rule is declared once and evaluated by ``signals/rules.py`` (its conditions in ``signals/conditions.py``);
+``to_rule()`` builds the pure rule::
 
     rules:
       - {name: capex-surge, kind: threshold, dynamic: capex, value: 5, severity: critical, for: 2, cooldown: 6h,

@@ -1,7 +1,7 @@
 """Rule predicates over entities (co-occurrence, first-seen): pure functions over plain values.
 
 The rules stage gets each article's entities in its ``Observation``; the ``Cooccurrence`` and ``FirstSeen``
-conditions of ``signals/rules.py`` call these::
+conditions of ``signals/conditions.py`` call these::
 
     >>> cooccurs({"exclusivity"}, {"Microsoft", "OpenAI"}, "exclusivity", ("Microsoft",))
     True
