@@ -91,13 +91,18 @@ class Deployment:
         return service.output
 
     def alerts_received(self) -> list[tuple[str, str, str, str]]:
-        """(webhook-id, alert id, status, entity) of every alert in every webhook request received."""
-        found = []
+        """(webhook-id, alert id, status, entity) of every alert received, as a receiver that drops repeated
+        webhook-ids sees them (a delivery may be retried after a crash, always under the same webhook-id).
+        Fails when one alert arrived under two webhook-ids."""
+        found: dict[tuple[str, str], tuple[str, str, str, str]] = {}
         for request in self.receiver.received("/hook"):
+            webhook_id = request.headers.get("webhook-id", "")
             for alert in json.loads(request.body)["data"]["alerts"]:
-                webhook_id = {k.lower(): v for k, v in request.headers.items()}.get("webhook-id", "")
-                found.append((webhook_id, alert["id"], alert["status"], alert["labels"].get("entity", "")))
-        return found
+                item = (webhook_id, alert["id"], alert["status"], alert["labels"].get("entity", ""))
+                found.setdefault((webhook_id, alert["id"]), item)
+        ids = [alert for _, alert in found]
+        assert len(ids) == len(set(ids)), f"an alert arrived under more than one webhook-id: {sorted(found)}"
+        return list(found.values())
 
     def wait_for_alerts(self, predicate: Callable[[list[tuple[str, str, str, str]]], bool], service: Service) -> None:
         service.wait_until(
