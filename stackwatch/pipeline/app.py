@@ -10,51 +10,22 @@ Roles: ``ingest`` (connectors → raw topic), ``worker`` (the Faust agents; run 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import timedelta
-
-import faust
-from mode import Service
 
 from stackwatch.pipeline.agents import AgentTopics, register_agents
 from stackwatch.pipeline.agents.recovery import StoreRecovery
 from stackwatch.pipeline.agents.rules import build_engine
 from stackwatch.pipeline.classifiers import build_service_classifier
 from stackwatch.pipeline.ingest import IngestService
+from stackwatch.pipeline.runtime import ROLES, Runtime
 from stackwatch.pipeline.sink import SinkService
 from stackwatch.pipeline.topics import TopicNames
 from stackwatch.pipeline.transport import StackwatchApp
 from stackwatch.pipeline.web import register_pages
 from stackwatch.settings import Settings
 from stackwatch.settings.entities import gazetteer_from
-from stackwatch.signals.classifier import Classifier
-from stackwatch.signals.rules import RuleEngine
 
 __all__ = ["ROLES", "Runtime", "build_runtime"]
-
-ROLES = ("ingest", "worker", "sink")
-
-
-@dataclass
-class Runtime:
-    """What one process runs: the Faust app and the role services beside it."""
-
-    app: faust.App
-    roles: frozenset[str]
-    ingest: IngestService | None = None
-    sink: SinkService | None = None
-    classifier: Future[Classifier] | None = None
-    rules: RuleEngine | None = None
-    """The worker's rule engine; a reload replaces it."""
-
-    def current_rules(self) -> RuleEngine:
-        """The engine the rules agent applies to each update (read per update, so a reload takes effect)."""
-        if self.rules is None:
-            raise RuntimeError("this process runs no worker role")
-        return self.rules
-
-    services: list[Service] = field(default_factory=list)
 
 
 def build_runtime(

@@ -20,7 +20,6 @@ import logging
 import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from faust.web import Request, Response, View
 
@@ -28,10 +27,8 @@ from stackwatch.connectors import CheckpointStore, Scheduler, build_source
 from stackwatch.errors import ConfigError
 from stackwatch.pipeline.agents.rules import build_engine
 from stackwatch.pipeline.delivery import grouping_from
+from stackwatch.pipeline.runtime import Runtime
 from stackwatch.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from stackwatch.pipeline.app import Runtime
 
 __all__ = ["LIVE_KEYS", "ReloadReport", "Reloader", "install_reload"]
 

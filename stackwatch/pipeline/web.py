@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import faust
 from aiohttp import web as aioweb
@@ -57,6 +57,7 @@ from stackwatch.pipeline import metrics
 from stackwatch.pipeline.dashboard import register_dashboard
 from stackwatch.pipeline.http_guard import BrowserRules, browser_guard
 from stackwatch.pipeline.lag import consumer_lag
+from stackwatch.pipeline.runtime import Runtime
 from stackwatch.pipeline.sqlfront import SqlFront
 from stackwatch.pipeline.storethread import StoreThread
 from stackwatch.pipeline.topics import TopicNames
@@ -66,9 +67,6 @@ from stackwatch.signals.messages import utcnow
 from stackwatch.storage import history, silences
 from stackwatch.storage import status as store_status
 from stackwatch.storage.sandbox import plain
-
-if TYPE_CHECKING:
-    from stackwatch.pipeline.app import Runtime
 
 __all__ = [
     "CSP",

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import faust
@@ -22,12 +22,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from stackwatch.errors import StoreError
 from stackwatch.pipeline.dashboard import charts
+from stackwatch.pipeline.runtime import Runtime
 from stackwatch.settings import Settings
 from stackwatch.storage import dashboard as queries
 from stackwatch.storage.dashboard import Range
-
-if TYPE_CHECKING:
-    from stackwatch.pipeline.app import Runtime
 
 __all__ = ["RANGES", "SourceHealth", "build_environment", "parse_range", "register_dashboard"]
 

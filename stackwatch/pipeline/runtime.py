@@ -1,0 +1,40 @@
+"""What one process runs (:class:`Runtime`), apart from how it is built (:mod:`stackwatch.pipeline.app`), so the
+web pages, the dashboard and the reload can name it without importing the app that imports them."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import faust
+from mode import Service
+
+from stackwatch.pipeline.ingest import IngestService
+from stackwatch.pipeline.sink import SinkService
+from stackwatch.signals.classifier import Classifier
+from stackwatch.signals.rules import RuleEngine
+
+__all__ = ["ROLES", "Runtime"]
+
+ROLES = ("ingest", "worker", "sink")
+
+
+@dataclass
+class Runtime:
+    """What one process runs: the Faust app and the role services beside it."""
+
+    app: faust.App
+    roles: frozenset[str]
+    ingest: IngestService | None = None
+    sink: SinkService | None = None
+    classifier: Future[Classifier] | None = None
+    rules: RuleEngine | None = None
+    """The worker's rule engine; a reload replaces it."""
+
+    def current_rules(self) -> RuleEngine:
+        """The engine the rules agent applies to each update (read per update, so a reload takes effect)."""
+        if self.rules is None:
+            raise RuntimeError("this process runs no worker role")
+        return self.rules
+
+    services: list[Service] = field(default_factory=list)
