@@ -154,6 +154,8 @@ def peak_rss_mb(pid: int, *, children: bool = True) -> tuple[float, float]:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        if "VmRSS" not in fields:
+            continue  # a process that has exited and is not reaped yet holds no memory
         current += int(fields["VmRSS"].split()[0]) / 1024
         peak += int(fields["VmHWM"].split()[0]) / 1024
     return current, peak
