@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,13 +27,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from stackwatch.pipeline.broker import free_port
 from stackwatch.pipeline.codec import encode
 from stackwatch.signals.messages import Article
+from tests.helpers.browser import chromium
 from tests.helpers.service import Service, write_config
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
 # Connectors decode entities and then drop tags, so no feed puts markup in a title; a record produced to the raw
 # topic by anything else can. The dashboard must show it as text whatever the path.
 SCRIPT_TITLE = "<script>document.title='pwned'</script> Google TPU deal cuts reliance on Nvidia"
@@ -138,37 +136,9 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         service.stop()
 
 
-def _chromium(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make setup` (installs Debian's chromium)"
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        return subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                f"--user-data-dir={profile}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=True,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 def test_overview_renders_charts_alerts_and_hostile_titles_as_text_in_chromium(running: Running) -> None:
     url = running.base + "/dashboard/"
-    dom = _chromium("--virtual-time-budget=3000", "--dump-dom", url).stdout
+    dom = chromium("--virtual-time-budget=3000", "--dump-dom", url).stdout
     # one chart per dynamic, the heat map, the alert with its evidence, the recent articles, the source
     assert len(re.findall(r'<svg[^>]*class="chart"', dom)) == 4
     assert 'class="heat"' in dom
@@ -186,12 +156,12 @@ def test_overview_renders_charts_alerts_and_hostile_titles_as_text_in_chromium(r
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-overview.png"
     shot.unlink(missing_ok=True)
-    _chromium("--window-size=1400,2200", "--hide-scrollbars", f"--screenshot={shot}", url)
+    chromium("--window-size=1400,2200", "--hide-scrollbars", f"--screenshot={shot}", url)
     assert shot.stat().st_size > 10_000
 
 
 def test_article_page_shows_scores_and_the_alert_it_fed_without_running_its_title(running: Running) -> None:
-    dom = _chromium(
+    dom = chromium(
         "--virtual-time-budget=2000", "--dump-dom", running.base + f"/dashboard/article/{running.img_id}"
     ).stdout
     assert '<h1 class="article-title">&lt;img src=x onerror=' in dom

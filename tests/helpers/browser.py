@@ -1,4 +1,4 @@
-"""Debian's headless Chromium for tests, launched as ``tests/test_dashboard.py`` launches it.
+"""Debian's headless Chromium for tests (the dashboard's and the browser-security tests).
 
 ``make chromium`` installs it; when it is missing the browser tests fail (CI must run them), they never skip.
 """
@@ -10,18 +10,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "dump_dom"]
+__all__ = ["CHROMIUM", "chromium", "dump_dom"]
 
 CHROMIUM = "/usr/bin/chromium"
 
 
-def dump_dom(url: str, *flags: str, budget_ms: int = 5000, timeout: float = 90.0) -> str:
-    """The DOM of ``url`` once its scripts have had ``budget_ms`` of virtual time (navigations included), from a
-    fresh profile: no cookies, no cache, no proxy."""
+def chromium(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[str]:
+    """Run headless Chromium with ``args`` from a fresh profile (no cookies, no cache, no proxy, no background
+    networking: this machine reaches nothing else)."""
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make chromium` (installs Debian's chromium)"
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     try:
-        done = subprocess.run(
+        return subprocess.run(
             [
                 CHROMIUM,
                 "--headless",
@@ -35,10 +35,7 @@ def dump_dom(url: str, *flags: str, budget_ms: int = 5000, timeout: float = 90.0
                 "--disable-dev-shm-usage",
                 "--no-proxy-server",
                 f"--user-data-dir={profile}",
-                f"--virtual-time-budget={budget_ms}",
-                *flags,
-                "--dump-dom",
-                url,
+                *args,
             ],
             capture_output=True,
             text=True,
@@ -47,4 +44,8 @@ def dump_dom(url: str, *flags: str, budget_ms: int = 5000, timeout: float = 90.0
         )
     finally:
         shutil.rmtree(profile, ignore_errors=True)
-    return done.stdout
+
+
+def dump_dom(url: str, *flags: str, budget_ms: int = 5000, timeout: float = 90.0) -> str:
+    """The DOM of ``url`` once its scripts have had ``budget_ms`` of virtual time (navigations included)."""
+    return chromium(f"--virtual-time-budget={budget_ms}", *flags, "--dump-dom", url, timeout=timeout).stdout
