@@ -7,7 +7,7 @@ Source types register by name in :data:`SOURCE_TYPES`, each with a docstring (a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackwatch.connectors.base import Checkpoint, PollResult, Publisher, Retry, Source
 from stackwatch.connectors.checkpoints import CheckpointStore
@@ -22,6 +22,20 @@ from stackwatch.connectors.jsonfeed import JsonFeedSource
 from stackwatch.connectors.politeness import HostLimiter
 from stackwatch.connectors.rss import RssSource, parse_feed
 from stackwatch.connectors.scheduler import Schedule, Scheduler, SourceState
+
+if TYPE_CHECKING:  # the settings describe the sources; the connectors do not import them at run time
+    from stackwatch.settings.sources import (
+        DemoSourceSettings,
+        FileSourceSettings,
+        GdeltSourceSettings,
+        HackerNewsSourceSettings,
+        HttpJsonSourceSettings,
+        JsonFeedSourceSettings,
+        RssSourceSettings,
+        SecEdgarSourceSettings,
+        SourceSettings,
+        _HttpSourceBase,
+    )
 
 __all__ = [
     "SOURCE_TYPES",
@@ -49,13 +63,13 @@ __all__ = [
 ]
 
 
-def _options(settings: Any, accept: str) -> HttpOptions:
+def _options(settings: _HttpSourceBase, accept: str) -> HttpOptions:
     return HttpOptions(
         timeout=settings.timeout, max_bytes=settings.max_bytes, user_agent=settings.user_agent, accept=accept
     )
 
 
-def _rss(settings: Any) -> Source:
+def _rss(settings: RssSourceSettings) -> Source:
     """RSS 0.9x/2.0, Atom or RDF feed over HTTP(S): ``url``, ``timeout``, ``max_bytes``, ``user_agent``."""
     return RssSource(
         settings.name,
@@ -66,12 +80,12 @@ def _rss(settings: Any) -> Source:
     )
 
 
-def _jsonfeed(settings: Any) -> Source:
+def _jsonfeed(settings: JsonFeedSourceSettings) -> Source:
     """JSON Feed 1.x over HTTP(S): ``url``, ``timeout``, ``max_bytes``, ``user_agent``."""
     return JsonFeedSource(settings.name, str(settings.url), options=_options(settings, "application/feed+json"))
 
 
-def _http_json(settings: Any) -> Source:
+def _http_json(settings: HttpJsonSourceSettings) -> Source:
     """Any JSON API mapped by dotted paths: ``url``, ``items``, ``title``, ``url_field``, ``published``,
     ``summary``, ``id_field``."""
     mapping = JsonMapping(
@@ -85,7 +99,7 @@ def _http_json(settings: Any) -> Source:
     return HttpJsonSource(settings.name, str(settings.url), mapping, options=_options(settings, "application/json"))
 
 
-def _hackernews(settings: Any) -> Source:
+def _hackernews(settings: HackerNewsSourceSettings) -> Source:
     """Hacker News stories matching ``query``, newest first (Algolia search at ``endpoint``), ``hits`` a poll."""
     return HackerNewsSource(
         settings.name,
@@ -96,7 +110,7 @@ def _hackernews(settings: Any) -> Source:
     )
 
 
-def _sec_edgar(settings: Any) -> Source:
+def _sec_edgar(settings: SecEdgarSourceSettings) -> Source:
     """SEC EDGAR filings of company ``cik`` and form ``form`` (8-K, 10-Q, 10-K) from its Atom feed;
     ``user_agent`` must name you and a contact e-mail, as EDGAR requires."""
     return SecEdgarSource(
@@ -111,7 +125,7 @@ def _sec_edgar(settings: Any) -> Source:
     )
 
 
-def _gdelt(settings: Any) -> Source:
+def _gdelt(settings: GdeltSourceSettings) -> Source:
     """The GDELT DOC 2.0 article list for ``query`` over ``timespan``, newest first, ``max_records`` a poll."""
     return GdeltSource(
         settings.name,
@@ -123,17 +137,17 @@ def _gdelt(settings: Any) -> Source:
     )
 
 
-def _file(settings: Any) -> Source:
+def _file(settings: FileSourceSettings) -> Source:
     """A JSONL file or a directory of ``*.jsonl`` files, followed as it grows: ``path``."""
     return FileSource(settings.name, settings.path)
 
 
-def _demo(settings: Any) -> Source:
+def _demo(settings: DemoSourceSettings) -> Source:
     """The bundled sample articles, played once, ``per_poll`` at a time: the offline demo."""
     return DemoSource(settings.name, per_poll=settings.per_poll)
 
 
-SOURCE_TYPES: dict[str, Callable[[Any], Source]] = {
+SOURCE_TYPES: dict[str, Callable[[Any], Source]] = {  # Any: each takes its own type's settings
     "rss": _rss,
     "jsonfeed": _jsonfeed,
     "http_json": _http_json,
@@ -145,13 +159,13 @@ SOURCE_TYPES: dict[str, Callable[[Any], Source]] = {
 }
 
 
-def build_source(settings: Any) -> tuple[Source, Schedule]:
+def build_source(settings: SourceSettings) -> tuple[Source, Schedule]:
     """The source and schedule for one ``sources:`` entry of the configuration."""
     source = SOURCE_TYPES[settings.type](settings)
-    if getattr(settings, "full_text", None) is not None:
+    limits = settings.full_text
+    if limits is not None:
         from stackwatch.connectors.fulltext import FullTextFetcher
 
-        limits = settings.full_text
         source.full_text = FullTextFetcher(
             max_bytes=limits.max_bytes, timeout=limits.timeout, concurrency=limits.concurrency,
             user_agent=getattr(settings, "user_agent", "stackwatch"),
