@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from stackwatch.pipeline.classifiers import build_classifier
+    from stackwatch.pipeline.roles.classifiers import build_classifier
 
     texts = articles(args.articles)
     production = build_classifier(Settings())

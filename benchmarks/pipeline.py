@@ -41,11 +41,11 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from stackwatch.pipeline.agents.classify import IN_FLIGHT
-from stackwatch.pipeline.broker import EmbeddedBroker, free_port, wait_for_port
-from stackwatch.pipeline.classifiers import build_service_classifier
-from stackwatch.pipeline.lag import consumer_lag, total_lag
-from stackwatch.pipeline.topics import TopicNames
+from stackwatch.pipeline.kafka.broker import EmbeddedBroker, free_port, wait_for_port
+from stackwatch.pipeline.kafka.lag import consumer_lag, total_lag
+from stackwatch.pipeline.kafka.topics import TopicNames
+from stackwatch.pipeline.roles.agents.classify import IN_FLIGHT
+from stackwatch.pipeline.roles.classifiers import build_service_classifier
 from stackwatch.settings import settings_from_mapping
 from stackwatch.signals.messages import Article
 

@@ -28,7 +28,7 @@ import httpx
 import yaml
 
 from benchmarks.pipeline import news, peak_rss_mb, with_children
-from stackwatch.pipeline.broker import free_port, wait_for_port
+from stackwatch.pipeline.kafka.broker import free_port, wait_for_port
 
 SAMPLE_EVERY = 30.0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.pipeline.broker import EmbeddedBroker
+from stackwatch.pipeline.kafka.broker import EmbeddedBroker
 
 pytest_plugins = ["tests.helpers.http"]
 

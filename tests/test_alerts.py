@@ -13,13 +13,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from click.testing import CliRunner
 
-from stackwatch.pipeline.agents.common import RULES_KEY
-from stackwatch.pipeline.agents.rules import build_engine
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.cli import cli
-from stackwatch.pipeline.codec import decode, encode
-from stackwatch.pipeline.delivery import Deliverer
-from stackwatch.pipeline.storethread import StoreThread
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.kafka.codec import decode, encode
+from stackwatch.pipeline.roles.agents.common import RULES_KEY
+from stackwatch.pipeline.roles.agents.rules import build_engine
+from stackwatch.pipeline.roles.delivery import Deliverer
+from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, load_settings
 from stackwatch.signals.alerting import Inhibition, Matcher
 from stackwatch.signals.conditions import Cooccurrence, Rule

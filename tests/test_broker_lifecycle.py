@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stackwatch.pipeline.broker import EmbeddedBroker, free_port, wait_for_port
-from stackwatch.pipeline.children import ChildRecord
+from stackwatch.pipeline.kafka.broker import EmbeddedBroker, free_port, wait_for_port
+from stackwatch.pipeline.process.children import ChildRecord
 from tests.helpers.service import Service, pipeline_config
 
 pytestmark = pytest.mark.integration
@@ -177,7 +177,10 @@ def test_a_pid_file_naming_another_process_leaves_it_alone(tmp_path: Path, caplo
         pid_file = tmp_path / "broker.pid"
         # The pid was the broker's, and another program has it now: same pid, another binary.
         ChildRecord(unrelated.pid, ChildRecord.of(unrelated.pid, "x").started, tansu_binary()).write(pid_file)
-        with caplog.at_level(logging.INFO, logger="stackwatch.pipeline.children"), EmbeddedBroker(pid_file=pid_file):
+        with (
+            caplog.at_level(logging.INFO, logger="stackwatch.pipeline.process.children"),
+            EmbeddedBroker(pid_file=pid_file),
+        ):
             assert unrelated.poll() is None
         assert f"names pid {unrelated.pid}, which is no longer that embedded broker" in caplog.text
     finally:

@@ -16,7 +16,7 @@ from aiokafka.admin.records_to_delete import RecordsToDelete
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from stackwatch.pipeline.lag import consumer_lag, high_watermarks
+from stackwatch.pipeline.kafka.lag import consumer_lag, high_watermarks
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ async def test_lag_of_a_group_that_never_committed_counts_every_record(batched: 
 
 
 async def test_the_broker_cannot_delete_records_and_keeps_them_whatever_the_retention(broker: str, unique: str) -> None:
-    """Why the embedded broker's memory grows with every record produced (see stackwatch.pipeline.broker). Its
+    """Why the embedded broker's memory grows with every record produced (see stackwatch.pipeline.kafka.broker). Its
     retention would run in the maintenance it does every 10 minutes, which does nothing in the memory engine
     (tansu-storage/src/dynostore.rs ``maintain``): the records below stay there after any wait too."""
     admin = AIOKafkaAdminClient(bootstrap_servers=[broker], request_timeout_ms=10_000)

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from stackwatch.errors import ClassifierError
-from stackwatch.pipeline.classifiers import build_classifier
-from stackwatch.pipeline.cli import cli
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.roles.classifiers import build_classifier
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.corpus import read_labelled
 from stackwatch.signals.encoder import DEFAULT_MODEL, Adapter, Encoder

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from stackwatch.errors import ConfigError
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.cli import cli
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.settings import load_settings, settings_from_mapping
 from stackwatch.storage.store import Store
 

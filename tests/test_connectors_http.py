@@ -26,7 +26,7 @@ from stackwatch.connectors import (
     Source,
 )
 from stackwatch.errors import SourceError
-from stackwatch.pipeline.kafka import AckedProducer
+from stackwatch.pipeline.kafka.producer import AckedProducer
 from stackwatch.signals.messages import Article, DeadLetter, utcnow
 from tests.helpers.http import LocalServer, Recorded, Reply
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.kafka.broker import free_port
 from tests.helpers.faults import HEADLINES, check_store, descendants, still_running, write_articles
 from tests.helpers.http import LocalServer, Recorded, Reply
 from tests.helpers.service import Service, pipeline_config, threshold_rule

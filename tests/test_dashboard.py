@@ -24,8 +24,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.codec import encode
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.kafka.codec import encode
 from stackwatch.signals.messages import Article
 from tests.helpers.browser import chromium
 from tests.helpers.service import Service, write_config

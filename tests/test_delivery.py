@@ -20,8 +20,8 @@ import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
 
-from stackwatch.pipeline.delivery import RETRY_SCHEDULE, Deliverer, retry_delay
-from stackwatch.pipeline.storethread import StoreThread
+from stackwatch.pipeline.roles.delivery import RETRY_SCHEDULE, Deliverer, retry_delay
+from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, settings_from_mapping
 from stackwatch.signals.messages import Alert
 from stackwatch.storage.outbox import Grouping, retry_pending_now

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from standardwebhooks import Webhook
 
-from stackwatch.pipeline.broker import free_port, wait_for_port
+from stackwatch.pipeline.kafka.broker import free_port, wait_for_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, pipeline_config, threshold_rule, write_config

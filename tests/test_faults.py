@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from stackwatch.pipeline.broker import EmbeddedBroker, free_port
+from stackwatch.pipeline.kafka.broker import EmbeddedBroker, free_port
 from tests.helpers.faults import HEADLINES, check_store, write_articles
 from tests.helpers.http import LocalServer
 from tests.helpers.kafka_proxy import SilencingProxy

@@ -18,10 +18,10 @@ import pytest
 from stackwatch.connectors import text as text_module
 from stackwatch.connectors.rss import parse_feed
 from stackwatch.connectors.text import clean_text
-from stackwatch.pipeline import markup
-from stackwatch.pipeline.delivery import Deliverer
-from stackwatch.pipeline.markup import discord_link, discord_text, link_url, slack_link, slack_text
-from stackwatch.pipeline.storethread import StoreThread
+from stackwatch.pipeline.roles import markup
+from stackwatch.pipeline.roles.delivery import Deliverer
+from stackwatch.pipeline.roles.markup import discord_link, discord_text, link_url, slack_link, slack_text
+from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import WebhookSettings
 from stackwatch.signals.messages import Alert, TaggedArticle
 from stackwatch.storage.outbox import Grouping

@@ -22,8 +22,8 @@ from stackwatch.connectors.file import FileSource
 from stackwatch.connectors.jsonl import MAX_LINE
 from stackwatch.connectors.rss import parse_feed
 from stackwatch.errors import ConfigError, ParseError, QueryRefused
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.codec import decode
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.kafka.codec import decode
 from stackwatch.settings import settings_from_mapping
 from stackwatch.signals.indicators import bucket_start
 from stackwatch.signals.messages import (

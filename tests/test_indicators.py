@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from stackwatch.errors import StoreError
-from stackwatch.pipeline.cli import cli
+from stackwatch.pipeline.cli.main import cli
 from stackwatch.signals.baselines import BaselineParams, baselines
 from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import Entity, Gazetteer

@@ -12,8 +12,8 @@ from functools import partial
 import pytest
 
 from stackwatch.errors import ClassifierError
-from stackwatch.pipeline.classifiers import build_classifier
-from stackwatch.pipeline.inference import ProcessClassifier
+from stackwatch.pipeline.roles.classifiers import build_classifier
+from stackwatch.pipeline.roles.inference import ProcessClassifier
 from stackwatch.settings import Settings
 from stackwatch.signals.classifier import KeywordClassifier
 from stackwatch.signals.taxonomy import Taxonomy

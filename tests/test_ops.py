@@ -16,12 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.errors import ConfigError
 from stackwatch.pipeline import metrics
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.cli_ops import render_status
-from stackwatch.pipeline.dashboard import charts
-from stackwatch.pipeline.dashboard.views import _safe_url, build_environment, parse_range
-from stackwatch.pipeline.logs import JsonFormatter, log_formatter, log_level
-from stackwatch.pipeline.web import CSP, _guard, _security_headers
+from stackwatch.pipeline.cli.ops import render_status
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.process.logs import JsonFormatter, log_formatter, log_level
+from stackwatch.pipeline.web.dashboard import charts
+from stackwatch.pipeline.web.dashboard.views import _safe_url, build_environment, parse_range
+from stackwatch.pipeline.web.pages import CSP, _guard, _security_headers
 from stackwatch.settings import settings_from_mapping
 from stackwatch.storage.dashboard import Point, Range, Series
 

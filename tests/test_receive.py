@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import httpx
 from standardwebhooks import Webhook
 
-from stackwatch.pipeline.broker import free_port, wait_for_port
+from stackwatch.pipeline.kafka.broker import free_port, wait_for_port
 
 SECRET = "whsec_" + base64.b64encode(b"receiver secret").decode()
 

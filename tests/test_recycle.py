@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stackwatch.errors import ConfigError
-from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.settings import settings_from_mapping
 from stackwatch.settings.base import parse_size
 from tests.helpers.faults import HEADLINES

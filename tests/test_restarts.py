@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.kafka.broker import free_port
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, pipeline_config, threshold_rule
 

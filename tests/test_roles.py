@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.kafka.broker import free_port
 from tests.helpers.service import Service, pipeline_config
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import CliRunner, Result
 
-from stackwatch.pipeline.agents.common import RULES_KEY
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.cli import cli
-from stackwatch.pipeline.codec import encode
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.kafka.codec import encode
+from stackwatch.pipeline.roles.agents.common import RULES_KEY
 from stackwatch.signals.messages import Observation, Observations
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, pipeline_config

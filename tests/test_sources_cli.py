@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from stackwatch.connectors import CheckpointStore
-from stackwatch.pipeline.cli import cli
+from stackwatch.pipeline.cli.main import cli
 from tests.helpers.http import LocalServer
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -62,7 +62,7 @@ def test_preview_fetches_urls(http_server: LocalServer) -> None:
 def test_preview_loads_no_model() -> None:
     script = (
         "import sys\n"
-        "from stackwatch.pipeline.cli import cli\n"
+        "from stackwatch.pipeline.cli.main import cli\n"
         f"cli(['sources', 'preview', {str(FEEDS / 'gdelt.json')!r}], standalone_mode=False)\n"
         "heavy = [m for m in ('torch', 'transformers', 'faust') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
@@ -120,7 +120,7 @@ def test_sources_asks_the_running_service_first(http_server: LocalServer, tmp_pa
 def test_backfill_rereads_a_source_through_the_running_service_without_duplicates(
     broker: str, unique: str, tmp_path: Path
 ) -> None:
-    from stackwatch.pipeline.broker import free_port
+    from stackwatch.pipeline.kafka.broker import free_port
     from tests.helpers.service import Service, pipeline_config
 
     feed = tmp_path / "articles.jsonl"

@@ -29,11 +29,11 @@ from aiokafka import AIOKafkaProducer
 from click.testing import CliRunner
 
 from stackwatch.errors import QueryBusy, QueryFailed, QueryRefused, QueryStopped
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.cli import cli
-from stackwatch.pipeline.codec import encode
-from stackwatch.pipeline.sqlfront import SqlFront
-from stackwatch.pipeline.storethread import StoreThread
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.kafka.codec import encode
+from stackwatch.pipeline.roles.storethread import StoreThread
+from stackwatch.pipeline.web.sqlfront import SqlFront
 from stackwatch.settings import settings_from_mapping
 from stackwatch.signals.messages import Alert, Article, TaggedArticle
 from stackwatch.storage.query import QueryLimits, run_query

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from stackwatch.pipeline.backstop import FORCED_EXIT_STATUS
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.children import ChildRecord
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.process.backstop import FORCED_EXIT_STATUS
+from stackwatch.pipeline.process.children import ChildRecord
 from tests.helpers.service import Service, threshold_rule, write_config
 
 pytestmark = pytest.mark.integration
@@ -110,7 +110,7 @@ def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_no
 BACKSTOP_SCRIPT = textwrap.dedent(
     """
     import asyncio, logging, sys
-    from stackwatch.pipeline import backstop
+    from stackwatch.pipeline.process import backstop
 
     async def waits_for_ever():
         await asyncio.Event().wait()

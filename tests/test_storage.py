@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stackwatch.errors import QueryRefused, StoreError
-from stackwatch.pipeline.sink import gather_seconds
+from stackwatch.pipeline.roles.sink import gather_seconds
 from stackwatch.settings.storage import StorageSettings
 from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpdate, TaggedArticle
 from stackwatch.storage.readonly import check_query

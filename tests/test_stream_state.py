@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stackwatch.pipeline.agents.common import BufferedTable
+from stackwatch.pipeline.roles.agents.common import BufferedTable
 from stackwatch.signals.counts import SHARDS, BucketCounts
 from stackwatch.signals.indicators import hits_for
 from stackwatch.signals.messages import MessageError, Observation, Observations

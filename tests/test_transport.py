@@ -1,4 +1,4 @@
-"""Tests of Stackwatch's Kafka transport (stackwatch/pipeline/transport.py, kafka.py).
+"""Tests of Stackwatch's Kafka transport (stackwatch/pipeline/kafka/transport.py, kafka.py).
 
 The consumer's record bookkeeping is tested on a stub of aiokafka's consumer (these are the pure parts): a record
 fetched before its partition was rewound is not handed on, one fetched after is, and a record from before a
@@ -22,8 +22,8 @@ from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from stackwatch.pipeline.kafka import TopicKeepingProducer
-from stackwatch.pipeline.transport import StackwatchApp
+from stackwatch.pipeline.kafka.producer import TopicKeepingProducer
+from stackwatch.pipeline.kafka.transport import StackwatchApp
 
 FIRST, SECOND = TP("articles", 0), TP("articles", 1)
 

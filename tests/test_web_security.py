@@ -26,14 +26,14 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from multidict import CIMultiDict
 
 from stackwatch.errors import ConfigError
-from stackwatch.pipeline import http_guard
-from stackwatch.pipeline.agents.common import RULES_KEY
 from stackwatch.pipeline.app import build_runtime
-from stackwatch.pipeline.broker import free_port
-from stackwatch.pipeline.cli import cli
-from stackwatch.pipeline.codec import encode
-from stackwatch.pipeline.http_guard import BrowserRules, Refusal, parse_host
-from stackwatch.pipeline.web import MAX_SILENCE_BODY, BadRequest, parse_silence_request
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.kafka.broker import free_port
+from stackwatch.pipeline.kafka.codec import encode
+from stackwatch.pipeline.roles.agents.common import RULES_KEY
+from stackwatch.pipeline.web import guard as http_guard
+from stackwatch.pipeline.web.guard import BrowserRules, Refusal, parse_host
+from stackwatch.pipeline.web.pages import MAX_SILENCE_BODY, BadRequest, parse_silence_request
 from stackwatch.settings import settings_from_mapping
 from stackwatch.settings.web import WebSettings
 from stackwatch.signals.alerting import MAX_MATCHER_VALUE, Matcher, Silence, silenced_by

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 
-from stackwatch.pipeline.agents import AgentTopics, register_agents
-from stackwatch.pipeline.agents.recovery import StoreRecovery
-from stackwatch.pipeline.agents.rules import build_engine
-from stackwatch.pipeline.classifiers import build_service_classifier
-from stackwatch.pipeline.ingest import IngestService
+from stackwatch.pipeline.kafka.topics import TopicNames
+from stackwatch.pipeline.kafka.transport import StackwatchApp
+from stackwatch.pipeline.roles.agents import AgentTopics, register_agents
+from stackwatch.pipeline.roles.agents.recovery import StoreRecovery
+from stackwatch.pipeline.roles.agents.rules import build_engine
+from stackwatch.pipeline.roles.classifiers import build_service_classifier
+from stackwatch.pipeline.roles.ingest import IngestService
+from stackwatch.pipeline.roles.sink import SinkService
 from stackwatch.pipeline.runtime import ROLES, Runtime
-from stackwatch.pipeline.sink import SinkService
-from stackwatch.pipeline.topics import TopicNames
-from stackwatch.pipeline.transport import StackwatchApp
-from stackwatch.pipeline.web import register_pages
+from stackwatch.pipeline.web.pages import register_pages
 from stackwatch.settings import Settings
 from stackwatch.settings.entities import gazetteer_from
 

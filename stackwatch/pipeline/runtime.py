@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import faust
 from mode import Service
 
-from stackwatch.pipeline.ingest import IngestService
-from stackwatch.pipeline.sink import SinkService
+from stackwatch.pipeline.roles.ingest import IngestService
+from stackwatch.pipeline.roles.sink import SinkService
 from stackwatch.signals.classifier import Classifier
 from stackwatch.signals.rules import RuleEngine
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from stackwatch.pipeline.broker import free_port
+from stackwatch.pipeline.kafka.broker import free_port
 from tests.helpers.service import Service, pipeline_config
 
 __all__ = ["ApiService", "api_service"]

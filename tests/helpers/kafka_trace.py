@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from stackwatch.pipeline.lag import high_watermarks
+from stackwatch.pipeline.kafka.lag import high_watermarks
 
 __all__ = ["where_records_stopped"]
 

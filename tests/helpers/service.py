@@ -70,7 +70,16 @@ class Service:
         self.log_path = config.with_suffix(f".{name or command}.log")
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "stackwatch.pipeline.cli", command, "-c", str(config), "--web-port", str(web_port)],
+            [
+                sys.executable,
+                "-m",
+                "stackwatch.pipeline.cli",
+                command,
+                "-c",
+                str(config),
+                "--web-port",
+                str(web_port),
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

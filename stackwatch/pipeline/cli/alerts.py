@@ -1,0 +1,266 @@
+"""``stackwatch alerts``, ``stackwatch silence add|list|expire``, ``stackwatch rules check|backtest``.
+
+stackwatch alerts -n 20                                   # recent alerts and their delivery status
+stackwatch silence add alertname=capex-surge dynamic=~cap.* --for 2h --comment "known story"
+stackwatch silence list
+stackwatch silence expire sil_1a2b3c4d5e6f
+stackwatch rules check
+stackwatch rules backtest --since 2026-05-01
+
+``alerts`` and ``silence`` go through the running service (``/api/alerts``, ``/api/silences`` on ``web.host:
+web.port``, with the token named by ``web.token_env``): it holds the DuckDB file and writes the silence with
+its single writer. When nothing listens there, they open the file themselves; when the service answers with
+an error, they show it.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from stackwatch.errors import ConfigError, StoreError
+from stackwatch.pipeline.cli.common import cli_settings, config_option
+from stackwatch.pipeline.cli.output import render
+from stackwatch.settings import Settings, parse_duration
+from stackwatch.signals.alerting import Matcher
+from stackwatch.signals.messages import Alert, parse_time, utcnow
+from stackwatch.signals.rules import replay, replay_observations
+from stackwatch.storage import history, silences
+from stackwatch.storage.store import Store
+
+__all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
+
+_OFFLINE = object()
+"""What :func:`_service` returns when no service listens at the configured web address."""
+
+
+@contextmanager
+def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
+    if not write and not settings.storage.path.exists():
+        raise click.ClickException(f"no store at {settings.storage.path}")
+    try:
+        opened = Store.open(settings.storage.path, read_only=not write)
+    except StoreError as error:
+        raise click.ClickException(
+            f"{error} (another process holds the file, and no stackwatch service answers at web.host:web.port "
+            f"{settings.web.host}:{settings.web.port} to do this for us)"
+        ) from None
+    with opened as store:
+        try:
+            yield store
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+
+
+def _service(settings: Settings, method: str, path: str, **request: Any) -> Any:
+    """The JSON answer of the running service to ``method path``, or ``_OFFLINE`` when nothing listens there.
+
+    An answer that is an error (a refused request, a wrong token, a store failure) is a ClickException with the
+    service's message: the caller must not fall back to the file, which the service holds.
+    """
+    import httpx
+
+    hint = ""
+    try:
+        base, headers = settings.web.client_target()
+    except ConfigError as error:
+        if settings.web.token_env is None:
+            raise click.ClickException(str(error)) from None
+        # No token here: still ask without one, to use the file when nothing listens or say why the service refuses.
+        base, _ = settings.web.client_target({settings.web.token_env: "unset"})
+        headers, hint = {}, f" ({error})"
+    url = f"{base}{path}"
+    try:
+        response = httpx.request(method, url, headers=headers, timeout=30.0, **request)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        return _OFFLINE
+    except httpx.HTTPError as error:
+        raise click.ClickException(f"the service at {base} did not answer {method} {path}: {error}") from None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not response.is_success:
+        reason = body.get("error") if isinstance(body, dict) else response.text[:200].strip()
+        raise click.ClickException(
+            f"{method} {url}: HTTP {response.status_code}: {reason or response.reason_phrase}{hint}"
+        )
+    if body is None:
+        raise click.ClickException(f"{method} {url}: the answer is not JSON (is stackwatch listening there?)")
+    return body
+
+
+@click.command()
+@config_option
+@click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+def alerts(config: str | None, limit: int) -> None:
+    """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited)."""
+    settings = cli_settings(config, secrets=False)
+    columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
+    answer = _service(settings, "GET", "/api/alerts", params={"limit": limit})
+    if answer is _OFFLINE:
+        with _store(settings, write=False) as store:
+            rows = [list(row) for row in history.recent_alerts(store.connection, limit)]
+    else:
+        rows = answer["rows"]
+    click.echo(render(columns, rows, "table"))
+
+
+@click.group()
+def silence() -> None:
+    """Mute alerts matching label matchers until an expiry (through the running service, else in the file)."""
+
+
+@silence.command("add")
+@config_option
+@click.argument("matchers", nargs=-1, required=True)
+@click.option("--for", "duration", default="2h", show_default=True, help="How long (30m, 2h, 1d).")
+@click.option("--comment", default="", help="Why.")
+def silence_add(config: str | None, matchers: Sequence[str], duration: str, comment: str) -> None:
+    """Add a silence: MATCHERS like alertname=capex-surge, dynamic=~cap.*, severity!=critical."""
+    try:
+        parsed = [Matcher.parse(text) for text in matchers]
+        seconds = parse_duration(duration)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    settings = cli_settings(config, secrets=False)
+    wanted = {"matchers": list(matchers), "duration": duration, "comment": comment, "created_by": _user()}
+    answer = _service(settings, "POST", "/api/silences", json=wanted)
+    if answer is not _OFFLINE:
+        click.echo(answer["id"])
+        return
+    now = utcnow()
+    try:
+        ends_at = now + timedelta(seconds=seconds)
+    except OverflowError:
+        raise click.BadParameter(f"--for {duration}: longer than {silences.MAX_SILENCE.days}d") from None
+    with _store(settings, write=True) as store:
+        try:
+            silence_id = silences.add_silence(
+                store.connection, parsed, ends_at, now=now, comment=comment, created_by=_user()
+            )
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    click.echo(silence_id)
+
+
+@silence.command("list")
+@config_option
+@click.option("--all", "include_expired", is_flag=True, help="Include expired silences.")
+def silence_list(config: str | None, include_expired: bool) -> None:
+    """Active silences (and expired ones with --all)."""
+    settings = cli_settings(config, secrets=False)
+    answer = _service(settings, "GET", "/api/silences", params={"all": int(include_expired)})
+    if answer is _OFFLINE:
+        with _store(settings, write=False) as store:
+            answer = silences.silence_records(store.connection, utcnow(), include_expired=include_expired)
+    rows = [
+        [item["id"], " ".join(item["matchers"]), item["ends_at"], item["state"], item["created_by"], item["comment"]]
+        for item in answer
+    ]
+    click.echo(render(["id", "matchers", "ends_at", "state", "created_by", "comment"], rows, "table"))
+
+
+@silence.command("expire")
+@config_option
+@click.argument("silence_id")
+def silence_expire(config: str | None, silence_id: str) -> None:
+    """End a silence now."""
+    import urllib.parse
+
+    settings = cli_settings(config, secrets=False)
+    answer = _service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
+    if answer is _OFFLINE:
+        with _store(settings, write=True) as store:
+            if not silences.expire_silence(store.connection, silence_id, utcnow()):
+                raise click.ClickException(f"no active silence {silence_id!r}")
+    click.echo(f"expired {silence_id}")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@click.group()
+def rules() -> None:
+    """Validate rules and replay stored history through them."""
+
+
+@rules.command("check")
+@config_option
+def rules_check(config: str | None) -> None:
+    """Validate the rules (kinds, dynamics, webhooks, templates) and say which the stream evaluates."""
+    settings = cli_settings(config, secrets=False)
+    for item in settings.rules:
+        click.echo(f"{item.name:<32} {item.kind:<13} {item.severity:<8} ok")
+    click.echo(f"{len(settings.rules)} rule(s) valid")
+
+
+def spark(values: Sequence[float]) -> str:
+    """A one-line chart: ``spark([0, 1, 2, 4])`` → ``' ▂▄█'``."""
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(values, default=0.0)
+    if top <= 0:
+        return " " * len(values)
+    return "".join(bars[round(value / top * (len(bars) - 1))] for value in values)
+
+
+def backtest_table(fired: Sequence[Alert]) -> list[list[str]]:
+    return [[a.bucket_start.isoformat(), a.rule, a.severity, a.status, a.dynamic, f"{a.value:g}", a.id] for a in fired]
+
+
+@rules.command("backtest")
+@config_option
+@click.option("--since", required=True, help="Replay from this date or time (ISO-8601, UTC).")
+@click.option("--until", default=None, help="Up to this date or time (default: now).")
+def rules_backtest(config: str | None, since: str, until: str | None) -> None:
+    """Replay stored indicator history through the rules: when each would have fired, as a table and a chart."""
+    settings = cli_settings(config, secrets=False)
+    try:
+        start, end = parse_time(since, "--since"), parse_time(until, "--until") if until else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    from stackwatch.pipeline.roles.agents.rules import build_engine
+
+    with _store(settings, write=False) as store:
+        values = history.indicator_history(store.connection, start, end)
+        articles = history.observation_history(store.connection, start, end)
+    from tqdm import tqdm
+
+    # Entity rules and quiet sources judge articles, the others judge indicator values: each replays its input.
+    engine = build_engine(settings)
+    by_articles = [rule for rule in engine.rules if rule.reads_articles]
+    by_values = [rule for rule in engine.rules if not rule.reads_articles]
+    fired = replay(replace(engine, rules=by_values), tqdm(values, unit="value", desc="backtest", disable=None))
+    if by_articles:
+        fired += replay_observations(replace(engine, rules=by_articles), articles)
+    fired.sort(key=lambda alert: (alert.bucket_start, alert.rule, alert.status))
+    columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "alert_id"]
+    click.echo(render(columns, backtest_table(fired), "table"))
+    click.echo(f"{len(values)} indicator value(s) and {len(articles)} article(s) replayed, {len(fired)} alert(s)")
+    if fired:
+        click.echo(_chart(fired, start, end or max(a.bucket_start for a in fired)))
+
+
+def _chart(fired: Sequence[Alert], start: datetime, end: datetime, width: int = 48) -> str:
+    """Firings per rule over time, one row per rule, ``width`` columns from ``start`` to ``end``."""
+    span = max((end.astimezone(UTC) - start.astimezone(UTC)).total_seconds(), 1.0)
+    lines = [f"{'':<24} {start.date().isoformat()}{' ' * (width - 20)}{end.date().isoformat()}"]
+    for name in sorted({a.rule for a in fired}):
+        counts = Counter(
+            min(width - 1, int((a.bucket_start - start).total_seconds() / span * width))
+            for a in fired
+            if a.rule == name and a.status == "firing"
+        )
+        lines.append(f"{name[:24]:<24} |{spark([float(counts.get(i, 0)) for i in range(width)])}|")
+    return "\n".join(lines)

@@ -1,0 +1,296 @@
+"""``stackwatch classify``, ``train`` and ``eval``: the classifier from the command line.
+
+    stackwatch classify articles.jsonl            # JSONL {"id", "title", "text"} in → {"id", "labels", "scores"}
+    cat articles.jsonl | stackwatch classify -    # the same from stdin
+    stackwatch classify --text "Meta signs a TPU deal with Google"
+    stackwatch train corpus/train.jsonl --validation corpus/validation.jsonl --out heads/head.json
+    stackwatch eval corpus/test.jsonl             # per-dynamic P/R/F1 and macro-F1, keyword baseline beside it
+
+A bad input line gives an ``{"line", "error"}`` record and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from stackwatch.errors import ConfigError, StackwatchError
+from stackwatch.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from stackwatch.signals.encoder import Precision
+
+__all__ = ["classify", "evaluate", "train"]
+
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")  # the two views a head is trained on
+READ_BATCH = 64
+"""Records classified together by ``stackwatch classify`` (the encoder sub-batches by length)."""
+
+_config_option = click.option(
+    "-c", "--config", envvar="STACKWATCH_CONFIG", type=click.Path(dir_okay=False), default=None,
+    help="Configuration file (default: $STACKWATCH_CONFIG, else ./stackwatch.yaml if present, else defaults).",
+)  # fmt: skip
+_backend_option = click.option(
+    "--backend",
+    type=click.Choice(["keyword", "transformer", "zero-shot"]),
+    default=None,
+    help="Override classifier.backend.",
+)
+
+
+def _settings(config: str | None, backend: str | None = None) -> Settings:
+    try:
+        settings = load_settings(config, secrets=False) if config or Path("stackwatch.yaml").exists() else Settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if backend is not None:
+        classifier = settings.classifier.model_copy(update={"backend": backend})
+        settings = settings.model_copy(update={"classifier": classifier})
+    return settings
+
+
+def _classifier(settings: Settings) -> Any:
+    from stackwatch.pipeline.roles.classifiers import build_classifier
+
+    try:
+        return build_classifier(settings)
+    except StackwatchError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _content(number: int, line: str) -> tuple[dict[str, Any], str | None]:
+    """The output record's start (``id`` or ``line``) and the text to classify, or an error record."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        return {"line": number, "error": f"line {number}: not JSON: {error}"}, None
+    if not isinstance(record, dict):
+        return {"line": number, "error": f"line {number}: expected a JSON object"}, None
+    head: dict[str, Any] = {"id": record.get("id")} if "id" in record else {"line": number}
+    for key in ("title", "text"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            return {**head, "error": f"line {number}: {key}: expected text, got {type(record[key]).__name__}"}, None
+    from stackwatch.signals.corpus import combine
+
+    content = combine(record.get("title"), record.get("text"))
+    if not content:
+        return {**head, "error": f"line {number}: no text to classify (title and text are empty)"}, None
+    return head, content
+
+
+def _batches(stream: IO[str]) -> Iterator[list[tuple[dict[str, Any], str | None]]]:
+    batch: list[tuple[dict[str, Any], str | None]] = []
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            batch.append(_content(number, line))
+        if len(batch) >= READ_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _result(head: dict[str, Any], labels: tuple[str, ...], scores: dict[str, float]) -> str:
+    return json.dumps({**head, "labels": list(labels), "scores": scores}, ensure_ascii=False)
+
+
+@click.command()
+@_config_option
+@_backend_option
+@click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--text", "text", default=None, help="Classify this one text instead of reading JSONL.")
+def classify(config: str | None, backend: str | None, file: IO[str], text: str | None) -> None:
+    """Tag JSONL records ({"id", "title", "text"}) with dynamics; one JSONL result per input line."""
+    classifier = _classifier(_settings(config, backend))
+    if text is not None:
+        if not text.strip():
+            raise click.ClickException("--text: no text to classify")
+        result = classifier.classify([text])[0]
+        click.echo(_result({}, result.labels, result.scores))
+        return
+    for batch in _batches(file):
+        texts = [content for _, content in batch if content is not None]
+        results = iter(classifier.classify(texts) if texts else [])
+        for head, content in batch:
+            if content is None:
+                click.echo(json.dumps(head, ensure_ascii=False))
+            else:
+                result = next(results)
+                click.echo(_result(head, result.labels, result.scores))
+
+
+def _read(path: str) -> Any:
+    from stackwatch.signals.corpus import read_labelled
+
+    try:
+        return read_labelled(path)
+    except StackwatchError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _held_out(record_id: str) -> bool:
+    return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 100 < 15
+
+
+@click.command()
+@_config_option
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--validation",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Labelled JSONL for choosing thresholds (default: validation.jsonl beside DATA, else 15% of DATA).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Where to write the head.")
+@click.option("--version", "version", default=None, help="Version string (default: encoder+head-TIME-HASH).")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Encoder fine-tuning (LoRA) epochs; the best on validation is kept (default 4; 0: frozen encoder).",
+)
+def train(
+    config: str | None, data: str, validation: str | None, out: str | None, version: str | None, epochs: int | None
+) -> None:
+    """Train a new head on labelled JSONL ({"title", "text", "labels"}) and write it with a version.
+
+    Every dynamic of the configured taxonomy that has training examples gets weights, including ones added in
+    ``dynamics:``. Point ``classifier.head`` at the file to use it. First a low-rank adapter of the encoder is
+    fine-tuned with the head (kept only if it beats the frozen encoder on validation, and stored in the head
+    file); then the head is fitted on fp32 and int8 embeddings of every text through the adapted encoder (two
+    views), so either precision can use it with the same thresholds.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from stackwatch.signals.encoder import Adapter, Encoder
+    from stackwatch.signals.training import EPOCHS, FINE_TUNE_EPOCHS, WEIGHT_DECAYS, fine_tune, train_head
+
+    settings = _settings(config)
+    taxonomy = settings.taxonomy()
+    items = _read(data)
+    sibling = Path(data).with_name("validation.jsonl")
+    if validation is not None or (sibling.exists() and sibling != Path(data)):
+        training, checking = items, _read(validation or str(sibling))
+    else:
+        training = [item for item in items if not _held_out(item.id)]
+        checking = [item for item in items if _held_out(item.id)]
+    unknown = sorted({label for item in [*training, *checking] for label in item.labels} - set(taxonomy.names))
+    if unknown:
+        raise click.ClickException(
+            f"{data}: labels {', '.join(unknown)} are not in the taxonomy (add them under dynamics:)"
+        )
+    names = [name for name in taxonomy.names if any(name in item.labels for item in training)]
+    config_ = settings.classifier
+    epochs = FINE_TUNE_EPOCHS if epochs is None else epochs
+    texts = [item.content for item in [*training, *checking]]
+    cut = len(training)
+    head_steps = len(WEIGHT_DECAYS) * EPOCHS
+    tuning_steps = len(texts) + head_steps + epochs * len(training) + (epochs + 1) * len(checking) if epochs else 0
+    with tqdm(total=tuning_steps + 2 * len(texts) + head_steps, unit="step", desc="train") as bar:
+
+        def encode(encoder: Encoder) -> Any:
+            rows = []
+            for start in range(0, len(texts), READ_BATCH):
+                rows.append(encoder.encode(texts[start : start + READ_BATCH]))
+                bar.update(min(READ_BATCH, len(texts) - start))
+            return np.concatenate(rows)
+
+        try:
+            base = Encoder.load(config_.model, precision="fp32", max_length=config_.max_length)
+            adapter: Adapter | None = None
+            summary = None
+            if epochs:
+                frozen = encode(base)
+                start = train_head(
+                    frozen[:cut],
+                    [item.labels for item in training],
+                    frozen[cut:],
+                    [item.labels for item in checking],
+                    names,
+                    encoder=base.name,
+                    tick=lambda: bar.update(1),
+                )
+                tuning = fine_tune(
+                    base,
+                    texts[:cut],
+                    [item.labels for item in training],
+                    texts[cut:],
+                    [item.labels for item in checking],
+                    start,
+                    epochs=epochs,
+                    tick=bar.update,
+                )
+                adapter, summary = tuning.adapter, tuning.summary()
+            views = [
+                base
+                if adapter is None and precision == "fp32"
+                else Encoder.load(config_.model, precision=precision, max_length=config_.max_length, adapter=adapter)
+                for precision in PRECISIONS
+            ]
+            fp32, int8 = (encode(encoder) for encoder in views)
+            head = train_head(
+                np.vstack([fp32[:cut], int8[:cut]]),
+                [item.labels for item in training] * 2,
+                np.vstack([fp32[cut:], int8[cut:]]),
+                [item.labels for item in checking] * 2,
+                names,
+                encoder=base.name,
+                tick=lambda: bar.update(1),
+                version=version,
+                adapter=adapter,
+                fine_tuning=summary,
+            )
+        except StackwatchError as error:
+            raise click.ClickException(str(error)) from None
+    target = Path(out) if out else Path("data/heads") / f"{head.version.replace('/', '_')}.json"
+    head.save(target)
+    cuts = ", ".join(f"{d.name} {d.threshold:.2f}" for d in head.dynamics)
+    click.echo(f"wrote {target} (version {head.version})")
+    click.echo(f"thresholds: {cuts}; validation macro-F1 {head.metrics['validation_macro_f1']:.3f}")
+    if summary is not None:
+        per_epoch = ", ".join(f"{score:.3f}" for score in summary["validation_macro_f1_per_epoch"])
+        kept = f"adapter of epoch {summary['chosen_epoch']}" if adapter is not None else "no adapter (frozen encoder)"
+        click.echo(f"fine-tuning: validation macro-F1 per epoch {per_epoch} (0: frozen); kept {kept}")
+    if out is None:
+        click.echo(f"use it with classifier.head: {target}")
+
+
+@click.command(name="eval")
+@_config_option
+@_backend_option
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+def evaluate(config: str | None, backend: str | None, data: str) -> None:
+    """Per-dynamic precision, recall and F1, and macro-F1, on labelled JSONL; the keyword baseline beside it."""
+    from stackwatch.signals.classifier import KeywordClassifier
+    from stackwatch.signals.evaluation import evaluate as score
+
+    settings = _settings(config, backend)
+    items = _read(data)
+    classifier = _classifier(settings)
+    texts = [item.content for item in items]
+    gold = [item.labels for item in items]
+    names = settings.taxonomy().names
+    from tqdm import tqdm
+
+    predicted: list[tuple[str, ...]] = []
+    with tqdm(total=len(texts), unit="text", desc="eval", disable=None) as bar:
+        for start in range(0, len(texts), READ_BATCH):
+            chunk = texts[start : start + READ_BATCH]
+            predicted.extend(result.labels for result in classifier.classify(chunk))
+            bar.update(len(chunk))
+    report = score(gold, predicted, names)
+    baseline = score(gold, [r.labels for r in KeywordClassifier(settings.taxonomy()).classify(texts)], names)
+    click.echo(f"{data}: {len(items)} texts; model {classifier.version}")
+    click.echo(f"{'dynamic':<16}{'support':>8}{'precision':>11}{'recall':>8}{'F1':>7}{'keyword F1':>12}")
+    for name in names:
+        mine, theirs = report.per_dynamic[name], baseline.per_dynamic[name]
+        click.echo(
+            f"{name:<16}{mine.support:>8}{mine.precision:>11.3f}{mine.recall:>8.3f}{mine.f1:>7.3f}{theirs.f1:>12.3f}"
+        )
+    click.echo(f"{'macro-F1':<16}{'':>8}{'':>11}{'':>8}{report.macro_f1:>7.3f}{baseline.macro_f1:>12.3f}")

@@ -1,0 +1,181 @@
+"""The store's commands: ad-hoc SQL, Parquet export, rebuild, retention.
+
+    stackwatch sql "SELECT * FROM daily_dynamic_volume ORDER BY day DESC LIMIT 10" --format csv
+    stackwatch export --parquet export/
+    stackwatch rebuild                # recompute every derived indicator from stored articles
+    stackwatch retention              # drop old bodies now, checkpoint, print size and row counts
+
+``sql`` goes through the running service (``POST /api/sql``); when nothing listens there it runs the query
+itself, sandboxed as the service does (:mod:`stackwatch.storage.query`), on the file, or on the snapshot file
+when a service holds the file. The others need the file itself: stop the service first (DuckDB lets one process
+write a file).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import httpx
+
+from stackwatch.errors import ConfigError, QueryFailed, QueryRefused, StoreError
+from stackwatch.pipeline.cli.common import cli_settings, config_option
+from stackwatch.pipeline.cli.output import render
+from stackwatch.pipeline.roles.sink import build_derivation
+from stackwatch.pipeline.web.sqlfront import sql_limits
+from stackwatch.settings import Settings
+from stackwatch.storage.query import QueryAnswer, QueryUnavailable, run_query
+from stackwatch.storage.store import Store
+
+__all__ = ["export", "rebuild", "retention", "sql"]
+
+CONNECT_TIMEOUT = 5.0
+ANSWER_GRACE = 60.0
+"""Seconds the CLI waits for the service beyond ``sql.time_limit`` (a fresh snapshot, the process's start)."""
+
+
+def _open_for_writing(settings: Settings) -> Store:
+    try:
+        return Store.open(
+            settings.storage.path, derivation=build_derivation(settings), memory_limit=settings.storage.memory_limit
+        )
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    except StoreError as error:
+        raise click.ClickException(f"{error} (is the service running? stop it first)") from None
+
+
+def _query_file(settings: Settings, query: str) -> QueryAnswer:
+    """The query, sandboxed, on the store file, else (held by a running service) on its snapshot."""
+    limits = sql_limits(settings.sql)
+    errors = []
+    for path in (settings.storage.path, settings.storage.snapshot_file()):
+        if not path.exists():
+            errors.append(f"no file {path}")
+            continue
+        try:
+            return run_query(path, query, limits)
+        except QueryUnavailable as error:  # only a file that cannot be opened sends us to the next one
+            errors.append(str(error))
+    raise QueryUnavailable("; ".join(errors))
+
+
+def _echo(answer: QueryAnswer, output_format: str) -> None:
+    click.echo(render(answer.columns, answer.rows, output_format))
+    if answer.truncated:
+        click.echo(
+            f"(truncated after {len(answer.rows)} rows: sql.max_rows, or an answer's size cap, was reached)", err=True
+        )
+
+
+@click.command()
+@config_option
+@click.argument("query")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json"]), default="table")
+def sql(config: str | None, query: str, output_format: str) -> None:
+    """Run one read-only query: through the running service, else sandboxed on the DuckDB file (or its snapshot).
+
+    A query that the service stopped or that did not answer in time is not run again anywhere else.
+    """
+    settings = cli_settings(config, secrets=False)
+    try:
+        base, headers = settings.web.client_target()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    url = f"{base}/api/sql"
+    wait = httpx.Timeout(settings.sql.time_limit + ANSWER_GRACE, connect=CONNECT_TIMEOUT)
+    try:
+        response: httpx.Response | None = httpx.post(url, json={"sql": query}, headers=headers, timeout=wait)
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        response = None  # nothing listens there: the query did not run
+    except httpx.TransportError as error:
+        raise click.ClickException(
+            f"no answer from {url} ({type(error).__name__}); the query is not run again elsewhere"
+        ) from None
+    if response is not None and response.headers.get("content-type", "").startswith("application/json"):
+        body = response.json()
+        if response.status_code != 200:
+            raise click.ClickException(str(body.get("error", body)))
+        _echo(QueryAnswer(body["columns"], body["rows"], bool(body.get("truncated"))), output_format)
+        return
+    try:
+        answer = _query_file(settings, query)
+    except QueryRefused as error:
+        raise click.ClickException(f"refused: {error}") from None
+    except QueryFailed as error:
+        raise click.ClickException(str(error)) from None
+    except StoreError as error:
+        raise click.ClickException(f"no service answering at {url} and no readable store: {error}") from None
+    _echo(answer, output_format)
+
+
+@click.command()
+@config_option
+@click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
+def export(config: str | None, directory: Path) -> None:
+    """Export the tables as Parquet, one directory per table, partitioned by day."""
+    from tqdm import tqdm
+
+    from stackwatch.storage.maintenance import EXPORTS, export_parquet
+
+    settings = cli_settings(config, secrets=False)
+    with (
+        _open_for_writing(settings) as store,
+        tqdm(total=len(EXPORTS), unit="table", desc="export", disable=None) as bar,
+    ):
+        try:
+            counts = export_parquet(store, directory, lambda table: bar.update(1))
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+    for table, rows in counts.items():
+        click.echo(f"{table}: {rows} rows")
+
+
+@click.command()
+@config_option
+def rebuild(config: str | None) -> None:
+    """Recompute every derived indicator from the stored articles (the same numbers the stream produced)."""
+    from tqdm import tqdm
+
+    settings = cli_settings(config, secrets=False)
+    with _open_for_writing(settings) as store:
+        bar = tqdm(total=0, unit="bucket", desc="rebuild", disable=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            written = store.rebuild(progress)
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+        finally:
+            bar.close()
+    click.echo(f"rebuilt {written} indicator rows in {settings.storage.path}")
+
+
+@click.command()
+@config_option
+def retention(config: str | None) -> None:
+    """Apply retention now: drop old bodies and dead letters, checkpoint, print file size and row counts."""
+    from stackwatch.storage.maintenance import apply_retention
+
+    settings = cli_settings(config, secrets=False)
+    keep = settings.storage.retention
+    with _open_for_writing(settings) as store:
+        try:
+            report = apply_retention(store, body_days=keep.body_days, dead_letter_days=keep.dead_letter_days)
+        except StoreError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(
+        json.dumps(
+            {
+                "bodies_dropped": report.bodies_dropped,
+                "dead_letters_dropped": report.dead_letters_dropped,
+                "file_bytes": report.file_bytes,
+                "rows": report.row_counts,
+            },
+            indent=1,
+        )
+    )

@@ -1,0 +1,260 @@
+"""The sink role: the single DuckDB writer, fed from topics, plus webhook delivery from its outbox.
+
+Consume a batch → write it in one DuckDB transaction → commit the Kafka offsets. A failed write commits
+nothing and consumes nothing more until it succeeds: data waits in Kafka instead of being dropped.
+
+A transaction's cost is mostly fixed (it recomputes every bucket the batch touched, whole), so under load the sink
+gathers for longer: after a write that took ``w`` seconds it gathers for ``9 w``, within ``storage.flush_interval``
+and ``storage.max_flush_interval``, which keeps DuckDB to about a tenth of its time. A ``flush_interval`` with no
+new record ends the gathering early, so the end of a burst is written at once::
+
+    gather_seconds(0.05, StorageSettings())   # 1.0: quick writes, the flush interval
+    gather_seconds(0.4, StorageSettings())    # 3.6: slow writes, more records per transaction
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from stackwatch.errors import ConfigError, StoreError
+from stackwatch.pipeline import metrics
+from stackwatch.pipeline.kafka.codec import decode
+from stackwatch.pipeline.kafka.producer import start_with_retry
+from stackwatch.pipeline.kafka.topics import TopicNames
+from stackwatch.pipeline.roles.delivery import Deliverer, grouping_from
+from stackwatch.pipeline.roles.storethread import StoreThread
+from stackwatch.settings import Settings
+from stackwatch.settings.entities import gazetteer_from
+from stackwatch.settings.storage import StorageSettings
+from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, MessageError, TaggedArticle
+from stackwatch.storage.derive import Derivation
+from stackwatch.storage.maintenance import apply_retention, snapshot
+from stackwatch.storage.recovery import stored_ids
+from stackwatch.storage.sink import DuckDBSink, SinkMessage
+from stackwatch.storage.store import Store
+
+__all__ = ["SinkService", "build_derivation", "gather_seconds"]
+
+log = logging.getLogger(__name__)
+
+WRITE_SHARE = 0.1
+"""Under load, the share of the sink's time its DuckDB transactions may take."""
+
+
+def gather_seconds(last_write: float, storage: StorageSettings) -> float:
+    """How long the sink gathers records after the first, given how long its last write took."""
+    stretched = last_write * (1 - WRITE_SHARE) / WRITE_SHARE
+    return min(storage.longest_gather, max(storage.flush_interval, stretched))
+
+
+def build_derivation(settings: Settings) -> Derivation:
+    """The store's derivation from the ``entities:`` and ``indicators:`` sections (composites checked here)."""
+    known = set(settings.taxonomy().names)
+    for index, composite in enumerate(settings.indicators.composites):
+        unknown = sorted(set(composite.weights) - known)
+        if unknown:
+            raise ConfigError(
+                f"indicators.composites[{index}].weights: unknown dynamic(s) {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+    return Derivation(
+        gazetteer_from(settings.entities),
+        tuple(composite.composite() for composite in settings.indicators.composites),
+        settings.indicators.baseline_params(),
+    )
+
+
+class SinkService(Service):
+    """Owns the DuckDB file for writing; nothing else in the deployment writes it."""
+
+    def __init__(self, settings: Settings, servers: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.topics = TopicNames(settings.kafka.topic_prefix)
+        self._kinds: dict[str, type[TaggedArticle | IndicatorUpdate | Alert | DeadLetter]] = {
+            self.topics.tagged: TaggedArticle,
+            self.topics.indicators: IndicatorUpdate,
+            self.topics.alerts: Alert,
+            self.topics.deadletter: DeadLetter,
+        }
+        self.servers = list(servers)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.store_thread: StoreThread | None = None
+        self.deliverer: Deliverer | None = None
+        self.rows_written = 0
+        self.last_error: str | None = None
+        self.last_write_seconds = 0.0
+        self._stopping = asyncio.Event()
+        self._opened = asyncio.Event()
+
+    async def store(self) -> StoreThread:
+        """The store's thread, once :meth:`on_start` opened the file (other roles of this process read through it)."""
+        await self._opened.wait()
+        assert self.store_thread is not None
+        return self.store_thread
+
+    async def stored(self, ids: Sequence[str]) -> set[str]:
+        """Which of these article ids the store holds (or dead-lettered): the sources' end-to-end acknowledgement."""
+        thread = await self.store()
+        return await thread.call(stored_ids, thread.store.connection, ids)
+
+    async def on_start(self) -> None:
+        store = Store.open(
+            self.settings.storage.path,
+            derivation=build_derivation(self.settings),
+            memory_limit=self.settings.storage.memory_limit,
+        )
+        self.store_thread = StoreThread(store)
+        self._opened.set()
+        self.add_future(self._maintain())
+        self.deliverer = Deliverer(
+            self.store_thread, {hook.name: hook for hook in self.settings.webhooks}, grouping_from(self.settings)
+        )
+        self.add_future(self._consume())
+        self.add_future(self.deliverer.run())
+        log.info("sink: writing %s", self.settings.storage.path)
+
+    async def on_stop(self) -> None:
+        self._stopping.set()
+        # The consume loop flushes and commits what it holds when it sees the stop flag.
+        await asyncio.sleep(0)
+
+    async def on_shutdown(self) -> None:
+        try:
+            if self.consumer is not None:
+                await self.consumer.stop()
+        except KafkaError as error:
+            log.warning("sink: error while leaving the consumer group: %s", error)
+        if self.deliverer is not None:
+            await self.deliverer.close()
+        if self.store_thread is not None:
+            await self.store_thread.close()
+
+    async def _consume(self) -> None:
+        assert self.store_thread is not None
+        session_ms = int(self.settings.kafka.session_timeout * 1000)
+        self.consumer = consumer = AIOKafkaConsumer(
+            *self._kinds,
+            bootstrap_servers=self.servers,
+            group_id=f"{self.settings.kafka.app_id}-sink",
+            client_id=f"{self.settings.kafka.app_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(1000, session_ms // 4),
+            max_poll_interval_ms=max(300_000, session_ms),
+            metadata_max_age_ms=5_000,
+        )
+        if not await start_with_retry(consumer, "sink consumer", self.servers, self._stopping):
+            return
+        sink = DuckDBSink(self.store_thread.store)
+        backoff = 1.0
+        while not self._stopping.is_set():
+            if not len(sink):
+                await self._fill(consumer, sink)
+                if not len(sink):
+                    continue
+            started = asyncio.get_running_loop().time()
+            try:
+                with metrics.SINK_COMMIT_SECONDS.time():
+                    written = await self.store_thread.call(sink.flush)
+            except StoreError as error:
+                self.last_error = str(error)
+                log.error(
+                    "sink: %s; holding %d records, consuming paused, retry in %.0fs",
+                    error,
+                    len(sink),
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = 1.0
+            self.last_error = None
+            self.last_write_seconds = asyncio.get_running_loop().time() - started
+            self.rows_written += written
+            try:
+                await consumer.commit()
+            except KafkaError as error:
+                # The rows are written; the records come again after a restart and upsert to the same rows.
+                log.warning("sink: offset commit failed after a successful write: %s", error)
+            if self.deliverer is not None:
+                self.deliverer.wake()
+
+    async def _fill(self, consumer: AIOKafkaConsumer, sink: DuckDBSink) -> None:
+        """Wait for records, then keep taking them until ``storage.batch_size``, :func:`gather_seconds` after the
+        first, or ``storage.flush_interval`` without a new one: a transaction's fixed cost (deriving every touched
+        bucket) dwarfs its per-row cost, so under load a few large transactions beat many small ones, and when
+        the load stops what was gathered is written at once."""
+        storage = self.settings.storage
+        loop = asyncio.get_running_loop()
+        gather = gather_seconds(self.last_write_seconds, storage)
+        deadline: float | None = None  # set when the first record arrives
+        # Not on the stop flag: what was taken must be flushed and committed, and the interval bounds the wait.
+        while len(sink) < storage.batch_size:
+            wait = storage.flush_interval if deadline is None else min(storage.flush_interval, deadline - loop.time())
+            if wait <= 0:
+                return
+            batches = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=storage.batch_size - len(sink))
+            if not batches:
+                return  # a quiet interval: write what was gathered, or back to the caller to check the stop flag
+            if deadline is None:
+                deadline = loop.time() + gather
+            for partition, records in batches.items():
+                for record in records:
+                    sink.add(
+                        self._decode(
+                            partition.topic, record.value, f"{partition.topic}[{partition.partition}]@{record.offset}"
+                        )
+                    )
+
+    async def _maintain(self) -> None:
+        """Publish the read-only snapshot every ``storage.snapshot_interval``; apply retention every
+        ``storage.retention.interval`` (the first run a minute after start)."""
+        storage = self.settings.storage
+        loop = asyncio.get_running_loop()
+        next_snapshot = loop.time() + (storage.snapshot_interval or 0.0)
+        next_retention = loop.time() + min(60.0, storage.retention.interval)
+        while not self._stopping.is_set():
+            await asyncio.sleep(min(1.0, storage.snapshot_interval or 1.0))
+            if self.store_thread is None or self._stopping.is_set():
+                continue
+            store = self.store_thread.store
+            try:
+                if storage.snapshot_interval and loop.time() >= next_snapshot:
+                    next_snapshot = loop.time() + storage.snapshot_interval
+                    await self.store_thread.call(snapshot, store, storage.snapshot_file())
+                if loop.time() >= next_retention:
+                    next_retention = loop.time() + storage.retention.interval
+                    report = await self.store_thread.call(
+                        apply_retention,
+                        store,
+                        body_days=storage.retention.body_days,
+                        dead_letter_days=storage.retention.dead_letter_days,
+                    )
+                    log.info(
+                        "sink: retention dropped %d bodies, %d dead letters; %s is %.1f MB; rows %s",
+                        report.bodies_dropped,
+                        report.dead_letters_dropped,
+                        storage.path,
+                        report.file_bytes / 1e6,
+                        report.row_counts,
+                    )
+            except StoreError as error:
+                log.warning("sink: maintenance: %s", error)
+
+    def _decode(self, topic: str, value: bytes | None, origin: str) -> SinkMessage:
+        kind = self._kinds[topic]
+        try:
+            return decode(kind, value)
+        except MessageError as error:
+            log.warning("sink: undecodable record %s: %s", origin, error)
+            payload = (value or b"")[:4000].decode("utf-8", "replace")
+            return DeadLetter(stage="sink", reason=f"{kind.__name__}: {error}", payload=payload, origin=origin)
