@@ -11,11 +11,12 @@ import pytest
 from stackwatch.connectors import SOURCE_TYPES, build_source
 from stackwatch.connectors.detect import parse_document
 from stackwatch.connectors.edgar import parse_edgar
-from stackwatch.connectors.gdelt import parse_gdelt
-from stackwatch.connectors.hackernews import parse_hn
+from stackwatch.connectors.gdelt import gdelt_items
+from stackwatch.connectors.hackernews import hn_items
 from stackwatch.connectors.http import retry_after
-from stackwatch.connectors.jsonapi import JsonMapping, parse_mapped
-from stackwatch.connectors.jsonfeed import parse_json_feed
+from stackwatch.connectors.json_source import parse_json
+from stackwatch.connectors.jsonapi import JsonMapping
+from stackwatch.connectors.jsonfeed import json_feed_items
 from stackwatch.connectors.politeness import HostLimiter
 from stackwatch.connectors.rss import parse_feed
 from stackwatch.errors import ParseError
@@ -100,7 +101,7 @@ def test_rdf_in_latin1() -> None:
 
 
 def test_json_feed() -> None:
-    articles, rejected = parse_json_feed(read("jsonfeed.json"), "silicon", NOW)
+    articles, rejected = parse_json(read("jsonfeed.json"), json_feed_items, "silicon", "jsonfeed", NOW)
     assert rejected == []
     assert articles[0].summary == "A 6 GW agreement."
     assert articles[1].url == "https://other.example/story"
@@ -111,7 +112,7 @@ def test_json_feed() -> None:
 
 
 def test_hacker_news_answer() -> None:
-    articles, _ = parse_hn(read("hn.json"), "hn", NOW)
+    articles, _ = parse_json(read("hn.json"), hn_items, "hn", "hackernews", NOW)
     assert articles[0].url == "https://news.example/tpu-meta"
     assert articles[1].url == "https://news.ycombinator.com/item?id=41000000"
     assert articles[1].summary == "Curious about experiences."
@@ -119,10 +120,11 @@ def test_hacker_news_answer() -> None:
 
 
 def test_gdelt_answer() -> None:
-    articles, _ = parse_gdelt(read("gdelt.json"), "gdelt", NOW)
+    articles, _ = parse_json(read("gdelt.json"), gdelt_items, "gdelt", "gdelt", NOW)
     assert [a.language for a in articles] == ["en", "de"]
     assert articles[0].published_at == datetime(2026, 5, 1, 12, 15, tzinfo=UTC)
-    assert parse_gdelt(b"{}", "gdelt", NOW) == ([], [])  # GDELT's answer to a query with no matches
+    no_matches = parse_json(b"{}", gdelt_items, "gdelt", "gdelt", NOW)  # GDELT's answer to a query with no matches
+    assert no_matches == ([], [])
 
 
 def test_edgar_atom_titles_carry_the_company() -> None:
@@ -141,7 +143,7 @@ def test_http_json_mapping() -> None:
         {"teaser": ""}
     ]}}"""
     mapping = JsonMapping(items="data.posts", title="headline", url="link", published="ts", summary="teaser", id="")
-    articles, rejected = parse_mapped(body, mapping, "api", "http_json", NOW)
+    articles, rejected = parse_json(body, mapping.find, "api", "http_json", NOW)
     assert [a.title for a in articles] == ["Oracle signs OpenAI", "Bad time keeps the item"]
     assert articles[0].published_at == datetime(2026, 5, 3, 10, 0, tzinfo=UTC)
     assert articles[1].published_at == NOW
@@ -150,7 +152,7 @@ def test_http_json_mapping() -> None:
         "item 3 rejected: record has neither a title nor a summary/text",
     ]
     with pytest.raises(ParseError, match=r"no list of items at 'data\.missing'"):
-        parse_mapped(body, JsonMapping(items="data.missing"), "api", "http_json", NOW)
+        parse_json(body, JsonMapping(items="data.missing").find, "api", "http_json", NOW)
 
 
 @pytest.mark.parametrize(
@@ -180,7 +182,7 @@ def test_entries_without_title_or_link_become_dead_letters() -> None:
 
 def test_html_served_as_json_is_named() -> None:
     with pytest.raises(ParseError, match="HTML"):
-        parse_hn(read("broken_html.html"), "hn", NOW)
+        parse_json(read("broken_html.html"), hn_items, "hn", "hackernews", NOW)
 
 
 def test_retry_after_values() -> None:

@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from stackwatch.connectors.detect import parse_document
 from stackwatch.connectors.edgar import parse_edgar
-from stackwatch.connectors.gdelt import parse_gdelt
-from stackwatch.connectors.hackernews import parse_hn
-from stackwatch.connectors.jsonapi import JsonMapping, parse_mapped
-from stackwatch.connectors.jsonfeed import parse_json_feed
+from stackwatch.connectors.gdelt import gdelt_items
+from stackwatch.connectors.hackernews import hn_items
+from stackwatch.connectors.json_source import parse_json
+from stackwatch.connectors.jsonapi import JsonMapping
+from stackwatch.connectors.jsonfeed import json_feed_items
 from stackwatch.connectors.rss import parse_feed
 from stackwatch.errors import ParseError
 from stackwatch.signals.messages import Article, DeadLetter
@@ -28,10 +29,10 @@ Parser = Callable[[bytes], tuple[list[Article], list[DeadLetter]]]
 PARSERS: dict[str, Parser] = {
     "rss": lambda data: parse_feed(data, "fuzz", NOW),
     "sec_edgar": lambda data: parse_edgar(data, "fuzz", NOW),
-    "jsonfeed": lambda data: parse_json_feed(data, "fuzz", NOW),
-    "hackernews": lambda data: parse_hn(data, "fuzz", NOW),
-    "gdelt": lambda data: parse_gdelt(data, "fuzz", NOW),
-    "http_json": lambda data: parse_mapped(data, JsonMapping(items="items"), "fuzz", "http_json", NOW),
+    "jsonfeed": lambda data: parse_json(data, json_feed_items, "fuzz", "jsonfeed", NOW),
+    "hackernews": lambda data: parse_json(data, hn_items, "fuzz", "hackernews", NOW),
+    "gdelt": lambda data: parse_json(data, gdelt_items, "fuzz", "gdelt", NOW),
+    "http_json": lambda data: parse_json(data, JsonMapping(items="items").find, "fuzz", "http_json", NOW),
     "auto": lambda data: parse_document(data, "fuzz", NOW),
 }
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,6 +19,8 @@ from stackwatch.connectors import (
     HackerNewsSource,
     HostLimiter,
     JsonFeedSource,
+    JsonItems,
+    JsonSource,
     Publisher,
     RssSource,
     Schedule,
@@ -25,7 +28,7 @@ from stackwatch.connectors import (
     SecEdgarSource,
     Source,
 )
-from stackwatch.errors import SourceError
+from stackwatch.errors import ParseError, SourceError
 from stackwatch.pipeline.kafka.producer import AckedProducer
 from stackwatch.signals.messages import Article, DeadLetter, utcnow
 from tests.helpers.http import LocalServer, Recorded, Reply
@@ -284,3 +287,37 @@ async def test_kill_and_restart_loses_nothing_and_duplicates_nothing(
     finally:
         await consumer.stop()
     assert sorted(titles) == [f"Story {n}" for n in range(1, 6)]
+
+
+class PostsSource(JsonSource):
+    """A JSON API source written as a user would: only the ``items`` hook."""
+
+    type = "posts"
+
+    def items(self, data: Any) -> JsonItems:
+        if not isinstance(data, dict) or not isinstance(data.get("posts"), list):
+            raise ParseError('not a posts answer: no "posts" list')
+        return JsonItems(data["posts"], lambda post: {"id": post.get("n"), "title": post.get("head"), "url": None})
+
+
+async def test_a_json_source_only_says_where_its_items_are(http_server: LocalServer) -> None:
+    posts = [{"n": 1, "head": "Oracle signs OpenAI"}, "not an object", {"n": 3}]
+    http_server.route("/posts", json.dumps({"posts": posts}).encode(), headers={"Content-Type": "application/json"})
+    http_server.route("/other", b'{"data": []}', headers={"Content-Type": "application/json"})
+    source = PostsSource("api", http_server.url("/posts"))
+    wrong = PostsSource("api", http_server.url("/other"))
+    try:
+        result = await source.poll({})
+        refused = await wrong.poll({})
+    finally:
+        await source.stop()
+        await wrong.stop()
+    assert [(a.title, a.connector) for a in result.articles] == [("Oracle signs OpenAI", "posts")]
+    assert [(r.reason, r.payload) for r in result.rejected] == [
+        ("item 1 rejected: expected an object, got str", '"not an object"'),
+        ("item 2 rejected: record has neither a title nor a summary/text", '{"n": 3}'),
+    ]
+    assert http_server.received("/posts")[0].headers["accept"] == "application/json"
+    assert not refused.articles
+    assert refused.error == f'{http_server.url("/other")}: not a posts answer: no "posts" list'
+    assert [r.reason for r in refused.rejected] == [refused.error]  # the document itself, once, as a dead letter

@@ -17,6 +17,7 @@ from stackwatch.connectors.file import FileSource
 from stackwatch.connectors.gdelt import GdeltSource
 from stackwatch.connectors.hackernews import HackerNewsSource
 from stackwatch.connectors.http import HttpOptions, HttpPollingSource
+from stackwatch.connectors.json_source import JsonItems, JsonSource
 from stackwatch.connectors.jsonapi import HttpJsonSource, JsonMapping
 from stackwatch.connectors.jsonfeed import JsonFeedSource
 from stackwatch.connectors.politeness import HostLimiter
@@ -49,6 +50,8 @@ __all__ = [
     "HttpJsonSource",
     "HttpPollingSource",
     "JsonFeedSource",
+    "JsonItems",
+    "JsonSource",
     "PollResult",
     "Publisher",
     "Retry",

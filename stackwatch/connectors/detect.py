@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from stackwatch.connectors.edgar import parse_edgar
-from stackwatch.connectors.gdelt import articles_from_gdelt
-from stackwatch.connectors.hackernews import articles_from_hn
-from stackwatch.connectors.jsonapi import load_json
-from stackwatch.connectors.jsonfeed import articles_from_json_feed, is_json_feed
+from stackwatch.connectors.gdelt import gdelt_items
+from stackwatch.connectors.hackernews import hn_items
+from stackwatch.connectors.json_source import ItemsOf, Parsed, articles_from_items, load_json
+from stackwatch.connectors.jsonfeed import is_json_feed, json_feed_items
 from stackwatch.connectors.jsonl import article_from_record, parse_line
 from stackwatch.connectors.rss import parse_feed
 from stackwatch.errors import ParseError
@@ -25,7 +25,8 @@ __all__ = ["KINDS", "parse_document"]
 
 KINDS = ("auto", "rss", "jsonfeed", "hackernews", "gdelt", "sec_edgar", "jsonl")
 
-Parsed = tuple[list[Article], list[DeadLetter]]
+_JSON_KINDS: dict[str, ItemsOf] = {"jsonfeed": json_feed_items, "hackernews": hn_items, "gdelt": gdelt_items}
+"""Each JSON source type and the hook its source reads a document with."""
 
 
 def parse_document(
@@ -40,16 +41,12 @@ def parse_document(
         return parse_edgar(content, source, fetched_at, content_type=content_type)
     if kind == "jsonl":
         return _jsonl(content, source, fetched_at)
+    if kind != "json" and kind not in _JSON_KINDS:
+        raise ParseError(f"unknown kind {kind!r} (one of {', '.join(KINDS)})")
     data = load_json(content)
-    if kind == "jsonfeed":
-        return articles_from_json_feed(data, source, fetched_at)
-    if kind == "hackernews":
-        return articles_from_hn(data, source, fetched_at)
-    if kind == "gdelt":
-        return articles_from_gdelt(data, source, fetched_at)
     if kind == "json":
-        return _json_any(data, source, fetched_at)
-    raise ParseError(f"unknown kind {kind!r} (one of {', '.join(KINDS)})")
+        kind = _json_kind(data)
+    return articles_from_items(_JSON_KINDS[kind](data), source, kind, fetched_at)
 
 
 def _sniff(content: bytes) -> str:
@@ -64,13 +61,13 @@ def _sniff(content: bytes) -> str:
     return "rss"
 
 
-def _json_any(data: Any, source: str, fetched_at: datetime) -> Parsed:
+def _json_kind(data: Any) -> str:
     if is_json_feed(data):
-        return articles_from_json_feed(data, source, fetched_at)
+        return "jsonfeed"
     if isinstance(data, dict) and "hits" in data:
-        return articles_from_hn(data, source, fetched_at)
+        return "hackernews"
     if isinstance(data, dict) and "articles" in data:
-        return articles_from_gdelt(data, source, fetched_at)
+        return "gdelt"
     raise ParseError("JSON of no known shape (not a JSON Feed, HN search or GDELT artlist); use an http_json source")
 
 

@@ -8,17 +8,15 @@ GDELT answers a query with no matches with ``{}``, and a bad query with a plain-
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from stackwatch.connectors.http import Document, HttpOptions, HttpPollingSource
-from stackwatch.connectors.jsonapi import iso_time, load_json, parse_items
+from stackwatch.connectors.http import HttpOptions
+from stackwatch.connectors.json_source import JsonItems, JsonSource, iso_time
 from stackwatch.errors import ParseError
-from stackwatch.signals.messages import Article, DeadLetter
 
-__all__ = ["GDELT_ENDPOINT", "GdeltSource", "articles_from_gdelt", "parse_gdelt"]
+__all__ = ["GDELT_ENDPOINT", "GdeltSource", "gdelt_items"]
 
 GDELT_ENDPOINT = "https://api.gdeltproject.org/api/v2/doc/doc"
 _LANGUAGES = {
@@ -49,25 +47,17 @@ def _record(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def articles_from_gdelt(
-    data: Any, source: str, fetched_at: datetime, connector: str = "gdelt"
-) -> tuple[list[Article], list[DeadLetter]]:
+def gdelt_items(data: Any) -> JsonItems:
+    """The articles of a GDELT DOC 2.0 ``mode=artlist&format=json`` answer; ParseError when it is not one."""
     if not isinstance(data, dict):
         raise ParseError(f"not a GDELT artlist answer: expected an object, got {type(data).__name__}")
     articles = data.get("articles", [])
     if not isinstance(articles, list):
         raise ParseError('not a GDELT artlist answer: "articles" is not a list')
-    return parse_items(articles, _record, source, connector, fetched_at)
+    return JsonItems(articles, _record)
 
 
-def parse_gdelt(
-    content: bytes, source: str, fetched_at: datetime, *, connector: str = "gdelt", charset: str | None = None
-) -> tuple[list[Article], list[DeadLetter]]:
-    """Articles from a GDELT DOC 2.0 ``mode=artlist&format=json`` answer; ParseError when it is not one."""
-    return articles_from_gdelt(load_json(content, charset), source, fetched_at, connector)
-
-
-class GdeltSource(HttpPollingSource):
+class GdeltSource(JsonSource):
     """Polls the GDELT DOC 2.0 article list for ``query`` (GDELT asks for at most one request per 5 s)."""
 
     type = "gdelt"
@@ -91,8 +81,7 @@ class GdeltSource(HttpPollingSource):
             "timespan": timespan,
             "maxrecords": str(max_records),
         }
-        options = options or HttpOptions(accept="application/json")
         super().__init__(name, endpoint, params=params, options=options, transport=transport)
 
-    def parse(self, document: Document, fetched_at: datetime) -> tuple[list[Article], list[DeadLetter]]:
-        return parse_gdelt(document.content, self.name, fetched_at, connector=self.type, charset=document.charset)
+    def items(self, data: Any) -> JsonItems:
+        return gdelt_items(data)

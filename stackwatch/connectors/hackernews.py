@@ -8,17 +8,15 @@ Stories without a link (Ask HN) point at their discussion page.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import httpx
 
-from stackwatch.connectors.http import Document, HttpOptions, HttpPollingSource
-from stackwatch.connectors.jsonapi import iso_time, load_json, parse_items
+from stackwatch.connectors.http import HttpOptions
+from stackwatch.connectors.json_source import JsonItems, JsonSource, iso_time
 from stackwatch.errors import ParseError
-from stackwatch.signals.messages import Article, DeadLetter
 
-__all__ = ["HN_ENDPOINT", "HackerNewsSource", "articles_from_hn", "parse_hn"]
+__all__ = ["HN_ENDPOINT", "HackerNewsSource", "hn_items"]
 
 HN_ENDPOINT = "https://hn.algolia.com/api/v1/search_by_date"
 _ITEM_URL = "https://news.ycombinator.com/item?id="
@@ -38,27 +36,14 @@ def _record(hit: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def articles_from_hn(
-    data: Any, source: str, fetched_at: datetime, connector: str = "hackernews"
-) -> tuple[list[Article], list[DeadLetter]]:
+def hn_items(data: Any) -> JsonItems:
+    """The stories of an Algolia HN search response; ParseError when it is not one."""
     if not isinstance(data, dict) or not isinstance(data.get("hits"), list):
         raise ParseError('not an HN search answer: no "hits" list')
-    return parse_items(data["hits"], _record, source, connector, fetched_at)
+    return JsonItems(data["hits"], _record)
 
 
-def parse_hn(
-    content: bytes,
-    source: str,
-    fetched_at: datetime,
-    *,
-    connector: str = "hackernews",
-    charset: str | None = None,
-) -> tuple[list[Article], list[DeadLetter]]:
-    """Articles from an Algolia HN search response; ParseError when it is not one."""
-    return articles_from_hn(load_json(content, charset), source, fetched_at, connector)
-
-
-class HackerNewsSource(HttpPollingSource):
+class HackerNewsSource(JsonSource):
     """Polls the Algolia HN search for stories matching ``query``, newest first."""
 
     type = "hackernews"
@@ -74,8 +59,7 @@ class HackerNewsSource(HttpPollingSource):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         params = {"tags": "story", "query": query, "hitsPerPage": str(hits)}
-        options = options or HttpOptions(accept="application/json")
         super().__init__(name, endpoint, params=params, options=options, transport=transport)
 
-    def parse(self, document: Document, fetched_at: datetime) -> tuple[list[Article], list[DeadLetter]]:
-        return parse_hn(document.content, self.name, fetched_at, connector=self.type, charset=document.charset)
+    def items(self, data: Any) -> JsonItems:
+        return hn_items(data)

@@ -1,21 +1,19 @@
 """JSON Feed 1.x (https://jsonfeed.org/version/1.1) documents and sources.
 
-articles, rejected = parse_json_feed(content, "vendor-blog", utcnow())
+    source = JsonFeedSource("vendor-blog", "https://vendor.example/feed.json")
+    articles, rejected = parse_json(content, json_feed_items, "vendor-blog", "jsonfeed", utcnow())
+
+An item's ``language`` defaults to the feed's; ``url`` falls back to ``external_url``, ``summary`` to the text.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
-
-from stackwatch.connectors.http import Document, HttpOptions, HttpPollingSource
-from stackwatch.connectors.jsonapi import iso_time, load_json, parse_items
+from stackwatch.connectors.json_source import JsonItems, JsonSource, iso_time
 from stackwatch.errors import ParseError
-from stackwatch.signals.messages import Article, DeadLetter
 
-__all__ = ["JsonFeedSource", "is_json_feed", "parse_json_feed"]
+__all__ = ["JsonFeedSource", "is_json_feed", "json_feed_items"]
 
 _VERSION_PREFIX = "https://jsonfeed.org/version/"
 
@@ -24,24 +22,13 @@ def is_json_feed(data: Any) -> bool:
     return isinstance(data, dict) and str(data.get("version", "")).startswith(_VERSION_PREFIX)
 
 
-def parse_json_feed(
-    content: bytes,
-    source: str,
-    fetched_at: datetime,
-    *,
-    connector: str = "jsonfeed",
-    charset: str | None = None,
-) -> tuple[list[Article], list[DeadLetter]]:
-    """Articles from a JSON Feed; ParseError when the document is not one."""
-    data = load_json(content, charset)
-    return articles_from_json_feed(data, source, fetched_at, connector)
-
-
-def articles_from_json_feed(
-    data: Any, source: str, fetched_at: datetime, connector: str = "jsonfeed"
-) -> tuple[list[Article], list[DeadLetter]]:
+def json_feed_items(data: Any) -> JsonItems:
+    """The items of a JSON Feed, each read with the feed's language as its default; ParseError if not one."""
     if not is_json_feed(data):
         raise ParseError(f'not a JSON Feed: no "version" starting with {_VERSION_PREFIX}')
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise ParseError(f"expected a list of items, got {type(items).__name__}")
     feed_language = data.get("language") if isinstance(data.get("language"), str) else None
 
     def record(item: dict[str, Any]) -> dict[str, Any]:
@@ -57,24 +44,14 @@ def articles_from_json_feed(
             "language": item.get("language") if isinstance(item.get("language"), str) else feed_language,
         }
 
-    return parse_items(data.get("items"), record, source, connector, fetched_at)
+    return JsonItems(items, record)
 
 
-class JsonFeedSource(HttpPollingSource):
+class JsonFeedSource(JsonSource):
     """Polls one JSON Feed URL."""
 
     type = "jsonfeed"
+    accept: ClassVar[str] = "application/feed+json, application/json"
 
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        options: HttpOptions | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        options = options or HttpOptions(accept="application/feed+json, application/json")
-        super().__init__(name, url, options=options, transport=transport)
-
-    def parse(self, document: Document, fetched_at: datetime) -> tuple[list[Article], list[DeadLetter]]:
-        return parse_json_feed(document.content, self.name, fetched_at, connector=self.type, charset=document.charset)
+    def items(self, data: Any) -> JsonItems:
+        return json_feed_items(data)

@@ -7,12 +7,12 @@ A record needs a ``title`` or ``summary``/``text``; ``id``, ``url`` and ``publis
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from stackwatch.connectors.text import MAX_SUMMARY, MAX_TITLE, clean_text, sane_published_at
 from stackwatch.signals.ids import article_id
+from stackwatch.signals.jsondecode import decode_json_object
 from stackwatch.signals.messages import Article, MessageError, parse_time
 
 __all__ = ["MAX_LINE", "article_from_record", "parse_line"]
@@ -21,18 +21,8 @@ MAX_LINE = 1024 * 1024
 
 
 def parse_line(line: bytes) -> dict[str, Any]:
-    """The JSON object on one line; ValueError with the reason otherwise."""
-    if len(line) > MAX_LINE:
-        raise ValueError(f"line longer than {MAX_LINE} bytes")
-    try:
-        record = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ValueError(f"not UTF-8: {error.reason} at byte {error.start}") from error
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise ValueError(f"not JSON: {error}") from error
-    if not isinstance(record, dict):
-        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-    return record
+    """The JSON object on one line (at most MAX_LINE bytes); ValueError with the reason otherwise."""
+    return decode_json_object(line, limit=MAX_LINE, what="line")
 
 
 def article_from_record(record: dict[str, Any], source: str, connector: str, fetched_at: datetime) -> Article:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol, TypeVar
 
+from stackwatch.signals.jsondecode import decode_json
 from stackwatch.signals.messages import MessageError
 
 __all__ = ["MAX_MESSAGE_BYTES", "decode", "encode"]
@@ -32,12 +33,8 @@ def decode(kind: type[M], payload: bytes | None) -> M:
     """Decode ``payload`` as a ``kind`` message (a class with ``from_dict``)."""
     if payload is None:
         raise MessageError("empty message (no value)")
-    if len(payload) > MAX_MESSAGE_BYTES:
-        raise MessageError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise MessageError(f"not UTF-8 at byte {error.start}") from error
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise MessageError(f"not JSON: {error}") from error
+        data = decode_json(payload, limit=MAX_MESSAGE_BYTES, what="message")
+    except ValueError as error:
+        raise MessageError(str(error)) from error
     return kind.from_dict(data)  # type: ignore[attr-defined,no-any-return]
