@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from stackwatch.errors import QueryRefused, StoreError
 from stackwatch.pipeline.roles.sink import gather_seconds
 from stackwatch.settings.storage import StorageSettings
 from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpdate, TaggedArticle
+from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.sink import DuckDBSink
 from stackwatch.storage.store import Batch, Store, delivery_id
@@ -202,3 +203,34 @@ def test_the_sink_gathers_longer_after_slow_writes(last_write: float, expected: 
 def test_a_long_flush_interval_raises_the_default_longest_gather() -> None:
     assert gather_seconds(5.0, StorageSettings(flush_interval=30)) == 30
     assert gather_seconds(5.0, StorageSettings(flush_interval=0.5, max_flush_interval=2)) == 2
+
+
+def test_the_dynamic_and_entity_pages_count_each_other_over_the_range(store: Store) -> None:
+    recent = datetime.now(UTC) - timedelta(hours=3)
+    stories = [
+        ("n1", "NVIDIA ships Blackwell", ("edge",)),
+        ("n2", "NVIDIA and Oracle expand a cluster", ("edge", "capex")),
+        ("o1", "Oracle raises capex", ("capex",)),
+    ]
+    store.write(
+        Batch(
+            tagged=[
+                TaggedArticle(
+                    Article(key, f"https://x.test/{key}", title, "", "wire", "rss", recent, recent),
+                    labels,
+                    dict.fromkeys(labels, 0.9),
+                    "v1",
+                    recent,
+                )
+                for key, title, labels in stories
+            ]
+        )
+    )
+    week = Range(days=7, width="1h")
+    edge = dynamic_detail(store.connection, "edge", week)
+    assert edge.entities == (("NVIDIA", 2), ("Oracle", 1))
+    assert [article.id for article in edge.articles] == ["n1", "n2"]
+    nvidia = entity_detail(store.connection, "NVIDIA", week)
+    assert nvidia.dynamics == (("edge", 2), ("capex", 1))
+    assert nvidia.series.total == 2
+    assert entity_detail(store.connection, "Oracle", week).dynamics == (("capex", 2), ("edge", 1))
