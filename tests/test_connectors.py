@@ -19,6 +19,7 @@ from stackwatch.connectors.jsonapi import JsonMapping
 from stackwatch.connectors.jsonfeed import json_feed_items
 from stackwatch.connectors.politeness import HostLimiter
 from stackwatch.connectors.rss import parse_feed
+from stackwatch.connectors.scheduler import Schedule
 from stackwatch.errors import ParseError
 from stackwatch.settings import settings_from_mapping
 from stackwatch.signals.ids import article_id
@@ -191,6 +192,12 @@ def test_retry_after_values() -> None:
     assert retry_after("soon") == 60.0
     assert retry_after("99999999") == 6 * 3600
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a past date: now
+
+
+def test_backoff_doubles_per_failure_up_to_its_cap_however_long_a_source_fails() -> None:
+    schedule = Schedule(interval=300.0, max_backoff=3600.0)
+    assert [schedule.backoff(n) for n in (1, 2, 3, 4, 5)] == [300.0, 600.0, 1200.0, 2400.0, 3600.0]
+    assert schedule.backoff(5_000) == 3600.0  # weeks of failures: still the cap, not an overflow
 
 
 class FakeClock:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import pytest
 
 from stackwatch.errors import QueryRefused, StoreError
@@ -12,6 +15,7 @@ from stackwatch.pipeline.roles.sink import gather_seconds
 from stackwatch.settings.storage import StorageSettings
 from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpdate, TaggedArticle
 from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
+from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.sink import DuckDBSink
 from stackwatch.storage.store import Batch, Store, delivery_id
@@ -94,6 +98,33 @@ def test_the_sink_keeps_its_buffer_when_a_flush_fails(tmp_path: Path) -> None:
         retry.add(tagged("a"))
         assert retry.flush() == 1
         assert reopened.count("articles") == 1
+
+
+class BrokenDerivation(Derivation):
+    """Fails midway, after rows were changed, as a DuckDB error inside a transaction would."""
+
+    def recompute(self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket], **_: Any) -> int:
+        raise duckdb.ConversionException("value out of range")
+
+    def rebuild(self, connection: duckdb.DuckDBPyConnection, progress: Any = None) -> int:
+        connection.execute("DELETE FROM indicators")
+        raise duckdb.ConversionException("value out of range")
+
+
+def test_a_write_or_rebuild_that_fails_midway_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store.open(path) as healthy:
+        healthy.write(Batch(tagged=[tagged("a")]))
+        indicators = healthy.count("indicators")
+    assert indicators > 0
+    with Store.open(path, derivation=BrokenDerivation()) as store:
+        with pytest.raises(StoreError, match=r"^cannot write batch of 2 records to .*: .*value out of range"):
+            store.write(Batch(tagged=[tagged("b")], alerts=[alert()]))
+        with pytest.raises(StoreError, match=r"^cannot rebuild indicators in .*: .*value out of range"):
+            store.rebuild()
+        assert store.count("articles") == 1
+        assert store.count("alerts") == 0
+        assert store.count("indicators") == indicators
 
 
 def test_a_read_only_store_cannot_write_and_a_missing_one_is_a_clear_error(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ import httpx
 
 from stackwatch.connectors.http import Document, HttpOptions, HttpPollingSource
 from stackwatch.connectors.rss import FEED_ACCEPT, articles_from_feed, parse_feed_document
-from stackwatch.errors import ParseError
 from stackwatch.signals.messages import Article, DeadLetter
 
 __all__ = ["EDGAR_ENDPOINT", "SecEdgarSource", "parse_edgar"]
@@ -33,8 +32,6 @@ def parse_edgar(
     """Filings from an EDGAR company Atom feed, titled with the company name; ParseError if not a feed."""
     parsed = parse_feed_document(content, content_type)
     articles, rejected = articles_from_feed(parsed, source, fetched_at, connector)
-    if not articles and parsed.get("bozo"):
-        raise ParseError(f"malformed feed, no entry readable: {parsed.get('bozo_exception')}")
     feed_title = parsed.get("feed", {}).get("title")
     company = _CIK_SUFFIX.sub("", feed_title).strip() if isinstance(feed_title, str) else ""
     if company:

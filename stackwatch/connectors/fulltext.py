@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
+from stackwatch.connectors.http import HttpOptions, client_for, fetch
 from stackwatch.connectors.text import clean_text
-from stackwatch.errors import ConfigError
+from stackwatch.errors import ConfigError, SourceError
 from stackwatch.signals.messages import Article
 
 __all__ = ["MAX_BODY", "FullTextFetcher", "extract_main_text"]
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 200_000
 """Characters of extracted text kept per article."""
+PAGE_ACCEPT = "text/html,application/xhtml+xml"
 
 
 def _trafilatura() -> Any:
@@ -45,7 +47,8 @@ def extract_main_text(html: bytes) -> str | None:
 
 
 class FullTextFetcher:
-    """Fetches article pages with its own size, time and concurrency limits."""
+    """Fetches article pages with its own size, time and concurrency limits, through the sources' own
+    :func:`~stackwatch.connectors.http.fetch` (size cap, deadline of three timeouts, at most 5 redirects)."""
 
     def __init__(
         self, *, max_bytes: int, timeout: float, concurrency: int, user_agent: str = "stackwatch",
@@ -54,11 +57,8 @@ class FullTextFetcher:
         _trafilatura()  # fail at start, not at the first article, when the extra is missing
         self.max_bytes = max_bytes
         self._limit = asyncio.Semaphore(concurrency)
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=True, max_redirects=5,
-            headers={"User-Agent": user_agent, "Accept": "text/html,application/xhtml+xml"}, transport=transport,
-        )  # fmt: skip
-        self._timeout = timeout
+        self._options = HttpOptions(timeout=timeout, max_bytes=max_bytes, user_agent=user_agent, accept=PAGE_ACCEPT)
+        self._client = client_for(self._options, transport)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -72,25 +72,15 @@ class FullTextFetcher:
             return article
         async with self._limit:
             try:
-                page = await asyncio.wait_for(self._fetch(article.url), self._timeout * 3)
+                page = await self._fetch(article.url)
                 body = await asyncio.to_thread(extract_main_text, page)
-            except (httpx.HTTPError, TimeoutError, ValueError) as error:
+            except (SourceError, ValueError) as error:
                 log.warning("full text of %s (%s): %s", article.url, article.source, error or type(error).__name__)
                 return article
         return dataclasses.replace(article, body=body) if body else article
 
     async def _fetch(self, url: str) -> bytes:
-        async with self._client.stream("GET", url) as response:
-            if response.status_code >= 400:
-                raise ValueError(f"HTTP {response.status_code}")
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                raise ValueError(f"page of {declared} bytes exceeds {self.max_bytes}")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise ValueError(f"page larger than {self.max_bytes} bytes")
-                chunks.append(chunk)
-        return b"".join(chunks)
+        document = await fetch(self._client, url, self._options)
+        if document.retry_after is not None:  # 429 or 503: no page this time
+            raise SourceError(f"HTTP {document.status} from {url}")
+        return document.content

@@ -1,9 +1,11 @@
 """The polling base every HTTP source shares: fetch politely, parse, produce only what is new.
 
-    class MyJsonSource(HttpPollingSource):
-        type = "my_json"
+    class MyFeedSource(HttpPollingSource):
+        type = "my_feed"
         def parse(self, document, fetched_at):   # (articles, rejects); ParseError if hopeless
-            return parse_my_json(document.content, self.name, fetched_at)
+            return parse_my_feed(document.content, self.name, fetched_at)
+
+A JSON API subclasses :class:`~stackwatch.connectors.json_source.JsonSource` instead and writes only ``items``.
 
 What the base owns, so no source re-implements it:
 
@@ -27,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -180,6 +182,8 @@ class HttpPollingSource(Source):
     """A source that GETs one URL per poll; subclasses only say how to parse the answer."""
 
     type = "http"
+    accept: ClassVar[str] = "*/*"
+    """The ``Accept`` header sent when no options are given."""
 
     def __init__(
         self,
@@ -193,7 +197,7 @@ class HttpPollingSource(Source):
         super().__init__(name)
         self.url = url
         self.params = dict(params or {})
-        self.options = options or HttpOptions()
+        self.options = options or HttpOptions(accept=self.accept)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 

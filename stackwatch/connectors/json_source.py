@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
-import httpx
-
-from stackwatch.connectors.http import PAYLOAD_LIMIT, Document, HttpOptions, HttpPollingSource
+from stackwatch.connectors.http import PAYLOAD_LIMIT, Document, HttpPollingSource
 from stackwatch.connectors.jsonl import article_from_record
 from stackwatch.connectors.text import decode_text
 from stackwatch.errors import ParseError
@@ -142,19 +140,6 @@ class JsonSource(HttpPollingSource):
 
     type = "json"
     accept: ClassVar[str] = "application/json"
-    """The ``Accept`` header sent when no options are given."""
-
-    def __init__(
-        self,
-        name: str,
-        url: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        options: HttpOptions | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        options = options or HttpOptions(accept=self.accept)
-        super().__init__(name, url, params=params, options=options, transport=transport)
 
     @abc.abstractmethod
     def items(self, data: Any) -> JsonItems:

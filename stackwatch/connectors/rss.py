@@ -58,7 +58,10 @@ def parse_feed_document(content: bytes, content_type: str = "") -> Any:
 def articles_from_feed(
     parsed: Any, source: str, fetched_at: datetime, connector: str = "rss"
 ) -> tuple[list[Article], list[DeadLetter]]:
-    """Articles from a parsed feed; entries that cannot become articles come back as dead letters."""
+    """Articles from a parsed feed; entries that cannot become articles come back as dead letters.
+
+    Raises ParseError when a malformed feed yields no article at all.
+    """
     entries: Sequence[Any] = parsed.get("entries", [])
     feed_language = parsed.get("feed", {}).get("language")
     articles: list[Article] = []
@@ -75,6 +78,8 @@ def articles_from_feed(
                     origin=source,
                 )
             )
+    if not articles and parsed.get("bozo"):
+        raise ParseError(f"malformed feed, no entry readable: {parsed.get('bozo_exception')}")
     return articles, rejected
 
 
@@ -85,11 +90,7 @@ def parse_feed(
 
     Raises ParseError when the document is not a feed at all.
     """
-    parsed = parse_feed_document(content, content_type)
-    articles, rejected = articles_from_feed(parsed, source, fetched_at, connector)
-    if not articles and parsed.get("bozo"):
-        raise ParseError(f"malformed feed, no entry readable: {parsed.get('bozo_exception')}")
-    return articles, rejected
+    return articles_from_feed(parse_feed_document(content, content_type), source, fetched_at, connector)
 
 
 def _article(entry: Any, source: str, connector: str, fetched_at: datetime, feed_language: Any = None) -> Article:

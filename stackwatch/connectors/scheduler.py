@@ -59,6 +59,11 @@ class Schedule:
     jitter: float = 0.1
     max_backoff: float = 3600.0
 
+    def backoff(self, consecutive_failures: int) -> float:
+        """Seconds to wait after that many failures in a row: the interval, doubled per failure, capped. (The
+        exponent stops at 60: past some 1,000 failures a float power overflows, and the source's task with it.)"""
+        return min(self.max_backoff, self.interval * 2.0 ** min(consecutive_failures - 1, 60))
+
 
 @dataclass
 class SourceState:
@@ -81,6 +86,13 @@ class SourceState:
     backfill_items: int = 0
     unstored: int = 0
     """Articles read and published, not yet known to be stored: read again if the service stops now."""
+
+    def failed(self, reason: str) -> None:
+        """Count one more failure, in a row and in all, and remember its reason and time."""
+        self.consecutive_failures += 1
+        self.failures += 1
+        self.last_error = reason
+        self.last_error_at = utcnow()
 
 
 @dataclass(slots=True)
@@ -291,12 +303,8 @@ class Scheduler:
             raise
         except Exception as error:
             # Any failure of one source (fetch, parse, publish) is logged and retried; the others go on.
-            state.consecutive_failures += 1
-            state.failures += 1
-            state.last_error = _describe(error)
-            state.last_error_at = utcnow()
-            delay = min(schedule.max_backoff, schedule.interval * 2 ** (state.consecutive_failures - 1))
-            delay *= 1 + random.uniform(0, schedule.jitter)
+            state.failed(_describe(error))
+            delay = schedule.backoff(state.consecutive_failures) * (1 + random.uniform(0, schedule.jitter))
             level = logging.WARNING if isinstance(error, SourceError) else logging.ERROR
             log.log(
                 level,
@@ -326,11 +334,8 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                state.consecutive_failures += 1
-                state.failures += 1
-                state.last_error = f"setup failed: {_describe(error)}"
-                state.last_error_at = utcnow()
-                delay = min(schedule.max_backoff, schedule.interval * 2 ** (state.consecutive_failures - 1))
+                state.failed(f"setup failed: {_describe(error)}")
+                delay = schedule.backoff(state.consecutive_failures)
                 log.error("source %s: %s; retrying in %.0fs", source.name, state.last_error, delay)
                 state.next_poll = utcnow() + timedelta(seconds=delay)
                 await asyncio.sleep(delay)

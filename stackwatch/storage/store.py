@@ -130,20 +130,25 @@ class Store:
         """Write a batch in one transaction: all of it lands, or none of it (and StoreError is raised)."""
         if not len(batch):
             return
-        try:
+        with self._transaction(f"cannot write batch of {len(batch)} records to {self.path}"):
+            buckets = self._write_articles(batch.tagged)
+            self.derivation.recompute(self._connection, buckets)
+            self._write_indicators(batch.indicators)
+            self._write_alerts(batch.alerts)
+            self._write_dead_letters(batch.dead_letters)
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[None]:
+        """The block in one transaction: committed if it returns, rolled back if it raises anything; DuckDB
+        errors (of the block, the commit or the rollback) become StoreError prefixed with ``action``."""
+        with as_store_error(action):
             self._connection.execute("BEGIN TRANSACTION")
             try:
-                buckets = self._write_articles(batch.tagged)
-                self.derivation.recompute(self._connection, buckets)
-                self._write_indicators(batch.indicators)
-                self._write_alerts(batch.alerts)
-                self._write_dead_letters(batch.dead_letters)
+                yield
                 self._connection.execute("COMMIT")
             except BaseException:
                 self._connection.execute("ROLLBACK")
                 raise
-        except duckdb.Error as error:
-            raise StoreError(f"cannot write batch of {len(batch)} records to {self.path}: {error}") from error
 
     def _upsert(self, sql_head: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -289,17 +294,8 @@ class Store:
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Recompute every derived indicator from stored articles in one transaction; returns rows written."""
-        try:
-            self._connection.execute("BEGIN TRANSACTION")
-            try:
-                written = self.derivation.rebuild(self._connection, progress)
-                self._connection.execute("COMMIT")
-            except BaseException:
-                self._connection.execute("ROLLBACK")
-                raise
-        except duckdb.Error as error:
-            raise StoreError(f"cannot rebuild indicators in {self.path}: {error}") from error
-        return written
+        with self._transaction(f"cannot rebuild indicators in {self.path}"):
+            return self.derivation.rebuild(self._connection, progress)
 
     def count(self, table: str) -> int:
         if table not in self.tables():
