@@ -19,9 +19,10 @@ from stackwatch.pipeline import metrics
 from stackwatch.pipeline.cli.ops import render_status
 from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.process.logs import JsonFormatter, log_formatter, log_level
+from stackwatch.pipeline.web.auth import token_guard
 from stackwatch.pipeline.web.dashboard import charts
 from stackwatch.pipeline.web.dashboard.views import _safe_url, build_environment, parse_range
-from stackwatch.pipeline.web.pages import CSP, _guard, _security_headers
+from stackwatch.pipeline.web.headers import CSP, security_headers
 from stackwatch.settings import settings_from_mapping
 from stackwatch.storage.dashboard import Point, Range, Series
 
@@ -42,7 +43,7 @@ async def guarded() -> AsyncIterator[str]:
     async def hello(request: aioweb.Request) -> aioweb.Response:
         return aioweb.Response(text="hello")
 
-    app = aioweb.Application(middlewares=[_security_headers, _guard("s3cret")])
+    app = aioweb.Application(middlewares=[security_headers, token_guard("s3cret")])
     app.router.add_get("/healthz", hello)
     app.router.add_get("/dashboard/", hello)
     runner = aioweb.AppRunner(app)

@@ -32,8 +32,9 @@ from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.kafka.codec import encode
 from stackwatch.pipeline.roles.agents.common import RULES_KEY
 from stackwatch.pipeline.web import guard as http_guard
+from stackwatch.pipeline.web.alerts_api import MAX_SILENCE_BODY, parse_silence_request
 from stackwatch.pipeline.web.guard import BrowserRules, Refusal, parse_host
-from stackwatch.pipeline.web.pages import MAX_SILENCE_BODY, BadRequest, parse_silence_request
+from stackwatch.pipeline.web.requests import BadRequest
 from stackwatch.settings import settings_from_mapping
 from stackwatch.settings.web import WebSettings
 from stackwatch.signals.alerting import MAX_MATCHER_VALUE, Matcher, Silence, silenced_by

@@ -21,7 +21,7 @@ from stackwatch.pipeline.roles.classifiers import build_service_classifier
 from stackwatch.pipeline.roles.ingest import IngestService
 from stackwatch.pipeline.roles.sink import SinkService
 from stackwatch.pipeline.runtime import ROLES, Runtime
-from stackwatch.pipeline.web.pages import register_pages
+from stackwatch.pipeline.web.app import register_web
 from stackwatch.settings import Settings
 from stackwatch.settings.entities import gazetteer_from
 
@@ -102,5 +102,5 @@ def build_runtime(
         runtime.services.append(runtime.ingest)
     if runtime.sink is not None:
         runtime.services.append(runtime.sink)
-    register_pages(app, runtime, settings, servers)
+    register_web(app, runtime, settings, servers)
     return runtime

@@ -1,11 +1,12 @@
 """The analysts' dashboard: server-rendered HTML (Jinja2, autoescaped) and SVG charts, no JavaScript.
 
-    register_dashboard(app, runtime, settings)      # pages under /dashboard/ on the service's web server
+    web_app[DASHBOARD] = Dashboard(runtime, dynamics, composites)   # what the pages read
+    for path, view in ROUTES: app.page(path)(view)                  # pages under /dashboard/
 
 The pages read the store through the sink's store thread, so they are served by the process that runs the
 sink role (``stackwatch up`` or ``stackwatch sink``).
 """
 
-from stackwatch.pipeline.web.dashboard.views import register_dashboard
+from stackwatch.pipeline.web.dashboard.views import DASHBOARD, ROUTES, Dashboard
 
-__all__ = ["register_dashboard"]
+__all__ = ["DASHBOARD", "ROUTES", "Dashboard"]

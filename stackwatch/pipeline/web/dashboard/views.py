@@ -5,34 +5,55 @@
 /dashboard/entity/{name}         an entity: chart, dynamics, stories, articles
 /dashboard/article/{id}          an article: scores, entities, story, the alerts it fed
 /dashboard/static/style.css      the one stylesheet (the pages load nothing else)
+
+Each view reads its :class:`Dashboard` from the aiohttp application (:data:`DASHBOARD`), builds a :class:`Page`
+and renders it. A page that cannot be built (no store in this process, a store that cannot answer, an unknown
+name) is the error page with its status: 404, 500 or 503.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Concatenate, Final, ParamSpec, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
-import faust
+from aiohttp import web as aioweb
+from duckdb import DuckDBPyConnection
 from faust.web import Request, Response, View
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from stackwatch.errors import StoreError
 from stackwatch.pipeline.runtime import Runtime
+from stackwatch.pipeline.web.context import Routes
 from stackwatch.pipeline.web.dashboard import charts
-from stackwatch.settings import Settings
 from stackwatch.storage import dashboard as queries
 from stackwatch.storage.dashboard import Range
 
-__all__ = ["RANGES", "SourceHealth", "build_environment", "parse_range", "register_dashboard"]
+__all__ = [
+    "DASHBOARD",
+    "RANGES",
+    "ROUTES",
+    "Dashboard",
+    "Page",
+    "PageError",
+    "SourceHealth",
+    "build_environment",
+    "parse_range",
+    "source_health",
+]
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 RANGES: tuple[tuple[int, str], ...] = ((7, "1h"), (7, "1d"), (30, "1d"), (90, "1d"))
 HTML = "text/html; charset=utf-8"
+NO_STORE = "this process does not hold the store (the dashboard runs with the sink role)"
 
 
 def _segment(value: object) -> str:
@@ -60,7 +81,7 @@ def build_environment() -> Environment:
     return environment
 
 
-def parse_range(query: Any) -> Range:
+def parse_range(query: Mapping[str, str]) -> Range:
     """``?days=`` (7, 30 or 90) and ``?width=`` (1h or 1d) of a request; anything else falls back to 7d · 1h."""
     try:
         days = int(query.get("days", "7"))
@@ -92,6 +113,7 @@ def _when(value: datetime | None) -> str | None:
 
 
 def source_health(runtime: Runtime, stored: tuple[queries.SourceVolume, ...]) -> list[SourceHealth]:
+    """Every source the scheduler runs or the store has articles of, by name."""
     volumes = {volume.name: volume for volume in stored}
     rows: dict[str, SourceHealth] = {}
     states = runtime.ingest.scheduler.states if runtime.ingest is not None else {}
@@ -116,87 +138,149 @@ def source_health(runtime: Runtime, stored: tuple[queries.SourceVolume, ...]) ->
     return sorted(rows.values(), key=lambda row: row.name)
 
 
-def register_dashboard(app: faust.App, runtime: Runtime, settings: Settings) -> None:
-    """Attach the dashboard's pages; ``settings`` gives the dynamics and composites to chart."""
-    environment = build_environment()
-    stylesheet = resources.files("stackwatch.pipeline.web.dashboard").joinpath("static/style.css").read_bytes()
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A template and its context (``rng``, ``ranges`` and ``now`` are added when it is rendered)."""
 
-    def page(handler: View, template: str, code: int = 200, /, **context: Any) -> Response:
-        context.setdefault("rng", Range())
-        body = environment.get_template(template).render(ranges=RANGES, now=datetime.now(UTC), **context)
-        return handler.bytes(body.encode("utf-8"), status=code, headers={"Content-Type": HTML})
+    template: str
+    context: Mapping[str, object] = field(default_factory=dict)
+    status: int = 200
 
-    def error(view: View, status: int, message: str) -> Response:
-        return page(view, "error.html", status, status=status, message=message)
 
-    async def read(view: View, function: Any, *args: Any) -> Any:
-        """Run a query on the store thread; a Response when the store cannot answer."""
-        sink = runtime.sink
+class PageError(Exception):
+    """A page that cannot be built: its status and the message the error page shows."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What the dashboard's views read: the process's roles, what to chart, the templates and the stylesheet."""
+
+    runtime: Runtime
+    dynamics: tuple[str, ...]
+    """The taxonomy's dynamics, in its order."""
+    composites: tuple[str, ...]
+    """The names of ``indicators.composites``."""
+    environment: Environment = field(default_factory=build_environment)
+    stylesheet: bytes = field(
+        default_factory=lambda: (
+            resources.files("stackwatch.pipeline.web.dashboard").joinpath("static/style.css").read_bytes()
+        )
+    )
+
+    def render(self, page: Page) -> Response:
+        """``page`` as an HTML response."""
+        context = {"rng": Range(), **page.context}
+        body = self.environment.get_template(page.template).render(ranges=RANGES, now=datetime.now(UTC), **context)
+        answer = aioweb.Response(body=body.encode("utf-8"), status=page.status, headers={"Content-Type": HTML})
+        return cast(Response, answer)  # Faust's aiohttp driver serves aiohttp's responses
+
+    async def read(
+        self,
+        function: Callable[Concatenate[DuckDBPyConnection, P], R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> R:
+        """``function(connection, *args)`` on the store thread; PageError (503, 500) when the store cannot answer."""
+        sink = self.runtime.sink
         if sink is None or sink.store_thread is None:
-            return error(view, 503, "this process does not hold the store (the dashboard runs with the sink role)")
+            raise PageError(503, NO_STORE)
         thread = sink.store_thread
         try:
-            return await thread.call(function, thread.store.connection, *args)
+            return await thread.call(function, thread.store.connection, *args, **kwargs)
         except StoreError as failure:
-            return error(view, 503, f"the store cannot answer: {failure}")
+            raise PageError(503, f"the store cannot answer: {failure}") from failure
         except Exception as failure:  # a DuckDB error on a page must be a page, not a dropped connection
             log.exception("dashboard: query failed")
-            return error(view, 500, f"query failed: {type(failure).__name__}")
+            raise PageError(500, f"query failed: {type(failure).__name__}") from failure
 
-    def dynamics() -> list[str]:
-        return list(settings.taxonomy().names)
 
-    class Overview(View):
-        async def get(self, request: Request) -> Response:
-            rng = parse_range(request.query)
-            composites = [composite.name for composite in settings.indicators.composites]
-            result = await read(self, queries.overview, rng, dynamics(), composites)
-            if isinstance(result, Response):
-                return result
-            return page(
-                self,
-                "overview.html",
-                rng=rng,
-                view=result,
-                charts={series.name: charts.volume_chart(series, rng) for series in result.dynamics},
-                composite_charts={series.name: charts.line_chart(series, rng) for series in result.composites},
-                heat=charts.heat_map(result.entities, dynamics(), result.heat, link="/dashboard/entity/"),
-                sources=source_health(runtime, result.sources),
-            )
+DASHBOARD: Final = aioweb.AppKey("stackwatch.dashboard", Dashboard)
 
-    class Dynamic(View):
-        async def get(self, request: Request, name: str) -> Response:
-            if name not in dynamics():
-                return error(self, 404, f"unknown dynamic {name!r} (known: {', '.join(dynamics())})")
-            rng = parse_range(request.query)
-            result = await read(self, queries.dynamic_detail, name, rng)
-            if isinstance(result, Response):
-                return result
-            return page(self, "dynamic.html", rng=rng, view=result, chart=charts.volume_chart(result.series, rng))
 
-    class Entity(View):
-        async def get(self, request: Request, name: str) -> Response:
-            rng = parse_range(request.query)
-            result = await read(self, queries.entity_detail, name, rng)
-            if isinstance(result, Response):
-                return result
-            return page(self, "entity.html", rng=rng, view=result, chart=charts.volume_chart(result.series, rng))
+async def overview_page(dashboard: Dashboard, query: Mapping[str, str]) -> Page:
+    """Every dynamic's volume, the composites, the entity heat map and the sources' health."""
+    rng = parse_range(query)
+    result = await dashboard.read(queries.overview, rng, dashboard.dynamics, dashboard.composites)
+    context = {
+        "rng": rng,
+        "view": result,
+        "charts": {series.name: charts.volume_chart(series, rng) for series in result.dynamics},
+        "composite_charts": {series.name: charts.line_chart(series, rng) for series in result.composites},
+        "heat": charts.heat_map(result.entities, dashboard.dynamics, result.heat, link="/dashboard/entity/"),
+        "sources": source_health(dashboard.runtime, result.sources),
+    }
+    return Page("overview.html", context)
 
-    class Article(View):
-        async def get(self, request: Request, article_id: str) -> Response:
-            result = await read(self, queries.article_detail, article_id)
-            if isinstance(result, Response):
-                return result
-            if result is None:
-                return error(self, 404, f"no article with id {article_id!r}")
-            return page(self, "article.html", view=result)
 
-    class Stylesheet(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(stylesheet, headers={"Content-Type": "text/css; charset=utf-8"})
+async def dynamic_page(dashboard: Dashboard, name: str, query: Mapping[str, str]) -> Page:
+    """One dynamic; 404 when the taxonomy has none of that name."""
+    if name not in dashboard.dynamics:
+        raise PageError(404, f"unknown dynamic {name!r} (known: {', '.join(dashboard.dynamics)})")
+    rng = parse_range(query)
+    result = await dashboard.read(queries.dynamic_detail, name, rng)
+    return Page("dynamic.html", {"rng": rng, "view": result, "chart": charts.volume_chart(result.series, rng)})
 
-    app.page("/dashboard/")(Overview)
-    app.page("/dashboard/dynamic/{name}")(Dynamic)
-    app.page("/dashboard/entity/{name}")(Entity)
-    app.page("/dashboard/article/{article_id}")(Article)
-    app.page("/dashboard/static/style.css")(Stylesheet)
+
+async def entity_page(dashboard: Dashboard, name: str, query: Mapping[str, str]) -> Page:
+    """One entity."""
+    rng = parse_range(query)
+    result = await dashboard.read(queries.entity_detail, name, rng)
+    return Page("entity.html", {"rng": rng, "view": result, "chart": charts.volume_chart(result.series, rng)})
+
+
+async def article_page(dashboard: Dashboard, article_id: str) -> Page:
+    """One article; 404 when the store has none by that id."""
+    result = await dashboard.read(queries.article_detail, article_id)
+    if result is None:
+        raise PageError(404, f"no article with id {article_id!r}")
+    return Page("article.html", {"view": result})
+
+
+async def serve(request: Request, build: Callable[[Dashboard], Awaitable[Page]]) -> Response:
+    """The page ``build`` makes with the request's dashboard, or the error page when it raises PageError."""
+    dashboard = cast(aioweb.Request, request).app[DASHBOARD]  # Faust's aiohttp driver hands aiohttp's request
+    try:
+        page = await build(dashboard)
+    except PageError as error:
+        page = Page("error.html", {"status": error.status, "message": error.message}, error.status)
+    return dashboard.render(page)
+
+
+class Overview(View):
+    async def get(self, request: Request) -> Response:
+        return await serve(request, lambda dashboard: overview_page(dashboard, request.query))
+
+
+class Dynamic(View):
+    async def get(self, request: Request, name: str) -> Response:
+        return await serve(request, lambda dashboard: dynamic_page(dashboard, name, request.query))
+
+
+class Entity(View):
+    async def get(self, request: Request, name: str) -> Response:
+        return await serve(request, lambda dashboard: entity_page(dashboard, name, request.query))
+
+
+class Article(View):
+    async def get(self, request: Request, article_id: str) -> Response:
+        return await serve(request, lambda dashboard: article_page(dashboard, article_id))
+
+
+class Stylesheet(View):
+    async def get(self, request: Request) -> Response:
+        stylesheet = cast(aioweb.Request, request).app[DASHBOARD].stylesheet
+        return self.bytes(stylesheet, headers={"Content-Type": "text/css; charset=utf-8"})
+
+
+ROUTES: Routes = (
+    ("/dashboard/", Overview),
+    ("/dashboard/dynamic/{name}", Dynamic),
+    ("/dashboard/entity/{name}", Entity),
+    ("/dashboard/article/{article_id}", Article),
+    ("/dashboard/static/style.css", Stylesheet),
+)
