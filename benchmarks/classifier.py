@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from stackwatch.settings import Settings
+from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.corpus import LabelledText, read_labelled
 from stackwatch.signals.encoder import Encoder
 from stackwatch.signals.evaluation import evaluate
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     from stackwatch.pipeline.roles.classifiers import build_classifier
 
     texts = articles(args.articles)
-    production = build_classifier(Settings())
+    production = build_classifier(ClassifierSettings(), Taxonomy.builtin())
     assert isinstance(production, TransformerClassifier)
     tokens = production.encoder.token_counts(texts)
     mean_tokens = sum(tokens) / len(tokens)

@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # The classifier alone as the service runs it (its model processes, batches in flight), same texts and batch
     # size: the baseline of the ratio.
-    classifier = build_service_classifier(settings)
+    classifier = build_service_classifier(settings.classifier, settings.taxonomy())
     texts = [item.text for _, item in burst]
     batch = settings.classifier.batch_size
     try:

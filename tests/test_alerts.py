@@ -275,7 +275,8 @@ def live_firing(broker: str, unique: str, tmp_path: Path, updates: list[Indicato
             await consumer.stop()
         return got
 
-    expected = replay(build_engine(load_settings(path)), updates)
+    settings = load_settings(path)
+    expected = replay(build_engine(settings.rules, settings.alerting), updates)
     try:
         return asyncio.run(feed_and_collect())
     finally:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from stackwatch.errors import ClassifierError
 from stackwatch.pipeline.cli.main import cli
 from stackwatch.pipeline.roles.classifiers import build_classifier
-from stackwatch.settings import Settings, settings_from_mapping
+from stackwatch.settings import ClassifierSettings, settings_from_mapping
 from stackwatch.signals.corpus import read_labelled
 from stackwatch.signals.encoder import DEFAULT_MODEL, Adapter, Encoder
 from stackwatch.signals.head import DynamicWeights, Head
@@ -26,7 +26,7 @@ CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 @pytest.fixture(scope="module")
 def classifier() -> TransformerClassifier:
-    built = build_classifier(Settings())
+    built = build_classifier(ClassifierSettings(), Taxonomy.builtin())
     assert isinstance(built, TransformerClassifier)
     return built
 
@@ -232,7 +232,7 @@ def test_cli_train_writes_a_head_that_the_service_loads(tmp_path: Path) -> None:
     assert head.metrics["fine_tuning"]["epochs"] == 1
     assert (head.adapter is None) == (head.metrics["fine_tuning"]["chosen_epoch"] == 0)
     settings = settings_from_mapping({"classifier": {"head": "head.json", "max_length": 32}})
-    built = build_classifier(settings)
+    built = build_classifier(settings.classifier, settings.taxonomy())
     assert isinstance(built, TransformerClassifier)
     assert built.version == "v-small"  # the head's adapter (if kept) was merged, so the head was not refused
     assert built.similarity_dynamics == ()
@@ -250,10 +250,10 @@ def test_a_broken_head_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_zero_shot_without_a_model_is_a_clear_error() -> None:
     settings = settings_from_mapping({"classifier": {"backend": "zero-shot"}})
     with pytest.raises(ClassifierError, match=r"classifier\.model: the zero-shot backend needs an NLI model"):
-        build_classifier(settings)
+        build_classifier(settings.classifier, settings.taxonomy())
     missing = settings_from_mapping({"classifier": {"backend": "zero-shot", "model": "no-such-org/no-such-nli"}})
     with pytest.raises(ClassifierError, match="cannot load NLI model 'no-such-org/no-such-nli'"):
-        build_classifier(missing)
+        build_classifier(missing.classifier, missing.taxonomy())
 
 
 @pytest.mark.usefixtures("workdir")

@@ -14,7 +14,7 @@ import pytest
 from stackwatch.errors import ClassifierError
 from stackwatch.pipeline.roles.classifiers import build_classifier
 from stackwatch.pipeline.roles.inference import ProcessClassifier
-from stackwatch.settings import Settings
+from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.classifier import KeywordClassifier
 from stackwatch.signals.taxonomy import Taxonomy
 
@@ -39,8 +39,8 @@ def keyword_processes() -> Iterator[ProcessClassifier]:
 
 
 def test_two_model_processes_answer_as_the_model_does_in_process_and_in_order() -> None:
-    in_process = build_classifier(Settings(), threads=1)
-    remote = ProcessClassifier(partial(build_classifier, Settings(), 1), processes=2)
+    in_process = build_classifier(ClassifierSettings(), Taxonomy.builtin(), threads=1)
+    remote = ProcessClassifier(partial(build_classifier, ClassifierSettings(), Taxonomy.builtin(), 1), processes=2)
     try:
         assert remote.version == in_process.version
         # Each process gets its contiguous share (3 + 2). Dynamic int8 scales depend on the whole forward batch,

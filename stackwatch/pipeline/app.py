@@ -18,6 +18,8 @@ from stackwatch.pipeline.roles.agents import AgentTopics, register_agents
 from stackwatch.pipeline.roles.agents.recovery import StoreRecovery
 from stackwatch.pipeline.roles.agents.rules import build_engine
 from stackwatch.pipeline.roles.classifiers import build_service_classifier
+from stackwatch.pipeline.roles.delivery import grouping_from
+from stackwatch.pipeline.roles.derivation import build_derivation
 from stackwatch.pipeline.roles.ingest import IngestService
 from stackwatch.pipeline.roles.sink import SinkService
 from stackwatch.pipeline.runtime import ROLES, Runtime
@@ -81,14 +83,23 @@ def build_runtime(
     names = TopicNames(kafka.topic_prefix)
     runtime = Runtime(app=app, roles=frozenset(roles))
     if "sink" in roles:
-        runtime.sink = SinkService(settings, servers, loop=app.loop)
+        runtime.sink = SinkService(
+            kafka,
+            settings.storage,
+            servers,
+            derivation=build_derivation(settings.taxonomy(), settings.entities, settings.indicators),
+            webhooks=settings.webhooks,
+            grouping=grouping_from(settings.alerting),
+            loop=app.loop,
+        )
     if "worker" in roles:
         topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
-        runtime.rules = build_engine(settings)
+        runtime.rules = build_engine(settings.rules, settings.alerting)
+        classifier, taxonomy = settings.classifier, settings.taxonomy()
         runtime.classifier = register_agents(
             app,
             topics,
-            lambda: build_service_classifier(settings),
+            lambda: build_service_classifier(classifier, taxonomy),
             runtime.current_rules,
             gazetteer_from(settings.entities),
             batch_size=settings.classifier.batch_size,
@@ -98,7 +109,7 @@ def build_runtime(
         )
     if "ingest" in roles:
         confirm = runtime.sink.stored if runtime.sink is not None else None
-        runtime.ingest = IngestService(settings, servers, confirm=confirm, loop=app.loop)
+        runtime.ingest = IngestService(kafka, settings.sources, settings.state, servers, confirm=confirm, loop=app.loop)
         runtime.services.append(runtime.ingest)
     if runtime.sink is not None:
         runtime.services.append(runtime.sink)

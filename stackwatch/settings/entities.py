@@ -11,6 +11,7 @@ indicators:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -59,7 +60,7 @@ class IndicatorSettings(Section):
         return BaselineParams(self.ewma_alpha, self.momentum_fast, self.momentum_slow, self.min_deviation)
 
 
-def gazetteer_from(entries: list[EntitySettings]) -> Gazetteer:
+def gazetteer_from(entries: Sequence[EntitySettings]) -> Gazetteer:
     """The built-in entities, with configured entries replacing same-named ones and adding new ones."""
     configured = {
         entry.name: Entity(entry.name, tuple(entry.aliases), tuple(entry.exact), entry.kind) for entry in entries

@@ -15,18 +15,19 @@ an error, they show it.
 
 from __future__ import annotations
 
+import enum
 import getpass
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Literal
 
 import click
 
 from stackwatch.errors import ConfigError, StoreError
-from stackwatch.pipeline.cli.common import cli_settings, config_option
+from stackwatch.pipeline.cli.common import JSONValue, cli_settings, config_option
 from stackwatch.pipeline.cli.output import render
 from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
@@ -37,7 +38,12 @@ from stackwatch.storage.store import Store
 
 __all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
 
-_OFFLINE = object()
+
+class _Offline(enum.Enum):
+    OFFLINE = enum.auto()
+
+
+_OFFLINE: Literal[_Offline.OFFLINE] = _Offline.OFFLINE
 """What :func:`_service` returns when no service listens at the configured web address."""
 
 
@@ -59,7 +65,14 @@ def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
             raise click.ClickException(str(error)) from None
 
 
-def _service(settings: Settings, method: str, path: str, **request: Any) -> Any:
+def _service(
+    settings: Settings,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, int] | None = None,
+    json: Mapping[str, object] | None = None,
+) -> JSONValue | Literal[_Offline.OFFLINE]:
     """The JSON answer of the running service to ``method path``, or ``_OFFLINE`` when nothing listens there.
 
     An answer that is an error (a refused request, a wrong token, a store failure) is a ClickException with the
@@ -78,7 +91,7 @@ def _service(settings: Settings, method: str, path: str, **request: Any) -> Any:
         headers, hint = {}, f" ({error})"
     url = f"{base}{path}"
     try:
-        response = httpx.request(method, url, headers=headers, timeout=30.0, **request)
+        response = httpx.request(method, url, headers=headers, timeout=30.0, params=params, json=json)
     except (httpx.ConnectError, httpx.ConnectTimeout):
         return _OFFLINE
     except httpx.HTTPError as error:
@@ -238,7 +251,7 @@ def rules_backtest(config: str | None, since: str, until: str | None) -> None:
     from tqdm import tqdm
 
     # Entity rules and quiet sources judge articles, the others judge indicator values: each replays its input.
-    engine = build_engine(settings)
+    engine = build_engine(settings.rules, settings.alerting)
     by_articles = [rule for rule in engine.rules if rule.reads_articles]
     by_values = [rule for rule in engine.rules if not rule.reads_articles]
     fired = replay(replace(engine, rules=by_values), tqdm(values, unit="value", desc="backtest", disable=None))

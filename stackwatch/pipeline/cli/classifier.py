@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -23,6 +23,10 @@ from stackwatch.errors import ConfigError, StackwatchError
 from stackwatch.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from stackwatch.signals.classifier import Classifier
+    from stackwatch.signals.corpus import LabelledText
     from stackwatch.signals.encoder import Precision
 
 __all__ = ["classify", "evaluate", "train"]
@@ -54,16 +58,20 @@ def _settings(config: str | None, backend: str | None = None) -> Settings:
     return settings
 
 
-def _classifier(settings: Settings) -> Any:
+def _classifier(settings: Settings) -> Classifier:
     from stackwatch.pipeline.roles.classifiers import build_classifier
 
     try:
-        return build_classifier(settings)
+        return build_classifier(settings.classifier, settings.taxonomy())
     except StackwatchError as error:
         raise click.ClickException(str(error)) from None
 
 
-def _content(number: int, line: str) -> tuple[dict[str, Any], str | None]:
+Record = dict[str, object]
+"""An output line of ``stackwatch classify``: a JSON object."""
+
+
+def _content(number: int, line: str) -> tuple[Record, str | None]:
     """The output record's start (``id`` or ``line``) and the text to classify, or an error record."""
     try:
         record = json.loads(line)
@@ -71,7 +79,7 @@ def _content(number: int, line: str) -> tuple[dict[str, Any], str | None]:
         return {"line": number, "error": f"line {number}: not JSON: {error}"}, None
     if not isinstance(record, dict):
         return {"line": number, "error": f"line {number}: expected a JSON object"}, None
-    head: dict[str, Any] = {"id": record.get("id")} if "id" in record else {"line": number}
+    head: Record = {"id": record.get("id")} if "id" in record else {"line": number}
     for key in ("title", "text"):
         if record.get(key) is not None and not isinstance(record[key], str):
             return {**head, "error": f"line {number}: {key}: expected text, got {type(record[key]).__name__}"}, None
@@ -83,8 +91,8 @@ def _content(number: int, line: str) -> tuple[dict[str, Any], str | None]:
     return head, content
 
 
-def _batches(stream: IO[str]) -> Iterator[list[tuple[dict[str, Any], str | None]]]:
-    batch: list[tuple[dict[str, Any], str | None]] = []
+def _batches(stream: IO[str]) -> Iterator[list[tuple[Record, str | None]]]:
+    batch: list[tuple[Record, str | None]] = []
     for number, line in enumerate(stream, start=1):
         if line.strip():
             batch.append(_content(number, line))
@@ -95,7 +103,7 @@ def _batches(stream: IO[str]) -> Iterator[list[tuple[dict[str, Any], str | None]
         yield batch
 
 
-def _result(head: dict[str, Any], labels: tuple[str, ...], scores: dict[str, float]) -> str:
+def _result(head: Record, labels: tuple[str, ...], scores: dict[str, float]) -> str:
     return json.dumps({**head, "labels": list(labels), "scores": scores}, ensure_ascii=False)
 
 
@@ -124,7 +132,7 @@ def classify(config: str | None, backend: str | None, file: IO[str], text: str |
                 click.echo(_result(head, result.labels, result.scores))
 
 
-def _read(path: str) -> Any:
+def _read(path: str) -> list[LabelledText]:
     from stackwatch.signals.corpus import read_labelled
 
     try:
@@ -194,7 +202,7 @@ def train(
     tuning_steps = len(texts) + head_steps + epochs * len(training) + (epochs + 1) * len(checking) if epochs else 0
     with tqdm(total=tuning_steps + 2 * len(texts) + head_steps, unit="step", desc="train") as bar:
 
-        def encode(encoder: Encoder) -> Any:
+        def encode(encoder: Encoder) -> np.ndarray:
             rows = []
             for start in range(0, len(texts), READ_BATCH):
                 rows.append(encoder.encode(texts[start : start + READ_BATCH]))

@@ -13,14 +13,18 @@ Settings are imported when loaded, not here, so commands that must start fast st
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import click
 
 if TYPE_CHECKING:
     from stackwatch.settings import Settings
 
-__all__ = ["cli_settings", "config_option"]
+__all__ = ["JSONValue", "cli_settings", "config_option"]
+
+JSONValue: TypeAlias = Any
+"""A value decoded from the running service's JSON answer (what ``json.loads`` gives): its shape is the sender's,
+so commands read it with ``.get`` and checks. What a command builds to print is a ``dict[str, object]``."""
 
 config_option = click.option(
     "-c",

@@ -11,11 +11,15 @@ Both use ``web.host:web.port`` of the configuration (``--url`` overrides) and se
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
 
-from stackwatch.pipeline.cli.common import config_option
+from stackwatch.pipeline.cli.common import JSONValue, config_option
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["reload", "status"]
 
@@ -33,7 +37,7 @@ def _target(config: str | None, url: str | None) -> tuple[str, dict[str, str]]:
     return (url or base).rstrip("/"), headers
 
 
-def _get(client: Any, url: str) -> Any:
+def _get(client: httpx.Client, url: str) -> JSONValue:
     response = client.get(url)
     if response.status_code == 401:
         raise click.ClickException(f"{url}: 401, the service wants a token (set the variable named by web.token_env)")
@@ -58,7 +62,7 @@ def _ago(value: str | None) -> str:
     return f"{seconds:.0f}s ago"
 
 
-def render_status(ready: dict[str, Any], body: dict[str, Any]) -> str:
+def render_status(ready: Mapping[str, JSONValue], body: Mapping[str, JSONValue]) -> str:
     """The compact terminal summary of ``/readyz`` and ``/api/status``."""
     lines = [
         f"stackwatch: {'ready' if ready.get('ready') else 'NOT READY'} · roles {','.join(body.get('roles', []))} · "

@@ -6,14 +6,13 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from typing import Any
 
 __all__ = ["FORMATS", "render"]
 
 FORMATS = ("table", "csv", "json")
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if hasattr(value, "isoformat"):
@@ -21,7 +20,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], format: str = "table") -> str:
+def render(columns: Sequence[str], rows: Sequence[Sequence[object]], format: str = "table") -> str:
     if format == "json":
         return json.dumps(
             [dict(zip(columns, row, strict=True)) for row in rows],

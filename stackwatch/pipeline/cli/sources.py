@@ -17,11 +17,10 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
-from stackwatch.pipeline.cli.common import config_option
+from stackwatch.pipeline.cli.common import JSONValue, config_option
 
 __all__ = ["sources"]
 
@@ -61,7 +60,7 @@ def sources(ctx: click.Context, config: str | None, output_format: str) -> None:
     for source in settings.sources:
         path = store.path(source.name)
         try:
-            checkpoint: dict[str, Any] = store.load(source.name)
+            checkpoint: dict[str, JSONValue] = store.load(source.name)
             saved_at = datetime.fromtimestamp(path.stat().st_mtime, UTC) if path.exists() else None
         except (OSError, ValueError) as error:
             checkpoint, saved_at = {"etag": f"unreadable: {error}"}, None
@@ -75,7 +74,7 @@ def sources(ctx: click.Context, config: str | None, output_format: str) -> None:
     click.echo(render(columns, rows, output_format))
 
 
-def _live_states(url: str, headers: dict[str, str]) -> list[dict[str, Any]] | None:
+def _live_states(url: str, headers: dict[str, str]) -> list[dict[str, JSONValue]] | None:
     import httpx
 
     try:
@@ -117,7 +116,7 @@ async def _preview(
     failed = 0
     async with client_for(options) as client:
 
-        async def one(item: str) -> list[dict[str, Any]]:
+        async def one(item: str) -> list[dict[str, object]]:
             fetched_at = utcnow()
             try:
                 if item.startswith(("http://", "https://")):

@@ -22,7 +22,7 @@ import httpx
 from stackwatch.errors import ConfigError, QueryFailed, QueryRefused, StoreError
 from stackwatch.pipeline.cli.common import cli_settings, config_option
 from stackwatch.pipeline.cli.output import render
-from stackwatch.pipeline.roles.sink import build_derivation
+from stackwatch.pipeline.roles.derivation import build_derivation
 from stackwatch.pipeline.web.sqlfront import sql_limits
 from stackwatch.settings import Settings
 from stackwatch.storage.query import QueryAnswer, QueryUnavailable, run_query
@@ -37,9 +37,8 @@ ANSWER_GRACE = 60.0
 
 def _open_for_writing(settings: Settings) -> Store:
     try:
-        return Store.open(
-            settings.storage.path, derivation=build_derivation(settings), memory_limit=settings.storage.memory_limit
-        )
+        derivation = build_derivation(settings.taxonomy(), settings.entities, settings.indicators)
+        return Store.open(settings.storage.path, derivation=derivation, memory_limit=settings.storage.memory_limit)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     except StoreError as error:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from faust.web import Request, Response, View
 
-from stackwatch.connectors import CheckpointStore, Scheduler, build_source
 from stackwatch.errors import ConfigError
 from stackwatch.pipeline.roles.agents.rules import build_engine
 from stackwatch.pipeline.roles.delivery import grouping_from
@@ -49,7 +48,11 @@ class ReloadReport:
 
 
 class Reloader:
-    """Holds the running settings and swaps the live parts for a newly validated file."""
+    """Holds the running settings and swaps the live parts for a newly validated file.
+
+    It holds the whole file, since a reload compares every section to say which changed and need a restart; each
+    live section goes to the one part that uses it (``sources`` to the ingest, ``rules`` and ``alerting.routes``
+    to the rule engine, ``webhooks`` and ``alerting`` to the deliverer)."""
 
     def __init__(self, runtime: Runtime, settings: Settings, path: Path) -> None:
         self.runtime = runtime
@@ -69,14 +72,14 @@ class Reloader:
             applied = tuple(key for key in changed if key in LIVE_KEYS)
             restart = tuple(key for key in changed if key not in LIVE_KEYS)
             if "sources" in applied and self.runtime.ingest is not None:
-                await self._swap_sources(old, new)
+                await self.runtime.ingest.replace_sources(new.sources)
             if ("rules" in applied or "alerting" in applied) and self.runtime.rules is not None:
                 # Rule state is keyed by rule name and dedup key: rules that stay keep their streaks and cooldowns.
-                self.runtime.rules = build_engine(new)
+                self.runtime.rules = build_engine(new.rules, new.alerting)
             if ("webhooks" in applied or "alerting" in applied) and self.runtime.sink is not None:
                 deliverer = self.runtime.sink.deliverer
                 if deliverer is not None:
-                    deliverer.reconfigure({hook.name: hook for hook in new.webhooks}, grouping_from(new))
+                    deliverer.reconfigure({hook.name: hook for hook in new.webhooks}, grouping_from(new.alerting))
             # Keys that need a restart keep their running values, so a later reload compares against those.
             self.settings = old.model_copy(update={key: getattr(new, key) for key in applied})
             log.info(
@@ -86,25 +89,6 @@ class Reloader:
                 f"; needs a restart: {', '.join(restart)}" if restart else "",
             )
             return ReloadReport(ok=True, applied=applied, restart_needed=restart)
-
-    async def _swap_sources(self, old: Settings, new: Settings) -> None:
-        ingest = self.runtime.ingest
-        assert ingest is not None
-        previous = ingest.scheduler
-        kept = {s.name for s in new.sources if s.enabled and s in old.sources}
-        scheduler = Scheduler(
-            [build_source(source) for source in new.sources if source.enabled],
-            CheckpointStore(old.state.path / "checkpoints"),
-            ingest.publish,
-            limiter=previous.limiter,
-            confirm=ingest.confirm,
-        )
-        scheduler.carry_over(previous, kept)
-        await previous.stop()
-        await previous.close()
-        ingest.scheduler = scheduler
-        if ingest.connected:
-            await scheduler.start()
 
     def install_sighup(self, loop: asyncio.AbstractEventLoop) -> None:
         """Reload on SIGHUP (the conventional signal for a daemon to re-read its configuration)."""

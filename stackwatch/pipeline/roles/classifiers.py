@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 from functools import partial
 
-from stackwatch.settings import Settings
+from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.classifier import Classifier, KeywordClassifier
+from stackwatch.signals.taxonomy import Taxonomy
 
 __all__ = ["build_classifier", "build_service_classifier"]
 
 
-def build_classifier(settings: Settings, threads: int | None = None) -> Classifier:
-    """The configured backend over the configured taxonomy. Raises ClassifierError if a model cannot load.
+def build_classifier(config: ClassifierSettings, taxonomy: Taxonomy, threads: int | None = None) -> Classifier:
+    """The ``classifier:`` section's backend over ``taxonomy`` (``Settings.taxonomy()``). Raises ClassifierError if
+    a model cannot load.
 
     ``threads`` overrides ``classifier.threads`` (the service gives each of its model processes a share)."""
-    config = settings.classifier
-    taxonomy = settings.taxonomy()
     if config.backend == "keyword":
         return KeywordClassifier(taxonomy)
     if config.backend == "zero-shot":
@@ -42,15 +42,14 @@ def build_classifier(settings: Settings, threads: int | None = None) -> Classifi
     return TransformerClassifier(encoder, head, taxonomy, similarity_threshold=config.similarity_threshold)
 
 
-def build_service_classifier(settings: Settings) -> Classifier:
+def build_service_classifier(config: ClassifierSettings, taxonomy: Taxonomy) -> Classifier:
     """The service's classifier: a model runs in ``classifier.processes`` processes of its own
     (:mod:`stackwatch.pipeline.roles.inference`); the keyword backend, pure Python and cheap, runs in the service's."""
-    config = settings.classifier
     if config.backend == "keyword":
-        return build_classifier(settings)
+        return build_classifier(config, taxonomy)
     from stackwatch.pipeline.roles.inference import ProcessClassifier
 
     cores = os.cpu_count() or 1
     processes = config.processes or max(1, min(2, cores))
     threads = config.threads or max(1, cores // processes)
-    return ProcessClassifier(partial(build_classifier, settings, threads), processes)
+    return ProcessClassifier(partial(build_classifier, config, taxonomy, threads), processes)

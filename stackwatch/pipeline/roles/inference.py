@@ -5,7 +5,7 @@ loop, Kafka and DuckDB hold it too: ``benchmarks/pipeline.py`` measured the infe
 A child process has a GIL of its own; texts go in and classifications come back through a pipe (a few KB per
 batch). With several processes each batch is split between them::
 
-    classifier = ProcessClassifier(partial(build_classifier, settings), processes=2)  # starts both, loads the model
+    classifier = ProcessClassifier(partial(build_classifier, config, taxonomy), processes=2)  # starts both, loads it
     classifier.classify(["Meta signs a deal for Google TPUs"])
     classifier.close()
 

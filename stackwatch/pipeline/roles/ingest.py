@@ -16,7 +16,7 @@ from stackwatch.pipeline import metrics
 from stackwatch.pipeline.kafka.codec import encode
 from stackwatch.pipeline.kafka.producer import AckedProducer
 from stackwatch.pipeline.kafka.topics import TopicNames
-from stackwatch.settings import Settings
+from stackwatch.settings import KafkaSettings, SourceSettings, StateSettings
 from stackwatch.signals.messages import Article, DeadLetter
 
 __all__ = ["HALT_WITHIN", "IngestService"]
@@ -37,26 +37,57 @@ async def _within(seconds: float, what: str, step: Awaitable[None]) -> None:
 
 
 class IngestService(Service):
-    """Runs every enabled source. A source's checkpoint advances once ``confirm`` says its articles are stored
-    (when the sink runs in this process), else once the broker acknowledged them (a durable Kafka)."""
+    """Runs every enabled source of ``sources``, checkpointed under ``state.path``. A source's checkpoint advances
+    once ``confirm`` says its articles are stored (when the sink runs in this process), else once the broker
+    acknowledged them (a durable Kafka)."""
 
     def __init__(
-        self, settings: Settings, servers: Sequence[str], *, confirm: Confirm | None = None, **kwargs: Any
+        self,
+        kafka: KafkaSettings,
+        sources: Sequence[SourceSettings],
+        state: StateSettings,
+        servers: Sequence[str],
+        *,
+        confirm: Confirm | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.topics = TopicNames(settings.kafka.topic_prefix)
+        self.topics = TopicNames(kafka.topic_prefix)
         self.confirm = confirm
         self.producer = AckedProducer(
-            servers, client_id=f"{settings.kafka.app_id}-ingest", request_timeout=settings.kafka.request_timeout
+            servers, client_id=f"{kafka.app_id}-ingest", request_timeout=kafka.request_timeout
         )
+        self.sources = tuple(sources)
+        self.checkpoints = CheckpointStore(state.path / "checkpoints")
         self.scheduler = Scheduler(
-            [build_source(source) for source in settings.sources if source.enabled],
-            CheckpointStore(settings.state.path / "checkpoints"),
+            [build_source(source) for source in self.sources if source.enabled],
+            self.checkpoints,
             self.publish,
             confirm=confirm,
         )
         self._stopping = asyncio.Event()
         self.connected = False
+
+    async def replace_sources(self, sources: Sequence[SourceSettings]) -> None:
+        """Poll ``sources`` from now on (``stackwatch reload``): a new scheduler replaces the running one, and the
+        sources whose settings did not change keep their state, checkpoint and host limits, so nothing is fetched
+        twice."""
+        previous = self.scheduler
+        kept = {source.name for source in sources if source.enabled and source in self.sources}
+        scheduler = Scheduler(
+            [build_source(source) for source in sources if source.enabled],
+            self.checkpoints,
+            self.publish,
+            limiter=previous.limiter,
+            confirm=self.confirm,
+        )
+        scheduler.carry_over(previous, kept)
+        await previous.stop()
+        await previous.close()
+        self.scheduler = scheduler
+        self.sources = tuple(sources)
+        if self.connected:
+            await scheduler.start()
 
     async def publish(self, articles: Sequence[Article], rejected: Sequence[DeadLetter]) -> None:
         records: list[tuple[str, bytes | None, bytes]] = [

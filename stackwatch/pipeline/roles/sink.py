@@ -23,24 +23,23 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from stackwatch.errors import ConfigError, StoreError
+from stackwatch.errors import StoreError
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.kafka.codec import decode
 from stackwatch.pipeline.kafka.producer import start_with_retry
 from stackwatch.pipeline.kafka.topics import TopicNames
-from stackwatch.pipeline.roles.delivery import Deliverer, grouping_from
+from stackwatch.pipeline.roles.delivery import Deliverer
 from stackwatch.pipeline.roles.storethread import StoreThread
-from stackwatch.settings import Settings
-from stackwatch.settings.entities import gazetteer_from
-from stackwatch.settings.storage import StorageSettings
+from stackwatch.settings import KafkaSettings, StorageSettings, WebhookSettings
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, MessageError, TaggedArticle
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.maintenance import apply_retention, snapshot
+from stackwatch.storage.outbox import Grouping
 from stackwatch.storage.recovery import stored_ids
 from stackwatch.storage.sink import DuckDBSink, SinkMessage
 from stackwatch.storage.store import Store
 
-__all__ = ["SinkService", "build_derivation", "gather_seconds"]
+__all__ = ["SinkService", "gather_seconds"]
 
 log = logging.getLogger(__name__)
 
@@ -54,30 +53,33 @@ def gather_seconds(last_write: float, storage: StorageSettings) -> float:
     return min(storage.longest_gather, max(storage.flush_interval, stretched))
 
 
-def build_derivation(settings: Settings) -> Derivation:
-    """The store's derivation from the ``entities:`` and ``indicators:`` sections (composites checked here)."""
-    known = set(settings.taxonomy().names)
-    for index, composite in enumerate(settings.indicators.composites):
-        unknown = sorted(set(composite.weights) - known)
-        if unknown:
-            raise ConfigError(
-                f"indicators.composites[{index}].weights: unknown dynamic(s) {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-    return Derivation(
-        gazetteer_from(settings.entities),
-        tuple(composite.composite() for composite in settings.indicators.composites),
-        settings.indicators.baseline_params(),
-    )
-
-
 class SinkService(Service):
-    """Owns the DuckDB file for writing; nothing else in the deployment writes it."""
+    """Owns the DuckDB file for writing; nothing else in the deployment writes it.
 
-    def __init__(self, settings: Settings, servers: Sequence[str], **kwargs: Any) -> None:
+    ``kafka``: the topics and the sink's consumer group; ``storage``: the file, its batching and maintenance;
+    ``derivation``: what each write derives (:mod:`stackwatch.pipeline.roles.derivation`); ``webhooks`` and
+    ``grouping``: where and how the outbox is delivered (:mod:`stackwatch.pipeline.roles.delivery`).
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        storage: StorageSettings,
+        servers: Sequence[str],
+        *,
+        derivation: Derivation,
+        webhooks: Sequence[WebhookSettings],
+        grouping: Grouping,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.settings = settings
-        self.topics = TopicNames(settings.kafka.topic_prefix)
+        self.kafka = kafka
+        self.storage = storage
+        self._derivation = derivation
+        # The deliverer's targets and grouping at start; a reload reconfigures the deliverer itself.
+        self._webhooks = {hook.name: hook for hook in webhooks}
+        self._grouping = grouping
+        self.topics = TopicNames(kafka.topic_prefix)
         self._kinds: dict[str, type[TaggedArticle | IndicatorUpdate | Alert | DeadLetter]] = {
             self.topics.tagged: TaggedArticle,
             self.topics.indicators: IndicatorUpdate,
@@ -106,20 +108,14 @@ class SinkService(Service):
         return await thread.call(stored_ids, thread.store.connection, ids)
 
     async def on_start(self) -> None:
-        store = Store.open(
-            self.settings.storage.path,
-            derivation=build_derivation(self.settings),
-            memory_limit=self.settings.storage.memory_limit,
-        )
+        store = Store.open(self.storage.path, derivation=self._derivation, memory_limit=self.storage.memory_limit)
         self.store_thread = StoreThread(store)
         self._opened.set()
         self.add_future(self._maintain())
-        self.deliverer = Deliverer(
-            self.store_thread, {hook.name: hook for hook in self.settings.webhooks}, grouping_from(self.settings)
-        )
+        self.deliverer = Deliverer(self.store_thread, self._webhooks, self._grouping)
         self.add_future(self._consume())
         self.add_future(self.deliverer.run())
-        log.info("sink: writing %s", self.settings.storage.path)
+        log.info("sink: writing %s", self.storage.path)
 
     async def on_stop(self) -> None:
         self._stopping.set()
@@ -139,12 +135,12 @@ class SinkService(Service):
 
     async def _consume(self) -> None:
         assert self.store_thread is not None
-        session_ms = int(self.settings.kafka.session_timeout * 1000)
+        session_ms = int(self.kafka.session_timeout * 1000)
         self.consumer = consumer = AIOKafkaConsumer(
             *self._kinds,
             bootstrap_servers=self.servers,
-            group_id=f"{self.settings.kafka.app_id}-sink",
-            client_id=f"{self.settings.kafka.app_id}-sink",
+            group_id=f"{self.kafka.app_id}-sink",
+            client_id=f"{self.kafka.app_id}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_ms,
@@ -193,7 +189,7 @@ class SinkService(Service):
         first, or ``storage.flush_interval`` without a new one: a transaction's fixed cost (deriving every touched
         bucket) dwarfs its per-row cost, so under load a few large transactions beat many small ones, and when
         the load stops what was gathered is written at once."""
-        storage = self.settings.storage
+        storage = self.storage
         loop = asyncio.get_running_loop()
         gather = gather_seconds(self.last_write_seconds, storage)
         deadline: float | None = None  # set when the first record arrives
@@ -218,7 +214,7 @@ class SinkService(Service):
     async def _maintain(self) -> None:
         """Publish the read-only snapshot every ``storage.snapshot_interval``; apply retention every
         ``storage.retention.interval`` (the first run a minute after start)."""
-        storage = self.settings.storage
+        storage = self.storage
         loop = asyncio.get_running_loop()
         next_snapshot = loop.time() + (storage.snapshot_interval or 0.0)
         next_retention = loop.time() + min(60.0, storage.retention.interval)

@@ -18,9 +18,10 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import faust
+from faust import EventT
 
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.kafka.codec import decode, encode
@@ -44,12 +45,12 @@ STOP_GRACE = 10.0
 class _Batch:
     """One taken batch: every event in offset order, the articles to classify, and the rejected payloads."""
 
-    events: Sequence[Any]
+    events: Sequence[EventT[bytes]]
     articles: list[Article]
     rejected: list[tuple[str, bytes | None, str]]  # (reason, payload, origin)
 
 
-def _sort(events: Sequence[Any]) -> _Batch:
+def _sort(events: Sequence[EventT[bytes]]) -> _Batch:
     articles: list[Article] = []
     rejected: list[tuple[str, bytes | None, str]] = []
     for event in events:
@@ -87,7 +88,7 @@ def register_classify(
             return classifier.classify(texts)
 
     @app.agent(topics.raw, name="classify")
-    async def classify(stream: Any) -> None:
+    async def classify(stream: faust.StreamT[bytes]) -> None:
         # Wait for the model before taking any record: if it cannot load, the agent fails with nothing consumed.
         classifier = await asyncio.wrap_future(loading)
         loop = asyncio.get_running_loop()
@@ -136,10 +137,12 @@ def register_classify(
         last: asyncio.Task[None] | None = None
         try:
             # noack_take: ``finish`` acknowledges the records once their results were sent, not take() when taken.
-            async for events in stream.noack_take(batch_size, within=batch_timeout):
-                if last is not None and last.done() and last.exception() is not None:
-                    raise last.exception()  # type: ignore[misc]  # a send failed: crash, acknowledge nothing more
-                batch = _sort(events)
+            # Faust hands an agent a Stream; noack_take is on Stream only, not on the StreamT it types agents with.
+            async for events in cast(faust.Stream[bytes], stream).noack_take(batch_size, within=batch_timeout):
+                if last is not None and last.done() and (failed := last.exception()) is not None:
+                    raise failed  # a send failed: crash, acknowledge nothing more
+                # noack_take yields the events themselves, cast to the value type (faust/streams.py, noack_take).
+                batch = _sort(cast(Sequence[EventT[bytes]], events))
                 await slots.acquire()
                 classified = None
                 if batch.articles:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, TypeVar
+
+from faust import TopicT
 
 from stackwatch.pipeline.kafka.codec import encode
 from stackwatch.signals.messages import DeadLetter
@@ -22,19 +25,19 @@ log = logging.getLogger("stackwatch.pipeline.roles.agents")
 class AgentTopics:
     """The Faust topic objects the agents read and write."""
 
-    raw: Any
-    tagged: Any
-    observations: Any
-    indicators: Any
-    alerts: Any
-    deadletter: Any
+    raw: TopicT
+    tagged: TopicT
+    observations: TopicT
+    indicators: TopicT
+    alerts: TopicT
+    deadletter: TopicT
 
 
 @dataclass(frozen=True)
 class DeadLetters:
     """Sends records an agent cannot handle to the dead-letter topic, with the reason."""
 
-    topic: Any
+    topic: TopicT
 
     async def send(self, stage: str, reason: str, payload: bytes | None, origin: str) -> None:
         log.warning("%s: dead-lettered %s: %s", stage, origin, reason)
@@ -44,21 +47,28 @@ class DeadLetters:
         await self.topic.send(value=encode(letter))
 
 
-_DELETED = object()
+class _Deleted(enum.Enum):
+    DELETED = enum.auto()
 
 
-class BufferedTable(MutableMapping[str, Any]):
+_DELETED: Literal[_Deleted.DELETED] = _Deleted.DELETED
+"""A buffered deletion."""
+
+V = TypeVar("V")
+
+
+class BufferedTable(MutableMapping[str, V]):
     """A view of a Faust table that holds writes until :meth:`flush`: each key then reaches the changelog once.
 
     The rule engine rewrites the same few keys many times per batch; unbuffered, every rewrite would be a
     changelog record. Reads see the buffered writes. Flush inside the agent's event, as any table write.
     """
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
+    def __init__(self, table: MutableMapping[str, V]) -> None:
         self._table = table
-        self._writes: dict[str, Any] = {}
+        self._writes: dict[str, V | Literal[_Deleted.DELETED]] = {}
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> V:
         if key in self._writes:
             value = self._writes[key]
             if value is _DELETED:
@@ -66,7 +76,7 @@ class BufferedTable(MutableMapping[str, Any]):
             return value
         return self._table[key]
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: V) -> None:
         self._writes[key] = value
 
     def __delitem__(self, key: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Callable, MutableMapping
+from collections.abc import AsyncIterable, Callable, MutableMapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ import faust
 from stackwatch.pipeline.kafka.codec import decode, encode
 from stackwatch.pipeline.roles.agents.common import AgentTopics, BufferedTable, DeadLetters
 from stackwatch.pipeline.roles.agents.recovery import Recovery
-from stackwatch.settings import Settings
+from stackwatch.settings import AlertingSettings, RuleSettings
 from stackwatch.signals.alerting import Route, route
 from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
 from stackwatch.signals.messages import MessageError, Observations, utcnow
@@ -42,11 +42,11 @@ PRUNE_EVERY = 300.0
 """Seconds between sweeps of expired buckets."""
 
 
-def build_engine(settings: Settings) -> RuleEngine:
-    """The engine for every rule the stream can evaluate, with label routes from ``alerting.routes``."""
-    routes = [Route(item.match, tuple(item.webhooks)) for item in settings.alerting.routes]
-    rules = [item.to_rule() for item in settings.rules]
-    return RuleEngine(rules, router=lambda labels: route(labels, routes))
+def build_engine(rules: Sequence[RuleSettings], alerting: AlertingSettings) -> RuleEngine:
+    """The engine for the ``rules:`` section, with label routes from ``alerting.routes``."""
+    routes = [Route(item.match, tuple(item.webhooks)) for item in alerting.routes]
+    engine_rules = [item.to_rule() for item in rules]
+    return RuleEngine(engine_rules, router=lambda labels: route(labels, routes))
 
 
 def register_rules(
@@ -60,8 +60,8 @@ def register_rules(
     """``engine()`` gives the current engine: a reload swaps in new rules, and their state carries over by name.
     With ``recovery`` the state is kept in memory and rebuilt by it at start, else in changelogged tables."""
     dead = DeadLetters(topics.deadletter)
-    members: MutableMapping[str, Any]
-    state: MutableMapping[str, Any]
+    members: MutableMapping[str, list[str]]
+    state: MutableMapping[str, Any]  # the engine's state, as RuleEngine.evaluate types it
     if recovery is None:
         members, state = app.Table("bucket-shards", default=None), app.Table("rule-state", default=None)
     else:
