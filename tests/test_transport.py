@@ -1,221 +1,257 @@
-"""Tests of Stackwatch's Kafka transport (stackwatch/pipeline/kafka/transport.py, kafka.py).
+"""The Faust/aiokafka adapter does its job (stackwatch/pipeline/kafka/adapter/): on the real broker, records are
+neither lost nor handed on twice across rewinds, a request the broker leaves unanswered is sent again, a send
+that fails for a reason that passes is tried again, and a stop stops waiting at its deadline.
 
-The consumer's record bookkeeping is tested on a stub of aiokafka's consumer (these are the pure parts): a record
-fetched before its partition was rewound is not handed on, one fetched after is, and a record from before a
-rebalance is never counted as processed. ``tests/test_faults.py`` runs the same code against a broker, killing the
-service at random moments, and a lost record there fails its count. The producer's topic metadata is tested on the
-session broker.
+Each test names the row of the adapter's table it shows; ``tests/test_upstream.py`` holds the canaries that fail
+when the upstream behaviour a row works around changes. The consumer's tests drive a Faust consumer whose partitions
+are assigned by hand (``tests.helpers.kafka_parts.HandAssigned``: the broker, the fetches, the commits and the
+seeks are real; the rebalance is replaced so that a rewind can come between a fetch and its records).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+import contextlib
+import logging
+from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnknownTopicOrPartitionError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
-from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP
 
-from stackwatch.pipeline.kafka.producer import TopicKeepingProducer
-from stackwatch.pipeline.kafka.transport import StackwatchApp
+from stackwatch.errors import BrokerError
+from stackwatch.pipeline.kafka.adapter import ResendingProducer, StackwatchApp, TopicKeepingProducer
+from stackwatch.pipeline.kafka.adapter.producer import AppProducer
+from stackwatch.pipeline.kafka.broker import EmbeddedBroker
+from tests.helpers.kafka_parts import (
+    HandAssigned,
+    broker_behind_proxy,
+    create_topic,
+    frozen,
+    kept_after_sending_to_another,
+    produce,
+    read_values,
+)
 
-FIRST, SECOND = TP("articles", 0), TP("articles", 1)
-
-
-def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, None, b"value", None, 0, 5, ())
-
-
-class Fetching:
-    """The app's consumer on a stand-in for aiokafka's: ``fetched`` is what the next fetch returns,
-    ``during_fetch`` what happens while it waits ("rewind": a rebalance and the rewind to the committed offsets),
-    ``committed_offsets`` the group's."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.app = StackwatchApp("unit", broker="kafka://127.0.0.1:9", store="memory://", loop=loop)
-        self.consumer = self.app.consumer
-        self.fetched = {tp: [record(tp, offset) for offset in range(10, 13)] for tp in (FIRST, SECOND)}
-        self.during_fetch: list[str] = []
-        self.seeks: list[tuple[TP, int]] = []
-        self.committed_offsets: dict[TP, int | None] = {FIRST: 10, SECOND: 10}
-        self.app.topics.acks_enabled_for = lambda topic: topic == FIRST.topic
-        # The consumer's thread runs its calls inline here, on this stand-in for aiokafka's consumer.
-        self.consumer._thread.call_thread = self._inline
-        self.consumer._thread._ensure_consumer = lambda: self
-        self.consumer.assignment = lambda: {FIRST, SECOND}
-        self.consumer.highwater = lambda tp: 13
-        self.consumer.flow_active = True  # as after the first assignment
-        self.consumer._set_active_tps({FIRST, SECOND})
-
-    @staticmethod
-    async def _inline(function: Callable[..., Awaitable[object]], *args: object, **kwargs: object) -> object:
-        return await function(*args, **kwargs)
-
-    # aiokafka's consumer, as far as the thread uses it
-    _closed = False
-    _max_poll_records = 500
-
-    @property
-    def _fetcher(self) -> Fetching:
-        return self
-
-    @property
-    def _subscriptions(self) -> Fetching:
-        return self
-
-    @contextmanager
-    def fetch_context(self) -> Iterator[None]:
-        yield
-
-    async def fetched_records(self, partitions: object, timeout: float, max_records: int) -> object:  # noqa: ASYNC109
-        for event in self.during_fetch:
-            if event == "rewind":
-                self.app.consumer_generation_id += 1
-                await self.consumer.perform_seek()
-        return self.fetched
-
-    def assignment(self) -> set[TP]:
-        return {FIRST, SECOND}
-
-    async def committed(self, tp: TP) -> int | None:
-        return self.committed_offsets[tp]
-
-    def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
-
-    async def position(self, tp: TP) -> int:
-        return 0
-
-    def handed_on(self, rewind_after: int | None = None) -> list[tuple[TP, int]]:
-        """What one ``getmany`` hands on; ``rewind_after``: rewind once that many records were handed on."""
-
-        async def collect() -> list[tuple[TP, int]]:
-            handed = []
-            async for tp, message in self.consumer.getmany(1.0):
-                handed.append((tp, message.offset))
-                if len(handed) == rewind_after:
-                    await self.consumer.perform_seek()
-            return handed
-
-        return self.app.loop.run_until_complete(collect())
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def fetching() -> Iterator[Fetching]:
-    scripted = Fetching(asyncio.new_event_loop())
-    yield scripted
-    # The consumer never started, so nothing closes the loops made for it: the app's and its thread's.
-    scripted.app.loop.close()
-    scripted.consumer._thread.thread_loop.close()
+def app_on(broker: str, unique: str, **options: float) -> StackwatchApp:
+    return StackwatchApp(unique, broker=f"kafka://{broker}", store="memory://", **options)  # type: ignore[arg-type]
 
 
-def test_every_fetched_record_is_handed_on_when_nothing_intervenes(fetching: Fetching) -> None:
-    assert sorted(fetching.handed_on()) == [(tp, offset) for tp in (FIRST, SECOND) for offset in (10, 11, 12)]
-    assert fetching.seeks == []
+# Row 1: TopicKeepingProducer
 
 
-def test_records_fetched_after_a_rewind_are_handed_on(fetching: Fetching) -> None:
-    fetching.during_fetch = ["rewind"]  # the fetch was waiting when the rebalance came: it reads from the rewind
+async def test_a_topic_sent_to_stays_in_the_producers_metadata(broker: str, unique: str) -> None:
+    """The same scene as the canary ``test_aiokafka_forgets_a_topic_it_knew_from_its_first_metadata``."""
+    assert await kept_after_sending_to_another(TopicKeepingProducer, broker, unique)
 
-    assert sorted(fetching.handed_on()) == [(tp, offset) for tp in (FIRST, SECOND) for offset in (10, 11, 12)]
+
+# Row 2: ResendingProducer
 
 
-def test_records_fetched_before_a_rewind_are_not_handed_on_for_the_rewind_reads_them_again(
-    fetching: Fetching,
+@pytest.mark.parametrize(
+    "request_timeout_ms", [500, 600_000], ids=["past-the-delivery-window", "long-before-the-timeout"]
+)
+async def test_a_produce_request_the_broker_never_answers_is_sent_again(
+    tmp_path: Path, unique: str, request_timeout_ms: int
 ) -> None:
-    fetching.fetched = {FIRST: [record(FIRST, offset) for offset in range(10, 14)]}
+    """Sent again on a new connection after ``resend_after`` (1s), whatever aiokafka's own ``request_timeout_ms``:
+    at 500 ms aiokafka alone would have expired the batch when its request timed out; at 10 minutes it would
+    have waited that long for the reply (the 60s below only bound the test)."""
+    with broker_behind_proxy(tmp_path) as proxy:
+        await create_topic(proxy.address, unique)
+        proxy.silence_next_produce_to(unique)
+        producer = ResendingProducer(
+            resend_after_ms=1000, bootstrap_servers=proxy.address, request_timeout_ms=request_timeout_ms
+        )
+        await producer.start()
+        try:
+            delivered = await asyncio.wait_for(asyncio.ensure_future(await producer.send(unique, b"once")), 60)
+        finally:
+            await producer.stop()
+        assert proxy.silenced == 1
+        assert delivered.offset == 0
+        assert await read_values(proxy.address, unique) == [b"once"]  # the swallowed request never reached it
 
-    # the first record goes on; then the partition is rewound, and the rest of that fetch is stale
-    assert fetching.handed_on(rewind_after=1) == [(FIRST, 10)]
-    assert (FIRST, 10) in fetching.seeks
+
+# Row 3: AppProducer.send
 
 
-def test_a_rewind_takes_a_streamed_partition_without_a_committed_offset_back_to_its_start(
-    fetching: Fetching,
+async def test_a_send_failing_for_a_reason_that_passes_is_tried_until_the_broker_is_back(
+    tmp_path: Path, unique: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fetching.committed_offsets = {FIRST: 10, SECOND: None}
-    fetching.during_fetch = ["rewind"]
-
-    fetching.handed_on()
-    assert sorted(fetching.seeks) == [(FIRST, 10), (SECOND, 0)]  # aiokafka alone leaves SECOND where it is
-
-
-def test_a_rewind_leaves_table_changelogs_to_recovery(fetching: Fetching) -> None:
-    changelog = TP("rule-state-changelog", 0)
-    fetching.app.tables._changelogs[changelog.topic] = object()  # as registering a table does
-    fetching.app.topics.acks_enabled_for = lambda topic: True
-    fetching.consumer.assignment = lambda: {FIRST, changelog}
-    fetching.assignment = lambda: {FIRST, changelog}  # type: ignore[method-assign]
-    fetching.committed_offsets = {FIRST: 10, changelog: None}
-    fetching.during_fetch = ["rewind"]
-
-    fetching.handed_on()
-    assert fetching.seeks == [(FIRST, 10)]
+    with EmbeddedBroker(log_file=tmp_path / "broker.log") as own:
+        app = app_on(own.bootstrap, unique, resend_after=1.0)
+        await app.producer.start()
+        try:
+            with frozen(own), caplog.at_level(logging.WARNING, logger="stackwatch"):
+                sending = asyncio.ensure_future(app.producer.send(unique, None, b"v", None, None, None))
+                for _ in range(300):  # the first failure (no metadata for the topic within 1s) is retried
+                    if "trying again" in caplog.text or sending.done():
+                        break
+                    await asyncio.sleep(0.1)
+                assert not sending.done()
+            delivered = await (await sending)  # the broker is back
+        finally:
+            await app.producer.stop()
+        assert f"sending to {unique} failed (UnknownTopicOrPartitionError())" in caplog.text
+        assert delivered.offset == 0
 
 
-def test_a_record_from_before_a_rebalance_is_done_but_not_committable_when_acked(fetching: Fetching) -> None:
-    before = fetching.consumer._to_message(FIRST, record(FIRST, 10))
-    fetching.consumer.track_message(before)
-    fetching.app.consumer_generation_id += 1
-    after = fetching.consumer._to_message(FIRST, record(FIRST, 11))
-
-    assert fetching.consumer.ack(before) is False
-    assert fetching.consumer.ack(after) is True
-    assert before.acked
-    assert before not in fetching.consumer.unacked  # a stop does not wait for it
-    assert list(fetching.consumer._acked[FIRST]) == [11]
-
-
-@pytest.mark.parametrize(("cause", "attempts"), [(UnknownTopicOrPartitionError(), 3), (MessageSizeTooLargeError(), 1)])
-def test_a_send_failing_for_a_reason_that_passes_is_tried_again_and_any_other_raises(
-    monkeypatch: pytest.MonkeyPatch, cause: KafkaError, attempts: int
-) -> None:
-    loop = asyncio.new_event_loop()
-    app = StackwatchApp("unit", broker="kafka://127.0.0.1:9", store="memory://", loop=loop)
-    tried: list[str] = []
-
-    async def fails_twice(self: object, topic: str, *args: object, **kwargs: object) -> str:  # Faust's own send
-        tried.append(topic)
-        if len(tried) < 3:
-            raise ProducerSendError(f"Error while sending: {cause!r}") from cause
-        return "sent"
-
-    monkeypatch.setattr(faust_aiokafka.Producer, "send", fails_twice)
+async def test_a_send_failing_for_any_other_reason_raises(broker: str, unique: str) -> None:
+    app = app_on(broker, unique)
+    await app.producer.start()
     try:
-        outcome = loop.run_until_complete(app.producer.send("articles", None, b"{}", None, None, None))
-    except ProducerSendError as error:
-        outcome = error.__cause__
+        with pytest.raises(ProducerSendError) as raised:
+            await app.producer.send(unique, None, b"x" * 2_000_000, None, None, None)  # over producer_max_request_size
     finally:
-        loop.close()
-    assert tried == ["articles"] * attempts
-    assert outcome == ("sent" if attempts == 3 else cause)
+        await app.producer.stop()
+    assert isinstance(raised.value.__cause__, MessageSizeTooLargeError)
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize(("producer_type", "kept"), [(AIOKafkaProducer, False), (TopicKeepingProducer, True)])
-async def test_a_topic_sent_to_stays_in_the_producers_metadata_after_it_first_sends_to_another(
-    broker: str, unique: str, producer_type: type[AIOKafkaProducer], kept: bool
+# Row 4: AppProducer.flush during the stop
+
+
+async def test_a_flush_during_the_stop_gives_up_at_the_deadline(tmp_path: Path, unique: str) -> None:
+    with broker_behind_proxy(tmp_path) as proxy:
+        await create_topic(proxy.address, unique)
+        app = app_on(proxy.address, unique, resend_after=3.0, stop_wait=1.0)  # the stop gives up before a re-send
+        producer = app.producer
+        assert isinstance(producer, AppProducer)
+        await producer.start()
+        held = producer._producer  # aiokafka's: its connections are closed below, as the process's exit would
+        try:
+            proxy.silence_next_produce_to(unique)
+            sent = await producer.send(unique, None, b"held", None, None, None)
+            app.stop_clock.start()
+            await producer.flush()  # the broker never answers: this returns at the stop's deadline
+            assert producer.gave_up
+            with pytest.raises(BrokerError, match="before the stop gave up"):
+                await sent
+            await producer.stop()  # without waiting for the request the broker left unanswered
+            assert producer.unfinished_stop is not None
+        finally:
+            if producer.unfinished_stop is not None:  # cancelled, as mode's shutdown cancels it
+                producer.unfinished_stop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer.unfinished_stop
+            await held.client.close()
+
+
+# Rows 5-8: AppConsumer and its thread
+
+
+async def test_every_fetched_record_is_handed_on_once_when_nothing_intervenes(broker: str, unique: str) -> None:
+    await create_topic(broker, unique, partitions=2)
+    await produce(broker, unique, {0: 3, 1: 3})
+    async with HandAssigned(app_on(broker, unique), broker, unique, partitions=2) as assigned:
+        await assigned.rewind()
+        handed = await assigned.read_to_end({0: 3, 1: 3})
+    assert sorted(handed) == [(partition, offset) for partition in (0, 1) for offset in range(3)]
+
+
+async def test_records_fetched_before_a_rewind_are_not_handed_on_and_are_read_again(broker: str, unique: str) -> None:
+    await create_topic(broker, unique)
+    await produce(broker, unique, {0: 6})
+    async with HandAssigned(app_on(broker, unique), broker, unique) as assigned:
+        await assigned.commit({0: 2})
+        await assigned.rewind()
+        # One fetch returns 2-5; after the first record the partition is rewound: 3-5 of that fetch are stale.
+        assert await assigned.handed_on(rewind_after=1) == [(0, 2)]
+        # The rewind reads them again, from the committed offset: each after the rewind exactly once.
+        assert await assigned.read_to_end({0: 6}) == [(0, offset) for offset in range(2, 6)]
+
+
+async def test_records_fetched_after_a_rebalance_and_its_rewind_are_handed_on(broker: str, unique: str) -> None:
+    await create_topic(broker, unique)
+    await produce(broker, unique, {0: 6})
+    app = app_on(broker, unique)
+    async with HandAssigned(app, broker, unique) as assigned:
+        await assigned.commit({0: 2})
+        app.consumer_generation_id += 1  # a rebalance, and its rewind
+        await assigned.rewind()
+        assert await assigned.read_to_end({0: 6}) == [(0, offset) for offset in range(2, 6)]
+
+
+async def test_a_rewind_takes_a_streamed_partition_without_a_committed_offset_to_its_start(
+    broker: str, unique: str
 ) -> None:
-    """aiokafka alone drops the first topic from its metadata (its waiting batches then have no leader)."""
-    first, second = f"{unique}.{producer_type.__name__}.first", f"{unique}.{producer_type.__name__}.second"
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    producer = producer_type(bootstrap_servers=broker)
-    try:
-        await admin.create_topics([NewTopic(first, num_partitions=1, replication_factor=1)])
-        await producer.start()  # its first metadata: every topic
-        await (await producer.send(first, b"one"))
-        await admin.create_topics([NewTopic(second, num_partitions=1, replication_factor=1)])
-        await (await producer.send(second, b"two"))  # a topic it did not know: metadata for it is requested
-        await producer.client.force_metadata_update()
+    await create_topic(broker, unique, partitions=2)
+    await produce(broker, unique, {0: 4, 1: 4})
+    async with HandAssigned(app_on(broker, unique), broker, unique, partitions=2) as assigned:
+        await assigned.rewind()
+        await assigned.read_to_end({0: 4, 1: 4})
+        await assigned.commit({0: 2})  # partition 1: nothing committed
 
-        assert (producer.client.cluster.partitions_for_topic(first) is not None) is kept
-    finally:
-        await producer.stop()
-        await admin.close()
+        await assigned.rewind()
+        assert [await assigned.position(0), await assigned.position(1)] == [2, 0]  # aiokafka leaves 1 at 4
+
+
+async def test_a_rewind_leaves_table_changelogs_to_recovery(broker: str, unique: str) -> None:
+    app = app_on(broker, unique)
+    table = app.Table("state", default=int)
+    changelog = table.changelog_topic.get_topic_name()
+    await create_topic(broker, changelog)
+    await produce(broker, changelog, {0: 4})
+    async with HandAssigned(app, broker, changelog) as assigned:  # registered as streamed, and a changelog
+        await assigned.rewind()
+        assert await assigned.position() == 0  # the default reset (earliest), not a seek of ours
+        await assigned.read_to_end({0: 4})
+
+        await assigned.rewind()
+        assert await assigned.position() == 4
+
+
+async def test_the_stop_waits_for_records_taken_until_its_deadline_then_commits_nothing(
+    broker: str, unique: str
+) -> None:
+    await create_topic(broker, unique)
+    await produce(broker, unique, {0: 3})
+    app = app_on(broker, unique, stop_wait=1.0)
+    async with HandAssigned(app, broker, unique) as assigned:
+        await assigned.rewind()
+        await assigned.read_to_end({0: 3})
+        first, second, _ = assigned.messages
+        app.consumer.ack(first)
+        app.stop_clock.start()
+
+        # The agents never acknowledge the other two: it returns at the deadline (the 30s only bound this test).
+        waiting = asyncio.ensure_future(app.consumer.wait_empty())
+        done, _ = await asyncio.wait({waiting}, timeout=30)
+        assert done
+        assert len(app.consumer.unacked) == 2
+        assert await assigned.committed() == 1  # what was acknowledged before the deadline is committed
+
+        app.consumer.ack(second)
+        assert await app.consumer.commit() is False
+        assert await assigned.committed() == 1  # past the deadline, nothing more
+
+
+async def test_a_record_from_before_a_rebalance_is_done_but_not_committable_when_acked(
+    broker: str, unique: str
+) -> None:
+    """A pure bookkeeping rule of the consumer; the broker shows what is committed."""
+    await create_topic(broker, unique)
+    await produce(broker, unique, {0: 3})
+    app = app_on(broker, unique)
+    async with HandAssigned(app, broker, unique) as assigned:
+        await assigned.commit({0: 1})
+        await assigned.rewind()
+        await assigned.read_to_end({0: 3})
+        before = assigned.messages[0]  # offset 1, handed on before the rebalance
+        app.consumer_generation_id += 1
+        await assigned.rewind()
+
+        assert app.consumer.ack(before) is False
+        assert before.acked
+        assert before not in app.consumer.unacked  # a stop does not wait for it
+        await app.consumer.commit()
+        assert await assigned.committed() == 1  # it is read again, so nothing moved
+
+        await assigned.read_to_end({0: 3})
+        again = assigned.messages[2]  # offset 1, read again after the rewind
+        assert (again.offset, app.consumer.ack(again)) == (1, True)
+        await app.consumer.commit()
+        assert await assigned.committed() == 2

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 
+from stackwatch.pipeline.kafka.adapter import StackwatchApp
 from stackwatch.pipeline.kafka.topics import TopicNames
-from stackwatch.pipeline.kafka.transport import StackwatchApp
 from stackwatch.pipeline.roles.agents import AgentTopics, register_agents
 from stackwatch.pipeline.roles.agents.recovery import StoreRecovery
 from stackwatch.pipeline.roles.agents.rules import build_engine

@@ -1,4 +1,4 @@
-"""Thin wrappers over aiokafka: our settings in, our errors out."""
+"""Thin wrappers over aiokafka: our settings in, our errors out (its workarounds are in :mod:`.adapter`)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import cast
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from stackwatch.errors import BrokerError
+from stackwatch.pipeline.kafka.adapter import TopicKeepingProducer
 
-__all__ = ["AckedProducer", "TopicKeepingProducer", "start_with_retry", "wait_for_broker"]
+__all__ = ["AckedProducer", "start_with_retry", "wait_for_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +34,6 @@ async def start_with_retry(
                     await stop.wait()
             delay = min(delay * 2, 30.0)
     return False
-
-
-class TopicKeepingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships no types
-    """aiokafka's producer, keeping the metadata of every topic it sent to.
-
-    aiokafka's client asks the broker for all topics until it is told of one, then only for those it was told of;
-    its producer tells it only of topics it did not know yet. A topic known from the first answer (for all topics)
-    therefore drops out of the metadata as soon as the producer first sends to another, new, topic. A batch for it
-    that is still waiting then has no leader, and stays unsent until something else is sent to that topic (seen
-    when a produce request went unanswered for seconds: the commit, which flushes the producer, waited with it).
-    """
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self._kept: set[str] = set()
-
-    async def send(self, topic: str, *args: object, **kwargs: object) -> asyncio.Future[object]:
-        if topic not in self._kept:
-            self._kept.add(topic)
-            self.client.add_topic(topic)  # a metadata request follows; send waits for the topic's own
-        return cast("asyncio.Future[object]", await super().send(topic, *args, **kwargs))
 
 
 class AckedProducer:

@@ -2,9 +2,10 @@
 
     arm(asyncio.get_running_loop(), STOP_WITHIN, before_exit=broker.stop)   # when the services begin to stop
 
-A stop ends by itself: every agent, service and thread ends when stopped, and the stop waits for the broker at
-most one request timeout (:mod:`stackwatch.pipeline.kafka.transport`). The backstop is only for a stop that still does
-not end. It logs at CRITICAL every asyncio task's chain of awaits and every thread's stack, calls ``before_exit``
+A stop ends by itself: every agent, service and thread ends when stopped, and what Faust would wait for without a
+bound (the agents' records, the broker) is waited for ``stop_wait`` at most (:mod:`stackwatch.pipeline.kafka.adapter`,
+whose row 12 lists this backstop among the workarounds). The backstop is only for a stop that still does not end.
+It logs at CRITICAL every asyncio task's chain of awaits and every thread's stack, calls ``before_exit``
 (the embedded broker is stopped there) and exits with status :data:`FORCED_EXIT_STATUS`, so a supervisor, a test
 or CI sees that something hung instead of a clean stop. Nothing committed is lost by leaving this way: offsets are
 committed only after what they cover was written.

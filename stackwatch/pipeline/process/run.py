@@ -9,13 +9,11 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
-
-from faust.worker import Worker
 
 from stackwatch import __version__
 from stackwatch.errors import BrokerError, StackwatchError
 from stackwatch.pipeline.app import ROLES, Runtime, build_runtime
+from stackwatch.pipeline.kafka.adapter import StackwatchWorker
 from stackwatch.pipeline.kafka.broker import EmbeddedBroker
 from stackwatch.pipeline.kafka.producer import wait_for_broker
 from stackwatch.pipeline.process import backstop
@@ -31,46 +29,39 @@ log = logging.getLogger("stackwatch")
 _QUIET_LIBRARIES = ("faust", "mode", "aiokafka", "kafka", "aiohttp", "httpx", "httpcore")
 
 
-class _Worker(Worker):
-    """Faust's worker with stackwatch's log levels: ours as configured, the libraries' at warning."""
+def _before_stop(
+    drain: Callable[[], Awaitable[None]] | None, before_forced_exit: Callable[[], None] | None
+) -> Callable[[], Awaitable[None]]:
+    """What a stop signal runs before the services stop: the drain, then the backstop is armed (even if it failed)."""
 
-    def __init__(
-        self,
-        *args: Any,
-        stackwatch_level: str,
-        banner: str,
-        drain: Callable[[], Awaitable[None]] | None,
-        before_forced_exit: Callable[[], None] | None = None,
-        log_format: str = "auto",
-        **kwargs: Any,
-    ) -> None:
-        self._stackwatch_level = log_level(stackwatch_level)
-        self._log_format = log_format
-        self._banner = banner
-        self._drain = drain
-        self._before_forced_exit = before_forced_exit
-        super().__init__(*args, **kwargs)
+    async def before_stop() -> None:
+        try:
+            if drain is not None:
+                await drain()
+        finally:
+            # The stop ends by itself: Faust's waits for the agents' records and for the broker are bounded
+            # (StackwatchApp.stop_wait, kafka/adapter/stop.py). The backstop only names a stop that still hangs, and
+            # exits non-zero.
+            backstop.arm(asyncio.get_running_loop(), backstop.STOP_WITHIN, before_forced_exit)
 
-    async def _stop_on_signal(self, signal: Any) -> None:
-        if self._drain is not None:
-            try:
-                await self._drain()
-            except Exception:  # a failed drain must never prevent the stop itself
-                log.exception("drain before stop failed; stopping anyway")
-        # The stop ends by itself: Faust's waits for the agents' records and for the broker are bounded
-        # (StackwatchApp.stop_wait, transport.py). The backstop only names a stop that still hangs, and exits non-zero.
-        backstop.arm(asyncio.get_running_loop(), backstop.STOP_WITHIN, self._before_forced_exit)
-        await super()._stop_on_signal(signal)
+    return before_stop
 
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        super().on_setup_root_logger(logger, level)
+
+def _log_setup(level: str, log_format: str, banner: str) -> Callable[[logging.Logger], None]:
+    """Stackwatch's log levels and format on the root logger Faust's worker set up: ours as configured, the
+    libraries' at warning."""
+    stackwatch_level = log_level(level)
+
+    def configure(logger: logging.Logger) -> None:
         for handler in logger.handlers:
             stream = getattr(handler, "stream", None)
-            handler.setFormatter(log_formatter(self._log_format, stream))
-        logging.getLogger("stackwatch").setLevel(self._stackwatch_level)
+            handler.setFormatter(log_formatter(log_format, stream))
+        logging.getLogger("stackwatch").setLevel(stackwatch_level)
         for name in _QUIET_LIBRARIES:
-            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(self._stackwatch_level)))
-        log.info("%s", self._banner)
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(stackwatch_level)))
+        log.info("%s", banner)
+
+    return configure
 
 
 async def drain_pipeline(runtime: Runtime, within: float) -> None:
@@ -178,16 +169,13 @@ def run_roles(
             f"{runtime.app.conf.web_port}; store {settings.storage.path}"
         )
         drain = (lambda: drain_pipeline(runtime, settings.storage.drain_timeout)) if runtime.sink is not None else None
-        worker = _Worker(
+        worker = StackwatchWorker(
             runtime.app,
             *runtime.services,
             loglevel="INFO",
             quiet=True,
-            stackwatch_level=settings.log.level,
-            log_format=settings.log.format,
-            banner=banner,
-            drain=drain,
-            before_forced_exit=(lambda: broker.stop(timeout=5)) if broker is not None else None,
+            configure_logging=_log_setup(settings.log.level, settings.log.format, banner),
+            before_stop=_before_stop(drain, (lambda: broker.stop(timeout=5)) if broker is not None else None),
         )
         try:
             worker.execute_from_commandline()
