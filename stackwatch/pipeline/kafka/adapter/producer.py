@@ -75,8 +75,9 @@ class ResendingProducer(TopicKeepingProducer):
     """aiokafka's producer, with one request's timeout apart from the delivery window (which is unbounded).
 
     ``request_timeout_ms`` keeps only one of aiokafka's meanings: how long ``send`` waits for buffer space.
-    ``resend_after_ms`` bounds the wait for one reply (and the broker's own wait for replicas), after which aiokafka
-    closes the connection and retries the batch, because the batch has not expired. aiokafka (0.14) has no public
+    ``resend_after_ms`` bounds the wait for one reply (and the broker's own wait for replicas, and a ``send``'s wait
+    for a topic's metadata), after which aiokafka closes the connection and retries the batch, because the batch has
+    not expired. aiokafka (0.14) has no public
     setting for these: the client's ``_request_timeout_ms`` is read when a connection opens, the sender's is the
     produce request's own timeout, the accumulator's ``_batch_ttl`` decides whether a failed batch may be retried.
     It can go when aiokafka has a delivery timeout apart from the request timeout (Kafka's ``delivery.timeout.ms``).
