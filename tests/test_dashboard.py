@@ -218,6 +218,7 @@ def test_metrics_give_the_figures_they_promise(running: Running) -> None:
     assert samples[("stackwatch_classify_batch_size_sum", ())] == 5
     assert samples[("stackwatch_classify_seconds_count", ())] >= 1
     assert samples[("stackwatch_sink_rows_total", ())] >= 5
+    assert samples[("stackwatch_articles_stored_total", ())] >= 5  # 5 tagged: more only if delivered again
     assert samples[("stackwatch_sink_commit_seconds_count", ())] >= 1
     assert samples[("stackwatch_alerts_fired_total", (("severity", "warning"),))] >= 1
     assert sum(v for (name, _), v in samples.items() if name == "stackwatch_deliveries") >= 1

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 __all__ = [
     "ARTICLES_PRODUCED",
+    "ARTICLES_STORED",
     "CLASSIFY_BATCH_SIZE",
     "CLASSIFY_SECONDS",
     "CONTENT_TYPE",
@@ -41,6 +42,11 @@ ARTICLES_PRODUCED = Counter(
     "stackwatch_articles_produced",
     "Articles the broker acknowledged on the raw topic, per source.",
     ["source"],
+    registry=REGISTRY,
+)
+ARTICLES_STORED = Counter(
+    "stackwatch_articles_stored",
+    "Tagged articles the sink wrote to DuckDB (an article delivered again after a restart counts again).",
     registry=REGISTRY,
 )
 CLASSIFY_BATCH_SIZE = Histogram(

@@ -30,6 +30,11 @@ class DuckDBSink:
     def __len__(self) -> int:
         return len(self._batch)
 
+    @property
+    def pending_articles(self) -> int:
+        """Tagged articles added since the last flush."""
+        return len(self._batch.tagged)
+
     def add(self, message: SinkMessage) -> None:
         match message:
             case TaggedArticle():

@@ -158,6 +158,7 @@ class SinkService(Service):
                 if not len(sink):
                     continue
             started = asyncio.get_running_loop().time()
+            articles = sink.pending_articles
             try:
                 with metrics.SINK_COMMIT_SECONDS.time():
                     written = await self.store_thread.call(sink.flush)
@@ -176,6 +177,7 @@ class SinkService(Service):
             self.last_error = None
             self.last_write_seconds = asyncio.get_running_loop().time() - started
             self.rows_written += written
+            metrics.ARTICLES_STORED.inc(articles)
             try:
                 await consumer.commit()
             except KafkaError as error:
