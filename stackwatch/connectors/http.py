@@ -46,6 +46,7 @@ __all__ = [
     "HttpOptions",
     "HttpPollingSource",
     "fetch",
+    "parse_retry_after",
     "retry_after",
 ]
 
@@ -162,9 +163,17 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
 
 
 def retry_after(value: str | None, default: float = 60.0, cap: float = 6 * 3600) -> float:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), bounded to ``[0, cap]``."""
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), bounded to ``[0, cap]``;
+    ``default`` when it is missing or unreadable."""
+    seconds = parse_retry_after(value, cap)
+    return default if seconds is None else seconds
+
+
+def parse_retry_after(value: str | None, cap: float) -> float | None:
+    """A ``Retry-After`` header (seconds or an HTTP date, RFC 9110) as seconds within ``[0, cap]``; None when it
+    is missing or unreadable."""
     if not value:
-        return default
+        return None
     try:
         return min(cap, max(0.0, float(value)))
     except ValueError:
@@ -172,7 +181,7 @@ def retry_after(value: str | None, default: float = 60.0, cap: float = 6 * 3600)
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
-        return default
+        return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return min(cap, max(0.0, (moment - utcnow()).total_seconds()))

@@ -8,8 +8,8 @@ retry_delay(len(RETRY_SCHEDULE) + 1)  # None: that was the last try
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+
+from stackwatch.connectors.http import parse_retry_after
 
 __all__ = ["JITTER", "MAX_DELAY", "RETRY_SCHEDULE", "retry_after_seconds", "retry_delay"]
 
@@ -35,17 +35,5 @@ def retry_delay(attempt: int, retry_after: float | None = None, rng: random.Rand
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date (RFC 9110); within 0 and :data:`MAX_DELAY`."""
-    if not value:
-        return None
-    try:
-        return min(MAX_DELAY, max(0.0, float(value)))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return min(MAX_DELAY, max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+    """A receiver's Retry-After as seconds within 0 and :data:`MAX_DELAY`; None when missing or unreadable."""
+    return parse_retry_after(value, MAX_DELAY)
