@@ -206,3 +206,10 @@ def test_an_unreadable_pid_file_is_replaced(tmp_path: Path) -> None:
         record = ChildRecord.read(pid_file)
         assert record is not None
         assert record.pid == broker.pid
+
+
+def test_a_free_port_lies_below_the_ephemeral_range_so_no_outgoing_connection_can_take_it_before_its_listener() -> None:
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(1024 <= port < low for port in ports)
+    assert len(ports) > 1
