@@ -105,6 +105,27 @@ def test_spike_trend_and_composite() -> None:
     assert ("index", "firing", 4) in got
 
 
+def test_spikes_and_trends_wait_until_the_stream_covers_their_baseline() -> None:
+    # A stream's first buckets have nothing before them: against that empty baseline 3 articles look like a
+    # surge. A spike is judged once `baseline` buckets have passed, a trend once both its halves have.
+    spike = Rule("spike", Spike("capex", baseline=4, threshold=2))
+    trend = Rule("trend", Trend("capex", window="1h", buckets=2, threshold=0.5))
+    got = fired(replay(RuleEngine([spike, trend]), counts("capex", [3, 3, 1, 1, 1, 6])))
+    assert ("spike", "firing", 0) not in got
+    assert ("trend", "firing", 1) not in got
+    assert ("spike", "firing", 5) in got
+    assert ("trend", "firing", 5) in got
+    assert (spike.warmup, trend.warmup) == (4, 3)
+
+
+def test_a_trend_that_holds_goes_on_holding_through_a_bucket_with_no_articles() -> None:
+    # An empty bucket is judged by the rule's own value there: a count's is 0, but growth over the buckets
+    # before it goes on. Judging it as 0 made a rising trend fire and resolve on alternate days.
+    trend = Rule("trend", Trend("capex", window="1h", buckets=2, threshold=0.5))
+    got = fired(replay(RuleEngine([trend]), counts("capex", [1, 1, 1, 1, 4, 0, 4, 1])))
+    assert got == [("trend", "firing", 4), ("trend", "resolved", 6)]  # hour 5 grew by 1.0: (4 + 0) over (1 + 1)
+
+
 def test_a_quiet_dynamic_alerts_once_the_rest_of_the_stream_moves_on() -> None:
     engine = RuleEngine([Rule("gap", Quiet("capex", timedelta(hours=3)))])
     updates = counts("capex", [1]) + counts("edge", [1, 1, 1, 1, 1, 1])

@@ -334,6 +334,17 @@ class Rule:
         return not isinstance(condition, Composite) or all(weight >= 0 for weight in condition.index.weights.values())
 
     @property
+    def warmup(self) -> int:
+        """Buckets of event time the stream must have covered before the rule is judged: a spike's baseline, a
+        trend's two halves. Judged earlier, a baseline of empty buckets makes the first articles look like a surge."""
+        condition = self.condition
+        if isinstance(condition, Spike):
+            return condition.baseline
+        if isinstance(condition, Trend):
+            return 2 * condition.buckets - 1
+        return 0
+
+    @property
     def reads_articles(self) -> bool:
         """Judged on articles (entities, a source's silence), not on indicator values: what a backtest replays."""
         condition = self.condition

@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from stackwatch.signals.conditions import OPERATORS, Cooccurrence, FirstSeen, Quiet, Rule, Threshold
+from stackwatch.signals.conditions import OPERATORS, Cooccurrence, FirstSeen, Quiet, Rule, RuleCondition
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.entity_rules import first_seen
 from stackwatch.signals.indicators import WINDOWS, bucket_start, hits_for
@@ -80,11 +80,16 @@ class RuleEngine:
 
         for rule in self.rules:
             series = rule.condition.series(update)
-            if series is None:
+            if series is None or not self._warm(state, rule, update.bucket_start):
                 continue
-            fields = rule.condition.fields(update)
-            value = rule.condition.value(history, update)
-            alerts += self._observe(state, rule, fields, update.bucket_start, value)
+            condition = rule.condition
+            fields = condition.fields(update)
+            value = condition.value(history, update)
+
+            def empty_bucket(bucket: datetime, condition: RuleCondition = condition) -> float:
+                return condition.value(history, replace(update, bucket_start=bucket, value=0.0))
+
+            alerts += self._observe(state, rule, fields, update.bucket_start, value, empty_bucket)
         return alerts
 
     def evaluate(
@@ -208,6 +213,7 @@ class RuleEngine:
                 alerts += self._verdict(state, rule, fields, judged, hours >= quiet.threshold, hours)
         if clock["bucket"] is None or bucket > clock["bucket"]:
             clock["bucket"] = bucket
+        clock["first"] = min(clock.get("first") or bucket, bucket)
         if update.indicator == "article_count" and update.value > 0 and bucket > seen.get(update.dynamic, ""):
             seen[update.dynamic] = bucket
         clock["seen"] = seen
@@ -216,8 +222,22 @@ class RuleEngine:
 
     # -- one rule's series -------------------------------------------------------------------------------------
 
+    def _warm(self, state: MutableMapping[str, Any], rule: Rule, bucket: datetime) -> bool:
+        """Has the stream covered the rule's warm-up (:attr:`Rule.warmup` buckets of event time) by ``bucket``?"""
+        if not rule.warmup:
+            return True
+        first = (state.get(f"c|{rule.condition.window}") or {}).get("first")
+        width = WINDOWS[rule.condition.window]
+        return first is not None and bucket - parse_time(first) >= width * rule.warmup
+
     def _observe(
-        self, state: MutableMapping[str, Any], rule: Rule, fields: dict[str, str], bucket: datetime, value: float
+        self,
+        state: MutableMapping[str, Any],
+        rule: Rule,
+        fields: dict[str, str],
+        bucket: datetime,
+        value: float,
+        empty_bucket: Callable[[datetime], float],
     ) -> list[Alert]:
         key = self._key(rule, fields)
         series = dict(state.get(key) or _fresh())
@@ -228,7 +248,7 @@ class RuleEngine:
             return []  # a late update for a bucket already judged
         if current is not None and stamp > current:
             state[key] = series
-            alerts += self._close(state, rule, fields, parse_time(current), bucket)
+            alerts += self._close(state, rule, fields, parse_time(current), bucket, empty_bucket)
             series = dict(state[key])
         if series["bucket"] != stamp:
             series.update(bucket=stamp, held=False, value=None)
@@ -241,9 +261,17 @@ class RuleEngine:
         return alerts
 
     def _close(
-        self, state: MutableMapping[str, Any], rule: Rule, fields: dict[str, str], closed: datetime, following: datetime
+        self,
+        state: MutableMapping[str, Any],
+        rule: Rule,
+        fields: dict[str, str],
+        closed: datetime,
+        following: datetime,
+        empty_bucket: Callable[[datetime], float],
     ) -> list[Alert]:
-        """Judge the bucket ``closed`` now that ``following`` has begun (and any empty buckets between)."""
+        """Judge the bucket ``closed`` now that ``following`` has begun, and the empty buckets between them: one
+        verdict, at the first of them, stands for the gap (``empty_bucket`` is the rule's value at an empty
+        bucket: 0 for a count, but a trend over the buckets before it goes on)."""
         series = state[self._key(rule, fields)]
         alerts: list[Alert] = []
         if rule.judges_early:
@@ -253,13 +281,11 @@ class RuleEngine:
             holds = OPERATORS[rule.condition.op](series["value"], rule.condition.threshold)
             alerts += self._verdict(state, rule, fields, closed, holds, series["value"])
         gap = closed + WINDOWS[rule.condition.window]
-        if gap < following and isinstance(rule.condition, Threshold):
-            # Buckets with no update had the value 0; one verdict stands for the whole gap.
+        if gap < following:
+            value = empty_bucket(gap)
             alerts += self._verdict(
-                state, rule, fields, gap, OPERATORS[rule.condition.op](0.0, rule.condition.threshold), 0.0
+                state, rule, fields, gap, OPERATORS[rule.condition.op](value, rule.condition.threshold), value
             )
-        elif gap < following:
-            alerts += self._verdict(state, rule, fields, gap, False, 0.0)
         return alerts
 
     def _verdict(
