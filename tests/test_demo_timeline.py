@@ -1,9 +1,9 @@
-"""The demo timeline: a dated stream of news, written for the demo, that gives the first run a past (issue #20).
+"""The demo timeline: a dated stream of news, written for the demo, that gives the first run a past.
 
 ``stackwatch/demo/timeline.jsonl`` holds one item per line, oldest first; ``age_hours`` is how long before the
 demo starts the item was published, so the demo looks current whenever it runs. These tests say what the file
 promises: its shape, its span and order, its outlets and syndicated copies (which the product's own SimHash rule
-folds into stories), and that none of its text comes from the classifier's corpus or the old demo articles.
+folds into stories), and that none of its text comes from the classifier's corpus.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def stories(records: list[Record]) -> dict[str, list[Record]]:
 
 @pytest.fixture(scope="module")
 def known_texts() -> set[str]:
-    """Every title and text of the corpus and of the old demo articles, case-folded."""
-    paths = [*sorted((ROOT / "corpus").rglob("*.jsonl")), ROOT / "stackwatch" / "demo" / "articles.jsonl"]
+    """Every title and text of the corpus, case-folded."""
+    paths = sorted((ROOT / "corpus").rglob("*.jsonl"))
     texts: set[str] = set()
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -151,7 +151,7 @@ def test_summaries_are_one_to_three_sentences_of_150_to_450_characters(records: 
         assert 1 <= sentences <= 3, summary
 
 
-def test_no_title_or_summary_is_taken_from_the_corpus_or_the_old_demo(
+def test_no_title_or_summary_is_taken_from_the_corpus(
     records: list[Record], known_texts: set[str]
 ) -> None:
     prefixes = {text[:PREFIX] for text in known_texts}

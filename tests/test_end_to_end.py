@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import base64
-import signal
 from pathlib import Path
 
 import pytest
-import yaml
 from standardwebhooks import Webhook
 
-from stackwatch.pipeline.kafka.broker import free_port, wait_for_port
+from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, pipeline_config, threshold_rule, write_config
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + base64.b64encode(b"end-to-end test secret").decode()
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>
@@ -87,27 +84,6 @@ def test_feed_to_duckdb_to_signed_webhook(broker: str, unique: str, http_server:
         ).rows == [(2.0,)]
         assert store.count("alerts") == 1
     assert len(http_server.received("/hook")) == 1  # one alert per bucket, however many updates tripped it
-
-
-def test_up_on_the_demo_config_runs_offline_with_its_own_broker(tmp_path: Path) -> None:
-    demo = yaml.safe_load((REPO / "stackwatch.yaml").read_text(encoding="utf-8"))
-    demo["sources"] = [source for source in demo["sources"] if source["type"] == "demo"]  # no internet in tests
-    web_port = free_port()
-    demo["web"]["port"] = web_port
-    demo["webhooks"][0]["url"] = f"http://127.0.0.1:{free_port()}/hook"  # nobody listens: delivery must retry politely
-    config = write_config(tmp_path / "stackwatch.yaml", demo)
-    service = Service(config, web_port=web_port, cwd=tmp_path)
-    try:
-        service.wait_until("SELECT count(*) FROM articles", lambda rows: rows[0][0] >= 20, timeout=120)
-        service.wait_until("SELECT count(*) FROM alerts", lambda rows: rows[0][0] >= 1, timeout=60)
-        broker_port = int(service.output.split("broker 127.0.0.1:")[1].split()[0].rstrip(";"))
-    finally:
-        code = service.stop(signal.SIGINT)
-    assert code == 0, service.output[-4000:]
-    assert "Traceback" not in service.output
-    assert "embedded broker stopped" in service.output
-    assert not wait_for_port("127.0.0.1", broker_port, timeout=1.0)  # the broker went away with the service
-    assert (tmp_path / "data" / "stackwatch.duckdb").exists()
 
 
 def test_roles_refuse_to_run_without_a_real_kafka(tmp_path: Path) -> None:

@@ -127,11 +127,11 @@ class FileSourceSettings(_SourceBase):
 
 
 class DemoSourceSettings(_SourceBase):
-    """Bundled sample articles, re-stamped with the current time: the offline demo."""
+    """Seventeen weeks of bundled news, dated back from the moment it first plays: the offline demo."""
 
     type: Literal["demo"]
     interval: Seconds = 2.0
-    per_poll: int = Field(default=5, ge=1, le=1000)
+    per_poll: int = Field(default=20, ge=1, le=1000)
 
 
 SourceSettings = Annotated[

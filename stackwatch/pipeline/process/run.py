@@ -17,6 +17,7 @@ from stackwatch.pipeline.kafka.adapter import StackwatchWorker
 from stackwatch.pipeline.kafka.broker import EmbeddedBroker
 from stackwatch.pipeline.kafka.producer import wait_for_broker
 from stackwatch.pipeline.process import backstop
+from stackwatch.pipeline.process.guide import first_run_guide
 from stackwatch.pipeline.process.logs import log_formatter, log_level
 from stackwatch.pipeline.process.recycle import Recycler, restart_in_place
 from stackwatch.pipeline.process.reload import install_reload
@@ -168,6 +169,7 @@ def run_roles(
             f"{' (embedded, memory only)' if broker else ''}; web http://{settings.web.host}:"
             f"{runtime.app.conf.web_port}; store {settings.storage.path}"
         )
+        guide = first_run_guide(settings, web_port=runtime.app.conf.web_port, config_file=config_file)
         drain = (lambda: drain_pipeline(runtime, settings.storage.drain_timeout)) if runtime.sink is not None else None
         worker = StackwatchWorker(
             runtime.app,
@@ -176,6 +178,7 @@ def run_roles(
             quiet=True,
             configure_logging=_log_setup(settings.log.level, settings.log.format, banner),
             before_stop=_before_stop(drain, (lambda: broker.stop(timeout=5)) if broker is not None else None),
+            on_started=_printer(guide if runtime.sink is not None else None),
         )
         try:
             worker.execute_from_commandline()
@@ -189,6 +192,10 @@ def run_roles(
             broker.stop()
     if recycler is not None and recycler.requested:
         restart_in_place()
+
+
+def _printer(text: str | None) -> Callable[[], None] | None:
+    return None if text is None else lambda: print(text, flush=True)
 
 
 def _recycler(broker: EmbeddedBroker | None, settings: Settings) -> Recycler | None:

@@ -14,6 +14,7 @@ restarts::test_a_sigterm_during_a_backlog_loses_nothing.
 
 Faust's worker sets up the root logger with mode's handlers and format and then calls its documented hook
 ``on_setup_root_logger``; ``configure_logging`` runs there (no workaround: the one place after mode's setup).
+``on_started`` runs from the worker's documented signal ``on_startup_finished``, once every service has started.
 """
 
 from __future__ import annotations
@@ -30,18 +31,21 @@ log = logging.getLogger("stackwatch")
 
 
 class StackwatchWorker(Worker):
-    """Faust's worker; ``before_stop`` is awaited when a signal asks it to stop, before anything stops, and
-    ``configure_logging`` is called with the root logger once mode has set it up (module doc)."""
+    """Faust's worker; ``before_stop`` is awaited when a signal asks it to stop, before anything stops,
+    ``configure_logging`` is called with the root logger once mode has set it up, and ``on_started`` once every
+    service has started (module doc)."""
 
     def __init__(
         self,
         *args: Any,
         before_stop: Callable[[], Awaitable[None]] | None = None,
         configure_logging: Callable[[logging.Logger], None] | None = None,
+        on_started: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self._before_stop = before_stop
         self._configure_logging = configure_logging
+        self._on_started = on_started
         super().__init__(*args, **kwargs)
 
     async def _stop_on_signal(self, signal: Any) -> None:
@@ -51,6 +55,11 @@ class StackwatchWorker(Worker):
             except Exception:  # what runs before the stop must never prevent the stop itself
                 log.exception("stopping: the step before the stop failed; stopping anyway")
         await super()._stop_on_signal(signal)
+
+    async def on_startup_finished(self) -> None:
+        await super().on_startup_finished()
+        if self._on_started is not None:
+            self._on_started()
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         super().on_setup_root_logger(logger, level)
