@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["CHROMIUM", "chromium", "dump_dom"]
+__all__ = ["ARTIFACTS", "CHROMIUM", "chromium", "dump_dom", "screenshot"]
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -49,3 +49,17 @@ def chromium(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess[s
 def dump_dom(url: str, *flags: str, budget_ms: int = 5000, timeout: float = 90.0) -> str:
     """The DOM of ``url`` once its scripts have had ``budget_ms`` of virtual time (navigations included)."""
     return chromium(f"--virtual-time-budget={budget_ms}", *flags, "--dump-dom", url, timeout=timeout).stdout
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+"""Where browser tests keep their screenshots (ignored by git; CI keeps them as artefacts)."""
+
+
+def screenshot(url: str, name: str, *, width: int = 1400, height: int = 2200) -> Path:
+    """A screenshot of ``url`` in ``test-artifacts/name``, replacing an older one; fails unless it shows something."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    chromium(f"--window-size={width},{height}", "--hide-scrollbars", f"--screenshot={shot}", url)
+    assert shot.stat().st_size > 10_000, f"{url}: the screenshot is nearly empty"
+    return shot
