@@ -143,11 +143,11 @@ def test_templates_autoescape_and_links_are_http_only() -> None:
     assert _safe_url("data:text/html,hi") == ""
 
 
-def test_range_parsing_falls_back_to_the_default() -> None:
-    assert parse_range({}) == Range(7, "1h")
+def test_range_parsing_gives_none_when_no_offered_range_is_named() -> None:
+    assert parse_range({}) is None  # the page then picks the default from the store's volume
     assert parse_range({"days": "30"}) == Range(30, "1d")
-    assert parse_range({"days": "90", "width": "1h"}) == Range(90, "1h")
-    assert parse_range({"days": "1000000", "width": "1y"}) == Range(7, "1d")
+    assert parse_range({"days": "90", "width": "1h"}) == Range(90, "1d")
+    assert parse_range({"days": "1000000", "width": "1y"}) is None
 
 
 def test_status_text_is_compact() -> None:

@@ -36,6 +36,7 @@ from stackwatch.pipeline.web.guard import BrowserRules, browser_guard
 from stackwatch.pipeline.web.headers import security_headers
 from stackwatch.pipeline.web.sqlfront import SqlFront
 from stackwatch.settings import Settings
+from stackwatch.settings.entities import gazetteer_from
 
 __all__ = ["ROUTES", "register_web"]
 
@@ -65,6 +66,7 @@ def register_web(app: faust.App, runtime: Runtime, settings: Settings, servers: 
     server.web_app[WEB] = WebContext(runtime, tuple(servers), figures, SqlFront(settings))
     dynamics = tuple(settings.taxonomy().names)
     composites = tuple(composite.name for composite in settings.indicators.composites)
-    server.web_app[dashboard.DASHBOARD] = dashboard.Dashboard(runtime, dynamics, composites)
+    entities = tuple(entity.name for entity in gazetteer_from(settings.entities).entities)
+    server.web_app[dashboard.DASHBOARD] = dashboard.Dashboard(runtime, dynamics, composites, entities)
     for path, view in ROUTES:
         app.page(path)(view)

@@ -5,13 +5,24 @@ Every function takes the writer's connection and runs on the store thread (``Sto
     overview = await thread.call(queries.overview, thread.store.connection, Range(days=7, width="1h"))
 
 Nothing here formats or escapes: templates do (Jinja2 autoescape). By job: :mod:`.records` (what a page shows),
-:mod:`.reads` (the pieces pages share), :mod:`.pages` (one read per page).
+:mod:`.reads` (the pieces pages share), :mod:`.pages` (one read per page), :mod:`.lookups` (the recent volume that
+picks the default range, entity names), :mod:`.search` (the article search).
 """
 
 from __future__ import annotations
 
-from stackwatch.storage.dashboard.pages import article_detail, dynamic_detail, entity_detail, overview
+from stackwatch.storage.dashboard.lookups import entity_names, recent_volume
+from stackwatch.storage.dashboard.pages import (
+    ALERTS,
+    ARTICLES,
+    STORIES,
+    article_detail,
+    dynamic_detail,
+    entity_detail,
+    overview,
+)
 from stackwatch.storage.dashboard.records import (
+    WIDTHS,
     AlertView,
     ArticleDetail,
     ArticleRow,
@@ -20,13 +31,21 @@ from stackwatch.storage.dashboard.records import (
     Overview,
     Point,
     Range,
+    RecentVolume,
+    SearchFilters,
+    SearchResult,
     Series,
     SilenceView,
     SourceVolume,
     StoryRow,
 )
+from stackwatch.storage.dashboard.search import search_articles
 
 __all__ = [
+    "ALERTS",
+    "ARTICLES",
+    "STORIES",
+    "WIDTHS",
     "AlertView",
     "ArticleDetail",
     "ArticleRow",
@@ -35,6 +54,9 @@ __all__ = [
     "Overview",
     "Point",
     "Range",
+    "RecentVolume",
+    "SearchFilters",
+    "SearchResult",
     "Series",
     "SilenceView",
     "SourceVolume",
@@ -42,5 +64,8 @@ __all__ = [
     "article_detail",
     "dynamic_detail",
     "entity_detail",
+    "entity_names",
     "overview",
+    "recent_volume",
+    "search_articles",
 ]

@@ -27,10 +27,14 @@ from stackwatch.storage.dashboard.records import (
     SourceVolume,
 )
 
-__all__ = ["article_detail", "dynamic_detail", "entity_detail", "overview"]
+__all__ = ["ALERTS", "ARTICLES", "STORIES", "article_detail", "dynamic_detail", "entity_detail", "overview"]
+
+ARTICLES, STORIES, ALERTS = 50, 20, 20
+"""How many of the newest articles, stories and alerts within its range a dynamic or entity page lists."""
 
 _LABELLED = "EXISTS (SELECT 1 FROM article_dynamics e WHERE e.article_id = a.id AND e.label AND e.dynamic = ?)"
 _MENTIONS = "EXISTS (SELECT 1 FROM article_entities m WHERE m.article_id = a.id AND m.entity = ?)"
+_IN_RANGE = "a.published_at >= ?"
 
 
 def overview(
@@ -78,26 +82,30 @@ def overview(
 
 
 def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) -> DynamicDetail:
-    """A dynamic's series, its entities, labelled articles, stories and alerts."""
+    """A dynamic's series, its entities, and its labelled articles, stories and alerts within the range (the
+    newest :data:`ARTICLES`, :data:`STORIES` and :data:`ALERTS`)."""
+    since = rng.since
     return DynamicDetail(
         name=name,
         series=scope_series(series_points(connection, rng, dynamic=name), name),
         entities=counts_by(connection, "entity", name, rng, limit=20),
-        articles=tuple(article_rows(connection, _LABELLED, [name], 50)),
-        stories=tuple(story_rows(connection, _LABELLED, [name], 20)),
-        alerts=tuple(alert_views(connection, "al.dynamic = ?", [name], 20)),
+        articles=tuple(article_rows(connection, f"{_LABELLED} AND {_IN_RANGE}", [name, since], ARTICLES)),
+        stories=tuple(story_rows(connection, f"{_LABELLED} AND {_IN_RANGE}", [name, since], STORIES)),
+        alerts=tuple(alert_views(connection, "al.dynamic = ? AND al.bucket_start >= ?", [name, since], ALERTS)),
     )
 
 
 def entity_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) -> EntityDetail:
-    """An entity's volume, the dynamics it appears in, the articles and stories that mention it."""
+    """An entity's volume, the dynamics it appears in, and the articles and stories within the range that mention
+    it (the newest :data:`ARTICLES` and :data:`STORIES`)."""
+    since = rng.since
     points = series_points(connection, rng, entity=name, indicators=("article_count",))
     return EntityDetail(
         name=name,
         series=scope_series(points, name, key="*"),
         dynamics=counts_by(connection, "dynamic", name, rng),
-        articles=tuple(article_rows(connection, _MENTIONS, [name], 50)),
-        stories=tuple(story_rows(connection, _MENTIONS, [name], 20)),
+        articles=tuple(article_rows(connection, f"{_MENTIONS} AND {_IN_RANGE}", [name, since], ARTICLES)),
+        stories=tuple(story_rows(connection, f"{_MENTIONS} AND {_IN_RANGE}", [name, since], STORIES)),
     )
 
 

@@ -32,11 +32,18 @@ INTERVAL = "CASE WHEN {w} = '1d' THEN INTERVAL 1 DAY ELSE INTERVAL 1 HOUR END"
 Points = dict[tuple[str, str], list[Point]]
 """Points per (dynamic, indicator)."""
 
+_WEEKLY = (
+    "SELECT dynamic, indicator, date_trunc('week', bucket_start) AS starts, "  # ISO weeks: rows() reads in UTC
+    "CASE indicator WHEN 'article_count' THEN sum(value) WHEN 'zscore' THEN max(value) ELSE avg(value) END "
+)
+
 
 def rows(connection: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """All rows of one query, run on a cursor of its own."""
+    """All rows of one query, run on a cursor of its own in UTC (a cursor does not inherit the connection's
+    ``TimeZone``: without this, weeks would start and times read in the machine's zone)."""
     cursor = connection.cursor()
     try:
+        cursor.execute("SET TimeZone = 'UTC'")
         return cursor.execute(sql, list(params)).fetchall()
     finally:
         cursor.close()
@@ -50,16 +57,23 @@ def series_points(
     entity: str = "*",
     indicators: tuple[str, ...] = ("article_count", "zscore"),
 ) -> Points:
-    """Points per (dynamic, indicator) of one scope; ``dynamic=""`` means every dynamic (not ``*``)."""
+    """Points per (dynamic, indicator) of one scope; ``dynamic=""`` means every dynamic (not ``*``).
+
+    A weekly range reads the daily rows and folds them into ISO weeks: ``article_count`` is the week's sum,
+    ``zscore`` the week's highest daily value, any other indicator (a composite) the mean of its days.
+    """
     placeholders = ", ".join("?" for _ in indicators)
     dynamic_clause = "dynamic <> '*'" if dynamic == "" else "dynamic = ?"
     params: list[Any] = [] if dynamic == "" else [dynamic]
+    scope = (
+        f"FROM indicators WHERE {dynamic_clause} AND entity = ? AND source = '*' AND bucket_width = ? "
+        f"AND bucket_start >= ? AND indicator IN ({placeholders})"
+    )
+    select = _WEEKLY if rng.width == "1w" else "SELECT dynamic, indicator, bucket_start AS starts, value "
     found = rows(
         connection,
-        f"SELECT dynamic, indicator, bucket_start, value FROM indicators WHERE {dynamic_clause} AND entity = ? "  # noqa: S608 (fixed text)
-        f"AND source = '*' AND bucket_width = ? AND bucket_start >= ? AND indicator IN ({placeholders}) "
-        "ORDER BY bucket_start",
-        [*params, entity, rng.width, rng.since, *indicators],
+        select + scope + (" GROUP BY 1, 2, 3" if rng.width == "1w" else "") + " ORDER BY starts",
+        [*params, entity, rng.stored_width, rng.since, *indicators],
     )
     out: Points = {}
     for name, indicator, at, value in found:
@@ -94,18 +108,19 @@ def counts_by(
 
 
 def article_rows(
-    connection: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], limit: int
+    connection: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], limit: int, offset: int = 0
 ) -> list[ArticleRow]:
-    """The newest articles ``a`` matching ``where``, each with its dynamics' scores, best first."""
+    """The newest articles ``a`` matching ``where`` (``offset`` skipped), each with its dynamics' scores, best
+    first."""
     found = rows(
         connection,
         "WITH picked AS (SELECT a.id, a.title, a.url, a.source, a.published_at, a.labels FROM articles a "  # noqa: S608 (fixed text)
-        f"WHERE {where} ORDER BY a.published_at DESC, a.id LIMIT ?) "
+        f"WHERE {where} ORDER BY a.published_at DESC, a.id LIMIT ? OFFSET ?) "
         "SELECT p.id, p.title, p.url, p.source, p.published_at, p.labels, "
         "list((d.dynamic, d.score) ORDER BY d.score DESC) FILTER (WHERE d.dynamic IS NOT NULL) "
         "FROM picked p LEFT JOIN article_dynamics d ON d.article_id = p.id "
         "GROUP BY ALL ORDER BY p.published_at DESC, p.id",
-        [*params, limit],
+        [*params, limit, offset],
     )
     return [
         ArticleRow(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
+    "WIDTHS",
     "AlertView",
     "ArticleDetail",
     "ArticleRow",
@@ -17,33 +18,87 @@ __all__ = [
     "Overview",
     "Point",
     "Range",
+    "RecentVolume",
+    "SearchFilters",
+    "SearchResult",
     "Series",
     "SilenceView",
     "SourceVolume",
     "StoryRow",
 ]
 
+WIDTHS: dict[str, timedelta] = {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
+"""The bucket widths a page can show. The store keeps ``1h`` and ``1d`` buckets; ``1w`` (ISO weeks, from Monday
+00:00 UTC) is summed from the daily rows when a page is read."""
+
 
 @dataclass(frozen=True, slots=True)
 class Range:
-    """The time window a page shows: the last ``days`` days in ``width`` buckets (``1h`` or ``1d``)."""
+    """The time window a page shows: the last ``days`` days in ``width`` buckets (``1h``, ``1d`` or ``1w``).
+
+    The window ends where the current bucket ends (the next hour, day or Monday, UTC) and starts ``days`` before.
+    """
 
     days: int = 7
     width: str = "1h"
 
     @property
-    def since(self) -> datetime:
+    def bucket(self) -> timedelta:
+        """The length of one bucket."""
+        return WIDTHS[self.width]
+
+    @property
+    def stored_width(self) -> str:
+        """The stored bucket width the range reads: weeks are sums of days."""
+        return "1d" if self.width == "1w" else self.width
+
+    @property
+    def until(self) -> datetime:
+        """Where the range ends: the end of the current bucket."""
         now = datetime.now(UTC)
-        if self.width == "1d":
-            now = now.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-        else:
-            now = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        return now - timedelta(days=self.days)
+        if self.width == "1h":
+            return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.width == "1w":
+            return day - timedelta(days=day.weekday()) + timedelta(weeks=1)
+        return day + timedelta(days=1)
+
+    @property
+    def since(self) -> datetime:
+        """Where the range starts: ``days`` before :attr:`until`."""
+        return self.until - timedelta(days=self.days)
 
     @property
     def daily_since(self) -> datetime:
         """Where the range starts in whole days: for the sums over daily buckets, whatever ``width`` is."""
-        return Range(self.days, "1d").since
+        return self.since if self.width != "1h" else Range(self.days, "1d").since
+
+
+@dataclass(frozen=True, slots=True)
+class RecentVolume:
+    """Articles stored in the last 7, 30 and 90 days (whole UTC days, today included): what the default range is
+    chosen from."""
+
+    last_7d: int = 0
+    last_30d: int = 0
+    last_90d: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """What a search asks for; each field is optional (empty or None: no filter).
+
+    ``q`` is matched literally and case-insensitively in the title or the summary; ``dynamic`` and ``entity`` are
+    names as stored (a labelled dynamic, a mentioned entity); ``source`` is matched case-insensitively;
+    ``since`` is inclusive and ``until`` exclusive.
+    """
+
+    q: str = ""
+    dynamic: str | None = None
+    entity: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +129,14 @@ class ArticleRow:
     published_at: datetime
     labels: tuple[str, ...]
     scores: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One page of matching articles, newest first, and how many match in all."""
+
+    total: int
+    articles: tuple[ArticleRow, ...]
 
 
 @dataclass(frozen=True, slots=True)

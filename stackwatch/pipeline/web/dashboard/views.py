@@ -1,25 +1,28 @@
 """The dashboard's pages on Faust's web server.
 
-/dashboard/                      overview (``?days=7|30|90&width=1h|1d``)
-/dashboard/dynamic/{name}        a dynamic: chart, entities, alerts, stories, articles
-/dashboard/entity/{name}         an entity: chart, dynamics, stories, articles
+/dashboard/                      overview (``?days=…&width=…``, one of :data:`~.ranges.RANGES`)
+/dashboard/dynamic/{name}        a dynamic: chart, entities, alerts, stories, articles (any case)
+/dashboard/entity/{name}         an entity: chart, dynamics, stories, articles (any case, percent-encoded)
 /dashboard/article/{id}          an article: scores, entities, story, the alerts it fed
+/dashboard/search                articles by text, dynamic, entity, source and dates (``?q=&dynamic=…``)
 /dashboard/static/style.css      the one stylesheet (the pages load nothing else)
 
 Each view reads its :class:`Dashboard` from the aiohttp application (:data:`DASHBOARD`), builds a :class:`Page`
-and renders it. A page that cannot be built (no store in this process, a store that cannot answer, an unknown
-name) is the error page with its status: 404, 500 or 503.
+and renders it. Every page shows a range: the one the request names, else the default for the store's volume
+(:func:`~.ranges.default_range`); every link to another page carries it. A page that cannot be built (no store in
+this process, a store that cannot answer, an unknown name) is the error page with its status: 404, 500 or 503;
+a search with a field that cannot be read is the search page with its messages and 400.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Concatenate, Final, ParamSpec, TypeVar, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web as aioweb
 from duckdb import DuckDBPyConnection
@@ -30,6 +33,8 @@ from stackwatch.errors import StoreError
 from stackwatch.pipeline.runtime import Runtime
 from stackwatch.pipeline.web.context import Routes
 from stackwatch.pipeline.web.dashboard import charts
+from stackwatch.pipeline.web.dashboard.ranges import RANGES, default_range, parse_range
+from stackwatch.pipeline.web.dashboard.search import FIELDS, PAGE_SIZE, SearchForm, check_form, match_dynamic
 from stackwatch.storage import dashboard as queries
 from stackwatch.storage.dashboard import Range
 
@@ -38,11 +43,14 @@ __all__ = [
     "RANGES",
     "ROUTES",
     "Dashboard",
+    "NavLink",
     "Page",
     "PageError",
     "SourceHealth",
     "build_environment",
+    "nav_links",
     "parse_range",
+    "range_query",
     "source_health",
 ]
 
@@ -51,7 +59,6 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RANGES: tuple[tuple[int, str], ...] = ((7, "1h"), (7, "1d"), (30, "1d"), (90, "1d"))
 HTML = "text/html; charset=utf-8"
 NO_STORE = "this process does not hold the store (the dashboard runs with the sink role)"
 
@@ -67,6 +74,14 @@ def _safe_url(value: object) -> str:
     return text if urlsplit(text).scheme in {"http", "https"} else ""
 
 
+_CONTROL = {code: "\ufffd" for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)}
+
+
+def _visible(value: object) -> str:
+    """Text with its control characters (NUL included) shown as U+FFFD: what a user typed, echoed back."""
+    return str(value).translate(_CONTROL)
+
+
 def build_environment() -> Environment:
     """Jinja2 with autoescape on for every template: article text is untrusted."""
     environment = Environment(
@@ -78,19 +93,32 @@ def build_environment() -> Environment:
     )
     environment.filters["seg"] = _segment
     environment.filters["safe_url"] = _safe_url
+    environment.filters["visible"] = _visible
     return environment
 
 
-def parse_range(query: Mapping[str, str]) -> Range:
-    """``?days=`` (7, 30 or 90) and ``?width=`` (1h or 1d) of a request; anything else falls back to 7d · 1h."""
-    try:
-        days = int(query.get("days", "7"))
-    except ValueError:
-        days = 7
-    days = days if days in {7, 30, 90} else 7
-    width = query.get("width", "1h" if days == 7 else "1d")
-    width = width if width in {"1h", "1d"} else "1d"
-    return Range(days, width)
+def range_query(rng: Range) -> str:
+    """The query string that names ``rng``, for every link from a page to another: ``?days=182&width=1w``."""
+    return "?" + urlencode({"days": rng.days, "width": rng.width})
+
+
+@dataclass(frozen=True, slots=True)
+class NavLink:
+    """One range in the header: its label, its link (this page with that range) and whether it is in force."""
+
+    label: str
+    href: str
+    on: bool
+
+
+def nav_links(query: Mapping[str, str], rng: Range | None) -> tuple[NavLink, ...]:
+    """The header's ranges: each links to the same page with that range, keeping the search fields."""
+    kept = {name: query[name] for name in FIELDS if query.get(name)}
+    return tuple(
+        NavLink(f"{days}d · {width}", "?" + urlencode({**kept, "days": days, "width": width}),
+                rng is not None and (rng.days, rng.width) == (days, width))
+        for days, width in RANGES
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +168,9 @@ def source_health(runtime: Runtime, stored: tuple[queries.SourceVolume, ...]) ->
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A template and its context (``rng``, ``ranges`` and ``now`` are added when it is rendered)."""
+    """A template and its context. ``rng`` (the range in force, None on an error page) and ``defaulted`` (it was
+    chosen from the store's volume) come from the page; ``nav``, ``rq``, ``form``, ``entities`` and ``now`` are
+    added when it is rendered."""
 
     template: str
     context: Mapping[str, object] = field(default_factory=dict)
@@ -165,6 +195,8 @@ class Dashboard:
     """The taxonomy's dynamics, in its order."""
     composites: tuple[str, ...]
     """The names of ``indicators.composites``."""
+    entities: tuple[str, ...] = ()
+    """The gazetteer's entity names (built-in and configured)."""
     environment: Environment = field(default_factory=build_environment)
     stylesheet: bytes = field(
         default_factory=lambda: (
@@ -172,10 +204,18 @@ class Dashboard:
         )
     )
 
-    def render(self, page: Page) -> Response:
-        """``page`` as an HTML response."""
-        context = {"rng": Range(), **page.context}
-        body = self.environment.get_template(page.template).render(ranges=RANGES, now=datetime.now(UTC), **context)
+    def render(self, page: Page, query: Mapping[str, str]) -> Response:
+        """``page``, asked for with ``query``, as an HTML response."""
+        context: dict[str, object] = {"rng": None, "defaulted": False, "form": SearchForm(), **page.context}
+        rng = cast(Range | None, context["rng"])
+        body = self.environment.get_template(page.template).render(
+            nav=nav_links(query, rng),
+            rq=range_query(rng) if rng is not None else "",
+            entities=self.entities,
+            dynamics=self.dynamics,
+            now=datetime.now(UTC),
+            **context,
+        )
         answer = aioweb.Response(body=body.encode("utf-8"), status=page.status, headers={"Content-Type": HTML})
         return cast(Response, answer)  # Faust's aiohttp driver serves aiohttp's responses
 
@@ -202,43 +242,127 @@ class Dashboard:
 DASHBOARD: Final = aioweb.AppKey("stackwatch.dashboard", Dashboard)
 
 
+async def page_range(dashboard: Dashboard, query: Mapping[str, str]) -> dict[str, object]:
+    """``rng``, the range the request names or else the default for the store's recent volume, and
+    ``defaulted``, whether it is the default."""
+    named = parse_range(query)
+    if named is not None:
+        return {"rng": named, "defaulted": False}
+    return {"rng": default_range(await dashboard.read(queries.recent_volume)), "defaulted": True}
+
+
+async def resolve_entity(dashboard: Dashboard, name: str) -> str | None:
+    """The entity ``name`` means, in any case: the gazetteer's spelling, else the store's; None when neither has
+    it."""
+    if name in dashboard.entities:
+        return name
+    folded = name.casefold()
+    known = next((entity for entity in dashboard.entities if entity.casefold() == folded), None)
+    if known is not None:
+        return known
+    stored = await dashboard.read(queries.entity_names, name)
+    return stored[0] if stored else None
+
+
+def _search_href(rng: Range, **fields: str) -> str:
+    """The search page for ``fields`` from the start of ``rng`` on, keeping the range."""
+    query = {**fields, "since": f"{rng.since:%Y-%m-%d}", "days": str(rng.days), "width": rng.width}
+    return "/dashboard/search?" + urlencode(query)
+
+
 async def overview_page(dashboard: Dashboard, query: Mapping[str, str]) -> Page:
     """Every dynamic's volume, the composites, the entity heat map and the sources' health."""
-    rng = parse_range(query)
+    shown = await page_range(dashboard, query)
+    rng = cast(Range, shown["rng"])
     result = await dashboard.read(queries.overview, rng, dashboard.dynamics, dashboard.composites)
+    heat = charts.heat_map(
+        result.entities,
+        dashboard.dynamics,
+        result.heat,
+        link="/dashboard/entity/",
+        dynamic_link="/dashboard/dynamic/",
+        query=range_query(rng)[1:],
+    )
     context = {
-        "rng": rng,
+        **shown,
         "view": result,
         "charts": {series.name: charts.volume_chart(series, rng) for series in result.dynamics},
         "composite_charts": {series.name: charts.line_chart(series, rng) for series in result.composites},
-        "heat": charts.heat_map(result.entities, dashboard.dynamics, result.heat, link="/dashboard/entity/"),
+        "heat": heat,
         "sources": source_health(dashboard.runtime, result.sources),
     }
     return Page("overview.html", context)
 
 
 async def dynamic_page(dashboard: Dashboard, name: str, query: Mapping[str, str]) -> Page:
-    """One dynamic; 404 when the taxonomy has none of that name."""
-    if name not in dashboard.dynamics:
-        raise PageError(404, f"unknown dynamic {name!r} (known: {', '.join(dashboard.dynamics)})")
-    rng = parse_range(query)
-    result = await dashboard.read(queries.dynamic_detail, name, rng)
-    return Page("dynamic.html", {"rng": rng, "view": result, "chart": charts.volume_chart(result.series, rng)})
+    """One dynamic, named in any case; 404 when the taxonomy has none of that name."""
+    dynamic = match_dynamic(name, dashboard.dynamics)
+    if dynamic is None:
+        raise PageError(404, f"unknown dynamic {name[:80]!r} (known: {', '.join(dashboard.dynamics)})")
+    shown = await page_range(dashboard, query)
+    rng = cast(Range, shown["rng"])
+    result = await dashboard.read(queries.dynamic_detail, dynamic, rng)
+    context = {
+        **shown,
+        "view": result,
+        "chart": charts.volume_chart(result.series, rng),
+        "limits": {"articles": queries.ARTICLES, "stories": queries.STORIES, "alerts": queries.ALERTS},
+        "search_href": _search_href(rng, dynamic=dynamic),
+    }
+    return Page("dynamic.html", context)
 
 
 async def entity_page(dashboard: Dashboard, name: str, query: Mapping[str, str]) -> Page:
-    """One entity."""
-    rng = parse_range(query)
-    result = await dashboard.read(queries.entity_detail, name, rng)
-    return Page("entity.html", {"rng": rng, "view": result, "chart": charts.volume_chart(result.series, rng)})
+    """One entity, named in any case; 404 when neither the gazetteer nor the store has it."""
+    entity = await resolve_entity(dashboard, name)
+    if entity is None:
+        raise PageError(404, f"unknown entity {name[:80]!r}: neither the gazetteer nor the store has it")
+    shown = await page_range(dashboard, query)
+    rng = cast(Range, shown["rng"])
+    result = await dashboard.read(queries.entity_detail, entity, rng)
+    context = {
+        **shown,
+        "view": result,
+        "chart": charts.volume_chart(result.series, rng),
+        "limits": {"articles": queries.ARTICLES, "stories": queries.STORIES},
+        "search_href": _search_href(rng, entity=entity),
+    }
+    return Page("entity.html", context)
 
 
-async def article_page(dashboard: Dashboard, article_id: str) -> Page:
+async def article_page(dashboard: Dashboard, article_id: str, query: Mapping[str, str]) -> Page:
     """One article; 404 when the store has none by that id."""
     result = await dashboard.read(queries.article_detail, article_id)
     if result is None:
-        raise PageError(404, f"no article with id {article_id!r}")
-    return Page("article.html", {"view": result})
+        raise PageError(404, f"no article with id {article_id[:80]!r}")
+    return Page("article.html", {**await page_range(dashboard, query), "view": result})
+
+
+async def search_page(dashboard: Dashboard, query: Mapping[str, str]) -> Page:
+    """Stored articles matching the form's filters, newest first, :data:`~.search.PAGE_SIZE` a page; the form
+    again with a message per bad field and status 400 when a field cannot be read."""
+    shown = await page_range(dashboard, query)
+    form, filters, errors = check_form(query, dashboard.dynamics)
+    if filters.entity is not None:
+        entity = await resolve_entity(dashboard, filters.entity)
+        if entity is None:
+            errors.append(f"entity: unknown entity {filters.entity[:40]!r} (neither the gazetteer nor the store)")
+        filters = replace(filters, entity=entity)
+    context: dict[str, object] = {**shown, "form": form, "errors": errors, "result": None}
+    if errors:
+        return Page("search.html", context, 400)
+    result = await dashboard.read(queries.search_articles, filters, PAGE_SIZE, (form.page - 1) * PAGE_SIZE)
+    rng = cast(Range, shown["rng"])
+    link = {**form.fields, "days": str(rng.days), "width": rng.width}
+    first = (form.page - 1) * PAGE_SIZE
+    context.update(
+        result=result,
+        first=first + 1,
+        last=first + len(result.articles),
+        previous=f"?{urlencode({**link, 'page': form.page - 1})}" if form.page > 1 else "",
+        next=f"?{urlencode({**link, 'page': form.page + 1})}" if first + PAGE_SIZE < result.total else "",
+    )
+    return Page("search.html", context)
 
 
 async def serve(request: Request, build: Callable[[Dashboard], Awaitable[Page]]) -> Response:
@@ -248,7 +372,7 @@ async def serve(request: Request, build: Callable[[Dashboard], Awaitable[Page]])
         page = await build(dashboard)
     except PageError as error:
         page = Page("error.html", {"status": error.status, "message": error.message}, error.status)
-    return dashboard.render(page)
+    return dashboard.render(page, request.query)
 
 
 class Overview(View):
@@ -268,7 +392,12 @@ class Entity(View):
 
 class Article(View):
     async def get(self, request: Request, article_id: str) -> Response:
-        return await serve(request, lambda dashboard: article_page(dashboard, article_id))
+        return await serve(request, lambda dashboard: article_page(dashboard, article_id, request.query))
+
+
+class Search(View):
+    async def get(self, request: Request) -> Response:
+        return await serve(request, lambda dashboard: search_page(dashboard, request.query))
 
 
 class Stylesheet(View):
@@ -282,5 +411,6 @@ ROUTES: Routes = (
     ("/dashboard/dynamic/{name}", Dynamic),
     ("/dashboard/entity/{name}", Entity),
     ("/dashboard/article/{article_id}", Article),
+    ("/dashboard/search", Search),
     ("/dashboard/static/style.css", Stylesheet),
 )
