@@ -1,13 +1,15 @@
 """The dashboard and the operations endpoints of a real running service, checked over HTTP and in headless Chromium.
 
 One ``stackwatch up`` (the session broker, a JSONL file source with hostile titles, the keyword classifier, a
-rule that fires) serves every test of this module. Chromium is Debian's package (``make setup`` installs it);
-when it is missing the browser test fails: CI must run it.
+user-defined dynamic, an entity with an awkward name, a rule that fires) serves every test of this module.
+Chromium is Debian's package (``make setup`` installs it); when it is missing the browser test fails: CI must run
+it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import signal
@@ -18,6 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -40,6 +43,10 @@ SCRIPT_TITLE = "<script>document.title='pwned'</script> Google TPU deal cuts rel
 IMG_TITLE = "<img src=x onerror=\"document.title='pwned'\"> Trainium chips replace Nvidia GPUs"
 HOSTILE = (1, 2)
 """Which of the articles are produced straight to the raw topic, markup and all."""
+ODD = "AT&T / Ünïcode 100% Labs"
+"""A configured entity whose name needs percent-encoding in a URL (the last article mentions it)."""
+LEASING = "gpu_leasing_2"
+"""A user-defined dynamic (the last article is labelled with it)."""
 
 
 def _articles() -> list[dict[str, Any]]:
@@ -52,7 +59,7 @@ def _articles() -> list[dict[str, Any]]:
         (SCRIPT_TITLE, "Meta moves to TPU accelerators away from Nvidia CUDA"),
         (IMG_TITLE, "AWS says Anthropic trains on Trainium instead of Nvidia"),
         ("Microsoft raises data center capex to $80 billion", "hyperscaler capital expenditure on AI data centers"),
-        ("Oracle plans gigawatt data center campus", "capex for AI infrastructure buildout"),
+        ("Oracle plans gigawatt data center campus", "capex for AI infrastructure buildout with Unicode Labs"),
     ]
     return [
         {
@@ -114,6 +121,8 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         "state": {"path": str(root / "state")},
         "web": {"host": "127.0.0.1", "port": web_port},
         "classifier": {"backend": "keyword"},
+        "dynamics": [{"name": LEASING, "description": "GPU capacity leased out", "keywords": [r"\bgigawatt\b"]}],
+        "entities": [{"name": ODD, "aliases": ["unicode labs"]}],
         "sources": [{"name": "wire", "type": "file", "path": str(feed), "interval": "1s"}],
         "webhooks": [{"name": "ops", "url": f"http://127.0.0.1:{free_port()}/hook"}],
         "rules": [
@@ -139,8 +148,9 @@ def running(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 def test_overview_renders_charts_alerts_and_hostile_titles_as_text_in_chromium(running: Running) -> None:
     url = running.base + "/dashboard/"
     dom = chromium("--virtual-time-budget=3000", "--dump-dom", url).stdout
-    # one chart per dynamic, the heat map, the alert with its evidence, the recent articles, the source
-    assert len(re.findall(r'<svg[^>]*class="chart"', dom)) == 4
+    # one chart per dynamic (the four built in and the user's), the heat map, the alert with its evidence, the
+    # recent articles, the source
+    assert len(re.findall(r'<svg[^>]*class="chart"', dom)) == 5
     assert 'class="heat"' in dom
     assert "decoupling-any" in dom, re.sub(r"<svg.*?</svg>", "<svg/>", dom, flags=re.S)[:6000]
     assert re.search(r'<ol class="evidence">.*?</ol>', dom, re.S)
@@ -177,6 +187,7 @@ def test_article_page_shows_scores_and_the_alert_it_fed_without_running_its_titl
 def test_every_page_carries_a_csp_that_allows_no_script(running: Running) -> None:
     article = f"/dashboard/article/{running.script_id}"
     for path in ("/dashboard/", "/dashboard/dynamic/decoupling", "/dashboard/entity/NVIDIA", article,
+                 "/dashboard/search?q=%3Cscript%3E", "/dashboard/search?since=x", "/dashboard/entity/nobody",
                  "/dashboard/static/style.css", "/metrics", "/healthz", "/readyz", "/api/status", "/nope"):  # fmt: skip
         response = running.get(path)
         csp = response.headers.get("content-security-policy", "")
@@ -188,6 +199,169 @@ def test_every_page_carries_a_csp_that_allows_no_script(running: Running) -> Non
     entity = running.get("/dashboard/entity/Google?days=30")
     assert entity.status_code == 200
     assert "Entity: Google" in entity.text
+
+
+# -- reading at a glance: the range, the links, the names, the search ------------------------------------------------
+
+
+def _on(page: str) -> list[str]:
+    """The ranges the nav marks as in force."""
+    return re.findall(r'<a href="[^"]*" class="on" aria-current="true">([^<]*)</a>', page)
+
+
+def test_a_page_that_names_no_range_opens_on_the_default_for_the_volume_and_says_so(running: Running) -> None:
+    overview = running.get("/dashboard/").text  # five articles this week: hourly bars would be needles
+    assert _on(overview) == ["182d · 1w"]
+    assert "default for this volume" in overview
+    assert "the default for this store's volume" in overview
+    named = running.get("/dashboard/?days=7&width=1h").text
+    assert _on(named) == ["7d · 1h"]
+    assert "default for this volume" not in named
+    assert _on(running.get("/dashboard/dynamic/decoupling?days=30").text) == ["30d · 1d"]
+    assert _on(running.get(f"/dashboard/article/{running.script_id}").text) == ["182d · 1w"]
+
+
+def test_each_dynamics_chart_has_a_legend_and_the_zscore_its_own_axis(running: Running) -> None:
+    weekly = running.get("/dashboard/dynamic/decoupling").text
+    legend = re.search(r'<g class="legend">(.*?)</g>', weekly)
+    assert legend is not None
+    assert "articles per week" in legend.group(1)
+    assert "highest daily z-score of the week (right axis)" in legend.group(1)
+    assert re.search(r'class="axis z" data-tick="max"', weekly)
+    assert re.search(r'class="axis z" data-tick="zero"', weekly)
+    assert "articles per hour" in running.get("/dashboard/dynamic/decoupling?days=7&width=1h").text
+
+
+def _dashboard_links(page: str) -> list[str]:
+    hrefs = (html.unescape(href) for href in re.findall(r'href="([^"]*)"', page))
+    return [href for href in hrefs if href.startswith("/dashboard/") and not href.startswith("/dashboard/static/")]
+
+
+@pytest.mark.parametrize(("query", "days", "width"), [("?days=30&width=1d", "30", "1d"), ("", "182", "1w")])
+def test_every_link_from_a_page_to_another_carries_the_range(
+    running: Running, query: str, days: str, width: str
+) -> None:
+    pages = ["/dashboard/", "/dashboard/dynamic/decoupling", "/dashboard/entity/NVIDIA",
+             f"/dashboard/article/{running.script_id}", f"/dashboard/dynamic/{LEASING}"]  # fmt: skip
+    for path in pages:
+        links = _dashboard_links(running.get(path + query).text)
+        assert len(links) >= 3, path
+        for link in links:
+            fields = parse_qs(urlsplit(link).query)
+            assert (fields.get("days"), fields.get("width")) == ([days], [width]), (path, link)
+    search = running.get("/dashboard/search?q=tpu" + query.replace("?", "&")).text
+    assert re.search(rf'<input type="hidden" name="days" value="{days}">', search)
+    assert all(f"days={days}&width={width}" in link for link in _dashboard_links(search))
+    heat = re.search(r'<svg[^>]*class="heat".*?</svg>', running.get("/dashboard/" + query).text, re.S)
+    assert heat is not None
+    assert all(f"days={days}&width={width}" in link for link in _dashboard_links(heat.group(0)))
+    assert len(_dashboard_links(heat.group(0))) > 5  # entity labels, cells and dynamic heads
+
+
+def test_entity_pages_answer_any_case_and_any_configured_name(running: Running) -> None:
+    for written in ("NVIDIA", "nvidia", "nViDiA"):
+        page = running.get(f"/dashboard/entity/{written}")
+        assert page.status_code == 200, written
+        assert "<h1>Entity: NVIDIA</h1>" in page.text
+    for written in (ODD, ODD.lower(), ODD.upper()):
+        page = running.get("/dashboard/entity/" + quote(written, safe=""))
+        assert page.status_code == 200, written
+        assert f"<h1>Entity: {html.escape(ODD)}</h1>" in page.text
+        assert "Oracle plans gigawatt data center campus" in page.text
+    unknown = running.get("/dashboard/entity/" + quote("Nobody & Co/%", safe=""))
+    assert unknown.status_code == 404
+    assert "unknown entity &#39;Nobody &amp; Co/%&#39;: neither the gazetteer nor the store has it" in unknown.text
+
+
+def test_dynamic_pages_answer_any_case_and_user_defined_dynamics(running: Running) -> None:
+    for written in (LEASING, LEASING.upper()):
+        page = running.get(f"/dashboard/dynamic/{written}")
+        assert page.status_code == 200, written
+        assert f"<h1>Dynamic: {LEASING}</h1>" in page.text
+        assert "Oracle plans gigawatt data center campus" in page.text
+    assert "<h1>Dynamic: capex</h1>" in running.get("/dashboard/dynamic/CaPeX").text
+    assert running.get("/dashboard/dynamic/weather").status_code == 404
+    assert running.get("/dashboard/dynamic/" + quote("capex/../x", safe="")).status_code == 404
+
+
+def _titles(page: str) -> list[str]:
+    return [html.unescape(title) for title in re.findall(r'<a class="title" href="[^"]*">([^<]*)</a>', page)]
+
+
+def test_search_finds_stored_articles_by_text_and_filters_newest_first(running: Running) -> None:
+    by_text = running.get("/dashboard/search?q=tpu")
+    assert by_text.status_code == 200
+    assert _titles(by_text.text) == ["Meta signs deal to rent Google TPUs, cutting reliance on Nvidia", SCRIPT_TITLE]
+    assert "2 matching articles" in by_text.text
+    assert _titles(running.get(f"/dashboard/search?entity={quote(ODD.lower())}").text) == [
+        "Oracle plans gigawatt data center campus"
+    ]
+    assert len(_titles(running.get("/dashboard/search?dynamic=DECOUPLING&source=WIRE").text)) == 3
+    assert len(_titles(running.get("/dashboard/search?q=nvidia&dynamic=decoupling").text)) == 3
+    today = datetime.now(UTC)
+    recent = f"since={today - timedelta(days=1):%Y-%m-%d}&until={today:%Y-%m-%d}"
+    assert len(_titles(running.get(f"/dashboard/search?{recent}").text)) == 5
+    assert "no matching articles" in running.get("/dashboard/search?until=2001-01-01").text
+    page = running.get("/dashboard/")
+    assert re.search(r'<form class="search" method="get" action="/dashboard/search" role="search">', page.text)
+
+
+@pytest.mark.parametrize(
+    ("q", "titles"),
+    [
+        ("<script>document.title='pwned'</script>", [SCRIPT_TITLE]),  # found as text, shown as text
+        ('"><img src=x onerror="document.title=\'pwned\'">', []),
+        ("%", []),
+        ("_", []),
+        ("' OR 1=1 --", []),
+        ("\x00", []),
+        ("Nvidia" + "%" * 2000, []),  # 6 KiB in the address: 8 KiB is the server's limit
+    ],
+)
+def test_a_hostile_search_is_matched_literally_and_rendered_inert_in_chromium(
+    running: Running, q: str, titles: list[str]
+) -> None:
+    url = running.base + "/dashboard/search?q=" + quote(q, safe="")
+    answer = httpx.get(url, timeout=30)
+    assert answer.status_code == 200
+    assert _titles(answer.text) == titles
+    dom = chromium("--virtual-time-budget=2000", "--dump-dom", url).stdout
+    assert "<script" not in dom
+    assert "<img" not in dom
+    assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.S).group(1)  # type: ignore[union-attr]
+    assert 'name="q" value="' in dom  # the text is back in the box, as an attribute value
+
+
+def test_a_search_longer_than_the_server_reads_is_refused_not_failed(running: Running) -> None:
+    answer = running.get("/dashboard/search?q=" + "%25" * 5000)  # 15 KiB: past aiohttp's 8190-byte request line
+    assert answer.status_code == 400
+    assert "pwned" not in answer.text
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("since=yesterday", "since: expected a date as YYYY-MM-DD, got &#39;yesterday&#39;"),
+        ("until=2026-02-30", "until: expected a date as YYYY-MM-DD, got &#39;2026-02-30&#39;"),
+        ("since=2026-03-05&until=2026-03-01", "until: 2026-03-01 is before since (2026-03-05)"),
+        (
+            "dynamic=weather",
+            "dynamic: unknown dynamic &#39;weather&#39; (known: exclusivity, capex, decoupling, edge, ",
+        ),
+        ("dynamic=%3Cscript%3E", "dynamic: unknown dynamic &#39;&lt;script&gt;&#39;"),
+        ("entity=Nobody", "entity: unknown entity &#39;Nobody&#39; (neither the gazetteer nor the store)"),
+        ("page=0", "page: expected a whole number from 1 to 1000, got &#39;0&#39;"),
+        ("since=%00", "since: expected a date as YYYY-MM-DD, got &#39;\\x00&#39;"),
+    ],
+)
+def test_a_search_field_that_cannot_be_read_is_a_400_page_naming_it(running: Running, query: str, message: str) -> None:
+    answer = running.get("/dashboard/search?q=tpu&" + query)
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert message in answer.text
+    assert '<form class="filters"' in answer.text  # the form again, to fix the field
+    assert 'value="tpu"' in answer.text
+    assert _titles(answer.text) == []
 
 
 def test_ready_and_health_say_why(running: Running) -> None:

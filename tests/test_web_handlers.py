@@ -79,7 +79,16 @@ async def test_the_store_apis_of_a_process_without_an_open_store_answer_503(unop
 
 
 @pytest.mark.parametrize(
-    "path", ["/dashboard/", "/dashboard/dynamic/capex", "/dashboard/entity/Nvidia", "/dashboard/article/a-1"]
+    "path",
+    [
+        "/dashboard/",
+        "/dashboard/?days=7&width=1h",
+        "/dashboard/dynamic/capex",
+        "/dashboard/entity/Nvidia",
+        "/dashboard/entity/Nobody",
+        "/dashboard/article/a-1",
+        "/dashboard/search?q=x",
+    ],
 )
 async def test_the_dashboard_of_a_process_without_an_open_store_is_its_503_page(unopened: str, path: str) -> None:
     async with httpx.AsyncClient(base_url=unopened) as client:

@@ -26,6 +26,8 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 40, 44, 30, 22
 BOTTOM = HEIGHT - PAD_BOTTOM
 INNER = HEIGHT - PAD_TOP - PAD_BOTTOM
 UNITS = {"1h": "hour", "1d": "day", "1w": "week"}
+TICK_GAP = 10.0
+"""The least vertical distance between two labels of the z-score axis."""
 MARKED_POINTS = 60
 """Up to this many z-score points, each gets a dot with its value as a tooltip."""
 
@@ -111,11 +113,13 @@ def _right_axis(low: float, high: float) -> list[str]:
         f'<line class="zero" x1="{PAD_LEFT}" y1="{zero:.1f}" x2="{right}" y2="{zero:.1f}"/>',
     ]
     ticks = [(high, "max"), (0.0, "zero")] + ([(low, "min")] if low < 0 else [])
-    for value, name in ticks:
+    label_y = 0.0
+    for value, name in ticks:  # top to bottom; a label too close to the one above moves down
         y = _y(value, low, high)
+        label_y = max(y + 3.5, label_y + TICK_GAP)
         parts.append(
             f'<line class="ztick" x1="{right}" y1="{y:.1f}" x2="{right + 4}" y2="{y:.1f}"/>'
-            f'<text x="{right + 6}" y="{y + 3.5:.1f}" class="axis z" data-tick="{name}">{escape(_fmt(value))}</text>'
+            f'<text x="{right + 6}" y="{label_y:.1f}" class="axis z" data-tick="{name}">{escape(_fmt(value))}</text>'
         )
     return parts
 
@@ -196,7 +200,8 @@ def heat_map(
     Entity labels link to ``link`` + the entity; with ``dynamic_link``, column heads link to it + the dynamic and
     each cell to its entity. ``query`` (``days=…&width=…``) is added to every link.
     """
-    cell_w, cell_h, label_w, head_h = 90, 22, 130, 24
+    cell_w, cell_h, head_h = 90, 22, 24
+    label_w = max(130, 12 + 7 * max((len(entity) for entity in entities), default=0))  # 11px labels: ~7px a letter
     width = label_w + cell_w * len(dynamics)
     height = head_h + cell_h * max(1, len(entities))
     peak = max(heat.values(), default=0.0) or 1.0
