@@ -101,13 +101,10 @@ def test_the_sink_keeps_its_buffer_when_a_flush_fails(tmp_path: Path) -> None:
 
 
 class BrokenDerivation(Derivation):
-    """Fails midway, after rows were changed, as a DuckDB error inside a transaction would."""
+    """Fails midway, after rows were changed (a rebuild's chunk has dropped its buckets' rows), as a DuckDB error
+    inside a transaction would."""
 
     def recompute(self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket], **_: Any) -> int:
-        raise duckdb.ConversionException("value out of range")
-
-    def rebuild(self, connection: duckdb.DuckDBPyConnection, progress: Any = None) -> int:
-        connection.execute("DELETE FROM indicators")
         raise duckdb.ConversionException("value out of range")
 
 

@@ -12,7 +12,7 @@ same code over every bucket, so it equals what the stream produced::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,18 +22,21 @@ import pyarrow as pa
 from stackwatch.signals.baselines import BaselineParams, baselines
 from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import Gazetteer
-from stackwatch.signals.indicators import COMPOSITE, DERIVED, MEASURES, SIGNALS, WINDOWS, bucket_start
+from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS, bucket_start
 from stackwatch.signals.messages import TaggedArticle
 from stackwatch.signals.stories import BANDS, MAX_DISTANCE, STORY_WINDOW, components, novelty, simhash_many
+from stackwatch.storage.scratch import registered
 
-__all__ = ["Bucket", "Derivation"]
+__all__ = ["REBUILD_CHUNK", "Bucket", "Derivation", "RebuildChunk"]
 
 Bucket = tuple[str, datetime]
 """(window, bucket start)."""
 
 _MEASURE_LIST = ", ".join(f"'{name}'" for name in MEASURES)
 _SIGNAL_LIST = ", ".join(f"'{name}'" for name in SIGNALS)
-_DERIVED_LIST = ", ".join(f"'{name}'" for name in sorted(DERIVED))
+
+REBUILD_CHUNK = 200
+"""Buckets a rebuild recomputes per transaction (about eight days of hourly and daily buckets)."""
 
 # One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
 _SCOPED = """
@@ -109,9 +112,8 @@ class Derivation:
                     "mentions": pa.array([row[2] for row in rows], pa.int32()),
                 }
             )
-            connection.register("_entity_rows", table)
-            connection.execute("INSERT INTO article_entities SELECT * FROM _entity_rows")
-            connection.unregister("_entity_rows")
+            with registered(connection, "_entity_rows", table):
+                connection.execute("INSERT INTO article_entities SELECT * FROM _entity_rows")
         changed = self._cluster(connection, tagged)
         return {(window, bucket_start(moment, window)) for moment in changed for window in WINDOWS}
 
@@ -139,26 +141,25 @@ class Derivation:
                 "novelty": [1.0] * len(fresh),
             }
         )
-        connection.register("_new_stories", new)
-        connection.execute("INSERT INTO article_stories SELECT * FROM _new_stories")
-        window = f"INTERVAL {int(STORY_WINDOW.total_seconds())} SECONDS"
-        # Candidates share one 8-bit band (pigeonhole: within MAX_DISTANCE bits they must); then check exactly.
-        edges = connection.execute(
-            f"""
-            WITH n AS (SELECT article_id, simhash, published_at, unnest(range({BANDS})) AS k FROM _new_stories),
-                 nb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM n),
-                 s AS (SELECT article_id, simhash, published_at, story_id, unnest(range({BANDS})) AS k
-                       FROM article_stories
-                       WHERE published_at BETWEEN (SELECT min(published_at) FROM _new_stories) - {window}
-                                              AND (SELECT max(published_at) FROM _new_stories) + {window}),
-                 sb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM s)
-            SELECT DISTINCT nb.article_id, sb.article_id, sb.story_id
-            FROM nb JOIN sb ON nb.k = sb.k AND nb.band = sb.band AND nb.article_id <> sb.article_id
-            WHERE abs(epoch(nb.published_at) - epoch(sb.published_at)) <= {STORY_WINDOW.total_seconds()}
-              AND bit_count(xor(nb.simhash, sb.simhash)) <= {MAX_DISTANCE}
-            """  # noqa: S608 (only constants are interpolated)
-        ).fetchall()
-        connection.unregister("_new_stories")
+        with registered(connection, "_new_stories", new):
+            connection.execute("INSERT INTO article_stories SELECT * FROM _new_stories")
+            window = f"INTERVAL {int(STORY_WINDOW.total_seconds())} SECONDS"
+            # Candidates share one 8-bit band (pigeonhole: within MAX_DISTANCE bits they must); then check exactly.
+            edges = connection.execute(
+                f"""
+                WITH n AS (SELECT article_id, simhash, published_at, unnest(range({BANDS})) AS k FROM _new_stories),
+                     nb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM n),
+                     s AS (SELECT article_id, simhash, published_at, story_id, unnest(range({BANDS})) AS k
+                           FROM article_stories
+                           WHERE published_at BETWEEN (SELECT min(published_at) FROM _new_stories) - {window}
+                                                  AND (SELECT max(published_at) FROM _new_stories) + {window}),
+                     sb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM s)
+                SELECT DISTINCT nb.article_id, sb.article_id, sb.story_id
+                FROM nb JOIN sb ON nb.k = sb.k AND nb.band = sb.band AND nb.article_id <> sb.article_id
+                WHERE abs(epoch(nb.published_at) - epoch(sb.published_at)) <= {STORY_WINDOW.total_seconds()}
+                  AND bit_count(xor(nb.simhash, sb.simhash)) <= {MAX_DISTANCE}
+                """  # noqa: S608 (only constants are interpolated)
+            ).fetchall()
         stories = sorted({row[2] for row in edges} | {item.article.id for item, _ in fresh})
         members = connection.execute(
             "SELECT article_id, story_id, published_at, novelty FROM article_stories WHERE list_contains(?, story_id)",
@@ -184,12 +185,11 @@ class Derivation:
                 "novelty": [u[2] for u in updates],
             }
         )
-        connection.register("_story_updates", table)
-        connection.execute(
-            "UPDATE article_stories SET story_id = u.story_id, novelty = u.novelty FROM _story_updates u "
-            "WHERE article_stories.article_id = u.article_id"
-        )
-        connection.unregister("_story_updates")
+        with registered(connection, "_story_updates", table):
+            connection.execute(
+                "UPDATE article_stories SET story_id = u.story_id, novelty = u.novelty FROM _story_updates u "
+                "WHERE article_stories.article_id = u.article_id"
+            )
         roots = sorted({u[1] for u in updates} | set(stories))
         connection.execute("DELETE FROM stories WHERE list_contains(?, story_id)", [roots])
         connection.execute(
@@ -228,9 +228,8 @@ class Derivation:
                 ),
             }
         )
-        connection.register("_affected_rows", affected)
-        connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
-        connection.unregister("_affected_rows")
+        with registered(connection, "_affected_rows", affected):
+            connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
         connection.execute(_SCOPED)
         template = "SELECT '{0}' AS indicator, dynamic, entity, source, bucket_width, bucket_start, {0} AS value"
         selects = " UNION ALL ".join(
@@ -332,15 +331,16 @@ class Derivation:
                 "value": pa.array([row[4] for row in rows], pa.float64()),
             }
         )
-        connection.register("_derived_rows", table)
         stamp = "now()" if now is None else "?::TIMESTAMPTZ"
         insert = "INSERT INTO indicators SELECT indicator, dynamic, '*', '*', bucket_width, bucket_start"
-        connection.execute(insert + ", value, " + stamp + " FROM _derived_rows", [] if now is None else [now])
-        connection.unregister("_derived_rows")
+        with registered(connection, "_derived_rows", table):
+            connection.execute(insert + ", value, " + stamp + " FROM _derived_rows", [] if now is None else [now])
 
-    def rebuild(self, connection: duckdb.DuckDBPyConnection, progress: Callable[[int, int], None] | None = None) -> int:
-        """Drop and recompute every derived indicator from stored rows; ``progress(done, total)`` per chunk."""
-        connection.execute(f"DELETE FROM indicators WHERE indicator IN ({_DERIVED_LIST})")  # noqa: S608
+    # -- rebuild: every bucket, a chunk per transaction ----------------------------------------------------
+
+    def rebuild_chunks(self, connection: duckdb.DuckDBPyConnection, size: int = REBUILD_CHUNK) -> list[RebuildChunk]:
+        """Every bucket that holds articles, in chunks of about ``size`` buckets in time order; together their
+        ranges cover all time, so rows of buckets that no longer hold an article are dropped too."""
         buckets: list[Bucket] = []
         for window in WINDOWS:
             starts = connection.execute(
@@ -349,14 +349,49 @@ class Derivation:
             ).fetchall()
             buckets += [(window, start) for (start,) in starts]
         buckets.sort(key=lambda bucket: (bucket[1], bucket[0]))
-        written = 0
-        chunk = 200
-        for index in range(0, len(buckets), chunk):
-            written += self.recompute(connection, buckets[index : index + chunk], signals=False)
-            if progress is not None:
-                progress(min(index + chunk, len(buckets)), len(buckets))
-        written += self.recompute_signals(connection, buckets)
-        return written
+        groups: list[list[Bucket]] = [[]]
+        for bucket in buckets:
+            current = groups[-1]
+            if len(current) >= size and current[-1][1] != bucket[1]:  # cut only between bucket starts
+                groups.append(current := [])
+            current.append(bucket)
+        chunks = []
+        for index, group in enumerate(groups):
+            since = group[0][1] if index and group else None
+            until = groups[index + 1][0][1] if index + 1 < len(groups) else None
+            chunks.append(RebuildChunk(since, until, tuple(group)))
+        return chunks
+
+    def rebuild_chunk(self, connection: duckdb.DuckDBPyConnection, chunk: RebuildChunk) -> int:
+        """Replace the measures and composites of every bucket starting in the chunk's range by their values
+        recomputed from stored rows (the baselines are :meth:`rebuild_signals`'); returns the rows written."""
+        bounds, params = [], []
+        if chunk.since is not None:
+            bounds.append(" AND bucket_start >= ?")
+            params.append(chunk.since)
+        if chunk.until is not None:
+            bounds.append(" AND bucket_start < ?")
+            params.append(chunk.until)
+        connection.execute(
+            f"DELETE FROM indicators WHERE indicator IN ({_MEASURE_LIST}, '{COMPOSITE}')" + "".join(bounds),  # noqa: S608
+            params,
+        )
+        return self.recompute(connection, chunk.buckets, signals=False)
+
+    def rebuild_signals(self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket]) -> int:
+        """Replace every baseline, z-score and momentum by their values over the (rebuilt) article counts."""
+        connection.execute(f"DELETE FROM indicators WHERE indicator IN ({_SIGNAL_LIST})")  # noqa: S608
+        return self.recompute_signals(connection, buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildChunk:
+    """What one transaction of a rebuild replaces: the derived rows of buckets starting in [since, until) (None:
+    unbounded), recomputed from ``buckets``."""
+
+    since: datetime | None
+    until: datetime | None
+    buckets: tuple[Bucket, ...]
 
 
 def _dense(first: datetime, last: datetime, step: timedelta) -> list[datetime]:

@@ -4,25 +4,27 @@
     export_parquet(store, Path("export/"))                      # export/articles/day=2026-05-01/*.parquet ...
     report = apply_retention(store, body_days=90, dead_letter_days=30)
 
-Every job runs on the store's own connection (so on the writer's thread in the service).
+Every job runs on the store's own connection (so on the writer's thread in the service), within the store's
+``storage.memory_limit`` whatever its size: export and retention go a calendar month at a time, and a job that
+still runs out of memory fails with a StoreError that names the cap.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
 from stackwatch.errors import StoreError
 from stackwatch.signals.messages import utcnow
-from stackwatch.storage.store import Store
+from stackwatch.storage.store import Store, store_error
 
-__all__ = ["EXPORTS", "RetentionReport", "apply_retention", "export_parquet", "snapshot", "table_counts"]
+__all__ = ["EXPORTS", "RetentionReport", "apply_retention", "export_parquet", "months", "snapshot", "table_counts"]
 
 EXPORTS: dict[str, str] = {
     "articles": "SELECT *, published_at::DATE AS day FROM articles",
@@ -36,6 +38,8 @@ EXPORTS: dict[str, str] = {
     "alerts": "SELECT *, fired_at::DATE AS day FROM alerts",
 }
 """What ``export --parquet`` writes: one directory per table, partitioned by ``day`` (UTC)."""
+
+_WHOLE_DAYS = "day >= DATE '{0}' AND day < DATE '{1}'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +70,25 @@ def snapshot(store: Store, target: Path) -> Path:
             connection.execute("DETACH stackwatch_snapshot")
     except duckdb.Error as error:
         partial.unlink(missing_ok=True)
-        raise StoreError(f"cannot write snapshot {target}: {error}") from error
+        raise store_error(f"cannot write snapshot {target}", error, store.memory_limit) from error
     os.replace(partial, target)
     return target
+
+
+def months(first: date, last: date) -> Iterator[tuple[date, date]]:
+    """[start, end) of each calendar month from the one holding ``first`` to the one holding ``last``."""
+    year, month = first.year, first.month
+    while date(year, month, 1) <= last:
+        following = (year + 1, 1) if month == 12 else (year, month + 1)
+        yield date(year, month, 1), date(*following, 1)
+        year, month = following
 
 
 def export_parquet(store: Store, directory: Path, progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Export each table of :data:`EXPORTS` as Parquet partitioned by day; returns rows per table.
 
+    One read transaction, so every table is of the same moment. Each table is written a calendar month at a time:
+    DuckDB partitions what one COPY writes before writing it, so a whole table at once spilled all of it to disk.
     ``progress(table)`` is called after each table is written.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -83,19 +98,21 @@ def export_parquet(store: Store, directory: Path, progress: Callable[[str], None
         connection.execute("BEGIN TRANSACTION")  # one snapshot for every table
         try:
             for table, query in EXPORTS.items():
-                row = connection.execute(f"SELECT count(*) FROM ({query})").fetchone()  # noqa: S608 (constants)
+                row = connection.execute(f"SELECT count(*), min(day), max(day) FROM ({query})").fetchone()  # noqa: S608 (constants)
                 counts[table] = int(row[0]) if row else 0
-                if counts[table]:
-                    connection.execute(
-                        f"COPY ({query}) TO {_quote(directory / table)}"
-                        " (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
-                    )
+                if row and counts[table]:
+                    for start, end in months(row[1], row[2]):
+                        days = _WHOLE_DAYS.format(start.isoformat(), end.isoformat())
+                        connection.execute(
+                            f"COPY (SELECT * FROM ({query}) WHERE {days}) TO {_quote(directory / table)}"  # noqa: S608
+                            " (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
+                        )
                 if progress is not None:
                     progress(table)
         finally:
             connection.execute("COMMIT")
     except duckdb.Error as error:
-        raise StoreError(f"cannot export to {directory}: {error}") from error
+        raise store_error(f"cannot export to {directory}", error, store.memory_limit) from error
     return counts
 
 
@@ -106,17 +123,28 @@ def table_counts(store: Store) -> dict[str, int]:
 def apply_retention(
     store: Store, *, body_days: int | None, dead_letter_days: int | None, now: datetime | None = None
 ) -> RetentionReport:
-    """Drop article bodies and dead letters past their age, checkpoint to reclaim space, record a report row."""
+    """Drop article bodies and dead letters past their age, checkpoint to reclaim space, record a report row.
+
+    Bodies go a calendar month of publication at a time, each month its own transaction: the first run on a
+    large store drops millions, and each month dropped stays dropped if a later one fails."""
     now = now or utcnow()
     connection = store.connection
     try:
         bodies = dead = 0
         if body_days is not None:
+            cutoff = now - timedelta(days=body_days)
             row = connection.execute(
-                "UPDATE articles SET body = NULL WHERE body IS NOT NULL AND published_at < ?",
-                [now - timedelta(days=body_days)],
+                "SELECT min(published_at) FROM articles WHERE body IS NOT NULL AND published_at < ?", [cutoff]
             ).fetchone()
-            bodies = int(row[0]) if row else 0
+            oldest = row[0] if row else None
+            if oldest is not None:
+                for start, end in months(oldest.date(), cutoff.date()):
+                    row = connection.execute(
+                        "UPDATE articles SET body = NULL WHERE body IS NOT NULL AND published_at < ?"
+                        " AND published_at >= ?::DATE AND published_at < ?::DATE",
+                        [cutoff, start, end],
+                    ).fetchone()
+                    bodies += int(row[0]) if row else 0
         if dead_letter_days is not None:
             row = connection.execute(
                 "DELETE FROM dead_letters WHERE received_at < ?", [now - timedelta(days=dead_letter_days)]
@@ -128,6 +156,8 @@ def apply_retention(
         connection.execute(
             "INSERT INTO maintenance_runs VALUES (?, ?, ?, ?)", [now, bodies, size, json.dumps(counts, sort_keys=True)]
         )
-    except (duckdb.Error, OSError) as error:
+    except duckdb.Error as error:
+        raise store_error(f"retention job failed on {store.path}", error, store.memory_limit) from error
+    except OSError as error:
         raise StoreError(f"retention job failed on {store.path}: {error}") from error
     return RetentionReport(bodies, dead, size, counts)

@@ -189,6 +189,77 @@ MIGRATIONS: tuple[str, ...] = (
         LEFT JOIN alert_details x ON x.alert_id = a.id
         ORDER BY a.fired_at DESC, a.id;
     """,
+    # 4: no primary keys on the tables that grow with every article (issue 20). A key is an ART index, and DuckDB
+    # holds an ART in memory, outside what it can evict: to check a key on insert, to merge a transaction's keys at
+    # commit, to build it (a bulk load, the snapshot's COPY FROM DATABASE). With ids that are hashes every write
+    # touches the whole tree, so past a few million articles a 500-article write failed under the 1 GB
+    # storage.memory_limit. The store keeps these tables unique by id itself: it deletes an article's rows before it
+    # inserts them, in the same transaction (as it does for indicators since migration 3).
+    """
+    CREATE TABLE articles_v4 (
+        id            VARCHAR NOT NULL,
+        url           VARCHAR NOT NULL,
+        title         VARCHAR NOT NULL,
+        summary       VARCHAR NOT NULL,
+        body          VARCHAR,
+        source        VARCHAR NOT NULL,
+        connector     VARCHAR NOT NULL,
+        language      VARCHAR,
+        published_at  TIMESTAMPTZ NOT NULL,
+        fetched_at    TIMESTAMPTZ NOT NULL,
+        labels        VARCHAR[] NOT NULL,
+        model_version VARCHAR NOT NULL,
+        tagged_at     TIMESTAMPTZ NOT NULL,
+        stored_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+        -- unique by id: the store keeps it so
+    );
+    INSERT INTO articles_v4 SELECT * FROM articles;
+    DROP TABLE articles;
+    ALTER TABLE articles_v4 RENAME TO articles;
+    CREATE TABLE article_dynamics_v4 (
+        article_id    VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        score         DOUBLE NOT NULL,
+        label         BOOLEAN NOT NULL,
+        model_version VARCHAR NOT NULL
+        -- unique by (article_id, dynamic): the store keeps it so
+    );
+    INSERT INTO article_dynamics_v4 SELECT * FROM article_dynamics;
+    DROP TABLE article_dynamics;
+    ALTER TABLE article_dynamics_v4 RENAME TO article_dynamics;
+    CREATE TABLE article_entities_v4 (
+        article_id    VARCHAR NOT NULL,
+        entity        VARCHAR NOT NULL,
+        mentions      INTEGER NOT NULL
+        -- unique by (article_id, entity): the store keeps it so
+    );
+    INSERT INTO article_entities_v4 SELECT * FROM article_entities;
+    DROP TABLE article_entities;
+    ALTER TABLE article_entities_v4 RENAME TO article_entities;
+    CREATE TABLE article_stories_v4 (
+        article_id    VARCHAR NOT NULL,
+        story_id      VARCHAR NOT NULL,
+        simhash       UBIGINT NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL,
+        novelty       DOUBLE NOT NULL
+        -- unique by article_id: the store keeps it so
+    );
+    INSERT INTO article_stories_v4 SELECT * FROM article_stories;
+    DROP TABLE article_stories;
+    ALTER TABLE article_stories_v4 RENAME TO article_stories;
+    CREATE TABLE stories_v4 (
+        story_id      VARCHAR NOT NULL,
+        title         VARCHAR NOT NULL,
+        first_seen    TIMESTAMPTZ NOT NULL,
+        last_seen     TIMESTAMPTZ NOT NULL,
+        articles      INTEGER NOT NULL,
+        sources       INTEGER NOT NULL
+        -- unique by story_id: the store keeps it so
+    );
+    INSERT INTO stories_v4 SELECT * FROM stories;
+    DROP TABLE stories;
+    ALTER TABLE stories_v4 RENAME TO stories;
+    """,
 )
 
 

@@ -30,8 +30,19 @@ from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.evidence import write_alert_details
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.schema import migrate
+from stackwatch.storage.scratch import registered
 
-__all__ = ["Batch", "QueryResult", "Store", "as_store_error", "delivery_id"]
+__all__ = [
+    "MEMORY_KEY",
+    "Batch",
+    "QueryResult",
+    "Store",
+    "as_store_error",
+    "delivery_id",
+    "is_out_of_memory",
+    "store_error",
+    "temp_directory",
+]
 
 _ROWS_PER_STATEMENT = 500
 
@@ -60,28 +71,65 @@ def delivery_id(alert_id: str, webhook: str) -> str:
     return "msg_" + hashlib.sha256(f"{alert_id}|{webhook}".encode()).hexdigest()[:24]
 
 
+MEMORY_KEY = "storage.memory_limit"
+"""The setting that caps the writer's DuckDB memory (``Store.open(memory_limit=...)``)."""
+
+_OUT_OF_MEMORY = ("out of memory", "could not allocate block", "failed to allocate data", "failed to pin block")
+
+
+def is_out_of_memory(error: duckdb.Error) -> bool:
+    """DuckDB ran out of memory: raised as OutOfMemoryException by a statement, as TransactionException by a
+    COMMIT that could not allocate."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.OutOfMemoryException) or any(marker in text for marker in _OUT_OF_MEMORY)
+
+
+def store_error(action: str, error: duckdb.Error, memory_limit: str | None = None) -> StoreError:
+    """``error`` as a StoreError prefixed with ``action``; running out of memory names the cap and its setting."""
+    if is_out_of_memory(error):
+        cap = f" ({memory_limit})" if memory_limit else ""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return StoreError(
+            f"{action}: out of memory: it needs more than {MEMORY_KEY}{cap} allows; raise {MEMORY_KEY} and run"
+            f" it again (DuckDB: {first})"
+        )
+    return StoreError(f"{action}: {error}")
+
+
 @contextmanager
-def as_store_error(action: str) -> Iterator[None]:
-    """DuckDB errors inside the block become StoreError, prefixed with ``action``."""
+def as_store_error(action: str, memory_limit: str | None = None) -> Iterator[None]:
+    """DuckDB errors inside the block become StoreError, prefixed with ``action`` (see :func:`store_error`)."""
     try:
         yield
     except duckdb.Error as error:
-        raise StoreError(f"{action}: {error}") from error
+        raise store_error(action, error, memory_limit) from error
 
 
 DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def temp_directory(path: Path) -> Path:
+    """Where the writer of ``path`` spills what does not fit in its memory cap (DuckDB's own default, made
+    explicit): removed by DuckDB when the store is closed."""
+    return path.with_name(path.name + ".tmp")
 
 
 class Store:
     """A DuckDB file opened for writing (or read-only), migrated to the current schema."""
 
     def __init__(
-        self, connection: duckdb.DuckDBPyConnection, path: Path, read_only: bool, derivation: Derivation
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        path: Path,
+        read_only: bool,
+        derivation: Derivation,
+        memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self._connection = connection
         self.path = path
         self.read_only = read_only
         self.derivation = derivation
+        self.memory_limit = memory_limit
         self._tables: frozenset[str] | None = None
 
     @classmethod
@@ -93,8 +141,9 @@ class Store:
         derivation: Derivation | None = None,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ) -> Self:
-        """Open (and migrate) the store. ``memory_limit`` bounds DuckDB's buffer cache, which otherwise may grow
-        to most of the machine's memory over months of running."""
+        """Open (and migrate) the store. ``memory_limit`` bounds DuckDB's memory, which otherwise may grow to most
+        of the machine's over months of running; what a large operation cannot hold within it spills to
+        ``<path>.tmp`` (:func:`temp_directory`), and what cannot spill fails as a StoreError naming the cap."""
         file = Path(path)
         try:
             if read_only:
@@ -103,12 +152,14 @@ class Store:
                 )
             else:
                 file.parent.mkdir(parents=True, exist_ok=True)
-                connection = duckdb.connect(str(file), config={"memory_limit": memory_limit})
+                connection = duckdb.connect(
+                    str(file), config={"memory_limit": memory_limit, "temp_directory": str(temp_directory(file))}
+                )
                 migrate(connection)
             connection.execute("SET TimeZone = 'UTC'")  # buckets and time_bucket() are UTC
         except (duckdb.Error, OSError) as error:
             raise StoreError(f"cannot open DuckDB file {file}: {error}") from error
-        return cls(connection, file, read_only, derivation or Derivation())
+        return cls(connection, file, read_only, derivation or Derivation(), memory_limit)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -140,14 +191,18 @@ class Store:
     @contextmanager
     def _transaction(self, action: str) -> Iterator[None]:
         """The block in one transaction: committed if it returns, rolled back if it raises anything; DuckDB
-        errors (of the block, the commit or the rollback) become StoreError prefixed with ``action``."""
-        with as_store_error(action):
+        errors (of the block or the commit) become StoreError prefixed with ``action``, the memory cap named when
+        DuckDB ran out of memory (:func:`store_error`)."""
+        with as_store_error(action, self.memory_limit):
             self._connection.execute("BEGIN TRANSACTION")
             try:
                 yield
                 self._connection.execute("COMMIT")
-            except BaseException:
-                self._connection.execute("ROLLBACK")
+            except BaseException as failure:
+                try:
+                    self._connection.execute("ROLLBACK")
+                except duckdb.Error as rollback:  # a COMMIT that failed has rolled back already
+                    failure.add_note(f"rollback: {rollback}")
                 raise
 
     def _upsert(self, sql_head: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -161,16 +216,25 @@ class Store:
             self._connection.execute(f"{sql_head} VALUES {values}", [value for row in chunk for value in row])
 
     def _write_articles(self, tagged: Sequence[TaggedArticle]) -> set[Bucket]:
-        """Upsert articles and their dynamics (bulk, through Arrow); derive entities and stories; return the
-        buckets to recompute: the articles' own, the old ones of replaced articles, those of re-clustered stories."""
-        latest = list({item.article.id: item for item in tagged}.values())  # one row per id per statement
+        """Replace articles and their dynamics (bulk, through Arrow); derive entities and stories; return the
+        buckets to recompute: the articles' own, the old ones of replaced articles, those of re-clustered stories.
+
+        The tables have no primary key (an ART index must fit in memory: schema migration 4), so an article is
+        replaced by deleting its rows and inserting them again; it keeps the ``stored_at`` of its first write."""
+        latest = list({item.article.id: item for item in tagged}.values())  # one row per id
         if not latest:
             return set()
         ids = [item.article.id for item in latest]
-        previous = self._connection.execute(
-            "SELECT published_at FROM articles WHERE list_contains(?, id)", [ids]
-        ).fetchall()
-        buckets = {(window, bucket_start(row[0], window)) for row in previous for window in WINDOWS}
+        connection = self._connection
+        with registered(connection, "_batch_ids", pa.table({"id": ids})):
+            previous = connection.execute(
+                "SELECT id, published_at, stored_at FROM articles WHERE id IN (SELECT id FROM _batch_ids)"
+            ).fetchall()
+            if previous:
+                connection.execute("DELETE FROM articles WHERE id IN (SELECT id FROM _batch_ids)")
+                connection.execute("DELETE FROM article_dynamics WHERE article_id IN (SELECT id FROM _batch_ids)")
+        first_stored = {row[0]: row[2] for row in previous}
+        buckets = {(window, bucket_start(row[1], window)) for row in previous for window in WINDOWS}
         when = pa.timestamp("us", "UTC")
         articles = pa.table(
             {
@@ -187,6 +251,7 @@ class Store:
                 "labels": pa.array([list(item.labels) for item in latest], pa.list_(pa.string())),
                 "model_version": [item.model_version for item in latest],
                 "tagged_at": pa.array([item.tagged_at for item in latest], when),
+                "stored_at": pa.array([first_stored.get(article_id) for article_id in ids], when),
             }
         )
         dynamics = pa.table(
@@ -198,19 +263,11 @@ class Store:
                 "model_version": [item.model_version for item in latest for _ in item.scores],
             }
         )
-        connection = self._connection
-        connection.register("_article_rows", articles)
-        connection.register("_dynamic_rows", dynamics)
-        try:
+        with registered(connection, "_article_rows", articles), registered(connection, "_dynamic_rows", dynamics):
             connection.execute(
-                "INSERT OR REPLACE INTO articles (id, url, title, summary, body, source, connector, language,"
-                " published_at, fetched_at, labels, model_version, tagged_at) SELECT * FROM _article_rows"
+                "INSERT INTO articles SELECT * EXCLUDE (stored_at), coalesce(stored_at, now()) FROM _article_rows"
             )
-            connection.execute("DELETE FROM article_dynamics WHERE list_contains(?, article_id)", [ids])
             connection.execute("INSERT INTO article_dynamics SELECT * FROM _dynamic_rows")
-        finally:
-            connection.unregister("_article_rows")
-            connection.unregister("_dynamic_rows")
         return buckets | self.derivation.derive_articles(connection, latest)
 
     def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:
@@ -271,7 +328,7 @@ class Store:
 
     def tables(self) -> set[str]:
         """The schema's tables. Read once: only ``migrate``, at open, creates them (the derivation's scratch
-        tables are TEMP), and every query checks its table names against them."""
+        rows are Arrow tables it registers), and every query checks its table names against them."""
         if self._tables is None:
             rows = self._connection.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
@@ -293,9 +350,27 @@ class Store:
             cursor.close()
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Recompute every derived indicator from stored articles in one transaction; returns rows written."""
-        with self._transaction(f"cannot rebuild indicators in {self.path}"):
-            return self.derivation.rebuild(self._connection, progress)
+        """Recompute every derived indicator from stored articles; returns rows written; ``progress(done, total)``
+        after each chunk of buckets.
+
+        One transaction per chunk of buckets (:data:`~stackwatch.storage.derive.REBUILD_CHUNK`), then one for
+        the baselines, so its memory does not grow with the store (a single transaction kept every chunk's scratch
+        rows until its commit). A chunk that fails is rolled back: every bucket is left either as it was or
+        rebuilt, and running ``rebuild`` again completes it."""
+        action = f"cannot rebuild indicators in {self.path}"
+        with as_store_error(action, self.memory_limit):
+            chunks = self.derivation.rebuild_chunks(self._connection)
+        total = sum(len(chunk.buckets) for chunk in chunks)
+        done = written = 0
+        for chunk in chunks:
+            with self._transaction(action):
+                written += self.derivation.rebuild_chunk(self._connection, chunk)
+            done += len(chunk.buckets)
+            if progress is not None:
+                progress(done, total)
+        with self._transaction(action):
+            written += self.derivation.rebuild_signals(self._connection, [b for chunk in chunks for b in chunk.buckets])
+        return written
 
     def count(self, table: str) -> int:
         if table not in self.tables():
