@@ -307,6 +307,17 @@ class FirstSeen:
 RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen
 
 
+_KIND_NAMES: dict[type, str] = {
+    Threshold: "threshold",
+    Spike: "spike",
+    Trend: "trend",
+    Composite: "composite",
+    Quiet: "silence",
+    Cooccurrence: "cooccurrence",
+    FirstSeen: "first_seen",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A condition plus how it alerts. ``for_count``: consecutive buckets it must hold before firing;
@@ -323,7 +334,8 @@ class Rule:
 
     @property
     def kind(self) -> str:
-        return type(self.condition).__name__.lower()
+        """The rule's ``kind`` as the configuration names it (``silence``, ``first_seen``, ...)."""
+        return _KIND_NAMES[type(self.condition)]
 
     @property
     def judges_early(self) -> bool:

@@ -146,7 +146,7 @@ def alert_views(
         "SELECT al.id, al.rule, al.severity, al.dynamic, al.bucket_width, al.bucket_start, al.value, al.threshold, "  # noqa: S608 (fixed text)
         "al.message, al.fired_at, coalesce(x.status, 'firing'), "
         "(SELECT list((dl.webhook, dl.status) ORDER BY dl.webhook) FROM deliveries dl WHERE dl.alert_id = al.id), "
-        f"al.bucket_start + {interval} "
+        f"al.bucket_start + {interval}, coalesce(x.kind, '') "
         f"FROM alerts al LEFT JOIN alert_details x ON x.alert_id = al.id WHERE {where} "
         "ORDER BY al.fired_at DESC, al.id LIMIT ?",
         [*params, limit],
@@ -164,6 +164,7 @@ def alert_views(
             AlertView(
                 id=str(row[0]),
                 rule=str(row[1]),
+                kind=str(row[13]),
                 severity=str(row[2]),
                 dynamic=str(row[3]),
                 bucket_width=str(row[4]),

@@ -143,6 +143,8 @@ class SearchResult:
 class AlertView:
     id: str
     rule: str
+    kind: str
+    """The rule's kind as configured (``spike``, ``first_seen``, ...)."""
     severity: str
     dynamic: str
     bucket_width: str
