@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.machine import machine
 from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.corpus import LabelledText, read_labelled
 from stackwatch.signals.encoder import Encoder
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     tokens = production.encoder.token_counts(texts)
     mean_tokens = sum(tokens) / len(tokens)
     threads = torch.get_num_threads()
+    print(machine())
     print(f"corpus: {len(texts)} texts, mean {mean_tokens:.0f} tokens (max {max(tokens)}), threads {threads}")
 
     naive, fast = interleaved_rates(Encoder.load(precision="fp32"), production, texts, args.naive)

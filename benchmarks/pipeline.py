@@ -41,6 +41,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.machine import machine
 from stackwatch.pipeline.kafka.broker import EmbeddedBroker, free_port, wait_for_port
 from stackwatch.pipeline.kafka.lag import consumer_lag, total_lag
 from stackwatch.pipeline.kafka.topics import TopicNames
@@ -279,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(produce([broker.bootstrap], names.raw, [(0.0, article(-1, base, base, PROBE))]))
             wait_for_count(web_port, 1, 300)
             _, rss_start = peak_rss_mb(service.pid)
+            print(machine())
             print(f"service up; RSS {rss_start:.0f} MB; steady phase: {args.rate:g} articles/s for {args.seconds:g}s")
 
             # Steady phase: every 40th article is a decoupling probe in its own hourly bucket (one alert each).

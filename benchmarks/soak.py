@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -27,20 +26,11 @@ from pathlib import Path
 import httpx
 import yaml
 
+from benchmarks.machine import cpu_flags
 from benchmarks.pipeline import news, peak_rss_mb, with_children
 from stackwatch.pipeline.kafka.broker import free_port, wait_for_port
 
 SAMPLE_EVERY = 30.0
-
-
-def cpu_flags() -> str:
-    """The SIMD flags that matter for the model, as this machine reports them."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
-    wanted = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
-    return " ".join(flag for flag in wanted if f" {flag}" in flags) or "no avx2"
 
 
 def stored(port: int) -> int:
