@@ -17,10 +17,12 @@ from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpd
 from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
 from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.readonly import check_query
+from stackwatch.storage.schema import MIGRATIONS, current_version
 from stackwatch.storage.sink import DuckDBSink
 from stackwatch.storage.store import Batch, Store, delivery_id
 
 NOON = datetime(2026, 5, 1, 12, tzinfo=UTC)
+PER_ARTICLE = ("articles", "article_dynamics", "article_entities", "article_stories", "stories")
 
 
 def tagged(article_id: str, labels: tuple[str, ...] = ("edge",)) -> TaggedArticle:
@@ -133,6 +135,33 @@ def test_a_read_only_store_cannot_write_and_a_missing_one_is_a_clear_error(tmp_p
         assert reader.query("SELECT count(*) FROM articles").rows == [(0,)]
     with pytest.raises(StoreError, match="cannot open DuckDB file"):
         Store.open(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_a_store_of_schema_3_keeps_its_rows_and_loses_the_keys_that_grow_with_every_article(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "current.duckdb") as current:
+        current.write(Batch(tagged=[tagged("a"), tagged("b", ("edge", "capex"))]))
+        rows = {table: current.query(f"SELECT * FROM {table} ORDER BY ALL").rows for table in PER_ARTICLE}
+    path = tmp_path / "v3.duckdb"
+    with duckdb.connect(str(path)) as old:  # a store as schema 3 left it, holding the same rows
+        current_version(old)
+        for number, script in enumerate(MIGRATIONS[:3], start=1):
+            old.execute(script)
+            old.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+        old.execute(f"ATTACH '{tmp_path / 'current.duckdb'}' AS current (READ_ONLY)")
+        for table in PER_ARTICLE:
+            old.execute(f"INSERT INTO {table} SELECT * FROM current.{table}")
+    with Store.open(path) as migrated:
+        assert {table: migrated.query(f"SELECT * FROM {table} ORDER BY ALL").rows for table in PER_ARTICLE} == rows
+        keyed = migrated.connection.execute(
+            "SELECT DISTINCT table_name FROM duckdb_constraints() WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
+        ).fetchall()
+        assert not {row[0] for row in keyed} & set(PER_ARTICLE)
+        assert {row[0] for row in keyed} >= {"alerts", "deliveries", "dead_letters"}  # these stay small
+        first = migrated.query("SELECT stored_at FROM articles WHERE id = 'a'").rows[0][0]
+        migrated.write(Batch(tagged=[tagged("a", ("capex",))]))  # replaced by id: one row, first stored_at kept
+        assert migrated.query("SELECT labels, stored_at FROM articles WHERE id = 'a'").rows == [(["capex"], first)]
+        assert migrated.count("articles") == 2
+        assert migrated.count("article_dynamics") == 4
 
 
 KNOWN = {"articles", "indicators", "alerts"}

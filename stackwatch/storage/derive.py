@@ -27,7 +27,14 @@ from stackwatch.signals.messages import TaggedArticle
 from stackwatch.signals.stories import BANDS, MAX_DISTANCE, STORY_WINDOW, components, novelty, simhash_many
 from stackwatch.storage.scratch import registered
 
-__all__ = ["REBUILD_CHUNK", "Bucket", "Derivation", "RebuildChunk"]
+__all__ = [
+    "REBUILD_ARTICLE_BYTES",
+    "REBUILD_CHUNK_ARTICLES",
+    "REBUILD_CHUNK_DAYS",
+    "Bucket",
+    "Derivation",
+    "RebuildChunk",
+]
 
 Bucket = tuple[str, datetime]
 """(window, bucket start)."""
@@ -35,8 +42,13 @@ Bucket = tuple[str, datetime]
 _MEASURE_LIST = ", ".join(f"'{name}'" for name in MEASURES)
 _SIGNAL_LIST = ", ".join(f"'{name}'" for name in SIGNALS)
 
-REBUILD_CHUNK = 200
-"""Buckets a rebuild recomputes per transaction (about eight days of hourly and daily buckets)."""
+REBUILD_CHUNK_DAYS = 8
+"""At most this many days of buckets per rebuild transaction."""
+REBUILD_CHUNK_ARTICLES = 20_000
+"""About this many articles per rebuild transaction at most (``Store.rebuild`` scales it to its memory cap)."""
+REBUILD_ARTICLE_BYTES = 4_000
+"""Memory a rebuild chunk needs per article it recomputes, measured with margin: 37,000 articles failed within a
+64 MB cap, 20,000 fit."""
 
 # One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
 _SCOPED = """
@@ -338,28 +350,41 @@ class Derivation:
 
     # -- rebuild: every bucket, a chunk per transaction ----------------------------------------------------
 
-    def rebuild_chunks(self, connection: duckdb.DuckDBPyConnection, size: int = REBUILD_CHUNK) -> list[RebuildChunk]:
-        """Every bucket that holds articles, in chunks of about ``size`` buckets in time order; together their
-        ranges cover all time, so rows of buckets that no longer hold an article are dropped too."""
-        buckets: list[Bucket] = []
-        for window in WINDOWS:
+    def rebuild_chunks(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        *,
+        days: int = REBUILD_CHUNK_DAYS,
+        articles: int = REBUILD_CHUNK_ARTICLES,
+    ) -> list[RebuildChunk]:
+        """Every bucket that holds articles, in chunks of whole UTC days in time order: at most ``days`` days, and
+        no more than ``articles`` articles unless one day holds more (a chunk's memory grows with its articles).
+        Together the chunks' ranges cover all time, so rows of buckets that no longer hold an article go too."""
+        per_day = connection.execute(
+            "SELECT date_trunc('day', published_at), count(*) FROM articles GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        buckets: dict[datetime, list[Bucket]] = {}
+        for window in WINDOWS:  # each is at most a day, so each bucket lies within one day
             starts = connection.execute(
                 f"SELECT DISTINCT time_bucket(INTERVAL {int(WINDOWS[window].total_seconds())} SECONDS,"  # noqa: S608
                 " published_at, TIMESTAMPTZ '1970-01-01 00:00:00+00') FROM articles"
             ).fetchall()
-            buckets += [(window, start) for (start,) in starts]
-        buckets.sort(key=lambda bucket: (bucket[1], bucket[0]))
-        groups: list[list[Bucket]] = [[]]
-        for bucket in buckets:
-            current = groups[-1]
-            if len(current) >= size and current[-1][1] != bucket[1]:  # cut only between bucket starts
-                groups.append(current := [])
-            current.append(bucket)
+            for (start,) in starts:
+                buckets.setdefault(bucket_start(start, "1d"), []).append((window, start))
+        groups: list[list[datetime]] = [[]]
+        held = 0
+        for day, count in per_day:
+            if groups[-1] and (len(groups[-1]) >= days or held + count > articles):
+                groups.append([])
+                held = 0
+            groups[-1].append(day)
+            held += count
         chunks = []
         for index, group in enumerate(groups):
-            since = group[0][1] if index and group else None
-            until = groups[index + 1][0][1] if index + 1 < len(groups) else None
-            chunks.append(RebuildChunk(since, until, tuple(group)))
+            since = group[0] if index else None
+            until = groups[index + 1][0] if index + 1 < len(groups) else None
+            chosen = sorted((bucket for day in group for bucket in buckets.get(day, [])), key=lambda b: (b[1], b[0]))
+            chunks.append(RebuildChunk(since, until, tuple(chosen)))
         return chunks
 
     def rebuild_chunk(self, connection: duckdb.DuckDBPyConnection, chunk: RebuildChunk) -> int:

@@ -26,7 +26,8 @@ import pyarrow as pa
 from stackwatch.errors import StoreError
 from stackwatch.signals.indicators import DERIVED, WINDOWS, bucket_start
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, TaggedArticle, utcnow
-from stackwatch.storage.derive import Bucket, Derivation
+from stackwatch.sizes import parse_size
+from stackwatch.storage.derive import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, Bucket, Derivation
 from stackwatch.storage.evidence import write_alert_details
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.schema import migrate
@@ -353,13 +354,18 @@ class Store:
         """Recompute every derived indicator from stored articles; returns rows written; ``progress(done, total)``
         after each chunk of buckets.
 
-        One transaction per chunk of buckets (:data:`~stackwatch.storage.derive.REBUILD_CHUNK`), then one for
-        the baselines, so its memory does not grow with the store (a single transaction kept every chunk's scratch
-        rows until its commit). A chunk that fails is rolled back: every bucket is left either as it was or
-        rebuilt, and running ``rebuild`` again completes it."""
+        One transaction per chunk of whole days (at most eight, and as many articles as the memory cap holds:
+        :data:`~stackwatch.storage.derive.REBUILD_ARTICLE_BYTES` each), then one for the baselines, so its memory
+        does not grow with the store (a single transaction kept every chunk's scratch rows until its commit). A
+        chunk that fails is rolled back: every bucket is left either as it was or rebuilt, and running ``rebuild``
+        again completes it."""
         action = f"cannot rebuild indicators in {self.path}"
+        try:
+            articles = max(1_000, parse_size(self.memory_limit) // REBUILD_ARTICLE_BYTES)
+        except ValueError:  # a limit DuckDB understands and we do not (e.g. a percentage)
+            articles = REBUILD_CHUNK_ARTICLES
         with as_store_error(action, self.memory_limit):
-            chunks = self.derivation.rebuild_chunks(self._connection)
+            chunks = self.derivation.rebuild_chunks(self._connection, articles=articles)
         total = sum(len(chunk.buckets) for chunk in chunks)
         done = written = 0
         for chunk in chunks:
