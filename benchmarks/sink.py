@@ -29,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks.machine import machine
 from stackwatch.signals.indicators import count_update, hits_for
 from stackwatch.signals.messages import Article, IndicatorUpdate, Observation, TaggedArticle
 from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Batch, Store
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--memory-limit", default=DEFAULT_MEMORY_LIMIT, help="storage.memory_limit of both files")
     args = parser.parse_args(argv)
+    print(f"{machine()}; DuckDB {duckdb.__version__}")
     with tempfile.TemporaryDirectory(prefix="stackwatch-bench-") as tmp:
         directory = Path(tmp)
         articles = synthetic(args.articles)

@@ -109,8 +109,13 @@ def export_parquet(store: Store, directory: Path, progress: Callable[[str], None
                         )
                 if progress is not None:
                     progress(table)
-        finally:
-            connection.execute("COMMIT")
+        except BaseException as failure:  # a failed statement aborted the transaction: COMMIT would fail too
+            try:
+                connection.execute("ROLLBACK")
+            except duckdb.Error as rollback:
+                failure.add_note(f"rollback: {rollback}")
+            raise
+        connection.execute("COMMIT")
     except duckdb.Error as error:
         raise store_error(f"cannot export to {directory}", error, store.memory_limit) from error
     return counts
