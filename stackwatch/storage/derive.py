@@ -8,6 +8,14 @@ same code over every bucket, so it equals what the stream produced::
     derivation = Derivation(Gazetteer(), composites=(CompositeIndex("moat", {"edge": 1.0}),))
     buckets = derivation.derive_articles(connection, tagged)    # entities + stories, returns touched buckets
     derivation.recompute(connection, buckets)                    # measures, composites, baselines
+
+    for chunk in derivation.rebuild_chunks(connection):          # rebuild: whole days, one transaction each
+        derivation.rebuild_chunk(connection, chunk)
+    derivation.rebuild_signals(connection, buckets)              # then the baselines, in one more
+
+Scratch rows live in TEMP tables, which DuckDB can spill within ``storage.memory_limit``. A TEMP table replaced
+inside a transaction keeps its former versions until the commit, so a transaction recomputes once: the sink's
+write does, and ``rebuild`` commits each chunk.
 """
 
 from __future__ import annotations
