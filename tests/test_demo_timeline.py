@@ -151,9 +151,7 @@ def test_summaries_are_one_to_three_sentences_of_150_to_450_characters(records: 
         assert 1 <= sentences <= 3, summary
 
 
-def test_no_title_or_summary_is_taken_from_the_corpus(
-    records: list[Record], known_texts: set[str]
-) -> None:
+def test_no_title_or_summary_is_taken_from_the_corpus(records: list[Record], known_texts: set[str]) -> None:
     prefixes = {text[:PREFIX] for text in known_texts}
     for record in records:
         for key in ("title", "summary"):
