@@ -21,7 +21,8 @@ from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.process.logs import JsonFormatter, log_formatter, log_level
 from stackwatch.pipeline.web.auth import token_guard
 from stackwatch.pipeline.web.dashboard import charts
-from stackwatch.pipeline.web.dashboard.views import _safe_url, build_environment, parse_range
+from stackwatch.pipeline.web.dashboard.ranges import parse_range
+from stackwatch.pipeline.web.dashboard.templating import build_environment, safe_url
 from stackwatch.pipeline.web.headers import CSP, security_headers
 from stackwatch.settings import settings_from_mapping
 from stackwatch.storage.dashboard import Point, Range, Series
@@ -139,8 +140,8 @@ def test_templates_autoescape_and_links_are_http_only() -> None:
         .render(title="<img src=x onerror=alert(1)>", url="javascript:alert(1)", name="a/b c")
     )
     assert rendered == "&lt;img src=x onerror=alert(1)&gt;||a%2Fb%20c"
-    assert _safe_url("https://x.test/a") == "https://x.test/a"
-    assert _safe_url("data:text/html,hi") == ""
+    assert safe_url("https://x.test/a") == "https://x.test/a"
+    assert safe_url("data:text/html,hi") == ""
 
 
 def test_range_parsing_gives_none_when_no_offered_range_is_named() -> None:

@@ -22,37 +22,24 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Concatenate, Final, ParamSpec, TypeVar, cast
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web as aioweb
 from duckdb import DuckDBPyConnection
 from faust.web import Request, Response, View
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 
 from stackwatch.errors import StoreError
 from stackwatch.pipeline.runtime import Runtime
 from stackwatch.pipeline.web.context import Routes
 from stackwatch.pipeline.web.dashboard import charts
-from stackwatch.pipeline.web.dashboard.ranges import RANGES, default_range, parse_range
-from stackwatch.pipeline.web.dashboard.search import FIELDS, PAGE_SIZE, SearchForm, check_form, match_dynamic
+from stackwatch.pipeline.web.dashboard.ranges import default_range, parse_range
+from stackwatch.pipeline.web.dashboard.search import PAGE_SIZE, SearchForm, check_form, match_dynamic
+from stackwatch.pipeline.web.dashboard.templating import build_environment, nav_links, range_query
 from stackwatch.storage import dashboard as queries
 from stackwatch.storage.dashboard import Range
 
-__all__ = [
-    "DASHBOARD",
-    "RANGES",
-    "ROUTES",
-    "Dashboard",
-    "NavLink",
-    "Page",
-    "PageError",
-    "SourceHealth",
-    "build_environment",
-    "nav_links",
-    "parse_range",
-    "range_query",
-    "source_health",
-]
+__all__ = ["DASHBOARD", "ROUTES", "Dashboard", "Page", "PageError", "SourceHealth", "source_health"]
 
 log = logging.getLogger(__name__)
 
@@ -61,64 +48,6 @@ R = TypeVar("R")
 
 HTML = "text/html; charset=utf-8"
 NO_STORE = "this process does not hold the store (the dashboard runs with the sink role)"
-
-
-def _segment(value: object) -> str:
-    """A value as one URL path segment (``/`` and everything else percent-encoded)."""
-    return quote(str(value), safe="")
-
-
-def _safe_url(value: object) -> str:
-    """An article's link when it is http(s), else empty: no ``javascript:`` or ``data:`` hrefs."""
-    text = str(value or "")
-    return text if urlsplit(text).scheme in {"http", "https"} else ""
-
-
-_CONTROL = {code: "\ufffd" for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)}
-
-
-def _visible(value: object) -> str:
-    """Text with its control characters (NUL included) shown as U+FFFD: what a user typed, echoed back."""
-    return str(value).translate(_CONTROL)
-
-
-def build_environment() -> Environment:
-    """Jinja2 with autoescape on for every template: article text is untrusted."""
-    environment = Environment(
-        loader=PackageLoader("stackwatch.pipeline.web.dashboard", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["seg"] = _segment
-    environment.filters["safe_url"] = _safe_url
-    environment.filters["visible"] = _visible
-    return environment
-
-
-def range_query(rng: Range) -> str:
-    """The query string that names ``rng``, for every link from a page to another: ``?days=182&width=1w``."""
-    return "?" + urlencode({"days": rng.days, "width": rng.width})
-
-
-@dataclass(frozen=True, slots=True)
-class NavLink:
-    """One range in the header: its label, its link (this page with that range) and whether it is in force."""
-
-    label: str
-    href: str
-    on: bool
-
-
-def nav_links(query: Mapping[str, str], rng: Range | None) -> tuple[NavLink, ...]:
-    """The header's ranges: each links to the same page with that range, keeping the search fields."""
-    kept = {name: query[name] for name in FIELDS if query.get(name)}
-    return tuple(
-        NavLink(f"{days}d · {width}", "?" + urlencode({**kept, "days": days, "width": width}),
-                rng is not None and (rng.days, rng.width) == (days, width))
-        for days, width in RANGES
-    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
