@@ -20,75 +20,19 @@ buckets as full in either file: what differs is only how much the store holds.
 from __future__ import annotations
 
 import argparse
-import random
 import resource
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
+from benchmarks.fill import DYNAMICS, VIEWS_START, fill, synthetic, updates_for
 from benchmarks.machine import machine
-from stackwatch.signals.indicators import count_update, hits_for
-from stackwatch.signals.messages import Article, IndicatorUpdate, Observation, TaggedArticle
+from stackwatch.signals.messages import IndicatorUpdate, TaggedArticle
 from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Batch, Store
-
-DYNAMICS = ("decoupling", "edge", "capex", "exclusivity", "export_controls", "power", "pricing", "talent")
-ENTITIES = ("Nvidia", "AMD", "Google TPUs", "AWS Trainium", "Microsoft Azure", "OpenAI", "Meta", "CoreWeave")
-VERBS = ("signs", "expands", "cuts", "doubles", "pauses", "announces", "wins", "loses")
-OBJECTS = ("GPU deal", "data-centre campus", "custom chip", "cloud contract", "power purchase", "export licence")
-SOURCES = tuple(f"outlet{n:02d}" for n in range(40))
-START = datetime(2026, 1, 1, tzinfo=UTC)
-VIEWS_START = datetime(2025, 1, 1, tzinfo=UTC)
-"""Where :func:`fill` starts its articles (the SQL below spells it out)."""
-
-
-def synthetic(
-    count: int, seed: int = 1, *, start: datetime = START, days: float = 30, prefix: str = "b"
-) -> list[TaggedArticle]:
-    """Articles over ``days`` days from ``start``, roughly in arrival order: 30% syndicated copies, 5% late by up
-    to two days."""
-    rng = random.Random(seed)
-    items: list[TaggedArticle] = []
-    wires: list[tuple[str, datetime]] = []
-    for number in range(count):
-        now = start + timedelta(days=days) * (number / count)
-        if wires and rng.random() < 0.3:
-            title, published = rng.choice(wires[-50:])
-            published += timedelta(minutes=rng.randrange(0, 240))
-        else:
-            title = f"{rng.choice(ENTITIES)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} with {rng.choice(ENTITIES)}"
-            title += f" ({number})"
-            published = now - (timedelta(hours=rng.randrange(1, 48)) if rng.random() < 0.05 else timedelta(0))
-            wires.append((title, published))
-        labels = tuple(rng.sample(DYNAMICS, rng.randrange(0, 3)))
-        scores = {dynamic: round(rng.random(), 3) for dynamic in DYNAMICS}
-        article = Article(
-            f"{prefix}{number:07d}",
-            f"https://x.test/{prefix}{number}",
-            title,
-            "",
-            rng.choice(SOURCES),
-            "rss",
-            published,
-            published,
-        )
-        items.append(TaggedArticle(article, labels, scores, "v1", published))
-    return items
-
-
-def updates_for(articles: list[TaggedArticle]) -> list[IndicatorUpdate]:
-    """The stream's article_count updates for these articles (what the evaluate agent would emit)."""
-    members: dict[str, set[str]] = {}
-    updates = []
-    for tagged in articles:
-        for hit in hits_for(Observation.of(tagged)):
-            ids = members.setdefault(hit.key, set())
-            ids.add(hit.article_id)
-            updates.append(count_update(hit, ids))
-    return updates
 
 
 def fast(
@@ -176,59 +120,6 @@ def per_write(path: Path, batch: int, start: datetime, memory_limit: str, writes
             store.write(Batch(tagged=probe))
             seconds.append(time.perf_counter() - started)
     return statistics.median(seconds)
-
-
-def fill(path: Path, count: int, days: int, memory_limit: str) -> float:
-    """``count`` synthetic articles over ``days`` days straight through SQL (no Python per row), then rebuild;
-    returns the rebuild's seconds."""
-    with Store.open(path, memory_limit=memory_limit) as store:
-        c = store.connection
-        c.execute(
-            f"""
-            INSERT INTO articles (id, url, title, summary, body, source, connector, language, published_at,
-                                  fetched_at, labels, model_version, tagged_at)
-            SELECT 'v' || i, 'https://x.test/' || i, 'title ' || i, '', NULL, 'outlet' || (i % 40), 'rss', NULL,
-                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT),
-                   now(), [], 'v1', now()
-            FROM range({count}) t(i)
-            """  # noqa: S608
-        )
-        c.execute(
-            f"""
-            INSERT INTO article_dynamics
-            SELECT 'v' || i, d, (hash(i, d) % 1000) / 1000.0, hash(i, d) % 4 = 0, 'v1'
-            FROM range({count}) t(i), (SELECT unnest({list(DYNAMICS)}) AS d)
-            """  # noqa: S608
-        )
-        c.execute(
-            f"""
-            INSERT INTO article_entities
-            SELECT DISTINCT 'v' || i, {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT], 1
-            FROM range({count}) t(i), range(2) k(k)
-            """  # noqa: S608
-        )
-        c.execute(
-            f"""
-            INSERT INTO article_stories
-            SELECT 'v' || i, 'v' || (i - i % 3), hash(i), TIMESTAMPTZ '2025-01-01 00:00:00+00'
-                   + to_seconds((hash(i) % ({days} * 86400))::BIGINT), 1.0
-            FROM range({count}) t(i)
-            """  # noqa: S608
-        )
-        c.execute(
-            """
-            INSERT INTO alerts (id, rule, severity, dynamic, indicator, bucket_width, bucket_start, value, threshold,
-                                message, fired_at)
-            SELECT 'al' || i, 'edge-surge', 'warning', 'edge', 'article_count', '1d',
-                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_days(i::INTEGER), 10, 5, 'm', now()
-            FROM range(300) t(i)
-            """
-        )
-        started = time.perf_counter()
-        store.rebuild()
-        rebuilt = time.perf_counter() - started
-        c.execute("CHECKPOINT")
-    return rebuilt
 
 
 def time_views(path: Path, days: int, repeats: int = 5) -> dict[str, float]:

@@ -42,6 +42,20 @@ EXPORTS: dict[str, str] = {
 _WHOLE_DAYS = "day >= DATE '{0}' AND day < DATE '{1}'"
 
 
+@dataclass(slots=True)
+class _Steps:
+    """Counts a job's steps and reports each to its ``progress(done, total)``, when it has one."""
+
+    progress: Callable[[int, int], None] | None
+    total: int = 0
+    done: int = 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 @dataclass(frozen=True, slots=True)
 class RetentionReport:
     bodies_dropped: int
@@ -84,12 +98,12 @@ def months(first: date, last: date) -> Iterator[tuple[date, date]]:
         year, month = following
 
 
-def export_parquet(store: Store, directory: Path, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+def export_parquet(store: Store, directory: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Export each table of :data:`EXPORTS` as Parquet partitioned by day; returns rows per table.
 
     One read transaction, so every table is of the same moment. Each table is written a calendar month at a time:
     DuckDB partitions what one COPY writes before writing it, so a whole table at once spilled all of it to disk.
-    ``progress(table)`` is called after each table is written.
+    ``progress(done, total)`` after each step: a month of a table (a table without rows is one step).
     """
     directory.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
@@ -97,18 +111,22 @@ def export_parquet(store: Store, directory: Path, progress: Callable[[str], None
     try:
         connection.execute("BEGIN TRANSACTION")  # one snapshot for every table
         try:
+            spans: dict[str, list[tuple[date, date]]] = {}
             for table, query in EXPORTS.items():
                 row = connection.execute(f"SELECT count(*), min(day), max(day) FROM ({query})").fetchone()  # noqa: S608 (constants)
                 counts[table] = int(row[0]) if row else 0
-                if row and counts[table]:
-                    for start, end in months(row[1], row[2]):
-                        days = _WHOLE_DAYS.format(start.isoformat(), end.isoformat())
-                        connection.execute(
-                            f"COPY (SELECT * FROM ({query}) WHERE {days}) TO {_quote(directory / table)}"  # noqa: S608
-                            " (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
-                        )
-                if progress is not None:
-                    progress(table)
+                spans[table] = list(months(row[1], row[2])) if row and counts[table] else []
+            step = _Steps(progress, total=sum(max(1, len(span)) for span in spans.values()))
+            for table, query in EXPORTS.items():
+                for start, end in spans[table]:
+                    days = _WHOLE_DAYS.format(start.isoformat(), end.isoformat())
+                    connection.execute(
+                        f"COPY (SELECT * FROM ({query}) WHERE {days}) TO {_quote(directory / table)}"  # noqa: S608
+                        " (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)"
+                    )
+                    step()
+                if not spans[table]:
+                    step()
         except BaseException as failure:  # a failed statement aborted the transaction: COMMIT would fail too
             try:
                 connection.execute("ROLLBACK")
@@ -126,36 +144,48 @@ def table_counts(store: Store) -> dict[str, int]:
 
 
 def apply_retention(
-    store: Store, *, body_days: int | None, dead_letter_days: int | None, now: datetime | None = None
+    store: Store,
+    *,
+    body_days: int | None,
+    dead_letter_days: int | None,
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RetentionReport:
     """Drop article bodies and dead letters past their age, checkpoint to reclaim space, record a report row.
 
     Bodies go a calendar month of publication at a time, each month its own transaction: the first run on a
-    large store drops millions, and each month dropped stays dropped if a later one fails."""
+    large store drops millions, and each month dropped stays dropped if a later one fails. ``progress(done,
+    total)`` after each step: each month of bodies, the dead letters, the checkpoint."""
     now = now or utcnow()
     connection = store.connection
+    step = _Steps(progress)
     try:
         bodies = dead = 0
-        if body_days is not None:
-            cutoff = now - timedelta(days=body_days)
+        spans: list[tuple[date, date]] = []
+        cutoff = None if body_days is None else now - timedelta(days=body_days)
+        if cutoff is not None:
             row = connection.execute(
                 "SELECT min(published_at) FROM articles WHERE body IS NOT NULL AND published_at < ?", [cutoff]
             ).fetchone()
             oldest = row[0] if row else None
-            if oldest is not None:
-                for start, end in months(oldest.date(), cutoff.date()):
-                    row = connection.execute(
-                        "UPDATE articles SET body = NULL WHERE body IS NOT NULL AND published_at < ?"
-                        " AND published_at >= ?::DATE AND published_at < ?::DATE",
-                        [cutoff, start, end],
-                    ).fetchone()
-                    bodies += int(row[0]) if row else 0
+            spans = list(months(oldest.date(), cutoff.date())) if oldest is not None else []
+        step.total = len(spans) + 2
+        for start, end in spans:
+            row = connection.execute(
+                "UPDATE articles SET body = NULL WHERE body IS NOT NULL AND published_at < ?"
+                " AND published_at >= ?::DATE AND published_at < ?::DATE",
+                [cutoff, start, end],
+            ).fetchone()
+            bodies += int(row[0]) if row else 0
+            step()
         if dead_letter_days is not None:
             row = connection.execute(
                 "DELETE FROM dead_letters WHERE received_at < ?", [now - timedelta(days=dead_letter_days)]
             ).fetchone()
             dead = int(row[0]) if row else 0
+        step()
         connection.execute("CHECKPOINT")
+        step()
         counts = table_counts(store)
         size = store.path.stat().st_size if store.path.exists() else 0
         connection.execute(

@@ -352,7 +352,7 @@ class Store:
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Recompute every derived indicator from stored articles; returns rows written; ``progress(done, total)``
-        after each chunk of buckets.
+        after each step: each chunk, then the baselines (``total`` is the chunks and one).
 
         One transaction per chunk of whole days (at most eight, and as many articles as the memory cap holds:
         :data:`~stackwatch.storage.derive.REBUILD_ARTICLE_BYTES` each), then one for the baselines, so its memory
@@ -366,16 +366,17 @@ class Store:
             articles = REBUILD_CHUNK_ARTICLES
         with as_store_error(action, self.memory_limit):
             chunks = self.derivation.rebuild_chunks(self._connection, articles=articles)
-        total = sum(len(chunk.buckets) for chunk in chunks)
-        done = written = 0
-        for chunk in chunks:
+        total = len(chunks) + 1
+        written = 0
+        for done, chunk in enumerate(chunks, start=1):
             with self._transaction(action):
                 written += self.derivation.rebuild_chunk(self._connection, chunk)
-            done += len(chunk.buckets)
             if progress is not None:
                 progress(done, total)
         with self._transaction(action):
             written += self.derivation.rebuild_signals(self._connection, [b for chunk in chunks for b in chunk.buckets])
+        if progress is not None:
+            progress(total, total)
         return written
 
     def count(self, table: str) -> int:

@@ -8,13 +8,16 @@
 ``sql`` goes through the running service (``POST /api/sql``); when nothing listens there it runs the query
 itself, sandboxed as the service does (:mod:`stackwatch.storage.query`), on the file, or on the snapshot file
 when a service holds the file. The others need the file itself: stop the service first (DuckDB lets one process
-write a file).
+write a file). They show their progress on stderr (:func:`step_progress`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import httpx
@@ -28,11 +31,34 @@ from stackwatch.settings import Settings
 from stackwatch.storage.query import QueryAnswer, QueryUnavailable, run_query
 from stackwatch.storage.store import Store
 
-__all__ = ["export", "rebuild", "retention", "sql"]
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+__all__ = ["export", "rebuild", "retention", "sql", "step_progress"]
 
 CONNECT_TIMEOUT = 5.0
 ANSWER_GRACE = 60.0
 """Seconds the CLI waits for the service beyond ``sql.time_limit`` (a fresh snapshot, the process's start)."""
+
+
+@contextmanager
+def step_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A store job's ``progress(done, total)`` on stderr: a progress bar when stderr is a terminal, else a line per
+    step (``rebuild: 3/24 steps``), so a log shows how far a long job got."""
+    stream = click.get_text_stream("stderr")
+    if not stream.isatty():
+        yield lambda done, total: click.echo(f"{label}: {done}/{total} steps", err=True)
+        return
+    with ExitStack() as stack:
+        bars: list[ProgressBar[int]] = []
+
+        def update(done: int, total: int) -> None:
+            if not bars:  # the total is known once the job has planned its steps
+                bar = click.progressbar(length=total, label=label, file=stream, show_pos=True, show_eta=True)
+                bars.append(stack.enter_context(bar))
+            bars[0].update(done - bars[0].pos)
+
+        yield update
 
 
 def _open_for_writing(settings: Settings) -> Store:
@@ -113,18 +139,13 @@ def sql(config: str | None, query: str, output_format: str) -> None:
 @config_option
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export(config: str | None, directory: Path) -> None:
-    """Export the tables as Parquet, one directory per table, partitioned by day."""
-    from tqdm import tqdm
-
-    from stackwatch.storage.maintenance import EXPORTS, export_parquet
+    """Export the tables as Parquet, one directory per table, partitioned by day (a month of a table a step)."""
+    from stackwatch.storage.maintenance import export_parquet
 
     settings = cli_settings(config, secrets=False)
-    with (
-        _open_for_writing(settings) as store,
-        tqdm(total=len(EXPORTS), unit="table", desc="export", disable=None) as bar,
-    ):
+    with _open_for_writing(settings) as store, step_progress("export") as progress:
         try:
-            counts = export_parquet(store, directory, lambda table: bar.update(1))
+            counts = export_parquet(store, directory, progress)
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     for table, rows in counts.items():
@@ -134,37 +155,31 @@ def export(config: str | None, directory: Path) -> None:
 @click.command()
 @config_option
 def rebuild(config: str | None) -> None:
-    """Recompute every derived indicator from the stored articles (the same numbers the stream produced)."""
-    from tqdm import tqdm
-
+    """Recompute every derived indicator from the stored articles (the same numbers the stream produced), a chunk
+    of days a step, then the baselines."""
     settings = cli_settings(config, secrets=False)
-    with _open_for_writing(settings) as store:
-        bar = tqdm(total=0, unit="bucket", desc="rebuild", disable=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with _open_for_writing(settings) as store, step_progress("rebuild") as progress:
         try:
             written = store.rebuild(progress)
         except StoreError as error:
             raise click.ClickException(str(error)) from None
-        finally:
-            bar.close()
     click.echo(f"rebuilt {written} indicator rows in {settings.storage.path}")
 
 
 @click.command()
 @config_option
 def retention(config: str | None) -> None:
-    """Apply retention now: drop old bodies and dead letters, checkpoint, print file size and row counts."""
+    """Apply retention now: drop old bodies (a month a step) and dead letters, checkpoint, print file size and row
+    counts."""
     from stackwatch.storage.maintenance import apply_retention
 
     settings = cli_settings(config, secrets=False)
     keep = settings.storage.retention
-    with _open_for_writing(settings) as store:
+    with _open_for_writing(settings) as store, step_progress("retention") as progress:
         try:
-            report = apply_retention(store, body_days=keep.body_days, dead_letter_days=keep.dead_letter_days)
+            report = apply_retention(
+                store, body_days=keep.body_days, dead_letter_days=keep.dead_letter_days, progress=progress
+            )
         except StoreError as error:
             raise click.ClickException(str(error)) from None
     click.echo(
