@@ -1,4 +1,8 @@
-"""Run every benchmark in turn: ``python -m benchmarks`` (``make bench``)."""
+"""Run every benchmark in turn: ``python -m benchmarks`` (``make bench``).
+
+``benchmarks.scale`` is not among them: at its default sizes (1 M and 10 M articles) it runs for most of an hour,
+longer than all of these together. Run it on its own: ``python -m benchmarks.scale``.
+"""
 
 from __future__ import annotations
 
