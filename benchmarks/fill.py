@@ -321,7 +321,8 @@ class Market:
                 spiking[number] = max(0, spiking[number] - 1)
                 today.append(round(min(chance, 0.95), 4))
             chances.append(tuple(today))
-        exact = [self.articles * weight / sum(weights) for weight in weights]
+        total = sum(weights)
+        exact = [self.articles * weight / total for weight in weights]
         counts = [int(value) for value in exact]
         for index in sorted(range(self.days), key=lambda i: counts[i] - exact[i])[: self.articles - sum(counts)]:
             counts[index] += 1
