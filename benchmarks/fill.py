@@ -134,29 +134,33 @@ def fill(path: Path, count: int, days: int, memory_limit: str) -> float:
             SELECT 'v' || i, 'https://x.test/' || i, 'title ' || i, '', NULL, 'outlet' || (i % 40), 'rss', NULL,
                    TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT),
                    now(), [], 'v1', now()
-            FROM range({count}) t(i)
-            """  # noqa: S608
+            FROM range({count}) t(i) ORDER BY published_at
+            """  # noqa: S608 (rows in time order, as a stream writes them)
         )
         c.execute(
             f"""
             INSERT INTO article_dynamics
-            SELECT 'v' || i, d, (hash(i, d) % 1000) / 1000.0, hash(i, d) % 4 = 0, 'v1'
-            FROM range({count}) t(i), (SELECT unnest({list(DYNAMICS)}) AS d)
+            SELECT 'v' || i, d, (hash(i, d) % 1000) / 1000.0, hash(i, d) % 4 = 0, 'v1',
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS at
+            FROM range({count}) t(i), (SELECT unnest({list(DYNAMICS)}) AS d) ORDER BY at
             """  # noqa: S608
         )
         c.execute(
             f"""
             INSERT INTO article_entities
-            SELECT DISTINCT 'v' || i, {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT], 1
-            FROM range({count}) t(i), range(2) k(k)
+            SELECT 'v' || i, entity, 1,
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS at
+            FROM (SELECT DISTINCT i, {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT] AS entity
+                  FROM range({count}) t(i), range(2) k(k))
+            ORDER BY at
             """  # noqa: S608
         )
         c.execute(
             f"""
             INSERT INTO article_stories
             SELECT 'v' || i, 'v' || (i - i % 3), hash(i), TIMESTAMPTZ '2025-01-01 00:00:00+00'
-                   + to_seconds((hash(i) % ({days} * 86400))::BIGINT), 1.0
-            FROM range({count}) t(i)
+                   + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS at, 1.0
+            FROM range({count}) t(i) ORDER BY at
             """  # noqa: S608
         )
         c.execute(
@@ -409,13 +413,13 @@ _INSERTS = (
     INSERT INTO article_dynamics
     SELECT id, $dynamics[k],
            CASE WHEN list_contains(labels, $dynamics[k]) THEN 0.5 ELSE 0.0 END + (hash(id, k) % 500) / 1000.0,
-           list_contains(labels, $dynamics[k]), 'v3'
+           list_contains(labels, $dynamics[k]), 'v3', published_at
     FROM _articles, (SELECT unnest(range(1, len($dynamics) + 1)) AS k)
     """,
     """
     INSERT INTO article_entities
-    SELECT DISTINCT id, entity, 1 + hash(id, entity) % 3
-    FROM (SELECT id, unnest([e0, e1, e2]) AS entity FROM _articles) WHERE entity IS NOT NULL
+    SELECT DISTINCT id, entity, 1 + hash(id, entity) % 3, published_at
+    FROM (SELECT id, published_at, unnest([e0, e1, e2]) AS entity FROM _articles) WHERE entity IS NOT NULL
     """,
     """
     INSERT INTO article_stories

@@ -77,8 +77,8 @@ def naive(path: Path, articles: list[TaggedArticle], updates: list[IndicatorUpda
         )
         for dynamic, score in tagged.scores.items():
             connection.execute(
-                "INSERT INTO article_dynamics VALUES (?, ?, ?, ?, ?)",
-                [a.id, dynamic, score, dynamic in tagged.labels, tagged.model_version],
+                "INSERT INTO article_dynamics VALUES (?, ?, ?, ?, ?, ?)",
+                [a.id, dynamic, score, dynamic in tagged.labels, tagged.model_version, a.published_at],
             )
     for update in updates:
         connection.execute(

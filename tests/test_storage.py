@@ -137,19 +137,23 @@ def test_a_read_only_store_cannot_write_and_a_missing_one_is_a_clear_error(tmp_p
         Store.open(tmp_path / "missing.duckdb", read_only=True)
 
 
-def test_a_store_of_schema_3_keeps_its_rows_and_loses_the_keys_that_grow_with_every_article(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_older_store_keeps_its_rows_and_loses_the_keys_that_grow_with_every_article(
+    tmp_path: Path, version: int
+) -> None:
     with Store.open(tmp_path / "current.duckdb") as current:
         current.write(Batch(tagged=[tagged("a"), tagged("b", ("edge", "capex"))]))
         rows = {table: current.query(f"SELECT * FROM {table} ORDER BY ALL").rows for table in PER_ARTICLE}
-    path = tmp_path / "v3.duckdb"
-    with duckdb.connect(str(path)) as old:  # a store as schema 3 left it, holding the same rows
+    path = tmp_path / f"v{version}.duckdb"
+    with duckdb.connect(str(path)) as old:  # a store as that schema left it, holding the same rows
         current_version(old)
-        for number, script in enumerate(MIGRATIONS[:3], start=1):
+        for number, script in enumerate(MIGRATIONS[:version], start=1):
             old.execute(script)
             old.execute("INSERT INTO schema_version VALUES (?, now())", [number])
         old.execute(f"ATTACH '{tmp_path / 'current.duckdb'}' AS current (READ_ONLY)")
-        for table in PER_ARTICLE:
-            old.execute(f"INSERT INTO {table} SELECT * FROM current.{table}")
+        for table in PER_ARTICLE:  # the columns it had (schema 5 added published_at to dynamics and entities)
+            columns = [row[0] for row in old.execute(f"SELECT * FROM {table} LIMIT 0").description or []]
+            old.execute(f"INSERT INTO {table} SELECT {', '.join(columns)} FROM current.{table}")
     with Store.open(path) as migrated:
         assert {table: migrated.query(f"SELECT * FROM {table} ORDER BY ALL").rows for table in PER_ARTICLE} == rows
         keyed = migrated.connection.execute(
@@ -291,3 +295,44 @@ def test_the_dynamic_and_entity_pages_count_each_other_over_the_range(store: Sto
     assert nvidia.dynamics == (("edge", 2), ("capex", 1))
     assert nvidia.series.total == 2
     assert entity_detail(store.connection, "Oracle", week).dynamics == (("capex", 2), ("edge", 1))
+
+
+def moved(article_id: str, title: str, published: datetime, labels: tuple[str, ...] = ("edge",)) -> TaggedArticle:
+    article = Article(article_id, f"https://x.test/{article_id}", title, "", "wire", "rss", published, published)
+    return TaggedArticle(article, labels, {"edge": 0.9, "capex": 0.4}, "v1", published)
+
+
+def test_an_article_re_published_a_year_later_moves_all_its_rows_and_rebuild_equals_the_stream(
+    store: Store,
+) -> None:
+    """Every statement of a write is bounded by the dates it touches; a replaced article's rows are found at the
+    date it had, wherever that is, and its story follows it."""
+    title = "Nvidia books Rubin capacity at TSMC for a hyperscaler"
+    later = NOON + timedelta(days=365)
+    store.write(Batch(tagged=[moved(f"c{n}", title, NOON + timedelta(minutes=n)) for n in range(3)]))
+    store.write(Batch(tagged=[moved("far", "AMD wins an order", later), moved("c9", title, later)]))
+    store.write(Batch(tagged=[moved("c0", title, later + timedelta(minutes=5), ("capex",))]))  # the root moves
+    store.write(Batch(tagged=[moved("c1", title + " again", NOON + timedelta(minutes=1))]))  # same date, new text
+    store.write(Batch(tagged=[moved("c0", title, later + timedelta(minutes=5), ("capex",))]))  # a replay
+    per_id = {
+        table: store.query(f"SELECT {key}, count(*) FROM {table} GROUP BY 1 HAVING count(*) > {per}").rows
+        for table, key, per in (
+            ("articles", "id", 1),
+            ("article_dynamics", "article_id", 2),
+            ("article_stories", "article_id", 1),
+            ("stories", "story_id", 1),
+        )
+    }
+    assert per_id == {"articles": [], "article_dynamics": [], "article_stories": [], "stories": []}
+    dated = "SELECT count(*) FROM {} t JOIN articles a ON a.id = t.article_id WHERE t.published_at <> a.published_at"
+    assert [store.query(dated.format(t)).rows[0][0] for t in ("article_dynamics", "article_stories")] == [0, 0]
+    spans = "SELECT story_id, min(published_at), max(published_at), count(*) FROM article_stories GROUP BY 1 ORDER BY 1"
+    assert (
+        store.query(spans).rows
+        == store.query("SELECT story_id, first_seen, last_seen, articles FROM stories ORDER BY 1").rows
+    )
+    streamed = store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows
+    day = "SELECT value FROM indicators WHERE indicator = 'article_count' AND dynamic = '*' AND entity = '*'"
+    assert store.query(day + " AND source = '*' AND bucket_width = '1d' ORDER BY bucket_start").rows == [(2.0,), (3.0,)]
+    store.rebuild()
+    assert store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows == streamed

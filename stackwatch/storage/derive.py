@@ -9,18 +9,25 @@ same code over every bucket, so it equals what the stream produced::
     buckets = derivation.derive_articles(connection, tagged)    # entities + stories, returns touched buckets
     derivation.recompute(connection, buckets)                    # measures, composites, baselines
 
-    for chunk in derivation.rebuild_chunks(connection):          # rebuild: whole days, one transaction each
-        derivation.rebuild_chunk(connection, chunk)
+    for chunk in rebuild_chunks(connection):                     # rebuild: whole days, one transaction each
+        derivation.rebuild_chunk(connection, chunk)                 # (rebuild_plan.py)
     derivation.rebuild_signals(connection, buckets)              # then the baselines, in one more
 
 Scratch rows live in TEMP tables, which DuckDB can spill within ``storage.memory_limit``. A TEMP table replaced
 inside a transaction keeps its former versions until the commit, so a transaction recomputes once: the sink's
 write does, and ``rebuild`` commits each chunk.
+
+A write costs what it writes, not what the store holds: the per-article tables carry ``published_at`` and the
+indicators ``bucket_start``, both in about insertion order, and every statement of a write is bounded by the time
+range of what it touches (its buckets; the dates replaced articles had), so DuckDB reads only the row groups whose
+min/max (zone maps) overlap it. The one statement that reads a whole column is the store's lookup of the batch's
+ids (an id may be anywhere in time). A write that touches far-apart days (an article re-published a year later)
+reads the row groups between them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -33,38 +40,20 @@ from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS, bucket_start
 from stackwatch.signals.messages import TaggedArticle
 from stackwatch.signals.stories import BANDS, MAX_DISTANCE, STORY_WINDOW, components, novelty, simhash_many
+from stackwatch.storage.rebuild_plan import Bucket, RebuildChunk
 from stackwatch.storage.scratch import registered
+from stackwatch.storage.zonemaps import at, span
 
-__all__ = [
-    "REBUILD_ARTICLE_BYTES",
-    "REBUILD_CHUNK_ARTICLES",
-    "REBUILD_CHUNK_DAYS",
-    "Bucket",
-    "Derivation",
-    "RebuildChunk",
-]
-
-Bucket = tuple[str, datetime]
-"""(window, bucket start)."""
+__all__ = ["Bucket", "Derivation"]
 
 _MEASURE_LIST = ", ".join(f"'{name}'" for name in MEASURES)
 _SIGNAL_LIST = ", ".join(f"'{name}'" for name in SIGNALS)
-
-REBUILD_CHUNK_DAYS = 8
-"""At most this many days of buckets per rebuild transaction."""
-REBUILD_CHUNK_ARTICLES = 20_000
-"""About this many articles per rebuild transaction at most (``Store.rebuild`` scales it to its memory cap)."""
-REBUILD_ARTICLE_BYTES = 4_000
-"""Memory a rebuild chunk needs per article it recomputes, measured with margin: 37,000 articles failed within a
-64 MB cap, 20,000 fit."""
 
 # One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
 _SCOPED = """
 CREATE OR REPLACE TEMP TABLE _facts AS
     WITH a AS (
-        SELECT id, source, published_at FROM articles
-        WHERE published_at >= (SELECT min(bucket_start) FROM _affected)
-          AND published_at < (SELECT max(bucket_end) FROM _affected)
+        SELECT id, source, published_at FROM articles WHERE published_at >= {lo} AND published_at < {hi}
     ),
     bucketed AS (  -- equi-joins on the bucket (the store's TimeZone is UTC)
         SELECT '1h' AS bucket_width, date_trunc('hour', published_at) AS bucket_start, id, source FROM a
@@ -73,23 +62,29 @@ CREATE OR REPLACE TEMP TABLE _facts AS
     SELECT b.bucket_width, b.bucket_start, b.id, b.source, coalesce(s.story_id, b.id) AS story_id,
            coalesce(s.novelty, 1.0) AS novelty
     FROM bucketed b JOIN _affected f ON f.bucket_width = b.bucket_width AND f.bucket_start = b.bucket_start
-    LEFT JOIN article_stories s ON s.article_id = b.id;
+    LEFT JOIN (SELECT * FROM article_stories WHERE published_at >= {lo} AND published_at < {hi}) s
+      ON s.article_id = b.id;
+CREATE OR REPLACE TEMP TABLE _entities AS
+    SELECT article_id, entity FROM article_entities WHERE published_at >= {lo} AND published_at < {hi};
+CREATE OR REPLACE TEMP TABLE _dynamics AS
+    SELECT article_id, dynamic, score FROM article_dynamics
+    WHERE published_at >= {lo} AND published_at < {hi} AND label;
 CREATE OR REPLACE TEMP TABLE _scoped AS
     SELECT bucket_width, bucket_start, '*' AS dynamic, '*' AS entity, '*' AS source, id, story_id,
            source AS src, novelty, NULL::DOUBLE AS score FROM _facts
     UNION ALL SELECT bucket_width, bucket_start, '*', '*', source, id, story_id, source, novelty, NULL FROM _facts
     UNION ALL SELECT f.bucket_width, f.bucket_start, '*', e.entity, '*', f.id, f.story_id, f.source, f.novelty, NULL
-        FROM _facts f JOIN article_entities e ON e.article_id = f.id
+        FROM _facts f JOIN _entities e ON e.article_id = f.id
     UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, '*', '*', f.id, f.story_id, f.source, f.novelty,
                      d.score
-        FROM _facts f JOIN article_dynamics d ON d.article_id = f.id AND d.label
+        FROM _facts f JOIN _dynamics d ON d.article_id = f.id
     UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, '*', f.source, f.id, f.story_id, f.source,
                      f.novelty, d.score
-        FROM _facts f JOIN article_dynamics d ON d.article_id = f.id AND d.label
+        FROM _facts f JOIN _dynamics d ON d.article_id = f.id
     UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, e.entity, '*', f.id, f.story_id, f.source,
                      f.novelty, d.score
-        FROM _facts f JOIN article_dynamics d ON d.article_id = f.id AND d.label
-        JOIN article_entities e ON e.article_id = f.id;
+        FROM _facts f JOIN _dynamics d ON d.article_id = f.id
+        JOIN _entities e ON e.article_id = f.id;
 CREATE OR REPLACE TEMP TABLE _measures AS
     SELECT m.*, m.article_count / t.article_count AS share
     FROM (SELECT bucket_width, bucket_start, dynamic, entity, source, count(*)::DOUBLE AS article_count,
@@ -111,47 +106,71 @@ class Derivation:
 
     # -- per article: entities and stories ---------------------------------------------------------------
 
-    def derive_articles(self, connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle]) -> set[Bucket]:
-        """Write the batch's entities and stories; return every bucket whose measures may have changed."""
+    def derive_articles(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        tagged: Sequence[TaggedArticle],
+        replaced: Mapping[str, datetime] | None = None,
+    ) -> set[Bucket]:
+        """Write the batch's entities and stories; return every bucket whose measures may have changed.
+        ``replaced``: the stored ``published_at`` of the batch's articles that were stored before (their rows are
+        looked for at those dates: a new article has none)."""
         if not tagged:
             return set()
-        ids = [item.article.id for item in tagged]
+        replaced = replaced or {}
         rows = [
-            (article_id, entity, count)
+            (item.article.id, entity, count, item.article.published_at)
             for item in tagged
-            for article_id, (entity, count) in (
-                (item.article.id, pair) for pair in self.gazetteer.find(item.article.text).items()
-            )
+            for entity, count in self.gazetteer.find(item.article.text).items()
         ]
-        connection.execute("DELETE FROM article_entities WHERE list_contains(?, article_id)", [ids])
+        if old := span(replaced.values()):
+            connection.execute(
+                f"DELETE FROM article_entities WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
+                " AND list_contains(?, article_id)",
+                [list(replaced)],
+            )
         if rows:
             table = pa.table(
                 {
                     "article_id": [row[0] for row in rows],
                     "entity": [row[1] for row in rows],
                     "mentions": pa.array([row[2] for row in rows], pa.int32()),
+                    "published_at": pa.array([row[3] for row in rows], pa.timestamp("us", "UTC")),
                 }
             )
             with registered(connection, "_entity_rows", table):
                 connection.execute("INSERT INTO article_entities SELECT * FROM _entity_rows")
-        changed = self._cluster(connection, tagged)
+        changed = self._cluster(connection, tagged, replaced)
         return {(window, bucket_start(moment, window)) for moment in changed for window in WINDOWS}
 
-    def _cluster(self, connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle]) -> list[datetime]:
+    def _cluster(
+        self, connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle], replaced: Mapping[str, datetime]
+    ) -> list[datetime]:
         hashes = simhash_many([f"{item.article.title}\n{item.article.summary}" for item in tagged])
-        known = dict(
-            connection.execute(
-                "SELECT article_id, simhash FROM article_stories WHERE list_contains(?, article_id)",
-                [[item.article.id for item in tagged]],
+        old = span(replaced.values())  # a story row's published_at is its article's: both are written together
+        known: dict[str, tuple[int, datetime]] = {}
+        if old:
+            rows = connection.execute(
+                f"SELECT article_id, simhash, published_at FROM article_stories"  # noqa: S608
+                f" WHERE published_at BETWEEN {old[0]} AND {old[1]} AND list_contains(?, article_id)",
+                [list(replaced)],
             ).fetchall()
-        )
-        fresh = [(item, h) for item, h in zip(tagged, hashes, strict=True) if known.get(item.article.id) != h]
+            known = {row[0]: (row[1], row[2]) for row in rows}
+        # An article re-published at another date is clustered again: its story depends on when it was published.
+        fresh = [
+            (item, h)
+            for item, h in zip(tagged, hashes, strict=True)
+            if known.get(item.article.id) != (h, item.article.published_at)
+        ]
         moments = [item.article.published_at for item in tagged]
         if not fresh:
             return moments
-        connection.execute(
-            "DELETE FROM article_stories WHERE list_contains(?, article_id)", [[item.article.id for item, _ in fresh]]
-        )
+        if old:
+            connection.execute(
+                f"DELETE FROM article_stories WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
+                " AND list_contains(?, article_id)",
+                [[item.article.id for item, _ in fresh if item.article.id in known]],
+            )
         new = pa.table(
             {
                 "article_id": [item.article.id for item, _ in fresh],
@@ -182,10 +201,13 @@ class Derivation:
             ).fetchall()
         stories = sorted({row[2] for row in edges} | {item.article.id for item, _ in fresh})
         members = connection.execute(
-            "SELECT article_id, story_id, published_at, novelty FROM article_stories WHERE list_contains(?, story_id)",
+            "SELECT article_id, story_id, published_at, novelty FROM article_stories"  # noqa: S608
+            f" WHERE {self._extent(connection, stories, fresh, replaced)} AND list_contains(?, story_id)",
             [stories],
         ).fetchall()
         links = [(row[0], row[1]) for row in edges] + [(row[0], row[1]) for row in members]
+        first, last = span(row[2] for row in members) or (at(moments[0]), at(moments[0]))
+        members_at = f"published_at BETWEEN {first} AND {last}"  # every member of every story touched
         published = {row[0]: row[2] for row in members}
         before = {row[0]: (row[1], row[3]) for row in members}
         updates: list[tuple[str, str, float]] = []
@@ -207,22 +229,48 @@ class Derivation:
         )
         with registered(connection, "_story_updates", table):
             connection.execute(
-                "UPDATE article_stories SET story_id = u.story_id, novelty = u.novelty FROM _story_updates u "
-                "WHERE article_stories.article_id = u.article_id"
+                "UPDATE article_stories SET story_id = u.story_id, novelty = u.novelty FROM _story_updates u"  # noqa: S608
+                f" WHERE article_stories.article_id = u.article_id AND article_stories.{members_at}"
             )
         roots = sorted({u[1] for u in updates} | set(stories))
-        connection.execute("DELETE FROM stories WHERE list_contains(?, story_id)", [roots])
+        # A root's stories row ends at or after its earliest member, or its root's date before it was replaced.
+        floor = min(first, old[0]) if old else first
         connection.execute(
-            """
+            f"DELETE FROM stories WHERE last_seen >= {floor} AND list_contains(?, story_id)",  # noqa: S608
+            [roots],
+        )
+        connection.execute(
+            f"""
             INSERT INTO stories
             SELECT s.story_id, arg_min(a.title, (s.published_at, s.article_id)), min(s.published_at),
                    max(s.published_at), count(*), count(DISTINCT a.source)
             FROM article_stories s JOIN articles a ON a.id = s.article_id
-            WHERE list_contains(?, s.story_id) GROUP BY s.story_id
-            """,
+            WHERE s.{members_at} AND a.{members_at} AND list_contains(?, s.story_id) GROUP BY s.story_id
+            """,  # noqa: S608 (only literals we made are interpolated)
             [roots],
         )
         return moments + [published[update[0]] for update in updates]
+
+    @staticmethod
+    def _extent(
+        connection: duckdb.DuckDBPyConnection,
+        stories: list[str],
+        fresh: Sequence[tuple[TaggedArticle, int]],
+        replaced: Mapping[str, datetime],
+    ) -> str:
+        """A bound on the published_at of every member of ``stories``: the new articles' dates, and the span of
+        those stories' rows (a row spans its members; members leave a story only by being re-published, so a row
+        not rewritten since spans more). The rows end after the earliest date a candidate was looked for at, or
+        (a replaced article's own story) after that article's former date."""
+        new = [item.article.published_at for item, _ in fresh]
+        floor = min([min(new) - STORY_WINDOW, *replaced.values()])
+        row = connection.execute(
+            f"SELECT min(first_seen), max(last_seen) FROM stories WHERE last_seen >= {at(floor)}"  # noqa: S608
+            " AND list_contains(?, story_id)",
+            [stories],
+        ).fetchone()
+        spans = [moment for moment in (row or ()) if moment is not None]
+        return f"published_at BETWEEN {at(min(new + spans))} AND {at(max(new + spans))}"
 
     # -- per bucket: measures, composites, baselines -----------------------------------------------------
 
@@ -250,7 +298,9 @@ class Derivation:
         )
         with registered(connection, "_affected_rows", affected):
             connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
-        connection.execute(_SCOPED)
+        lo, hi = min(start for _, start in chosen), max(start + WINDOWS[window] for window, start in chosen)
+        connection.execute(_SCOPED.format(lo=at(lo), hi=at(hi)))
+        within = f" AND i.bucket_start >= {at(lo)} AND i.bucket_start < {at(hi)}"  # prunes by zone maps
         template = "SELECT '{0}' AS indicator, dynamic, entity, source, bucket_width, bucket_start, {0} AS value"
         selects = " UNION ALL ".join(
             template.format(name) + " FROM _measures" + (" WHERE dynamic <> '*'" if name == "score_sum" else "")
@@ -260,28 +310,29 @@ class Derivation:
         # Rewrite only what changed: a recomputed bucket mostly holds the values it already had.
         connection.execute(
             f"DELETE FROM indicators i USING _affected f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
-            f" AND i.bucket_start = f.bucket_start AND i.indicator IN ({_MEASURE_LIST})"
+            f" AND i.bucket_start = f.bucket_start AND i.indicator IN ({_MEASURE_LIST}){within}"
             " AND NOT EXISTS (SELECT 1 FROM _fresh n WHERE n.indicator = i.indicator AND n.dynamic = i.dynamic"
             " AND n.entity = i.entity AND n.source = i.source AND n.bucket_width = i.bucket_width"
             " AND n.bucket_start = i.bucket_start AND n.value = i.value)"
         )
         stamp = "now()" if now is None else "?::TIMESTAMPTZ"
         written = connection.execute(
-            "INSERT INTO indicators SELECT n.*, " + stamp + " FROM _fresh n ANTI JOIN indicators i"  # noqa: S608
+            "INSERT INTO indicators SELECT n.*, " + stamp + " FROM _fresh n ANTI JOIN"  # noqa: S608
+            " (SELECT * FROM indicators i WHERE true" + within + ") i"
             " ON n.indicator = i.indicator AND n.dynamic = i.dynamic AND n.entity = i.entity AND n.source = i.source"
             " AND n.bucket_width = i.bucket_width AND n.bucket_start = i.bucket_start",
             [] if now is None else [now],
         ).fetchone()
         count = int(written[0]) if written else 0
-        count += self._composites(connection, now)
+        count += self._composites(connection, now, within)
         if signals:
             count += self.recompute_signals(connection, chosen, now=now)
         return count
 
-    def _composites(self, connection: duckdb.DuckDBPyConnection, now: datetime | None) -> int:
+    def _composites(self, connection: duckdb.DuckDBPyConnection, now: datetime | None, within: str) -> int:
         connection.execute(
             f"DELETE FROM indicators i USING _affected f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
-            f" AND i.bucket_start = f.bucket_start AND i.indicator = '{COMPOSITE}'"
+            f" AND i.bucket_start = f.bucket_start AND i.indicator = '{COMPOSITE}'" + within
         )
         rows: list[tuple[str, str, datetime, float]] = []
         for composite in self.composites:
@@ -356,44 +407,7 @@ class Derivation:
         with registered(connection, "_derived_rows", table):
             connection.execute(insert + ", value, " + stamp + " FROM _derived_rows", [] if now is None else [now])
 
-    # -- rebuild: every bucket, a chunk per transaction ----------------------------------------------------
-
-    def rebuild_chunks(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        *,
-        days: int = REBUILD_CHUNK_DAYS,
-        articles: int = REBUILD_CHUNK_ARTICLES,
-    ) -> list[RebuildChunk]:
-        """Every bucket that holds articles, in chunks of whole UTC days in time order: at most ``days`` days, and
-        no more than ``articles`` articles unless one day holds more (a chunk's memory grows with its articles).
-        Together the chunks' ranges cover all time, so rows of buckets that no longer hold an article go too."""
-        per_day = connection.execute(
-            "SELECT date_trunc('day', published_at), count(*) FROM articles GROUP BY ALL ORDER BY 1"
-        ).fetchall()
-        buckets: dict[datetime, list[Bucket]] = {}
-        for window in WINDOWS:  # each is at most a day, so each bucket lies within one day
-            starts = connection.execute(
-                f"SELECT DISTINCT time_bucket(INTERVAL {int(WINDOWS[window].total_seconds())} SECONDS,"  # noqa: S608
-                " published_at, TIMESTAMPTZ '1970-01-01 00:00:00+00') FROM articles"
-            ).fetchall()
-            for (start,) in starts:
-                buckets.setdefault(bucket_start(start, "1d"), []).append((window, start))
-        groups: list[list[datetime]] = [[]]
-        held = 0
-        for day, count in per_day:
-            if groups[-1] and (len(groups[-1]) >= days or held + count > articles):
-                groups.append([])
-                held = 0
-            groups[-1].append(day)
-            held += count
-        chunks = []
-        for index, group in enumerate(groups):
-            since = group[0] if index else None
-            until = groups[index + 1][0] if index + 1 < len(groups) else None
-            chosen = sorted((bucket for day in group for bucket in buckets.get(day, [])), key=lambda b: (b[1], b[0]))
-            chunks.append(RebuildChunk(since, until, tuple(chosen)))
-        return chunks
+    # -- rebuild: every bucket, a chunk per transaction (planned by rebuild_plan.py) -------------------
 
     def rebuild_chunk(self, connection: duckdb.DuckDBPyConnection, chunk: RebuildChunk) -> int:
         """Replace the measures and composites of every bucket starting in the chunk's range by their values
@@ -415,16 +429,6 @@ class Derivation:
         """Replace every baseline, z-score and momentum by their values over the (rebuilt) article counts."""
         connection.execute(f"DELETE FROM indicators WHERE indicator IN ({_SIGNAL_LIST})")  # noqa: S608
         return self.recompute_signals(connection, buckets)
-
-
-@dataclass(frozen=True, slots=True)
-class RebuildChunk:
-    """What one transaction of a rebuild replaces: the derived rows of buckets starting in [since, until) (None:
-    unbounded), recomputed from ``buckets``."""
-
-    since: datetime | None
-    until: datetime | None
-    buckets: tuple[Bucket, ...]
 
 
 def _dense(first: datetime, last: datetime, step: timedelta) -> list[datetime]:

@@ -260,6 +260,53 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE stories;
     ALTER TABLE stories_v4 RENAME TO stories;
     """,
+    # 5: a write's cost depends on the write, not on the store (issue 20). Without an index, DuckDB finds rows by
+    # reading a table, and skips a row group (~122,880 rows) only when its min/max of a filtered column rule it out
+    # (zone maps). So the per-article tables all carry published_at (dynamics and entities now too; they are
+    # rewritten in published_at order), which follows the order rows are written in, and a write bounds every
+    # statement by the dates it touches. A story row's published_at is its article's again (it kept the date of
+    # its first write when an article was re-published with the same text), and the stories of those articles are
+    # recomputed, so a story's row spans its members.
+    """
+    CREATE TABLE article_dynamics_v5 (
+        article_id    VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        score         DOUBLE NOT NULL,
+        label         BOOLEAN NOT NULL,
+        model_version VARCHAR NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL  -- the article's
+        -- unique by (article_id, dynamic): the store keeps it so
+    );
+    INSERT INTO article_dynamics_v5
+        SELECT d.*, a.published_at FROM article_dynamics d JOIN articles a ON a.id = d.article_id
+        ORDER BY a.published_at;
+    DROP TABLE article_dynamics;
+    ALTER TABLE article_dynamics_v5 RENAME TO article_dynamics;
+    CREATE TABLE article_entities_v5 (
+        article_id    VARCHAR NOT NULL,
+        entity        VARCHAR NOT NULL,
+        mentions      INTEGER NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL  -- the article's
+        -- unique by (article_id, entity): the store keeps it so
+    );
+    INSERT INTO article_entities_v5
+        SELECT e.*, a.published_at FROM article_entities e JOIN articles a ON a.id = e.article_id
+        ORDER BY a.published_at;
+    DROP TABLE article_entities;
+    ALTER TABLE article_entities_v5 RENAME TO article_entities;
+    CREATE TEMP TABLE _moved_stories AS
+        SELECT DISTINCT s.story_id FROM article_stories s JOIN articles a ON a.id = s.article_id
+        WHERE a.published_at <> s.published_at;
+    UPDATE article_stories SET published_at = a.published_at FROM articles a
+        WHERE a.id = article_stories.article_id AND a.published_at <> article_stories.published_at;
+    DELETE FROM stories WHERE story_id IN (SELECT story_id FROM _moved_stories);
+    INSERT INTO stories
+        SELECT s.story_id, arg_min(a.title, (s.published_at, s.article_id)), min(s.published_at),
+               max(s.published_at), count(*), count(DISTINCT a.source)
+        FROM article_stories s JOIN articles a ON a.id = s.article_id
+        WHERE s.story_id IN (SELECT story_id FROM _moved_stories) GROUP BY s.story_id;
+    DROP TABLE _moved_stories;
+    """,
 )
 
 

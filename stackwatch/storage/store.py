@@ -27,11 +27,13 @@ from stackwatch.errors import StoreError
 from stackwatch.signals.indicators import DERIVED, WINDOWS, bucket_start
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, TaggedArticle, utcnow
 from stackwatch.sizes import parse_size
-from stackwatch.storage.derive import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, Bucket, Derivation
+from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.evidence import write_alert_details
 from stackwatch.storage.readonly import check_query
+from stackwatch.storage.rebuild_plan import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, rebuild_chunks
 from stackwatch.storage.schema import migrate
 from stackwatch.storage.scratch import registered
+from stackwatch.storage.zonemaps import span
 
 __all__ = [
     "MEMORY_KEY",
@@ -221,7 +223,9 @@ class Store:
         buckets to recompute: the articles' own, the old ones of replaced articles, those of re-clustered stories.
 
         The tables have no primary key (an ART index must fit in memory: schema migration 4), so an article is
-        replaced by deleting its rows and inserting them again; it keeps the ``stored_at`` of its first write."""
+        replaced by deleting its rows and inserting them again; it keeps the ``stored_at`` of its first write. Finding
+        whether an id is stored reads the id column; the deletes then read only the row groups of the dates the
+        replaced articles had (zone maps on published_at: schema migration 5)."""
         latest = list({item.article.id: item for item in tagged}.values())  # one row per id
         if not latest:
             return set()
@@ -232,8 +236,12 @@ class Store:
                 "SELECT id, published_at, stored_at FROM articles WHERE id IN (SELECT id FROM _batch_ids)"
             ).fetchall()
             if previous:
-                connection.execute("DELETE FROM articles WHERE id IN (SELECT id FROM _batch_ids)")
-                connection.execute("DELETE FROM article_dynamics WHERE article_id IN (SELECT id FROM _batch_ids)")
+                lo, hi = span(row[1] for row in previous) or ("NULL", "NULL")
+                within = f"published_at BETWEEN {lo} AND {hi}"
+                connection.execute(f"DELETE FROM articles WHERE {within} AND id IN (SELECT id FROM _batch_ids)")  # noqa: S608
+                connection.execute(
+                    f"DELETE FROM article_dynamics WHERE {within} AND article_id IN (SELECT id FROM _batch_ids)"  # noqa: S608
+                )
         first_stored = {row[0]: row[2] for row in previous}
         buckets = {(window, bucket_start(row[1], window)) for row in previous for window in WINDOWS}
         when = pa.timestamp("us", "UTC")
@@ -262,6 +270,7 @@ class Store:
                 "score": pa.array([float(s) for item in latest for s in item.scores.values()], pa.float64()),
                 "label": [dynamic in item.labels for item in latest for dynamic in item.scores],
                 "model_version": [item.model_version for item in latest for _ in item.scores],
+                "published_at": pa.array([item.article.published_at for item in latest for _ in item.scores], when),
             }
         )
         with registered(connection, "_article_rows", articles), registered(connection, "_dynamic_rows", dynamics):
@@ -269,7 +278,8 @@ class Store:
                 "INSERT INTO articles SELECT * EXCLUDE (stored_at), coalesce(stored_at, now()) FROM _article_rows"
             )
             connection.execute("INSERT INTO article_dynamics SELECT * FROM _dynamic_rows")
-        return buckets | self.derivation.derive_articles(connection, latest)
+        replaced = {row[0]: row[1] for row in previous}
+        return buckets | self.derivation.derive_articles(connection, latest, replaced)
 
     def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:
         # Derived indicators are recomputed from stored articles above; the stream's copies feed the rules agent.
@@ -355,7 +365,7 @@ class Store:
         after each step: each chunk, then the baselines (``total`` is the chunks and one).
 
         One transaction per chunk of whole days (at most eight, and as many articles as the memory cap holds:
-        :data:`~stackwatch.storage.derive.REBUILD_ARTICLE_BYTES` each), then one for the baselines, so its memory
+        :data:`~stackwatch.storage.rebuild_plan.REBUILD_ARTICLE_BYTES` each), then one for the baselines, so its memory
         does not grow with the store (a single transaction kept every chunk's scratch rows until its commit). A
         chunk that fails is rolled back: every bucket is left either as it was or rebuilt, and running ``rebuild``
         again completes it."""
@@ -365,7 +375,7 @@ class Store:
         except ValueError:  # a limit DuckDB understands and we do not (e.g. a percentage)
             articles = REBUILD_CHUNK_ARTICLES
         with as_store_error(action, self.memory_limit):
-            chunks = self.derivation.rebuild_chunks(self._connection, articles=articles)
+            chunks = rebuild_chunks(self._connection, articles=articles)
         total = len(chunks) + 1
         written = 0
         for done, chunk in enumerate(chunks, start=1):
