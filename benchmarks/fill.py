@@ -132,35 +132,35 @@ def fill(path: Path, count: int, days: int, memory_limit: str) -> float:
             INSERT INTO articles (id, url, title, summary, body, source, connector, language, published_at,
                                   fetched_at, labels, model_version, tagged_at)
             SELECT 'v' || i, 'https://x.test/' || i, 'title ' || i, '', NULL, 'outlet' || (i % 40), 'rss', NULL,
-                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT),
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS moment,
                    now(), [], 'v1', now()
-            FROM range({count}) t(i) ORDER BY published_at
+            FROM range({count}) t(i) ORDER BY moment
             """  # noqa: S608 (rows in time order, as a stream writes them)
         )
         c.execute(
             f"""
             INSERT INTO article_dynamics
             SELECT 'v' || i, d, (hash(i, d) % 1000) / 1000.0, hash(i, d) % 4 = 0, 'v1',
-                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS at
-            FROM range({count}) t(i), (SELECT unnest({list(DYNAMICS)}) AS d) ORDER BY at
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS moment
+            FROM range({count}) t(i), (SELECT unnest({list(DYNAMICS)}) AS d) ORDER BY moment
             """  # noqa: S608
         )
         c.execute(
             f"""
             INSERT INTO article_entities
             SELECT 'v' || i, entity, 1,
-                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS at
+                   TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS moment
             FROM (SELECT DISTINCT i, {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT] AS entity
                   FROM range({count}) t(i), range(2) k(k))
-            ORDER BY at
+            ORDER BY moment
             """  # noqa: S608
         )
         c.execute(
             f"""
             INSERT INTO article_stories
             SELECT 'v' || i, 'v' || (i - i % 3), hash(i), TIMESTAMPTZ '2025-01-01 00:00:00+00'
-                   + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS at, 1.0
-            FROM range({count}) t(i) ORDER BY at
+                   + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS moment, 1.0
+            FROM range({count}) t(i) ORDER BY moment
             """  # noqa: S608
         )
         c.execute(

@@ -1,0 +1,156 @@
+"""Near-duplicate stories, kept inside the write transaction: each new or changed article is linked to stored
+articles within STORY_WINDOW whose simhash is within MAX_DISTANCE bits, and each story's members, roots and novelty
+are recomputed::
+
+    changed = cluster(connection, tagged, replaced={"id": former_published_at})   # dates whose buckets changed
+
+Every statement reads the dates it touches only (see zonemaps.py): the window around the new articles, the former
+dates of replaced ones, and the span of the stories they join, taken from the ``stories`` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from stackwatch.signals.messages import TaggedArticle
+from stackwatch.signals.stories import BANDS, MAX_DISTANCE, STORY_WINDOW, components, novelty, simhash_many
+from stackwatch.storage.scratch import registered
+from stackwatch.storage.zonemaps import at, span
+
+__all__ = ["cluster"]
+
+
+def cluster(
+    connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle], replaced: Mapping[str, datetime]
+) -> list[datetime]:
+    """Store the stories of ``tagged`` (``replaced``: the former dates of those stored before); return the dates
+    of every article whose measures may have changed: the batch's, and those whose story or novelty changed."""
+    hashes = simhash_many([f"{item.article.title}\n{item.article.summary}" for item in tagged])
+    old = span(replaced.values())  # a story row's published_at is its article's: both are written together
+    known: dict[str, tuple[int, datetime]] = {}
+    if old:
+        rows = connection.execute(
+            f"SELECT article_id, simhash, published_at FROM article_stories"  # noqa: S608
+            f" WHERE published_at BETWEEN {old[0]} AND {old[1]} AND list_contains(?, article_id)",
+            [list(replaced)],
+        ).fetchall()
+        known = {row[0]: (row[1], row[2]) for row in rows}
+    # An article re-published at another date is clustered again: its story depends on when it was published.
+    fresh = [
+        (item, h)
+        for item, h in zip(tagged, hashes, strict=True)
+        if known.get(item.article.id) != (h, item.article.published_at)
+    ]
+    moments = [item.article.published_at for item in tagged]
+    if not fresh:
+        return moments
+    if old:
+        connection.execute(
+            f"DELETE FROM article_stories WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
+            " AND list_contains(?, article_id)",
+            [[item.article.id for item, _ in fresh if item.article.id in known]],
+        )
+    new = pa.table(
+        {
+            "article_id": [item.article.id for item, _ in fresh],
+            "story_id": [item.article.id for item, _ in fresh],
+            "simhash": pa.array([h for _, h in fresh], pa.uint64()),
+            "published_at": pa.array([item.article.published_at for item, _ in fresh], pa.timestamp("us", "UTC")),
+            "novelty": [1.0] * len(fresh),
+        }
+    )
+    with registered(connection, "_new_stories", new):
+        connection.execute("INSERT INTO article_stories SELECT * FROM _new_stories")
+        window = f"INTERVAL {int(STORY_WINDOW.total_seconds())} SECONDS"
+        # Candidates share one 8-bit band (pigeonhole: within MAX_DISTANCE bits they must); then check exactly.
+        edges = connection.execute(
+            f"""
+            WITH n AS (SELECT article_id, simhash, published_at, unnest(range({BANDS})) AS k FROM _new_stories),
+                 nb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM n),
+                 s AS (SELECT article_id, simhash, published_at, story_id, unnest(range({BANDS})) AS k
+                       FROM article_stories
+                       WHERE published_at BETWEEN (SELECT min(published_at) FROM _new_stories) - {window}
+                                              AND (SELECT max(published_at) FROM _new_stories) + {window}),
+                 sb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM s)
+            SELECT DISTINCT nb.article_id, sb.article_id, sb.story_id
+            FROM nb JOIN sb ON nb.k = sb.k AND nb.band = sb.band AND nb.article_id <> sb.article_id
+            WHERE abs(epoch(nb.published_at) - epoch(sb.published_at)) <= {STORY_WINDOW.total_seconds()}
+              AND bit_count(xor(nb.simhash, sb.simhash)) <= {MAX_DISTANCE}
+            """  # noqa: S608 (only constants are interpolated)
+        ).fetchall()
+    stories = sorted({row[2] for row in edges} | {item.article.id for item, _ in fresh})
+    members = connection.execute(
+        "SELECT article_id, story_id, published_at, novelty FROM article_stories"  # noqa: S608
+        f" WHERE {_extent(connection, stories, fresh, replaced)} AND list_contains(?, story_id)",
+        [stories],
+    ).fetchall()
+    links = [(row[0], row[1]) for row in edges] + [(row[0], row[1]) for row in members]
+    first, last = span(row[2] for row in members) or (at(moments[0]), at(moments[0]))
+    members_at = f"published_at BETWEEN {first} AND {last}"  # every member of every story touched
+    published = {row[0]: row[2] for row in members}
+    before = {row[0]: (row[1], row[3]) for row in members}
+    updates: list[tuple[str, str, float]] = []
+    for group in components(published, links):
+        dated = [(article, published[article]) for article in group if article in published]
+        root = min(dated, key=lambda member: (member[1], member[0]))[0]
+        scores = novelty(dated)
+        updates += [(article, root, scores[article]) for article, _ in dated]
+    # Only members whose story or novelty changed need their buckets recomputed: a story of hundreds gaining a
+    # later article changes that article alone, and recomputing every member's bucket made each batch cost
+    # grow with the story.
+    updates = [update for update in updates if before.get(update[0]) != (update[1], update[2])]
+    table = pa.table(
+        {
+            "article_id": [u[0] for u in updates],
+            "story_id": [u[1] for u in updates],
+            "novelty": [u[2] for u in updates],
+        }
+    )
+    with registered(connection, "_story_updates", table):
+        connection.execute(
+            "UPDATE article_stories SET story_id = u.story_id, novelty = u.novelty FROM _story_updates u"  # noqa: S608
+            f" WHERE article_stories.article_id = u.article_id AND article_stories.{members_at}"
+        )
+    roots = sorted({u[1] for u in updates} | set(stories))
+    # A root's stories row ends at or after its earliest member, or its root's date before it was replaced.
+    floor = min(first, old[0]) if old else first
+    connection.execute(
+        f"DELETE FROM stories WHERE last_seen >= {floor} AND list_contains(?, story_id)",  # noqa: S608
+        [roots],
+    )
+    connection.execute(
+        f"""
+        INSERT INTO stories
+        SELECT s.story_id, arg_min(a.title, (s.published_at, s.article_id)), min(s.published_at),
+               max(s.published_at), count(*), count(DISTINCT a.source)
+        FROM article_stories s JOIN articles a ON a.id = s.article_id
+        WHERE s.{members_at} AND a.{members_at} AND list_contains(?, s.story_id) GROUP BY s.story_id
+        """,  # noqa: S608 (only literals we made are interpolated)
+        [roots],
+    )
+    return moments + [published[update[0]] for update in updates]
+
+
+def _extent(
+    connection: duckdb.DuckDBPyConnection,
+    stories: list[str],
+    fresh: Sequence[tuple[TaggedArticle, int]],
+    replaced: Mapping[str, datetime],
+) -> str:
+    """A bound on the published_at of every member of ``stories``: the new articles' dates, and the span of
+    those stories' rows (a row spans its members; members leave a story only by being re-published, so a row
+    not rewritten since spans more). The rows end after the earliest date a candidate was looked for at, or
+    (a replaced article's own story) after that article's former date."""
+    new = [item.article.published_at for item, _ in fresh]
+    floor = min([min(new) - STORY_WINDOW, *replaced.values()])
+    row = connection.execute(
+        f"SELECT min(first_seen), max(last_seen) FROM stories WHERE last_seen >= {at(floor)}"  # noqa: S608
+        " AND list_contains(?, story_id)",
+        [stories],
+    ).fetchone()
+    spans = [moment for moment in (row or ()) if moment is not None]
+    return f"published_at BETWEEN {at(min(new + spans))} AND {at(max(new + spans))}"
