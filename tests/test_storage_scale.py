@@ -49,11 +49,11 @@ def fill(store: Store, count: int, days: int) -> None:
         )
         connection.execute(
             f"INSERT INTO article_dynamics SELECT md5(i::VARCHAR), d, (hash(i, d) % 1000) / 1000.0,"
-            f" hash(i, d) % 4 = 0, 'v1' FROM {rows}, (SELECT unnest({list(DYNAMICS)}) AS d)"
+            f" hash(i, d) % 4 = 0, 'v1', {moment} FROM {rows}, (SELECT unnest({list(DYNAMICS)}) AS d)"
         )
         connection.execute(
             f"INSERT INTO article_entities SELECT DISTINCT md5(i::VARCHAR),"
-            f" {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT], 1 FROM {rows}, range(2) k(k)"
+            f" {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT], 1, {moment} FROM {rows}, range(2) k(k)"
         )
         connection.execute(
             f"INSERT INTO article_stories SELECT md5(i::VARCHAR), md5((i - i % 3)::VARCHAR), hash(i),"
