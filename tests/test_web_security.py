@@ -251,6 +251,7 @@ READ_ONLY = {
     "/dashboard/dynamic/{name}",
     "/dashboard/entity/{name}",
     "/dashboard/article/{article_id}",
+    "/dashboard/search",
     "/dashboard/static/style.css",
     # Faust's built-in pages: its index, the key router and table lookups, all reads
     "/",
@@ -471,6 +472,7 @@ def test_no_get_changes_state(api: ApiService) -> None:
         *("/healthz", "/readyz", "/metrics", "/api/status", "/api/sources", "/api/alerts?limit=5", "/"),
         *("/api/silences?all=1", "/api/sql?q=SELECT%201", "/dashboard/", "/dashboard/dynamic/capex"),
         *("/dashboard/entity/NVIDIA", "/dashboard/article/x", "/dashboard/static/style.css"),
+        *("/dashboard/search?q=TPU&dynamic=capex",),
         # the state-changing routes, and GETs that try to pass for them
         *(f"/api/silences/{silence_id}", "/api/sources/wire/backfill", "/api/reload"),
         *(f"/api/silences/{silence_id}?method=DELETE", "/api/silences?matchers=alertname%3D~.*&duration=1h"),
