@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import pytest
@@ -336,3 +337,68 @@ def test_an_article_re_published_a_year_later_moves_all_its_rows_and_rebuild_equ
     assert store.query(day + " AND source = '*' AND bucket_width = '1d' ORDER BY bucket_start").rows == [(2.0,), (3.0,)]
     store.rebuild()
     assert store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows == streamed
+
+
+class Profiled:
+    """A real connection that keeps DuckDB's profile of each statement it runs (DuckDB writes the last one's)."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, output: Path) -> None:
+        self.connection, self.output, self.profiles = connection, output, list[dict[str, Any]]()
+        connection.execute("PRAGMA enable_profiling = 'json'")
+        connection.execute("SET profiling_coverage = 'ALL'")
+        connection.execute(f"PRAGMA profiling_output = '{output}'")
+
+    def execute(self, sql: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        relation = self.connection.execute(sql, params)
+        self.profiles.append(json.loads(self.output.read_text()))
+        return relation
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    def scans(self) -> list[tuple[str, str, int, int]]:
+        """(statement, table, row groups read, row groups in the table) of each table scan profiled."""
+        found = []
+        for profile in self.profiles:
+            nodes = list(profile.get("operator", []))
+            while nodes:
+                node = nodes.pop()
+                nodes += node.get("children", [])
+                if "row_groups_scanned" in node:
+                    table = str(node["extra_info"].get("Table", "")).rsplit(".", 1)[-1]
+                    scanned, total = node["row_groups_scanned"], node["total_row_groups_to_scan"]
+                    found.append((profile["query"]["sql"], table, scanned, total))
+        return found
+
+
+def test_a_write_of_one_day_reads_only_that_days_row_groups(tmp_path: Path) -> None:
+    """DuckDB skips a row group (~122,880 rows) whose min/max of published_at rule the write's dates out: a
+    write's cost depends on the write, not on how much the store holds (schema migration 5)."""
+    moment = f"TIMESTAMPTZ '{(NOON - timedelta(days=140)).isoformat()}' + to_seconds(i * 40)"  # 2,160 a day
+    rows = "range(600000) t(i)"
+    path = tmp_path / "full.duckdb"
+    with Store.open(path) as filled:
+        connection = filled.connection
+        connection.execute(
+            f"INSERT INTO articles SELECT md5(i::VARCHAR), 'https://x.test/' || i, 'Title ' || i, '', NULL, 'wire',"
+            f" 'rss', NULL, {moment}, {moment}, [], 'v1', {moment}, {moment} FROM {rows}"
+        )
+        for table, values in (
+            ("article_dynamics", f"'edge', 0.9, true, 'v1', {moment}"),
+            ("article_entities", f"'Nvidia', 1, {moment}"),
+            ("article_stories", f"md5(i::VARCHAR), hash(i), {moment}, 1.0"),
+        ):
+            connection.execute(f"INSERT INTO {table} SELECT md5(i::VARCHAR), {values} FROM {rows}")
+        filled.write(Batch(tagged=[tagged("a")]))  # an article on a day amid the stored ones
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        profiled = Profiled(connection, tmp_path / "profile.json")
+        store = Store(cast(duckdb.DuckDBPyConnection, profiled), path, False, Derivation())
+        store.write(Batch(tagged=[tagged("a", ("capex",)), tagged("b")]))  # one replaced, one new
+    read = [scan for scan in profiled.scans() if scan[1] in PER_ARTICLE]
+    bounded = [scan for scan in read if "stored_at FROM articles WHERE id IN" not in scan[0]]  # not the id lookup
+    assert {scan[1] for scan in bounded} >= {"articles", "article_dynamics", "article_entities", "article_stories"}
+    assert len(bounded) >= 12  # replacing, clustering, recomputing
+    assert all(scan[3] >= 5 for scan in bounded)  # the tables span several row groups
+    # A write reads the row group of its day (stories: of ±3 days), and the one its own rows were appended to.
+    assert [scan for scan in bounded if scan[2] > 3] == []

@@ -65,7 +65,8 @@ def cluster(
     )
     with registered(connection, "_new_stories", new):
         connection.execute("INSERT INTO article_stories SELECT * FROM _new_stories")
-        window = f"INTERVAL {int(STORY_WINDOW.total_seconds())} SECONDS"
+        dates = [item.article.published_at for item, _ in fresh]
+        near = (at(min(dates) - STORY_WINDOW), at(max(dates) + STORY_WINDOW))
         # Candidates share one 8-bit band (pigeonhole: within MAX_DISTANCE bits they must); then check exactly.
         edges = connection.execute(
             f"""
@@ -73,8 +74,7 @@ def cluster(
                  nb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM n),
                  s AS (SELECT article_id, simhash, published_at, story_id, unnest(range({BANDS})) AS k
                        FROM article_stories
-                       WHERE published_at BETWEEN (SELECT min(published_at) FROM _new_stories) - {window}
-                                              AND (SELECT max(published_at) FROM _new_stories) + {window}),
+                       WHERE published_at BETWEEN {near[0]} AND {near[1]}),
                  sb AS (SELECT *, (simhash >> (8 * k)::UBIGINT) & 255 AS band FROM s)
             SELECT DISTINCT nb.article_id, sb.article_id, sb.story_id
             FROM nb JOIN sb ON nb.k = sb.k AND nb.band = sb.band AND nb.article_id <> sb.article_id

@@ -170,7 +170,8 @@ class Derivation:
         with registered(connection, "_affected_rows", affected):
             connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
         lo, hi = min(start for _, start in chosen), max(start + WINDOWS[window] for window, start in chosen)
-        connection.execute(_SCOPED.format(lo=at(lo), hi=at(hi)))
+        for statement in _SCOPED.format(lo=at(lo), hi=at(hi)).split(";")[:-1]:  # one at a time: each profiled
+            connection.execute(statement)
         within = f" AND i.bucket_start >= {at(lo)} AND i.bucket_start < {at(hi)}"  # prunes by zone maps
         template = "SELECT '{0}' AS indicator, dynamic, entity, source, bucket_width, bucket_start, {0} AS value"
         selects = " UNION ALL ".join(
