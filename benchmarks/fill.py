@@ -461,7 +461,9 @@ def market_alerts(market: Market, days: Sequence[Day], spikes: Sequence[tuple[st
     for number, (dynamic, index) in enumerate(spikes):
         day = days[index].start
         fired = day + timedelta(days=1, minutes=5)
-        kinds = [("spike", "zscore", "1d", 3.0, 3.0 + rng.random() * 2, {})]
+        kinds: list[tuple[str, str, str, float, float, dict[str, str]]] = [
+            ("spike", "zscore", "1d", 3.0, 3.0 + rng.random() * 2, {})
+        ]
         if number % 5 == 0:
             kinds.append(("trend", "momentum", "1d", 0.5, 0.5 + rng.random(), {}))
         if number % 3 == 0:

@@ -26,7 +26,6 @@ Linux allows it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import resource
 import shutil
@@ -34,9 +33,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,8 @@ class Result:
     export_steps: tuple[int, int]
     counts: dict[str, int]
     checks: list[Check]
-    peak_rss: int
+    rss: dict[str, int]
+    """Peak RSS of each step (fill, rebuild, reads, sink, retention, export), bytes."""
     finished: dict[str, bool]
     """Whether each job's progress reached its last step."""
 
@@ -215,13 +217,17 @@ class Result:
         return statistics.median(self.write_seconds)
 
     @property
+    def peak_rss(self) -> int:
+        return max(self.rss.values())
+
+    @property
     def mismatches(self) -> list[Check]:
         return [check for check in self.checks if check.expected != check.actual]
 
 
 def _reset_peak_rss() -> None:
     """Reset this process's RSS high-water mark (Linux 4.0+: ``5`` to ``/proc/self/clear_refs``), if allowed."""
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
 
 
@@ -252,7 +258,7 @@ def _one(store: Store, sql: str, params: Sequence[Any] = ()) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def page_reads(store: Store, market: Market, now: datetime) -> dict[str, list[Callable[[], Any]]]:
+def page_reads(store: Store, market: Market, now: datetime) -> dict[str, list[Callable[[], object]]]:
     """Each dashboard page's read, over the ranges the dashboard offers and a spread of names and filters."""
     connection = store.connection
     ranges = [Range(days, width) for days, width in RANGES]
@@ -274,47 +280,59 @@ def page_reads(store: Store, market: Market, now: datetime) -> dict[str, list[Ca
         SearchFilters(q="export licence", until=now - timedelta(days=365)),
     ]
     return {
-        "overview": [lambda r=r: overview(connection, r, dynamics, names) for r in ranges],
-        "dynamic_detail": [
-            lambda r=r, d=d: dynamic_detail(connection, d, r) for r in ranges for d in dynamics[: len(ranges)]
-        ],
-        "entity_detail": [lambda r=r, e=e: entity_detail(connection, e, r) for r in ranges for e in picks],
-        "article_detail": [lambda i=i: article_detail(connection, i) for i in ids],
-        "search": [lambda f=f: search_articles(connection, f, PAGE_SIZE) for f in searches],
+        "overview": [partial(overview, connection, r, dynamics, names) for r in ranges],
+        "dynamic_detail": [partial(dynamic_detail, connection, d, r) for r in ranges for d in dynamics[: len(ranges)]],
+        "entity_detail": [partial(entity_detail, connection, e, r) for r in ranges for e in picks],
+        "article_detail": [partial(article_detail, connection, i) for i in ids],
+        "search": [partial(search_articles, connection, f, PAGE_SIZE) for f in searches],
     }
 
 
-def measure(size: int, options: Options, directory: Path, log: Log = _stderr) -> Result:
-    """Fill a store of ``size`` articles in ``directory`` and measure it (see the module's docstring); the file
-    and the export are removed at the end."""
-    _reset_peak_rss()
-    kwargs: dict[str, Any] = {} if options.end is None else {"end": options.end}
-    market = Market(size, days=options.days, **kwargs)
-    derivation = Derivation(Gazetteer(market.entities), COMPOSITES)
-    path = directory / f"scale-{size}.duckdb"
-    checks: list[Check] = []
-    with Store.open(path, derivation=derivation, memory_limit=options.memory_limit) as store:
-        fill_steps = Steps("fill", log)
-        fill_seconds, filled = _timed(lambda: fill_market(store, market, fill_steps))
-        checks.append(Check("articles filled", size, store.count("articles")))
-        rebuild = Steps("rebuild", log)
-        rebuild_seconds, rebuilt = _timed(lambda: store.rebuild(rebuild))
-        store.connection.execute("CHECKPOINT")
-        file_bytes = path.stat().st_size
+@dataclass
+class _Run:
+    """One size being measured: its store and market, and what its steps record."""
 
-        now = market.end
-        log(f"  reads      {len(QUERIES)} queries and 5 pages, {options.repeats} times each")
-        pages = {name: _spread(calls, options.repeats) for name, calls in page_reads(store, market, now).items()}
-        queries = {name: _spread([lambda sql=sql: store.query(sql)], options.repeats) for name, sql in QUERIES.items()}
+    store: Store
+    market: Market
+    options: Options
+    log: Log
+    checks: list[Check] = field(default_factory=list)
+    rss: dict[str, int] = field(default_factory=dict)
 
-        week = _one(store, "SELECT count(*) FROM articles WHERE published_at >= ?", [now - timedelta(days=7)])
-        entities = [phrase(entity, derivation.gazetteer) for entity in market.entities]
-        write_seconds = []
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Record the step's peak RSS (the high-water mark is reset before it, where Linux allows)."""
+        _reset_peak_rss()
+        yield
+        self.rss[name] = _peak_rss()
+
+    def check(self, what: str, expected: int, actual: int) -> None:
+        self.checks.append(Check(what, expected, actual))
+
+    def reads(self) -> tuple[dict[str, Spread], dict[str, Spread]]:
+        """p50/p95 of each dashboard page and each analyst query."""
+        store = self.store
+        pages = page_reads(store, self.market, self.market.end)
+        queries: dict[str, list[Callable[[], Any]]] = {
+            name: [partial(store.query, sql)] for name, sql in QUERIES.items()
+        }
+        reads = {**pages, **queries}
+        spreads = {}
+        for number, (name, calls) in enumerate(reads.items(), start=1):
+            spreads[name] = _spread(calls, self.options.repeats)
+            self.log(f"  reads      {number}/{len(reads)}: {name}, p95 {spreads[name].p95 * 1000:,.0f} ms")
+        return {name: spreads[name] for name in pages}, {name: spreads[name] for name in QUERIES}
+
+    def writes(self) -> list[float]:
+        """Seconds of each sink batch, published within a day and a half at the live edge, amid stored ones."""
+        market, options = self.market, self.options
+        entities = [phrase(entity, self.store.derivation.gazetteer) for entity in market.entities]
+        seconds = []
         for number in range(options.writes):
             probe = synthetic(
                 options.batch,
                 seed=100 + number,
-                start=now - timedelta(days=2 * (options.writes - number)),
+                start=market.end - timedelta(days=2 * (options.writes - number)),
                 days=1.5,
                 prefix=f"p{number}_",
                 dynamics=market.dynamics,
@@ -322,37 +340,64 @@ def measure(size: int, options: Options, directory: Path, log: Log = _stderr) ->
                 sources=market.sources(),
                 weights=market.source_weights(),
             )
-            seconds, _ = _timed(lambda probe=probe: store.write(Batch(tagged=probe)))
-            write_seconds.append(seconds)
-            log(f"  sink       batch {number + 1}/{options.writes}: {seconds * 1000:,.0f} ms")
+            took, _ = _timed(partial(self.store.write, Batch(tagged=probe)))
+            seconds.append(took)
+            self.log(f"  sink       batch {number + 1}/{options.writes}: {took * 1000:,.0f} ms")
+        return seconds
+
+
+def measure(size: int, options: Options, directory: Path, log: Log = _stderr) -> Result:
+    """Fill a store of ``size`` articles in ``directory`` and measure it (see the module's docstring); the file
+    and the export are removed at the end."""
+    kwargs: dict[str, Any] = {} if options.end is None else {"end": options.end}
+    market = Market(size, days=options.days, **kwargs)
+    path = directory / f"scale-{size}.duckdb"
+    derivation = Derivation(Gazetteer(market.entities), COMPOSITES)
+    with Store.open(path, derivation=derivation, memory_limit=options.memory_limit) as store:
+        run = _Run(store, market, options, log)
+        fill_steps = Steps("fill", log)
+        with run.step("fill"):
+            fill_seconds, filled = _timed(lambda: fill_market(store, market, fill_steps))
+        run.check("articles filled", size, store.count("articles"))
+        rebuild = Steps("rebuild", log)
+        with run.step("rebuild"):
+            rebuild_seconds, rebuilt = _timed(lambda: store.rebuild(rebuild))
+        store.connection.execute("CHECKPOINT")
+        file_bytes = path.stat().st_size
+        with run.step("reads"):
+            pages, queries = run.reads()
+        week = _one(store, "SELECT count(*) FROM articles WHERE published_at >= ?", [market.end - timedelta(days=7)])
+        with run.step("sink"):
+            write_seconds = run.writes()
         articles = size + options.writes * options.batch
-        checks.append(Check("articles after the sink's batches", articles, store.count("articles")))
+        run.check("articles after the sink's batches", articles, store.count("articles"))
 
         moment = datetime.now(UTC)
         cutoff = moment - timedelta(days=BODY_DAYS)
         old_bodies = _one(store, _OLD_BODIES, [cutoff])
         retention = Steps("retention", log)
-        retention_seconds, report = _timed(
-            lambda: apply_retention(store, body_days=BODY_DAYS, dead_letter_days=30, now=moment, progress=retention)
-        )
-        checks.append(Check("bodies dropped", old_bodies, report.bodies_dropped))
-        checks.append(Check("bodies older than 90 days left", 0, _one(store, _OLD_BODIES, [cutoff])))
+        with run.step("retention"):
+            retention_seconds, report = _timed(
+                lambda: apply_retention(store, body_days=BODY_DAYS, dead_letter_days=30, now=moment, progress=retention)
+            )
+        run.check("bodies dropped", old_bodies, report.bodies_dropped)
+        run.check("bodies older than 90 days left", 0, _one(store, _OLD_BODIES, [cutoff]))
 
-        export = Steps("export", log)
         target = directory / f"export-{size}"
-        export_seconds, exported = _timed(lambda: export_parquet(store, target, export))
+        export = Steps("export", log)
+        with run.step("export"):
+            export_seconds, exported = _timed(lambda: export_parquet(store, target, export))
         export_bytes = sum(file.stat().st_size for file in target.rglob("*.parquet"))
         shutil.rmtree(target)
 
         counts = {table: store.count(table) for table in (*PER_ARTICLE, "indicators", "alerts")}
-        checks += [Check(f"{table} exported", counts[table], exported[table]) for table in EXPORTS if table in counts]
-        checks += [
-            Check("distinct article ids", articles, _one(store, "SELECT count(DISTINCT id) FROM articles")),
-            Check("article_dynamics", articles * len(market.dynamics), counts["article_dynamics"]),
-            Check("article_stories", articles, counts["article_stories"]),
-            Check("stories", _one(store, "SELECT count(DISTINCT story_id) FROM article_stories"), counts["stories"]),
-            Check("alerts", filled.alerts, counts["alerts"]),
-        ]
+        for table in EXPORTS.keys() & counts.keys():
+            run.check(f"{table} exported", counts[table], exported[table])
+        run.check("distinct article ids", articles, _one(store, "SELECT count(DISTINCT id) FROM articles"))
+        run.check("article_dynamics", articles * len(market.dynamics), counts["article_dynamics"])
+        run.check("article_stories", articles, counts["article_stories"])
+        run.check("stories", _one(store, "SELECT count(DISTINCT story_id) FROM article_stories"), counts["stories"])
+        run.check("alerts", filled.alerts, counts["alerts"])
     path.unlink()
     return Result(
         size=size,
@@ -375,8 +420,8 @@ def measure(size: int, options: Options, directory: Path, log: Log = _stderr) ->
         export_bytes=export_bytes,
         export_steps=export.last,
         counts=counts,
-        checks=checks,
-        peak_rss=_peak_rss(),
+        checks=run.checks,
+        rss=run.rss,
         finished={
             "fill": fill_steps.finished,
             "rebuild": rebuild.finished,
@@ -413,7 +458,9 @@ def report(result: Result, smallest: Result) -> list[str]:
         f" bodies dropped, {result.retention_steps[1]:,} steps)",
         f"  export, Parquet by day       {result.export_seconds:9,.1f} s   ({result.export_steps[1]:,} steps,"
         f" {result.export_bytes / 1e6:,.0f} MB)",
-        f"  peak RSS                     {result.peak_rss / 1e6:9,.0f} MB",
+        f"  peak RSS                     {result.peak_rss / 1e6:9,.0f} MB  ("
+        + ", ".join(f"{step} {rss / 1e6:,.0f}" for step, rss in result.rss.items())
+        + ")",
     ]
     if result.mismatches:
         lines += [

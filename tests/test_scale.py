@@ -45,6 +45,7 @@ def test_the_scale_benchmark_runs_every_step_to_the_end_and_its_counts_agree() -
         assert result.queries.keys() == QUERIES.keys()
         assert len(result.write_seconds) == 2
         assert result.file_bytes > 0
+        assert result.rss.keys() == {"fill", "rebuild", "reads", "sink", "retention", "export"}
         assert result.peak_rss > 0
     assert sum("counts agree" in line for line in printed) == 2
     assert any(line.startswith("== 60,000 articles") for line in printed)
