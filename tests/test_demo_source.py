@@ -1,14 +1,18 @@
-"""The demo source on its bundled timeline: dated back from its first play, oldest first, the same after a restart."""
+"""The demo source on its bundled timeline (dated back from its first play, oldest first, the same after a
+restart), and the guide `up` prints when it is configured."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from stackwatch.connectors.base import PollResult
 from stackwatch.connectors.demo import DemoSource, demo_records
+from stackwatch.pipeline.process.guide import DEMO_QUERIES, first_run_guide
+from stackwatch.settings import settings_from_mapping
 
 
 def poll(source: DemoSource, checkpoint: dict[str, Any]) -> PollResult:
@@ -63,3 +67,22 @@ def test_a_checkpoint_with_a_bad_anchor_starts_a_new_one_instead_of_failing() ->
     result = poll(DemoSource("demo", per_poll=5), {"position": 5, "anchor": "not a time"})
     assert len(result.articles) == 5
     datetime.fromisoformat(result.checkpoint["anchor"])
+
+
+def test_the_first_run_guide_appears_only_with_a_demo_source_and_never_prints_a_webhook_url() -> None:
+    demo = settings_from_mapping(
+        {
+            "web": {"host": "0.0.0.0", "port": 6066},
+            "sources": [{"name": "demo", "type": "demo"}],
+            "webhooks": [{"name": "ops", "url": "http://127.0.0.1:9000/hook?token=hidden"}],
+        },
+        environ={},
+    )
+    text = first_run_guide(demo, web_port=7000, config_file=Path("elsewhere.yaml"))
+    assert text is not None
+    assert "http://127.0.0.1:7000/dashboard/" in text
+    assert "receive --port 9000    # webhook ops" in text
+    assert "hidden" not in text
+    assert text.count(' sql -c elsewhere.yaml "SELECT') == len(DEMO_QUERIES)
+    feeds = settings_from_mapping({"sources": [{"name": "f", "type": "file", "path": "a.jsonl"}]}, environ={})
+    assert first_run_guide(feeds, web_port=7000, config_file=None) is None

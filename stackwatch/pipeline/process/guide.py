@@ -76,7 +76,7 @@ def _receivers(settings: Settings) -> list[str]:
     for webhook in settings.webhooks:
         parts = urlsplit(str(webhook.url))
         if parts.hostname in {"127.0.0.1", "localhost", "::1"} and parts.port is not None:
-            commands.append(f"receive --port {parts.port}    # webhook {webhook.name}: {webhook.url}")
+            commands.append(f"receive --port {parts.port}    # webhook {webhook.name}")  # no URL: it may hold a token
     return commands
 
 
@@ -88,8 +88,8 @@ def first_run_guide(settings: Settings, *, web_port: int, config_file: Path | No
     config = _config_option(config_file)
     lines = [
         "",
-        "The demo is playing 17 weeks of AI-compute news into the pipeline; within a minute it is classified,",
-        "counted and stored, and the demo rules have fired.",
+        "The demo source plays 17 weeks of AI-compute news once: within a minute of its first start they are",
+        "classified, counted and stored, and the demo rules have fired.",
         "",
         f"  Dashboard   http://{_browsable(settings.web.host)}:{web_port}/dashboard/",
     ]
