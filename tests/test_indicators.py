@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -151,6 +152,47 @@ def test_rebuild_equals_the_streamed_result(tmp_path: Path, articles: list[Tagge
         assert seen[-1][0] == seen[-1][1]
         indicators = {row[0] for row in streamed}
     assert indicators >= {*MEASURES, "ewma_mean", "ewma_dev", "zscore", "momentum", "composite"}
+
+
+def state_table(store: Store) -> list[tuple[Any, ...]]:
+    return store.query("SELECT * FROM baseline_state ORDER BY ALL").rows
+
+
+def test_baselines_resumed_at_the_live_edge_equal_the_series_computed_whole(tmp_path: Path) -> None:
+    """Each write resumes the baselines from the state stored for the bucket before its earliest one: a stream in
+    time order, with quiet hours between a dynamic's bursts and an article replaced so that a series ends sooner,
+    leaves the same signals and state as a rebuild that computes every series from its first bucket."""
+    in_order = sorted(make_articles(240, seed=11), key=lambda item: item.article.published_at)
+    sparse = [item for number, item in enumerate(in_order) if "edge" not in item.labels or number % 9 == 0]
+    with Store.open(tmp_path / "s.duckdb", derivation=derivation()) as store:
+        write_in_batches(store, sparse, 12)
+        last = sparse[-1]
+        earlier = dataclasses.replace(last.article, published_at=START + timedelta(hours=1))
+        store.write(Batch(tagged=[TaggedArticle(earlier, last.labels, last.scores, "v1", START)]))
+        streamed, states = indicator_table(store), state_table(store)
+        store.rebuild()
+        assert indicator_table(store) == streamed
+        assert state_table(store) == states
+    hours = {row[5] for row in streamed if row[0] == "zscore" and row[1] == "edge" and row[4] == "1h"}
+    assert len(hours) == (max(hours) - min(hours)) / timedelta(hours=1) + 1  # dense through the quiet hours
+
+
+def test_a_store_from_before_the_baselines_state_gets_it_filled_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    articles = make_articles(120, seed=5)
+    with Store.open(path, derivation=derivation()) as store:
+        write_in_batches(store, articles, 30)
+        streamed, states = indicator_table(store), state_table(store)
+        store.connection.execute("DROP TABLE baseline_state")  # as schema 5 left it
+        store.connection.execute("DELETE FROM schema_version WHERE version >= 6")
+    with Store.open(path, derivation=derivation()) as reopened:
+        assert state_table(reopened) == states
+        assert indicator_table(reopened) == streamed
+        later = make_articles(40, seed=6)
+        write_in_batches(reopened, later, 20)
+        resumed = indicator_table(reopened)
+        reopened.rebuild()
+        assert indicator_table(reopened) == resumed
 
 
 def test_a_syndicated_wire_story_is_one_story_with_forty_articles(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ same code over every bucket, so it equals what the stream produced::
 
     for chunk in rebuild_chunks(connection):                     # rebuild: whole days, one transaction each
         derivation.rebuild_chunk(connection, chunk)                 # (rebuild_plan.py)
-    derivation.rebuild_signals(connection, buckets)              # then the baselines, in one more
+    derivation.rebuild_signals(connection)                       # then the baselines, in one more
 
 Scratch rows live in TEMP tables, which DuckDB can spill within ``storage.memory_limit``. A TEMP table replaced
 inside a transaction keeps its former versions until the commit, so a transaction recomputes once: the sink's
@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pyarrow as pa
 
-from stackwatch.signals.baselines import BaselineParams, baselines
+from stackwatch.signals.baselines import BaselineParams, BaselineState, baselines
 from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS, bucket_start
@@ -215,7 +215,8 @@ class Derivation:
                 [list(composite.weights)],
             ).fetchall():
                 values.setdefault((window, start), {})[dynamic] = float(value or 0.0)
-            starts = connection.execute("SELECT bucket_width, bucket_start FROM _affected").fetchall()
+            # A bucket left with no article (its articles were re-dated) has no composite, as after a rebuild.
+            starts = connection.execute("SELECT DISTINCT bucket_width, bucket_start FROM _measures").fetchall()
             rows += [(composite.name, w, s, composite.value(values.get((w, s), {}))) for w, s in starts]
         self._insert(connection, [(COMPOSITE, name, w, s, v) for name, w, s, v in rows], now)
         return len(rows)
@@ -224,37 +225,48 @@ class Derivation:
         self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket], *, now: datetime | None = None
     ) -> int:
         """EWMA baselines, z-scores and momentum of each dynamic's ``article_count``, from the earliest bucket of
-        ``buckets`` on (the values before it cannot have changed: every signal is causal)."""
+        ``buckets`` on (the values before it cannot have changed: every signal is causal), resumed from the state
+        ``baseline_state`` holds for the bucket before it: the cost follows the buckets rewritten, not the
+        series' length. A series is dense from its first counted bucket to its last (empty buckets count 0), and
+        so are its state rows."""
         earliest: dict[str, datetime] = {}
         for window, start in buckets:
             earliest[window] = min(start, earliest.get(window, start))
         rows: list[tuple[str, str, str, datetime, float]] = []
+        states: list[tuple[str, str, datetime, BaselineState]] = []
         for window, since in earliest.items():
-            connection.execute(
-                f"DELETE FROM indicators WHERE bucket_width = ? AND bucket_start >= ?"  # noqa: S608
-                f" AND indicator IN ({_SIGNAL_LIST})",
-                [window, since],
-            )
             series: dict[str, dict[datetime, float]] = {}
             for dynamic, start, value in connection.execute(
-                "SELECT dynamic, bucket_start, value FROM indicators WHERE indicator = 'article_count'"
-                " AND entity = '*' AND source = '*' AND bucket_width = ? ORDER BY dynamic, bucket_start",
+                f"SELECT dynamic, bucket_start, value FROM indicators WHERE indicator = 'article_count'"  # noqa: S608
+                f" AND entity = '*' AND source = '*' AND bucket_width = ? AND bucket_start >= {at(since)}",
                 [window],
             ).fetchall():
                 series.setdefault(dynamic, {})[start] = float(value)
+            resumed = _states_before(connection, window, since, sorted(series))
+            ended = _series_with_state_from(connection, window, since) - series.keys()
+            for table, only in (("indicators", f" AND indicator IN ({_SIGNAL_LIST})"), ("baseline_state", "")):
+                connection.execute(
+                    f"DELETE FROM {table} WHERE bucket_width = ? AND bucket_start >= {at(since)}" + only,  # noqa: S608
+                    [window],
+                )
+            if ended:
+                _trim_ended(connection, window, since, sorted(ended))
             step = WINDOWS[window]
             for dynamic, points in series.items():
-                dense_starts = _dense(min(points), max(points), step)
+                prior = resumed.get(dynamic)
+                dense_starts = _dense(prior[0] + step if prior else min(points), max(points), step)
                 values = [points.get(start, 0.0) for start in dense_starts]
-                for start, point in zip(dense_starts, baselines(values, self.baseline), strict=True):
-                    if start >= since:
-                        rows += [
-                            ("ewma_mean", dynamic, window, start, point.mean),
-                            ("ewma_dev", dynamic, window, start, point.deviation),
-                            ("zscore", dynamic, window, start, point.zscore),
-                            ("momentum", dynamic, window, start, point.momentum),
-                        ]
+                computed = baselines(values, self.baseline, prior[1] if prior else None)
+                for start, point in zip(dense_starts, computed, strict=True):
+                    rows += [
+                        ("ewma_mean", dynamic, window, start, point.mean),
+                        ("ewma_dev", dynamic, window, start, point.deviation),
+                        ("zscore", dynamic, window, start, point.zscore),
+                        ("momentum", dynamic, window, start, point.momentum),
+                    ]
+                    states.append((dynamic, window, start, point.state))
         self._insert(connection, rows, now)
+        _insert_states(connection, states)
         return len(rows)
 
     def _insert(
@@ -297,12 +309,90 @@ class Derivation:
         )
         return self.recompute(connection, chunk.buckets, signals=False)
 
-    def rebuild_signals(self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket]) -> int:
-        """Replace every baseline, z-score and momentum by their values over the (rebuilt) article counts."""
+    def rebuild_signals(self, connection: duckdb.DuckDBPyConnection) -> int:
+        """Replace every baseline, z-score and momentum (and their state) by their values over the stored article
+        counts, each series from its first bucket."""
         connection.execute(f"DELETE FROM indicators WHERE indicator IN ({_SIGNAL_LIST})")  # noqa: S608
-        return self.recompute_signals(connection, buckets)
+        connection.execute("DELETE FROM baseline_state")
+        firsts = connection.execute(
+            "SELECT bucket_width, min(bucket_start) FROM indicators WHERE indicator = 'article_count'"
+            " AND entity = '*' AND source = '*' GROUP BY bucket_width"
+        ).fetchall()
+        return self.recompute_signals(connection, [(row[0], row[1]) for row in firsts])
 
 
 def _dense(first: datetime, last: datetime, step: timedelta) -> list[datetime]:
     count = int((last - first) / step) + 1
     return [first + step * index for index in range(count)]
+
+
+def _states_before(
+    connection: duckdb.DuckDBPyConnection, window: str, since: datetime, dynamics: Sequence[str]
+) -> dict[str, tuple[datetime, BaselineState]]:
+    """Each series' last state before ``since``: the bucket just before it, or, for a series that was quiet up
+    to ``since`` (or starts there), its last bucket before it, if any."""
+    if not dynamics:
+        return {}
+    select = "SELECT dynamic, bucket_start, mean, variance, fast, slow FROM baseline_state WHERE bucket_width = ?"
+    rows = connection.execute(
+        f"{select} AND bucket_start >= {at(since - WINDOWS[window])} AND bucket_start < {at(since)}"
+        " AND list_contains(?, dynamic)",
+        [window, list(dynamics)],
+    ).fetchall()
+    found = {row[0]: (row[1], BaselineState(*row[2:])) for row in rows}
+    if missing := [dynamic for dynamic in dynamics if dynamic not in found]:
+        rows = connection.execute(
+            f"{select} AND bucket_start < {at(since)} AND list_contains(?, dynamic)"
+            " QUALIFY row_number() OVER (PARTITION BY dynamic ORDER BY bucket_start DESC) = 1",
+            [window, missing],
+        ).fetchall()
+        found |= {row[0]: (row[1], BaselineState(*row[2:])) for row in rows}
+    return found
+
+
+def _series_with_state_from(connection: duckdb.DuckDBPyConnection, window: str, since: datetime) -> set[str]:
+    rows = connection.execute(
+        f"SELECT DISTINCT dynamic FROM baseline_state WHERE bucket_width = ? AND bucket_start >= {at(since)}",  # noqa: S608
+        [window],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _trim_ended(connection: duckdb.DuckDBPyConnection, window: str, since: datetime, dynamics: list[str]) -> None:
+    """Series that no longer reach ``since`` (their articles there were replaced): drop their state and signals
+    after their new last bucket (all of them, for a series with no bucket left)."""
+    lasts = dict(
+        connection.execute(
+            "SELECT dynamic, max(bucket_start) FROM indicators WHERE indicator = 'article_count'"  # noqa: S608
+            f" AND entity = '*' AND source = '*' AND bucket_width = ? AND bucket_start < {at(since)}"
+            " AND list_contains(?, dynamic) GROUP BY dynamic",
+            [window, dynamics],
+        ).fetchall()
+    )
+    for dynamic in dynamics:
+        after = "" if lasts.get(dynamic) is None else f" AND bucket_start > {at(lasts[dynamic])}"
+        for table, only in (("indicators", f" AND indicator IN ({_SIGNAL_LIST})"), ("baseline_state", "")):
+            connection.execute(
+                f"DELETE FROM {table} WHERE bucket_width = ? AND dynamic = ?{after}{only}",  # noqa: S608
+                [window, dynamic],
+            )
+
+
+def _insert_states(
+    connection: duckdb.DuckDBPyConnection, states: Sequence[tuple[str, str, datetime, BaselineState]]
+) -> None:
+    if not states:
+        return
+    table = pa.table(
+        {
+            "dynamic": [row[0] for row in states],
+            "bucket_width": [row[1] for row in states],
+            "bucket_start": pa.array([row[2] for row in states], pa.timestamp("us", "UTC")),
+            "mean": pa.array([row[3].mean for row in states], pa.float64()),
+            "variance": pa.array([row[3].variance for row in states], pa.float64()),
+            "fast": pa.array([row[3].fast for row in states], pa.float64()),
+            "slow": pa.array([row[3].slow for row in states], pa.float64()),
+        }
+    )
+    with registered(connection, "_state_rows", table):
+        connection.execute("INSERT INTO baseline_state SELECT * FROM _state_rows")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-__all__ = ["MIGRATIONS", "current_version", "migrate"]
+__all__ = ["BASELINE_STATE_VERSION", "MIGRATIONS", "current_version", "migrate"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the walking skeleton's tables
@@ -307,7 +307,27 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE s.story_id IN (SELECT story_id FROM _moved_stories) GROUP BY s.story_id;
     DROP TABLE _moved_stories;
     """,
+    # 6: baselines resume from stored state (issue 20). Each dynamic's EWMA mean and variance and momentum's fast
+    # and slow EWMAs after every bucket of its series, so a write recomputes its baselines from the bucket before
+    # the earliest it touched instead of from the series' start. Filled for a store's existing series when it is
+    # opened for writing (Store.open), as rebuild fills it.
+    """
+    CREATE TABLE baseline_state (
+        dynamic       VARCHAR NOT NULL,
+        bucket_width  VARCHAR NOT NULL,
+        bucket_start  TIMESTAMPTZ NOT NULL,
+        mean          DOUBLE NOT NULL,
+        variance      DOUBLE NOT NULL,
+        fast          DOUBLE NOT NULL,
+        slow          DOUBLE NOT NULL
+        -- unique by (dynamic, bucket_width, bucket_start): the store keeps it so
+    );
+    """,
 )
+
+
+BASELINE_STATE_VERSION = 6
+"""The migration that adds ``baseline_state``: a store migrated past it from before has its state filled."""
 
 
 def current_version(connection: duckdb.DuckDBPyConnection) -> int:

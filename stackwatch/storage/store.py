@@ -31,7 +31,7 @@ from stackwatch.storage.derive import Bucket, Derivation
 from stackwatch.storage.evidence import write_alert_details
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.rebuild_plan import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, rebuild_chunks
-from stackwatch.storage.schema import migrate
+from stackwatch.storage.schema import BASELINE_STATE_VERSION, current_version, migrate
 from stackwatch.storage.scratch import registered
 from stackwatch.storage.zonemaps import span
 
@@ -148,6 +148,7 @@ class Store:
         of the machine's over months of running; what a large operation cannot hold within it spills to
         ``<path>.tmp`` (:func:`temp_directory`), and what cannot spill fails as a StoreError naming the cap."""
         file = Path(path)
+        before = 0
         try:
             if read_only:
                 connection = duckdb.connect(
@@ -158,11 +159,16 @@ class Store:
                 connection = duckdb.connect(
                     str(file), config={"memory_limit": memory_limit, "temp_directory": str(temp_directory(file))}
                 )
+                before = current_version(connection)
                 migrate(connection)
             connection.execute("SET TimeZone = 'UTC'")  # buckets and time_bucket() are UTC
         except (duckdb.Error, OSError) as error:
             raise StoreError(f"cannot open DuckDB file {file}: {error}") from error
-        return cls(connection, file, read_only, derivation or Derivation(), memory_limit)
+        store = cls(connection, file, read_only, derivation or Derivation(), memory_limit)
+        if not read_only and 0 < before < BASELINE_STATE_VERSION:  # a store from before the baselines' state
+            with store._transaction(f"cannot fill the baselines' state of {file}"):
+                store.derivation.rebuild_signals(connection)
+        return store
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -384,7 +390,7 @@ class Store:
             if progress is not None:
                 progress(done, total)
         with self._transaction(action):
-            written += self.derivation.rebuild_signals(self._connection, [b for chunk in chunks for b in chunk.buckets])
+            written += self.derivation.rebuild_signals(self._connection)
         if progress is not None:
             progress(total, total)
         return written
