@@ -47,6 +47,8 @@ from stackwatch.storage.zonemaps import at, span
 __all__ = ["Bucket", "Derivation"]
 
 _MEASURE_LIST = ", ".join(f"'{name}'" for name in MEASURES)
+_STATES_PER_INSERT = 50_000
+"""Baseline rows gathered before they are inserted (a rebuild's hourly series hold tens of thousands each)."""
 _SIGNAL_LIST = ", ".join(f"'{name}'" for name in SIGNALS)
 
 # One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
@@ -232,6 +234,7 @@ class Derivation:
         earliest: dict[str, datetime] = {}
         for window, start in buckets:
             earliest[window] = min(start, earliest.get(window, start))
+        written = 0
         rows: list[tuple[str, str, str, datetime, float]] = []
         states: list[tuple[str, str, datetime, BaselineState]] = []
         for window, since in earliest.items():
@@ -265,9 +268,24 @@ class Derivation:
                         ("momentum", dynamic, window, start, point.momentum),
                     ]
                     states.append((dynamic, window, start, point.state))
+                if len(states) >= _STATES_PER_INSERT:  # a rebuild holds years of hourly buckets
+                    written += self._flush_signals(connection, rows, states, now)
+        return written + self._flush_signals(connection, rows, states, now)
+
+    def _flush_signals(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        rows: list[tuple[str, str, str, datetime, float]],
+        states: list[tuple[str, str, datetime, BaselineState]],
+        now: datetime | None,
+    ) -> int:
+        """Insert and clear the signal and state rows gathered so far; returns the signal rows written."""
+        written = len(rows)
         self._insert(connection, rows, now)
         _insert_states(connection, states)
-        return len(rows)
+        rows.clear()
+        states.clear()
+        return written
 
     def _insert(
         self,
