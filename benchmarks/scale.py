@@ -265,12 +265,10 @@ def page_reads(store: Store, market: Market, now: datetime) -> dict[str, list[Ca
     dynamics = list(market.dynamics)
     entities = [entity.name for entity in market.entities]
     picks = [entities[0], entities[len(entities) // 2], entities[-1], entities[1]]
-    ids = [
-        str(row[0])
-        for row in connection.execute(
-            "SELECT id FROM articles USING SAMPLE reservoir(20 ROWS) REPEATABLE (7) ORDER BY id"
-        ).fetchall()
-    ]
+    picked = connection.execute(  # as the pages link them: with the UTC day each was published on
+        "SELECT id, (published_at AT TIME ZONE 'UTC')::DATE FROM articles "
+        "USING SAMPLE reservoir(20 ROWS) REPEATABLE (7) ORDER BY id"
+    ).fetchall()
     names = [composite.name for composite in COMPOSITES]
     searches = [
         SearchFilters(q="stargate"),
@@ -283,7 +281,7 @@ def page_reads(store: Store, market: Market, now: datetime) -> dict[str, list[Ca
         "overview": [partial(overview, connection, r, dynamics, names) for r in ranges],
         "dynamic_detail": [partial(dynamic_detail, connection, d, r) for r in ranges for d in dynamics[: len(ranges)]],
         "entity_detail": [partial(entity_detail, connection, e, r) for r in ranges for e in picks],
-        "article_detail": [partial(article_detail, connection, i) for i in ids],
+        "article_detail": [partial(article_detail, connection, str(key), day) for key, day in picked],
         "search": [partial(search_articles, connection, f, PAGE_SIZE) for f in searches],
     }
 

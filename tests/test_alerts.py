@@ -139,7 +139,7 @@ def test_every_alert_carries_evidence_that_reproduces_its_numbers(store: Store) 
         "Capex story 1",
         "Capex story 0",
     ]
-    assert set(evidence["articles"][0]) == {"title", "url", "source", "published_at", "scores"}
+    assert set(evidence["articles"][0]) == {"id", "title", "url", "source", "published_at", "scores"}
     assert evidence["values"] == {"article_count": 5.0}
     assert store.query(evidence["sql"]).rows == [("capex", 4)]
 

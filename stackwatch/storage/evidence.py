@@ -39,19 +39,26 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
     dynamics = [name for name in alert.labels.get("dynamics", alert.dynamic).split(",") if name]
     width = WINDOWS.get(alert.window, timedelta(hours=1))
     start, end = alert.bucket_start, alert.bucket_start + width
+
+    def within(alias: str) -> str:  # literals: each table reads the row groups of the bucket's dates
+        return (
+            f"{alias}.published_at >= TIMESTAMPTZ {_literal(start.isoformat())}"
+            f" AND {alias}.published_at < TIMESTAMPTZ {_literal(end.isoformat())}"
+        )
+
     where = (
         f"d.label AND d.dynamic IN ({', '.join(_literal(name) for name in dynamics)})"
-        f" AND a.published_at >= TIMESTAMPTZ {_literal(start.isoformat())}"
-        f" AND a.published_at < TIMESTAMPTZ {_literal(end.isoformat())}"
-    ) + _entity_filter(alert)
+        f" AND {within('a')} AND {within('d')}" + _entity_filter(alert, within("e"))
+    )
     joined = "FROM articles a JOIN article_dynamics d ON d.article_id = a.id"
     sql = f"SELECT d.dynamic, count(DISTINCT a.id) AS article_count {joined} WHERE {where} GROUP BY d.dynamic"
-    top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score {joined} WHERE {where}"
+    top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score, a.id {joined} WHERE {where}"
     rows = connection.execute(
         f"{top} ORDER BY d.score DESC, a.published_at DESC, a.id LIMIT ?", [TOP_ARTICLES]
     ).fetchall()
     articles = [
         {
+            "id": row[6],
             "title": row[0],
             "url": row[1],
             "source": row[2],
@@ -63,8 +70,9 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
     return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql}
 
 
-def _entity_filter(alert: Alert) -> str:
-    """For alerts about entities (co-occurrence, first-seen), only the articles that name them count as evidence."""
+def _entity_filter(alert: Alert, window: str) -> str:
+    """For alerts about entities (co-occurrence, first-seen), only the articles that name them count as evidence
+    (``window``: the bucket's dates on ``e``, the entities)."""
     if "entity" in alert.labels:
         wanted, every = [alert.labels["entity"]], True
     elif "entities" in alert.labels:
@@ -76,7 +84,8 @@ def _entity_filter(alert: Alert) -> str:
     folded = sorted({name.casefold() for name in wanted})
     named = (
         "SELECT count(DISTINCT lower(e.entity)) FROM article_entities e"  # noqa: S608 (values go through _literal)
-        f" WHERE e.article_id = a.id AND lower(e.entity) IN ({', '.join(_literal(name) for name in folded)})"
+        f" WHERE {window} AND e.article_id = a.id"
+        f" AND lower(e.entity) IN ({', '.join(_literal(name) for name in folded)})"
     )
     return f" AND ({named}) = {len(folded)}" if every else f" AND ({named}) > 0"
 

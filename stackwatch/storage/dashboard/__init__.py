@@ -15,6 +15,8 @@ from stackwatch.storage.dashboard.lookups import entity_names, recent_volume
 from stackwatch.storage.dashboard.pages import (
     ALERTS,
     ARTICLES,
+    LATEST_ALERTS,
+    RECENT_ARTICLES,
     STORIES,
     article_detail,
     dynamic_detail,
@@ -28,6 +30,7 @@ from stackwatch.storage.dashboard.records import (
     ArticleRow,
     DynamicDetail,
     EntityDetail,
+    Evidence,
     Overview,
     Point,
     Range,
@@ -39,11 +42,14 @@ from stackwatch.storage.dashboard.records import (
     SourceVolume,
     StoryRow,
 )
-from stackwatch.storage.dashboard.search import search_articles
+from stackwatch.storage.dashboard.search import COUNT_CAP, search_articles
 
 __all__ = [
     "ALERTS",
     "ARTICLES",
+    "COUNT_CAP",
+    "LATEST_ALERTS",
+    "RECENT_ARTICLES",
     "STORIES",
     "WIDTHS",
     "AlertView",
@@ -51,6 +57,7 @@ __all__ = [
     "ArticleRow",
     "DynamicDetail",
     "EntityDetail",
+    "Evidence",
     "Overview",
     "Point",
     "Range",

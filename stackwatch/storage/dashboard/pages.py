@@ -1,24 +1,34 @@
-"""One read per dashboard page: the overview, a dynamic, an entity, an article."""
+"""One read per dashboard page: the overview, a dynamic, an entity, an article.
+
+Every statement is bounded by dates written as literals, which DuckDB prunes by zone maps
+(:mod:`stackwatch.storage.zonemaps`): a page reads the row groups of its range, not the tables. Lists of the newest
+articles look in the newest days first (:func:`~.reads.newest_articles`); an alert's evidence is the one stored
+with it; an article is looked for on the day its link names.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import duckdb
 
 from stackwatch.storage.dashboard.reads import (
     INTERVAL,
     alert_views,
-    article_rows,
     counts_by,
+    newest_articles,
+    newest_stories,
     rows,
     scope_series,
     series_points,
     silence_views,
-    story_rows,
+    story_row,
 )
 from stackwatch.storage.dashboard.records import (
     ArticleDetail,
+    ArticleRow,
     DynamicDetail,
     EntityDetail,
     Overview,
@@ -26,21 +36,36 @@ from stackwatch.storage.dashboard.records import (
     Series,
     SourceVolume,
 )
+from stackwatch.storage.zonemaps import at
 
-__all__ = ["ALERTS", "ARTICLES", "STORIES", "article_detail", "dynamic_detail", "entity_detail", "overview"]
+__all__ = [
+    "ALERTS",
+    "ARTICLES",
+    "LATEST_ALERTS",
+    "RECENT_ARTICLES",
+    "STORIES",
+    "article_detail",
+    "dynamic_detail",
+    "entity_detail",
+    "overview",
+]
 
 ARTICLES, STORIES, ALERTS = 50, 20, 20
 """How many of the newest articles, stories and alerts within its range a dynamic or entity page lists."""
+LATEST_ALERTS, RECENT_ARTICLES = 10, 25
+"""How many of the newest alerts (on buckets in its range) and articles (published in it) the overview lists."""
 
-_LABELLED = "EXISTS (SELECT 1 FROM article_dynamics e WHERE e.article_id = a.id AND e.label AND e.dynamic = ?)"
-_MENTIONS = "EXISTS (SELECT 1 FROM article_entities m WHERE m.article_id = a.id AND m.entity = ?)"
-_IN_RANGE = "a.published_at >= ?"
+_LABELLED = "SELECT e.article_id FROM article_dynamics e WHERE e.label AND e.dynamic = ? AND e.published_at >= {lo}"
+_MENTIONS = "SELECT m.article_id FROM article_entities m WHERE m.entity = ? AND m.published_at >= {lo}"
+_IN = "a.published_at >= {lo} AND a.id IN ({members})"
 
 
 def overview(
     connection: duckdb.DuckDBPyConnection, rng: Range, dynamics: Sequence[str], composites: Sequence[str]
 ) -> Overview:
-    """Everything the overview page shows, for the configured ``dynamics`` and ``composites``."""
+    """Everything the overview page shows, for the configured ``dynamics`` and ``composites``: the alerts on
+    buckets in the range, the articles and the sources' volumes published in it."""
+    since = rng.since
     points = series_points(connection, rng, dynamic="", indicators=("article_count", "zscore", "composite"))
     composite_series = tuple(Series(name, tuple(points.get((name, "composite"), ()))) for name in composites)
     heat_rows = rows(
@@ -56,9 +81,8 @@ def overview(
     entities = tuple(sorted(by_entity, key=lambda name: (-by_entity[name], name))[:15])
     source_rows = rows(
         connection,
-        "SELECT source, count(*) FILTER (WHERE published_at >= ?), max(published_at) FROM articles "
+        f"SELECT source, count(*), max(published_at) FROM articles WHERE published_at >= {at(since)} "  # noqa: S608 (a literal)
         "GROUP BY source ORDER BY 1",
-        [rng.since],
     )
     sources = tuple(
         SourceVolume(str(name), int(count), int(count) / max(rng.days, 1), last) for name, count, last in source_rows
@@ -73,12 +97,19 @@ def overview(
         composites=composite_series,
         entities=entities,
         heat=heat,
-        alerts=tuple(alert_views(connection, "true", [], 10)),
-        articles=tuple(article_rows(connection, "a.labels IS NOT NULL", [], 25)),
+        alerts=tuple(alert_views(connection, "al.bucket_start >= ?", [since], LATEST_ALERTS)),
+        articles=tuple(newest_articles(connection, lambda lo: f"a.published_at >= {lo}", [], RECENT_ARTICLES, since)),
         sources=sources,
         totals=totals,
         silences=tuple(silence_views(connection)),
     )
+
+
+def _newest(connection: duckdb.DuckDBPyConnection, members: str, name: str, since: datetime) -> list[ArticleRow]:
+    def where(lo: str) -> str:
+        return _IN.format(lo=lo, members=members.format(lo=lo))
+
+    return newest_articles(connection, where, [name], ARTICLES, since)
 
 
 def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) -> DynamicDetail:
@@ -89,8 +120,8 @@ def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range)
         name=name,
         series=scope_series(series_points(connection, rng, dynamic=name), name),
         entities=counts_by(connection, "entity", name, rng, limit=20),
-        articles=tuple(article_rows(connection, f"{_LABELLED} AND {_IN_RANGE}", [name, since], ARTICLES)),
-        stories=tuple(story_rows(connection, f"{_LABELLED} AND {_IN_RANGE}", [name, since], STORIES)),
+        articles=tuple(_newest(connection, _LABELLED, name, since)),
+        stories=tuple(newest_stories(connection, _LABELLED, [name], STORIES, since)),
         alerts=tuple(alert_views(connection, "al.dynamic = ? AND al.bucket_start >= ?", [name, since], ALERTS)),
     )
 
@@ -104,37 +135,80 @@ def entity_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) 
         name=name,
         series=scope_series(points, name, key="*"),
         dynamics=counts_by(connection, "dynamic", name, rng),
-        articles=tuple(article_rows(connection, f"{_MENTIONS} AND {_IN_RANGE}", [name, since], ARTICLES)),
-        stories=tuple(story_rows(connection, f"{_MENTIONS} AND {_IN_RANGE}", [name, since], STORIES)),
+        articles=tuple(_newest(connection, _MENTIONS, name, since)),
+        stories=tuple(newest_stories(connection, _MENTIONS, [name], STORIES, since)),
     )
 
 
-def article_detail(connection: duckdb.DuckDBPyConnection, article_id: str) -> ArticleDetail | None:
-    """An article with its scores, entities, story and the alerts it fed; None when unknown."""
-    found = article_rows(connection, "a.id = ?", [article_id], 1)
-    if not found:
+def _find(connection: duckdb.DuckDBPyConnection, article_id: str, day: date | None) -> tuple[Any, ...] | None:
+    """The article's row: looked for on ``day`` (UTC) first, which reads that day's row groups; then, for a link
+    that names no day or a day the article is no longer on (it was published again), in the whole table."""
+    select = (
+        "SELECT id, title, url, source, published_at, labels, summary, connector, fetched_at, model_version "
+        "FROM articles WHERE {bound} id = ? LIMIT 1"
+    )
+    if day is not None:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        bound = f"published_at >= {at(start)} AND published_at < {at(start + timedelta(days=1))} AND"
+        found = rows(connection, select.format(bound=bound), [article_id])
+        if found:
+            return found[0]
+    found = rows(connection, select.format(bound=""), [article_id])
+    return found[0] if found else None
+
+
+def article_detail(
+    connection: duckdb.DuckDBPyConnection, article_id: str, day: date | None = None
+) -> ArticleDetail | None:
+    """An article with its scores, entities, story and the alerts it fed; None when unknown. ``day``, the UTC day
+    it was published on as its link gives it, bounds the lookup (without it, or when it is wrong, the whole
+    articles table is read); every other read is bounded by the article's own ``published_at``."""
+    found = _find(connection, article_id, day)
+    if found is None:
         return None
-    extra = rows(
-        connection, "SELECT summary, connector, fetched_at, model_version FROM articles WHERE id = ?", [article_id]
-    )[0]
-    entities = rows(
+    key, title, url, source, published, labels, summary, connector, fetched_at, model_version = found
+    assert isinstance(published, datetime)
+    on = f"published_at = {at(published)}"
+    scored = rows(
         connection,
-        "SELECT entity, mentions FROM article_entities WHERE article_id = ? ORDER BY 2 DESC, 1",
+        f"SELECT dynamic, score, label FROM article_dynamics WHERE {on} AND article_id = ? ORDER BY 2 DESC, 1",  # noqa: S608
         [article_id],
     )
-    story = story_rows(connection, "a.id = ?", [article_id], 1)
+    entities = rows(
+        connection,
+        f"SELECT entity, mentions FROM article_entities WHERE {on} AND article_id = ? ORDER BY 2 DESC, 1",  # noqa: S608
+        [article_id],
+    )
+    story = rows(
+        connection,
+        "SELECT s.story_id, s.title, s.articles, s.sources, s.last_seen, s.first_seen FROM stories s "  # noqa: S608 (literals)
+        f"WHERE s.first_seen <= {at(published)} AND s.last_seen >= {at(published)} AND s.story_id = "
+        f"(SELECT story_id FROM article_stories WHERE {on} AND article_id = ? LIMIT 1) LIMIT 1",
+        [article_id],
+    )
+    labelled = sorted(str(dynamic) for dynamic, _, label in scored if label)
     fed = (
-        "EXISTS (SELECT 1 FROM articles a JOIN article_dynamics d ON d.article_id = a.id WHERE a.id = ? AND d.label "  # noqa: S608 (fixed text)
-        "AND d.dynamic = al.dynamic AND a.published_at >= al.bucket_start "
-        "AND a.published_at < al.bucket_start + " + INTERVAL.format(w="al.bucket_width") + ")"
+        "list_contains(?, al.dynamic) AND al.bucket_start <= ? AND al.bucket_start > ? "
+        "AND al.bucket_start + " + INTERVAL.format(w="al.bucket_width") + " > ?"
+    )
+    article = ArticleRow(
+        id=str(key),
+        title=str(title or ""),
+        url=str(url or ""),
+        source=str(source or ""),
+        published_at=published,
+        labels=tuple(labels or ()),
+        scores=tuple((str(dynamic), float(score)) for dynamic, score, _ in scored),
     )
     return ArticleDetail(
-        article=found[0],
-        summary=str(extra[0] or ""),
-        connector=str(extra[1] or ""),
-        fetched_at=extra[2],
-        model_version=extra[3],
+        article=article,
+        summary=str(summary or ""),
+        connector=str(connector or ""),
+        fetched_at=fetched_at,
+        model_version=model_version,
         entities=tuple((str(e), int(n)) for e, n in entities),
-        story=story[0] if story else None,
-        alerts=tuple(alert_views(connection, fed, [article_id], 20)),
+        story=story_row(story[0]) if story else None,
+        alerts=tuple(alert_views(connection, fed, [labelled, published, published - timedelta(days=1), published], 20))
+        if labelled
+        else (),
     )

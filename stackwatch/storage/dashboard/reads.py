@@ -5,29 +5,53 @@ text written in :mod:`.pages`, never user input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import duckdb
 
-from stackwatch.storage.dashboard.records import AlertView, ArticleRow, Point, Range, Series, SilenceView, StoryRow
+from stackwatch.storage import zonemaps
+from stackwatch.storage.dashboard.records import (
+    AlertView,
+    ArticleRow,
+    Evidence,
+    Point,
+    Range,
+    Series,
+    SilenceView,
+    StoryRow,
+)
 
 __all__ = [
+    "EARLIEST",
     "INTERVAL",
+    "SPANS",
     "Points",
     "alert_views",
     "article_rows",
+    "article_scores",
     "counts_by",
+    "newest_articles",
+    "newest_stories",
     "rows",
     "scope_series",
     "series_points",
     "silence_views",
-    "story_rows",
+    "story_row",
+    "windows",
 ]
 
 INTERVAL = "CASE WHEN {w} = '1d' THEN INTERVAL 1 DAY ELSE INTERVAL 1 HOUR END"
 """The length of a bucket of width column ``{w}``, as SQL."""
+
+SPANS = (timedelta(days=1), timedelta(days=7), timedelta(days=30), timedelta(days=182), timedelta(days=730))
+"""How far back the lists of the newest articles look first, widening in turn until they have enough: the store
+is in time order, so each window reads only its own dates' row groups."""
+
+EARLIEST = "TIMESTAMPTZ '-infinity'"
+"""The lower bound of a window that has none."""
 
 Points = dict[tuple[str, str], list[Point]]
 """Points per (dynamic, indicator)."""
@@ -107,21 +131,26 @@ def counts_by(
     return tuple((str(value), int(count)) for value, count in found)
 
 
+def windows(since: datetime | None, until: datetime | None = None) -> list[datetime | None]:
+    """The lower bounds a list of the newest rows tries in turn, newest window first: :data:`SPANS` back from
+    ``until`` (now when None) as long as they start after ``since``, and ``since`` itself (None: no bound) last."""
+    anchor = datetime.now(UTC) if until is None else until
+    tried: list[datetime | None] = [anchor - span for span in SPANS if since is None or anchor - span > since]
+    return [*tried, since]
+
+
 def article_rows(
     connection: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], limit: int, offset: int = 0
 ) -> list[ArticleRow]:
     """The newest articles ``a`` matching ``where`` (``offset`` skipped), each with its dynamics' scores, best
-    first."""
-    found = rows(
+    first. The scores are read for the picked articles' own dates, which the zone maps prune."""
+    picked = rows(
         connection,
-        "WITH picked AS (SELECT a.id, a.title, a.url, a.source, a.published_at, a.labels FROM articles a "  # noqa: S608 (fixed text)
-        f"WHERE {where} ORDER BY a.published_at DESC, a.id LIMIT ? OFFSET ?) "
-        "SELECT p.id, p.title, p.url, p.source, p.published_at, p.labels, "
-        "list((d.dynamic, d.score) ORDER BY d.score DESC) FILTER (WHERE d.dynamic IS NOT NULL) "
-        "FROM picked p LEFT JOIN article_dynamics d ON d.article_id = p.id "
-        "GROUP BY ALL ORDER BY p.published_at DESC, p.id",
+        "SELECT a.id, a.title, a.url, a.source, a.published_at, a.labels FROM articles a "  # noqa: S608 (fixed text)
+        f"WHERE {where} ORDER BY a.published_at DESC, a.id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
+    scores = article_scores(connection, [(str(row[0]), row[4]) for row in picked])
     return [
         ArticleRow(
             id=str(row[0]),
@@ -130,69 +159,143 @@ def article_rows(
             source=str(row[3] or ""),
             published_at=row[4],
             labels=tuple(row[5] or ()),
-            scores=tuple((str(item[0]), float(item[1])) for item in row[6] or ()),
+            scores=scores.get(str(row[0]), ()),
         )
-        for row in found
+        for row in picked
     ]
+
+
+def newest_articles(
+    connection: duckdb.DuckDBPyConnection,
+    where: Callable[[str], str],
+    params: Sequence[Any],
+    limit: int,
+    since: datetime | None,
+) -> list[ArticleRow]:
+    """The newest ``limit`` articles matching ``where(lower)`` from ``since`` on, looked for in the newest
+    :func:`windows` first: ``where`` is given each window's lower bound as a literal (:data:`EARLIEST` for none)
+    and must bound every table it reads by it."""
+    found: list[ArticleRow] = []
+    for lower in windows(since):
+        found = article_rows(connection, where(EARLIEST if lower is None else zonemaps.at(lower)), params, limit)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def article_scores(
+    connection: duckdb.DuckDBPyConnection, articles: Sequence[tuple[str, datetime]]
+) -> dict[str, tuple[tuple[str, float], ...]]:
+    """The dynamics' scores of ``articles`` (id, published_at), best first, per article id."""
+    if not articles:
+        return {}
+    distinct = sorted({moment for _, moment in articles})
+    moments = " OR ".join(f"published_at = {zonemaps.at(moment)}" for moment in distinct)
+    found = rows(
+        connection,
+        "SELECT article_id, list((dynamic, score) ORDER BY score DESC, dynamic) FROM article_dynamics "  # noqa: S608 (literals)
+        f"WHERE ({moments}) AND list_contains(?, article_id) GROUP BY article_id",
+        [[key for key, _ in articles]],
+    )
+    return {str(key): tuple((str(item[0]), float(item[1])) for item in listed or ()) for key, listed in found}
+
+
+def _evidence(text: str | None) -> tuple[Evidence, ...]:
+    """The articles of stored evidence JSON; what is missing or malformed is left out, never an error."""
+    try:
+        stored = json.loads(text) if text else {}
+    except ValueError:
+        return ()
+    items = stored.get("articles") if isinstance(stored, dict) else None
+    out = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        try:
+            published = datetime.fromisoformat(str(item.get("published_at"))).astimezone(UTC)
+        except ValueError:
+            published = None
+        key = item.get("id")
+        out.append(
+            Evidence(
+                id=str(key) if key else None,
+                title=str(item.get("title") or ""),
+                url=str(item.get("url") or ""),
+                source=str(item.get("source") or ""),
+                published_at=published,
+            )
+        )
+    return tuple(out)
 
 
 def alert_views(
     connection: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], limit: int
 ) -> list[AlertView]:
-    """The newest alerts ``al`` matching ``where``, with their deliveries and up to five evidence articles."""
+    """The newest alerts ``al`` matching ``where``, with their deliveries and the evidence stored with them when
+    they fired (``alert_details.evidence``: no article is read again)."""
     interval = INTERVAL.format(w="al.bucket_width")
     found = rows(
         connection,
         "SELECT al.id, al.rule, al.severity, al.dynamic, al.bucket_width, al.bucket_start, al.value, al.threshold, "  # noqa: S608 (fixed text)
         "al.message, al.fired_at, coalesce(x.status, 'firing'), "
         "(SELECT list((dl.webhook, dl.status) ORDER BY dl.webhook) FROM deliveries dl WHERE dl.alert_id = al.id), "
-        f"al.bucket_start + {interval}, coalesce(x.kind, '') "
+        f"al.bucket_start + {interval}, coalesce(x.kind, ''), x.evidence "
         f"FROM alerts al LEFT JOIN alert_details x ON x.alert_id = al.id WHERE {where} "
         "ORDER BY al.fired_at DESC, al.id LIMIT ?",
         [*params, limit],
     )
-    alerts = []
-    for row in found:
-        evidence = article_rows(
-            connection,
-            "a.published_at >= ? AND a.published_at < ? AND EXISTS (SELECT 1 FROM article_dynamics e "
-            "WHERE e.article_id = a.id AND e.label AND e.dynamic = ?)",
-            [row[5], row[12], row[3]],
-            5,
+    return [
+        AlertView(
+            id=str(row[0]),
+            rule=str(row[1]),
+            kind=str(row[13]),
+            severity=str(row[2]),
+            dynamic=str(row[3]),
+            bucket_width=str(row[4]),
+            bucket_start=row[5],
+            value=float(row[6]),
+            threshold=float(row[7]),
+            message=str(row[8]),
+            fired_at=row[9],
+            status=str(row[10]),
+            deliveries=tuple((str(w), str(s)) for w, s in row[11] or ()),
+            evidence=_evidence(row[14]),
         )
-        alerts.append(
-            AlertView(
-                id=str(row[0]),
-                rule=str(row[1]),
-                kind=str(row[13]),
-                severity=str(row[2]),
-                dynamic=str(row[3]),
-                bucket_width=str(row[4]),
-                bucket_start=row[5],
-                value=float(row[6]),
-                threshold=float(row[7]),
-                message=str(row[8]),
-                fired_at=row[9],
-                status=str(row[10]),
-                deliveries=tuple((str(w), str(s)) for w, s in row[11] or ()),
-                evidence=tuple(evidence),
-            )
-        )
-    return alerts
+        for row in found
+    ]
 
 
-def story_rows(
-    connection: duckdb.DuckDBPyConnection, member_where: str, params: Sequence[Any], limit: int
+def newest_stories(
+    connection: duckdb.DuckDBPyConnection, members: str, params: Sequence[Any], limit: int, since: datetime
 ) -> list[StoryRow]:
-    """The latest stories with a member article ``a`` matching ``member_where``."""
-    found = rows(
-        connection,
-        "SELECT s.story_id, s.title, s.articles, s.sources, s.last_seen FROM stories s WHERE s.story_id IN "  # noqa: S608 (fixed text)
-        f"(SELECT st.story_id FROM article_stories st JOIN articles a ON a.id = st.article_id WHERE {member_where}) "
-        "ORDER BY s.last_seen DESC, s.articles DESC LIMIT ?",
-        [*params, limit],
-    )
-    return [StoryRow(str(r[0]), str(r[1] or ""), int(r[2]), int(r[3]), r[4]) for r in found]
+    """The latest ``limit`` stories (by ``last_seen``) with a member published from ``since`` on whose id
+    ``members`` selects (a subquery whose ``{lo}`` is given a lower bound of its dates, as a literal).
+
+    The stories seen last in the newest :func:`windows` are tried first; their members are read from the earliest
+    ``first_seen`` among them on, so both tables read the row groups of a few days while a window has enough."""
+    found: list[tuple[Any, ...]] = []
+    for lower in windows(since):
+        seen = EARLIEST if lower is None else zonemaps.at(lower)
+        first = rows(connection, f"SELECT min(first_seen) FROM stories WHERE last_seen >= {seen}")[0][0]  # noqa: S608
+        if first is None:
+            continue
+        lo = zonemaps.at(max(first, since))
+        found = rows(
+            connection,
+            "SELECT s.story_id, s.title, s.articles, s.sources, s.last_seen, s.first_seen FROM stories s "  # noqa: S608 (literals)
+            f"WHERE s.last_seen >= {seen} AND s.story_id IN (SELECT st.story_id FROM article_stories st "
+            f"WHERE st.published_at >= {lo} AND st.article_id IN ({members.format(lo=lo)})) "
+            "ORDER BY s.last_seen DESC, s.articles DESC LIMIT ?",
+            [*params, limit],
+        )
+        if len(found) >= limit:
+            break
+    return [story_row(row) for row in found]
+
+
+def story_row(row: Sequence[Any]) -> StoryRow:
+    """A story from ``story_id, title, articles, sources, last_seen, first_seen``."""
+    return StoryRow(str(row[0]), str(row[1] or ""), int(row[2]), int(row[3]), row[4], row[5])
 
 
 def silence_views(connection: duckdb.DuckDBPyConnection) -> list[SilenceView]:

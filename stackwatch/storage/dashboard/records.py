@@ -15,6 +15,7 @@ __all__ = [
     "ArticleRow",
     "DynamicDetail",
     "EntityDetail",
+    "Evidence",
     "Overview",
     "Point",
     "Range",
@@ -133,10 +134,24 @@ class ArticleRow:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
-    """One page of matching articles, newest first, and how many match in all."""
+    """One page of matching articles, newest first, and how many match: all of them, or (``more``) at least
+    ``total``, when the count stopped at its cap."""
 
     total: int
     articles: tuple[ArticleRow, ...]
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """An article of an alert's evidence as it was stored when the alert fired. ``id`` is None in evidence stored
+    before ids were (the page then links the article's own URL); anything may be missing in stored JSON."""
+
+    id: str | None
+    title: str
+    url: str
+    source: str
+    published_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +170,8 @@ class AlertView:
     fired_at: datetime
     status: str
     deliveries: tuple[tuple[str, str], ...]
-    evidence: tuple[ArticleRow, ...]
+    evidence: tuple[Evidence, ...]
+    """The articles stored with the alert when it fired (``alert_details.evidence``), best first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +187,12 @@ class SourceVolume:
 @dataclass(frozen=True, slots=True)
 class StoryRow:
     story_id: str
+    """The id of the story's first article (its page is the story's link)."""
     title: str
     articles: int
     sources: int
     last_seen: datetime
+    first_seen: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

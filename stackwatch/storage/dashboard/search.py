@@ -2,51 +2,74 @@
 
 ``q`` is matched with ``contains`` on lower-cased text, never with ``LIKE``, so ``%``, ``_``, quotes and
 backslashes in it are plain characters.
+
+A search reads the newest days first: it counts the matches from a week back (then a month, half a year, two years,
+and the whole range the filters allow) until it has found more than :data:`COUNT_CAP` or the range is exhausted,
+so a common word reads a few weeks of row groups, not the table. The total is exact below the cap and "at least
+:data:`COUNT_CAP`" (``more``) above it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import duckdb
 
-from stackwatch.storage.dashboard.reads import article_rows, rows
+from stackwatch.storage.dashboard.reads import EARLIEST, article_rows, rows, windows
 from stackwatch.storage.dashboard.records import SearchFilters, SearchResult
+from stackwatch.storage.zonemaps import at
 
-__all__ = ["search_articles"]
+__all__ = ["COUNT_CAP", "search_articles"]
+
+COUNT_CAP = 1000
+"""A search counts its matches up to this many; past it the page says "1,000+"."""
 
 _TEXT = "(contains(lower(a.title), lower(?)) OR contains(lower(a.summary), lower(?)))"
-_DYNAMIC = "EXISTS (SELECT 1 FROM article_dynamics e WHERE e.article_id = a.id AND e.label AND e.dynamic = ?)"
-_ENTITY = "EXISTS (SELECT 1 FROM article_entities m WHERE m.article_id = a.id AND m.entity = ?)"
+_DYNAMIC = "a.id IN (SELECT e.article_id FROM article_dynamics e WHERE e.label AND e.dynamic = ? AND {e})"
+_ENTITY = "a.id IN (SELECT m.article_id FROM article_entities m WHERE m.entity = ? AND {m})"
 _SOURCE = "lower(a.source) = lower(?)"
-_SINCE = "a.published_at >= ?"
-_UNTIL = "a.published_at < ?"
 
 
-def _conditions(filters: SearchFilters) -> tuple[str, list[Any]]:
-    parts: list[str] = []
+def _bounds(alias: str, lower: datetime | None, upper: datetime | None) -> str:
+    """``alias.published_at`` within the window, as literals the zone maps prune by."""
+    low = f"{alias}.published_at >= {EARLIEST if lower is None else at(lower)}"
+    return low if upper is None else f"{low} AND {alias}.published_at < {at(upper)}"
+
+
+def _conditions(filters: SearchFilters, lower: datetime | None) -> tuple[str, list[Any]]:
+    """The filters and the window from ``lower`` on (to the filters' ``until``) as SQL on ``articles a``."""
+    bounds = {alias: _bounds(alias, lower, filters.until) for alias in ("a", "e", "m")}
+    parts: list[str] = [bounds["a"]]
     params: list[Any] = []
     if filters.q:
         parts.append(_TEXT)
         params += [filters.q, filters.q]
-    for condition, value in (
-        (_DYNAMIC, filters.dynamic),
-        (_ENTITY, filters.entity),
-        (_SOURCE, filters.source),
-        (_SINCE, filters.since),
-        (_UNTIL, filters.until),
-    ):
+    for condition, value in ((_DYNAMIC, filters.dynamic), (_ENTITY, filters.entity), (_SOURCE, filters.source)):
         if value is not None and value != "":
-            parts.append(condition)
+            parts.append(condition.format(**bounds))
             params.append(value)
-    return (" AND ".join(parts) or "true"), params
+    return " AND ".join(parts), params
 
 
 def search_articles(
-    connection: duckdb.DuckDBPyConnection, filters: SearchFilters, limit: int, offset: int = 0
+    connection: duckdb.DuckDBPyConnection,
+    filters: SearchFilters,
+    limit: int,
+    offset: int = 0,
+    cap: int = COUNT_CAP,
 ) -> SearchResult:
-    """The articles matching every filter given, newest first: ``limit`` of them after ``offset``, and the
-    number that match in all."""
-    where, params = _conditions(filters)
-    total = rows(connection, f"SELECT count(*) FROM articles a WHERE {where}", params)[0][0]  # noqa: S608 (fixed text)
-    return SearchResult(int(total), tuple(article_rows(connection, where, params, limit, offset)))
+    """The articles matching every filter given, newest first: ``limit`` of them after ``offset``, and how many
+    match, counted up to ``cap`` (or as far as the page needs when it is further)."""
+    enough = max(cap, offset + limit) + 1
+    where, params, counted = "", list[Any](), 0
+    for lower in windows(filters.since, filters.until):
+        where, params = _conditions(filters, lower)
+        count = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"  # noqa: S608 (fixed text)
+        counted = int(rows(connection, count, [*params, enough])[0][0])
+        if counted >= enough:
+            break
+    articles = tuple(article_rows(connection, where, params, limit, offset))
+    if counted >= enough:
+        return SearchResult(cap, articles, more=True)
+    return SearchResult(counted, articles)

@@ -3,7 +3,8 @@
 /dashboard/                      overview (``?days=…&width=…``, one of :data:`~.ranges.RANGES`)
 /dashboard/dynamic/{name}        a dynamic: chart, entities, alerts, stories, articles (any case)
 /dashboard/entity/{name}         an entity: chart, dynamics, stories, articles (any case, percent-encoded)
-/dashboard/article/{id}          an article: scores, entities, story, the alerts it fed
+/dashboard/article/{id}          an article: scores, entities, story, the alerts it fed (``?day=YYYY-MM-DD``, the
+                                 UTC day it was published on, as every link to it gives: the store reads that day)
 /dashboard/search                articles by text, dynamic, entity, source and dates (``?q=&dynamic=…``)
 /dashboard/static/style.css      the one stylesheet (the pages load nothing else)
 
@@ -17,9 +18,10 @@ a search with a field that cannot be read is the search page with its messages a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Concatenate, Final, ParamSpec, TypeVar, cast
 from urllib.parse import urlencode
@@ -39,7 +41,16 @@ from stackwatch.pipeline.web.dashboard.templating import build_environment, nav_
 from stackwatch.storage import dashboard as queries
 from stackwatch.storage.dashboard import Range
 
-__all__ = ["DASHBOARD", "ROUTES", "Dashboard", "Page", "PageError", "SourceHealth", "source_health"]
+__all__ = [
+    "DASHBOARD",
+    "ROUTES",
+    "Dashboard",
+    "Page",
+    "PageError",
+    "SourceHealth",
+    "published_day",
+    "source_health",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 HTML = "text/html; charset=utf-8"
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
 NO_STORE = "this process does not hold the store (the dashboard runs with the sink role)"
 
 
@@ -259,9 +272,19 @@ async def entity_page(dashboard: Dashboard, name: str, query: Mapping[str, str])
     return Page("entity.html", context)
 
 
+def published_day(query: Mapping[str, str]) -> date | None:
+    """The day an article link names (``?day=YYYY-MM-DD``), or None: a link without one, or with one that cannot
+    be read, still finds the article (by reading the whole table)."""
+    text = query.get("day", "")
+    try:
+        return date.fromisoformat(text) if _DAY.fullmatch(text) else None
+    except ValueError:
+        return None
+
+
 async def article_page(dashboard: Dashboard, article_id: str, query: Mapping[str, str]) -> Page:
-    """One article; 404 when the store has none by that id."""
-    result = await dashboard.read(queries.article_detail, article_id)
+    """One article, looked for on the day its link names first; 404 when the store has none by that id."""
+    result = await dashboard.read(queries.article_detail, article_id, published_day(query))
     if result is None:
         raise PageError(404, f"no article with id {article_id[:80]!r}")
     return Page("article.html", {**await page_range(dashboard, query), "view": result})
@@ -284,12 +307,13 @@ async def search_page(dashboard: Dashboard, query: Mapping[str, str]) -> Page:
     rng = cast(Range, shown["rng"])
     link = {**form.fields, "days": str(rng.days), "width": rng.width}
     first = (form.page - 1) * PAGE_SIZE
+    further = result.more or first + PAGE_SIZE < result.total  # past the count's cap there are always more
     context.update(
         result=result,
         first=first + 1,
         last=first + len(result.articles),
         previous=f"?{urlencode({**link, 'page': form.page - 1})}" if form.page > 1 else "",
-        next=f"?{urlencode({**link, 'page': form.page + 1})}" if first + PAGE_SIZE < result.total else "",
+        next=f"?{urlencode({**link, 'page': form.page + 1})}" if further else "",
     )
     return Page("search.html", context)
 
