@@ -262,3 +262,16 @@ def test_a_search_pages_through_matches_spread_over_years_newest_first(store: St
     assert _ids(search_articles(store.connection, since, 50).articles) == ["d2", "d10", "d40"]
     filtered = search_articles(store.connection, SearchFilters(dynamic="capex", source="WIRE"), 50, cap=3)
     assert (filtered.total, filtered.more, len(filtered.articles)) == (7, False, 7)  # the page needs 50
+
+
+def test_a_search_orders_the_same_whether_it_counted_every_match_or_stopped_at_the_cap(store: Store) -> None:
+    at = NOW - timedelta(days=400)
+    store.write(Batch(tagged=[tagged(key, at, title="Same minute") for key in ("b", "c", "a")]))
+    store.write(Batch(tagged=[tagged("z", at - timedelta(minutes=1), title="Same minute")]))
+    every = search_articles(store.connection, SearchFilters(q="same"), 4, cap=10)
+    assert (every.total, every.more, _ids(every.articles)) == (4, False, ["a", "b", "c", "z"])
+    # one a page with a cap of 1: the first pages stop counting at the cap and read their page again in SQL, the
+    # last has every match in hand
+    pages = [search_articles(store.connection, SearchFilters(q="same"), 1, offset, cap=1) for offset in range(4)]
+    assert [page.more for page in pages] == [True, True, True, False]
+    assert [_ids(page.articles) for page in pages] == [["a"], ["b"], ["c"], ["z"]]

@@ -25,6 +25,7 @@ from stackwatch.storage.dashboard.records import (
 )
 
 __all__ = [
+    "ARTICLE_COLUMNS",
     "EARLIEST",
     "INTERVAL",
     "SPANS",
@@ -37,6 +38,7 @@ __all__ = [
     "newest_stories",
     "rows",
     "scope_series",
+    "scored_rows",
     "series_points",
     "silence_views",
     "story_row",
@@ -139,17 +141,27 @@ def windows(since: datetime | None, until: datetime | None = None) -> list[datet
     return [*tried, since]
 
 
+ARTICLE_COLUMNS = "a.id, a.title, a.url, a.source, a.published_at, a.labels"
+"""The columns of ``articles a`` an :class:`ArticleRow` is made of (:func:`scored_rows`)."""
+
+
 def article_rows(
     connection: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], limit: int, offset: int = 0
 ) -> list[ArticleRow]:
     """The newest articles ``a`` matching ``where`` (``offset`` skipped), each with its dynamics' scores, best
-    first. The scores are read for the picked articles' own dates, which the zone maps prune."""
+    first."""
     picked = rows(
         connection,
-        "SELECT a.id, a.title, a.url, a.source, a.published_at, a.labels FROM articles a "  # noqa: S608 (fixed text)
+        f"SELECT {ARTICLE_COLUMNS} FROM articles a "  # noqa: S608 (fixed text)
         f"WHERE {where} ORDER BY a.published_at DESC, a.id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
+    return scored_rows(connection, picked)
+
+
+def scored_rows(connection: duckdb.DuckDBPyConnection, picked: Sequence[Sequence[Any]]) -> list[ArticleRow]:
+    """Articles from rows of :data:`ARTICLE_COLUMNS`, with their scores read for the articles' own dates, which
+    the zone maps prune."""
     scores = article_scores(connection, [(str(row[0]), row[4]) for row in picked])
     return [
         ArticleRow(

@@ -3,10 +3,11 @@
 ``q`` is matched with ``contains`` on lower-cased text, never with ``LIKE``, so ``%``, ``_``, quotes and
 backslashes in it are plain characters.
 
-A search reads the newest days first: it counts the matches from a week back (then a month, half a year, two years,
-and the whole range the filters allow) until it has found more than :data:`COUNT_CAP` or the range is exhausted,
-so a common word reads a few weeks of row groups, not the table. The total is exact below the cap and "at least
-:data:`COUNT_CAP`" (``more``) above it.
+A search reads the newest days first: it looks for matches from a day back (then a week, a month, half a year, two
+years, and the whole range the filters allow) until it has found more than :data:`COUNT_CAP` or the range is
+exhausted, so a common word reads a few days or weeks of row groups, not the table. The total is exact below the cap
+and "at least :data:`COUNT_CAP`" (``more``) above it. When the range is exhausted first, every match (at most the
+cap) is in hand and the page is taken from them, so a rare word reads the table once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from stackwatch.storage.dashboard.reads import EARLIEST, article_rows, rows, windows
+from stackwatch.storage.dashboard.reads import ARTICLE_COLUMNS, EARLIEST, article_rows, rows, scored_rows, windows
 from stackwatch.storage.dashboard.records import SearchFilters, SearchResult
 from stackwatch.storage.zonemaps import at
 
@@ -62,14 +63,15 @@ def search_articles(
     """The articles matching every filter given, newest first: ``limit`` of them after ``offset``, and how many
     match, counted up to ``cap`` (or as far as the page needs when it is further)."""
     enough = max(cap, offset + limit) + 1
-    where, params, counted = "", list[Any](), 0
+    where, params, matched = "", list[Any](), list[tuple[Any, ...]]()
     for lower in windows(filters.since, filters.until):
         where, params = _conditions(filters, lower)
-        count = f"SELECT count(*) FROM (SELECT 1 FROM articles a WHERE {where} LIMIT ?)"  # noqa: S608 (fixed text)
-        counted = int(rows(connection, count, [*params, enough])[0][0])
-        if counted >= enough:
-            break
-    articles = tuple(article_rows(connection, where, params, limit, offset))
-    if counted >= enough:
-        return SearchResult(cap, articles, more=True)
-    return SearchResult(counted, articles)
+        first = f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {where} LIMIT ?"  # noqa: S608 (fixed text)
+        matched = rows(connection, first, [*params, enough])
+        if len(matched) >= enough:
+            articles = article_rows(connection, where, params, limit, offset)
+            return SearchResult(cap, tuple(articles), more=True)
+    # every match is in hand: the page is the newest of them, with no second read of the window
+    matched.sort(key=lambda row: str(row[0]))
+    matched.sort(key=lambda row: row[4], reverse=True)  # published_at DESC, then id, as article_rows orders
+    return SearchResult(len(matched), tuple(scored_rows(connection, matched[offset : offset + limit])))
