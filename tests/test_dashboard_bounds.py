@@ -251,7 +251,7 @@ def test_a_search_counts_its_matches_up_to_the_cap_and_says_there_are_more(store
 
 
 def test_a_search_pages_through_matches_spread_over_years_newest_first(store: Store) -> None:
-    ages = [0, 2, 10, 40, 200, 900, 1400]  # days: one article in each window the search widens through
+    ages = [0, 2, 10, 40, 200, 900, 1400]  # days: articles in each window the search widens through
     store.write(Batch(tagged=[tagged(f"d{age}", NOW - timedelta(days=age), title="Stargate") for age in ages]))
     pages = [search_articles(store.connection, SearchFilters(q="stargate"), 2, offset) for offset in (0, 2, 4, 6)]
     assert [_ids(page.articles) for page in pages] == [["d0", "d2"], ["d10", "d40"], ["d200", "d900"], ["d1400"]]

@@ -3,11 +3,11 @@
 ``q`` is matched with ``contains`` on lower-cased text, never with ``LIKE``, so ``%``, ``_``, quotes and
 backslashes in it are plain characters.
 
-A search reads the newest days first: it looks for matches from a day back (then a week, a month, half a year, two
-years, and the whole range the filters allow) until it has found more than :data:`COUNT_CAP` or the range is
+A search reads the newest days first: it looks for matches from a day back (then a week, a month, half a year and
+the whole range the filters allow) until it has found more than :data:`COUNT_CAP` or the range is
 exhausted, so a common word reads a few days or weeks of row groups, not the table. The total is exact below the cap
 and "at least :data:`COUNT_CAP`" (``more``) above it. When the range is exhausted first, every match (at most the
-cap) is in hand and the page is taken from them, so a rare word reads the table once.
+cap) is in hand and the page is read by id on their dates, so a rare word reads the table's text once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from stackwatch.storage.dashboard.reads import ARTICLE_COLUMNS, EARLIEST, article_rows, rows, scored_rows, windows
-from stackwatch.storage.dashboard.records import SearchFilters, SearchResult
+from stackwatch.storage.dashboard.records import ArticleRow, SearchFilters, SearchResult
 from stackwatch.storage.zonemaps import at
 
 __all__ = ["COUNT_CAP", "search_articles"]
@@ -66,12 +66,26 @@ def search_articles(
     where, params, matched = "", list[Any](), list[tuple[Any, ...]]()
     for lower in windows(filters.since, filters.until):
         where, params = _conditions(filters, lower)
-        first = f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE {where} LIMIT ?"  # noqa: S608 (fixed text)
+        first = f"SELECT a.id, a.published_at FROM articles a WHERE {where} LIMIT ?"  # noqa: S608 (fixed text)
         matched = rows(connection, first, [*params, enough])
         if len(matched) >= enough:
             articles = article_rows(connection, where, params, limit, offset)
             return SearchResult(cap, tuple(articles), more=True)
-    # every match is in hand: the page is the newest of them, with no second read of the window
+    # every match is in hand: the page is the newest of them, read by id on their own dates
     matched.sort(key=lambda row: str(row[0]))
-    matched.sort(key=lambda row: row[4], reverse=True)  # published_at DESC, then id, as article_rows orders
-    return SearchResult(len(matched), tuple(scored_rows(connection, matched[offset : offset + limit])))
+    matched.sort(key=lambda row: row[1], reverse=True)  # published_at DESC, then id, as article_rows orders
+    return SearchResult(len(matched), tuple(_page(connection, matched[offset : offset + limit])))
+
+
+def _page(connection: duckdb.DuckDBPyConnection, picked: list[tuple[Any, ...]]) -> list[ArticleRow]:
+    """The articles of ``picked`` (id, published_at), in that order."""
+    if not picked:
+        return []
+    moments = " OR ".join(f"a.published_at = {at(moment)}" for moment in sorted({row[1] for row in picked}))
+    found = rows(
+        connection,
+        f"SELECT {ARTICLE_COLUMNS} FROM articles a WHERE ({moments}) AND list_contains(?, a.id)",  # noqa: S608 (literals)
+        [[str(row[0]) for row in picked]],
+    )
+    by_id = {str(row[0]): row for row in found}
+    return scored_rows(connection, [by_id[str(key)] for key, _ in picked if str(key) in by_id])
