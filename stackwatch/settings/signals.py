@@ -38,10 +38,23 @@ class ClassifierSettings(Section):
     )
     head: Path | None = Field(default=None, description="head file from `stackwatch train`; null: the bundled head")
     precision: Literal["int8", "fp32"] = "int8"
+    runtime: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="what runs the transformer backend's encoder: onnx (exported once with torch, then ONNX Runtime "
+        "in the model processes, no torch there) or torch",
+    )
+    cache: Path | None = Field(
+        default=None,
+        description="directory of exported ONNX encoders (runtime onnx); null: $XDG_CACHE_HOME/stackwatch/encoders "
+        "or ~/.cache/stackwatch/encoders",
+    )
     max_length: int = Field(default=128, ge=8, le=512, description="tokens of title + text the encoder reads")
     inference_batch: int = Field(default=16, ge=1, le=512, description="texts per forward pass")
     threads: int | None = Field(
-        default=None, ge=1, le=256, description="torch threads per model process; null: cores / processes, at least 1"
+        default=None,
+        ge=1,
+        le=256,
+        description="inference threads per model process; null: cores / processes, at least 1",
     )
     processes: int | None = Field(
         default=None,

@@ -12,6 +12,10 @@ own longest text, so a batch of short headlines does not pay for one long paragr
 
 An :class:`Adapter` (low-rank updates of some Linear layers, trained by ``stackwatch train``) is merged into the
 fp32 weights at load, before quantization: the adapted encoder has the same shape, speed and int8 path.
+
+This module imports torch only where a network is built or run (:meth:`Encoder.load`, :meth:`Adapter.merge_into`,
+:func:`mean_pool`): :class:`Adapter` and :class:`SentenceEncoder` are usable without it, so a model process that
+runs the exported encoder (:mod:`stackwatch.signals.onnx_encoder`) never loads torch.
 """
 
 from __future__ import annotations
@@ -24,14 +28,25 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
-import torch
 
 from stackwatch.errors import ClassifierError
 
-__all__ = ["DEFAULT_MODEL", "Adapter", "Encoder", "Precision", "bundled_model_path", "default_threads", "mean_pool"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Adapter",
+    "Encoder",
+    "Precision",
+    "SentenceEncoder",
+    "bundled_model_path",
+    "default_threads",
+    "mean_pool",
+]
 
 Precision = Literal["fp32", "int8"]
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -58,6 +73,8 @@ def default_threads() -> int:
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of the token states under the attention mask, L2-normalised (sentence-transformers' pooling)."""
+    import torch
+
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
@@ -111,6 +128,8 @@ class Adapter:
 
     def merge_into(self, network: torch.nn.Module) -> None:
         """Add every update to the matching fp32 Linear weight, in place."""
+        import torch
+
         modules = dict(network.named_modules())
         with torch.no_grad():
             for name, (down, up) in self.layers.items():
@@ -153,6 +172,36 @@ class Adapter:
         return cls(str(data["base"]), rank, float(data["scale"]), layers)
 
 
+class SentenceEncoder(Protocol):
+    """What the classifier needs of an encoder, whatever runs it: :class:`Encoder` (torch) or
+    :class:`~stackwatch.signals.onnx_encoder.OnnxEncoder` (ONNX Runtime)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def precision(self) -> Precision: ...
+
+    @property
+    def max_length(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def adapter(self) -> str | None:
+        """The digest of the :class:`Adapter` merged into the weights, if any."""
+        ...
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text becomes (after truncation to ``max_length``)."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit-length embedding row per text, in input order."""
+        ...
+
+
 @dataclass(frozen=True)
 class Encoder:
     """A loaded transformer encoder. Load once per process with :meth:`load`; :meth:`encode` is thread-safe."""
@@ -181,6 +230,7 @@ class Encoder:
         """Load ``model`` (a Hugging Face id or a local path; None: the bundled MiniLM), offline unless the hub
         is switched on (``HF_HUB_OFFLINE=0``) and the model is an id; merge ``adapter`` into it before
         quantization."""
+        import torch
         from transformers import AutoModel, AutoTokenizer
 
         source = str(bundled_model_path()) if model is None else model
@@ -219,6 +269,8 @@ class Encoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
+        import torch
+
         order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
@@ -233,6 +285,8 @@ class Encoder:
 
 
 def _quantize(network: torch.nn.Module) -> torch.nn.Module:
+    import torch
+
     # Per-channel weight scales keep macro-F1 within 0.01 of fp32 (per-tensor lost ~0.05 on validation).
     # torch.ao's eager quantize_dynamic is deprecated in favour of torchao (not installed); it still works and
     # is the one int8 path that needs no extra dependency.

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from stackwatch.signals.classifier import Classification
-from stackwatch.signals.encoder import Encoder
+from stackwatch.signals.encoder import SentenceEncoder
 from stackwatch.signals.head import Head
 from stackwatch.signals.taxonomy import Taxonomy
 
@@ -37,7 +37,7 @@ class TransformerClassifier:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: SentenceEncoder,
         head: Head | None,
         taxonomy: Taxonomy,
         *,
@@ -74,7 +74,7 @@ class TransformerClassifier:
         return self._version
 
     @property
-    def encoder(self) -> Encoder:
+    def encoder(self) -> SentenceEncoder:
         return self._encoder
 
     @property
