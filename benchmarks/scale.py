@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -473,7 +473,9 @@ def report(result: Result, smallest: Result) -> list[str]:
 
 
 def run(sizes: Sequence[int], options: Options, out: Log = print, log: Log = _stderr) -> list[Result]:
-    """Measure each size in turn in a temporary directory, printing each size's figures as it ends."""
+    """Measure each size in turn in a temporary directory, printing each size's figures as it ends. With more than
+    one size, the smallest is measured a second time, last, over as few days as give it the largest's daily volume
+    (:func:`dense_reference`)."""
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="stackwatch-scale-") as tmp:
         for size in sizes:
@@ -481,7 +483,28 @@ def run(sizes: Sequence[int], options: Options, out: Log = print, log: Log = _st
             results.append(result)
             for line in report(result, results[0]):
                 out(line)
+        if len(results) > 1:
+            days = max(1, round(options.days * results[0].size / results[-1].size))
+            result = measure(results[0].size, replace(options, days=days), Path(tmp), log)
+            results.append(result)
+            for line in report(result, results[0]):
+                out(line)
     return results
+
+
+def dense_reference(results: Sequence[Result]) -> list[str]:
+    """A write's cost grows with two things the sizes above change together: the store (rows to skip) and the
+    buckets it lands in (a day of a 10 M-article store over four years holds 100 times a 100 k one's). The last
+    result, the smallest store with the largest's daily volume, separates them."""
+    if len(results) < 3:
+        return []
+    reference, largest = results[-1], results[-2]
+    ratio = largest.write_median / reference.write_median
+    return [
+        f"== the store's size alone: a write into {largest.size:,} articles costs {ratio:.2f}x one into"
+        f" {reference.size:,} articles with the same daily volume ({largest.stored_per_day:,.0f} and"
+        f" {reference.stored_per_day:,.0f} stored a day around the write)"
+    ]
 
 
 def summary(results: Sequence[Result]) -> list[str]:
@@ -493,14 +516,17 @@ def summary(results: Sequence[Result]) -> list[str]:
     ]
     for result in results:
         median = result.write_median
+        dense = "*" if result.days != first.days else " "
         lines.append(
-            f"  {result.size:>12,} {median * 1000:9,.0f} {median / first.write_median:6.2f}"
+            f"  {result.size:>12,}{dense}{median * 1000:9,.0f} {median / first.write_median:6.2f}"
             f" {result.batch / median:11,.0f}"
             f" {result.rebuild_seconds:10,.1f} {result.retention_seconds:12,.1f} {result.export_seconds:9,.1f}"
             f" {max(s.p95 for s in result.pages.values()) * 1000:13,.1f}"
             f" {max(s.p95 for s in result.queries.values()) * 1000:15,.1f}"
             f" {result.file_bytes / result.size:14,.0f} {result.peak_rss / 1e6:12,.0f}"
         )
+    if any(result.days != first.days for result in results):
+        lines.append("  * over fewer days: the largest store's daily volume")
     return lines
 
 
@@ -518,7 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{machine()}; DuckDB {duckdb.__version__}; storage.memory_limit {args.memory_limit}", flush=True)
     started = time.perf_counter()
     results = run(sizes, options, lambda line: print(line, flush=True))
-    for line in summary(results):
+    for line in summary(results) + dense_reference(results):
         print(line)
     print(f"== {len(results)} sizes in {time.perf_counter() - started:,.0f} s")
     if any(result.mismatches for result in results):

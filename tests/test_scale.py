@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks.fill import Market, fill_market
-from benchmarks.scale import QUERIES, Options, run
+from benchmarks.scale import QUERIES, Options, dense_reference, run
 from stackwatch.pipeline.cli.main import cli
 from stackwatch.storage.maintenance import EXPORTS
 from stackwatch.storage.store import Store
@@ -32,8 +32,9 @@ def test_the_scale_benchmark_runs_every_step_to_the_end_and_its_counts_agree() -
 
     results = run([20_000, 60_000], options, out=printed.append, log=progress.append)
 
-    assert [result.size for result in results] == [20_000, 60_000]
-    for result in results:
+    assert [(result.size, result.days) for result in results] == [(20_000, 150), (60_000, 150), (20_000, 50)]
+    assert results[2].mismatches == []  # the smallest store again, with the largest's daily volume
+    for result in results[:2]:
         assert result.finished == {"fill": True, "rebuild": True, "retention": True, "export": True}
         assert result.mismatches == []
         assert result.counts["articles"] == result.size + 2 * 500
@@ -47,7 +48,9 @@ def test_the_scale_benchmark_runs_every_step_to_the_end_and_its_counts_agree() -
         assert result.file_bytes > 0
         assert result.rss.keys() == {"fill", "rebuild", "reads", "sink", "retention", "export"}
         assert result.peak_rss > 0
-    assert sum("counts agree" in line for line in printed) == 2
+    assert sum("counts agree" in line for line in printed) == 3
+    assert any(line.startswith("== 20,000 articles over 50 days") for line in printed)
+    assert dense_reference(results)[0].startswith("== the store's size alone: a write into 60,000 articles costs")
     assert any(line.startswith("== 60,000 articles") for line in printed)
     for job in ("fill", "rebuild", "retention", "export"):
         assert any(re.match(rf"\s+{job}\s+100% \((\d+)/\1 steps", line) for line in progress), job
