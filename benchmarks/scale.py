@@ -32,9 +32,10 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -208,6 +209,8 @@ class Result:
     counts: dict[str, int]
     checks: list[Check]
     rss: dict[str, int]
+    duckdb_memory: dict[str, int]
+    """Each step's peak of the memory DuckDB accounts for (``duckdb_memory()``: what ``memory_limit`` caps)."""
     """Peak RSS of each step (fill, rebuild, reads, sink, retention, export), bytes."""
     finished: dict[str, bool]
     """Whether each job's progress reached its last step."""
@@ -238,6 +241,34 @@ def _peak_rss() -> int:
         found = None
     kilobytes = int(found.group(1)) if found else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kilobytes * 1024
+
+
+_SAMPLED = ("fill", "rebuild", "reads", "sink")
+"""The steps whose DuckDB memory is sampled: retention and export run a CHECKPOINT."""
+
+
+@contextmanager
+def _duckdb_peak(connection: duckdb.DuckDBPyConnection, every: float = 0.1) -> Iterator[list[int]]:
+    """The highest total of ``duckdb_memory()`` seen while the block runs, sampled from a thread of its own (a
+    cursor: DuckDB serves it beside the block's statements)."""
+    peak = [0]
+    done = threading.Event()
+    cursor = connection.cursor()
+
+    def sample() -> None:
+        while not done.is_set():
+            row = cursor.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
+            peak[0] = max(peak[0], int(row[0] or 0) if row else 0)
+            done.wait(every)
+
+    sampler = threading.Thread(target=sample, name="duckdb-memory", daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+        cursor.close()
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, Any]:
@@ -296,13 +327,18 @@ class _Run:
     log: Log
     checks: list[Check] = field(default_factory=list)
     rss: dict[str, int] = field(default_factory=dict)
+    duckdb_memory: dict[str, int] = field(default_factory=dict)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Record the step's peak RSS (the high-water mark is reset before it, where Linux allows)."""
+        """Record the step's peak RSS (the high-water mark is reset before it, where Linux allows), and for the
+        steps that run no CHECKPOINT (a sampling query is a transaction it would wait for) DuckDB's own peak."""
         _reset_peak_rss()
-        yield
+        with _duckdb_peak(self.store.connection) if name in _SAMPLED else nullcontext([0]) as peak:
+            yield
         self.rss[name] = _peak_rss()
+        if name in _SAMPLED:
+            self.duckdb_memory[name] = peak[0]
 
     def check(self, what: str, expected: int, actual: int) -> None:
         self.checks.append(Check(what, expected, actual))
@@ -420,6 +456,7 @@ def measure(size: int, options: Options, directory: Path, log: Log = _stderr) ->
         counts=counts,
         checks=run.checks,
         rss=run.rss,
+        duckdb_memory=run.duckdb_memory,
         finished={
             "fill": fill_steps.finished,
             "rebuild": rebuild.finished,
@@ -458,6 +495,10 @@ def report(result: Result, smallest: Result) -> list[str]:
         f" {result.export_bytes / 1e6:,.0f} MB)",
         f"  peak RSS                     {result.peak_rss / 1e6:9,.0f} MB  ("
         + ", ".join(f"{step} {rss / 1e6:,.0f}" for step, rss in result.rss.items())
+        + ")",
+        f"  DuckDB's own peak            {max(result.duckdb_memory.values()) / 1e6:9,.0f} MB  (what"
+        f" memory_limit caps: "
+        + ", ".join(f"{step} {used / 1e6:,.0f}" for step, used in result.duckdb_memory.items())
         + ")",
     ]
     if result.mismatches:
