@@ -14,7 +14,11 @@ subprocess against it, and produces articles straight to the raw topic, each sta
   the ratio pipeline / classifier (the pipeline's overhead; target ≥ 0.8); the same ratio in CPU seconds per
   article (service with its model processes + broker, against the classifier alone), which holds on a shared
   machine where wall-clock rates drift;
-- peak RSS of the service and its model processes (VmHWM, summed) and consumer lag at the end.
+- peak RSS of the whole process tree (VmHWM of the service, its model processes and the broker, summed: an upper
+  bound of the tree's simultaneous peak; target <= 1 GB), each process's beside it, and consumer lag at the end.
+
+``--runtime onnx|torch`` sets ``classifier.runtime`` for both the service and the classifier-alone baseline (default:
+the configured default, onnx).
 """
 
 from __future__ import annotations
@@ -162,6 +166,35 @@ def peak_rss_mb(pid: int, *, children: bool = True) -> tuple[float, float]:
     return current, peak
 
 
+def tree_rss(service: int, broker: int | None) -> list[tuple[str, float, float]]:
+    """(name, current RSS, peak RSS) in MB of each process of the tree: the service, its children, the broker."""
+    rows = []
+    for member in [*with_children(service), *([broker] if broker is not None else [])]:
+        try:
+            name = Path(f"/proc/{member}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        current, peak = peak_rss_mb(member, children=False)
+        if peak:
+            kind = (
+                "broker"
+                if member == broker
+                else "service"
+                if member == service
+                else "model"
+                if "spawn_main" in name and "resource_tracker" not in name
+                else "helper"
+            )
+            rows.append((kind, current, peak))
+    return rows
+
+
+def describe_tree(rows: list[tuple[str, float, float]]) -> str:
+    """``total N MB (service A, model B, model C, broker D)`` of the peaks."""
+    parts = ", ".join(f"{kind} {peak:.0f}" for kind, _, peak in rows)
+    return f"{sum(peak for _, _, peak in rows):.0f} MB ({parts})"
+
+
 def cpu_seconds_own(pid: int) -> float:
     """User + system CPU time of this one process (its threads, not its children), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -226,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the steady phase")
     parser.add_argument("--burst", type=int, default=3000, help="articles in the capacity phase")
     parser.add_argument("--soak-minutes", type=float, default=0.0, help="run benchmarks.soak instead")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), help="classifier.runtime (default: the default)")
     args = parser.parse_args(argv)
     if args.soak_minutes:
         from benchmarks.soak import main as soak
@@ -251,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
             "web": {"host": "127.0.0.1", "port": web_port},
             "webhooks": [{"name": "bench", "url": f"http://127.0.0.1:{receiver.port}/hook"}],
             "alerting": {"group_wait": "200ms"},
+            **({"classifier": {"runtime": args.runtime}} if args.runtime else {}),
             "rules": [
                 {
                     "name": "probe",
@@ -280,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(produce([broker.bootstrap], names.raw, [(0.0, article(-1, base, base, PROBE))]))
             wait_for_count(web_port, 1, 300)
             _, rss_start = peak_rss_mb(service.pid)
+            tree_start = tree_rss(service.pid, broker.pid)
             print(machine())
             print(f"service up; RSS {rss_start:.0f} MB; steady phase: {args.rate:g} articles/s for {args.seconds:g}s")
 
@@ -336,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
             time.sleep(2)  # let the last offset commits land
             lag = total_lag(asyncio.run(consumer_lag([broker.bootstrap], names.consumer_groups(APP))))
             _, rss_peak = peak_rss_mb(service.pid)
+            tree_peak = tree_rss(service.pid, broker.pid)
         finally:
             service.send_signal(signal.SIGTERM)
             service.wait(60)
@@ -378,6 +415,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"  the service's classifier calls in the burst: {calls:.0f}, {classified / max(calls, 1):.1f} articles each")
     print(f"service RSS: {rss_start:.0f} MB after warm-up, peak {rss_peak:.0f} MB; consumer lag at the end: {lag}")
+    print(
+        f"process tree peak RSS (VmHWM summed, target <= 1000 MB), classifier.runtime {settings.classifier.runtime}:"
+        f" after warm-up {describe_tree(tree_start)}; after the burst {describe_tree(tree_peak)}"
+    )
 
 
 if __name__ == "__main__":

@@ -129,8 +129,8 @@ def export(model: str | None, *, precision: Precision, adapter: Adapter | None, 
                     work / _MODEL,
                     weight_type=QuantType.QInt8,
                     per_channel=True,
-                    # The Linear layers, as the torch path; and the word embeddings (a Gather), which saves 35 MB of
-                    # memory and moved no test label.
+                    # The Linear layers, as the torch path does, and the word embeddings (a Gather): 35 MB less
+                    # memory, and the embeddings still closer to fp32 than torch int8's (median cosine 0.993, 0.977).
                     op_types_to_quantize=["MatMul", "Gather"],
                 )
             (work / "fp32.onnx").unlink()

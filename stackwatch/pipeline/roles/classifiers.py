@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stackwatch.errors import ClassifierError
+from stackwatch.pipeline.process.children import die_with_parent
 from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.classifier import Classifier, KeywordClassifier
 from stackwatch.signals.taxonomy import Taxonomy
@@ -106,7 +107,12 @@ def _export_elsewhere(config: ClassifierSettings) -> None:
 
     if exported(config.model, config.precision, _adapter(config, _head(config)), _cache(config)) is not None:
         return
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,  # a service killed during the export takes the exporter with it
+        initargs=(os.getpid(),),
+    ) as pool:
         try:
             pool.submit(export_encoder, config).result()
         except BrokenProcessPool as error:
