@@ -21,7 +21,6 @@ import argparse
 import os
 import re
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -145,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     f1_fast, f1_fp32 = test_macro_f1(production), test_macro_f1(fp32)
     verdict = "ok" if abs(f1_fast - f1_fp32) <= 0.01 else "OUT OF TOLERANCE"
     print(f"test macro-F1: production {f1_fast:.3f}, fp32 {f1_fp32:.3f}, diff {f1_fast - f1_fp32:+.3f} ({verdict})")
-    short = TransformerClassifier(replace(production.encoder, max_length=64), head, Taxonomy.builtin())
+    short = build_classifier(ClassifierSettings(max_length=64), Taxonomy.builtin())
+    assert isinstance(short, TransformerClassifier)
     short_rate = len(texts) / production_seconds(short, texts)
     print(
         f"(c) production at max_length 64:    {short_rate:8.1f} articles/s, "

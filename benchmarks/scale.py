@@ -243,12 +243,14 @@ def _peak_rss() -> int:
     return kilobytes * 1024
 
 
-_SAMPLED = ("fill", "rebuild", "reads", "sink")
-"""The steps whose DuckDB memory is sampled: retention and export run a CHECKPOINT."""
+_SAMPLED = ("reads", "sink")
+"""The steps whose DuckDB memory is sampled. A sampling query is a transaction: it keeps DuckDB from checkpointing
+while it is open (retention's CHECKPOINT fails; fill and rebuild would leave the file larger), so the steps that
+write in bulk are measured by ``python -m benchmarks.rebuild_memory`` instead."""
 
 
 @contextmanager
-def _duckdb_peak(connection: duckdb.DuckDBPyConnection, every: float = 0.1) -> Iterator[list[int]]:
+def duckdb_peak(connection: duckdb.DuckDBPyConnection, every: float = 0.1) -> Iterator[list[int]]:
     """The highest total of ``duckdb_memory()`` seen while the block runs, sampled from a thread of its own (a
     cursor: DuckDB serves it beside the block's statements)."""
     peak = [0]
@@ -332,9 +334,9 @@ class _Run:
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         """Record the step's peak RSS (the high-water mark is reset before it, where Linux allows), and for the
-        steps that run no CHECKPOINT (a sampling query is a transaction it would wait for) DuckDB's own peak."""
+        :data:`_SAMPLED` steps DuckDB's own peak."""
         _reset_peak_rss()
-        with _duckdb_peak(self.store.connection) if name in _SAMPLED else nullcontext([0]) as peak:
+        with duckdb_peak(self.store.connection) if name in _SAMPLED else nullcontext([0]) as peak:
             yield
         self.rss[name] = _peak_rss()
         if name in _SAMPLED:
