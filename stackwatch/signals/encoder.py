@@ -25,7 +25,7 @@ import hashlib
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -45,6 +45,7 @@ __all__ = [
     "SentenceEncoder",
     "bundled_model_path",
     "default_threads",
+    "encode_by_length",
     "mean_pool",
 ]
 
@@ -78,6 +79,19 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
     return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+
+def encode_by_length(
+    texts: Sequence[str], batch_size: int, dimension: int, forward: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """``forward`` over sub-batches of ``batch_size`` texts sorted by length (each padded only to its own longest
+    text), the rows put back in input order: what every encoder's ``encode`` does."""
+    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out[chunk] = forward([texts[index] for index in chunk])
+    return out
 
 
 def _array_to_text(array: np.ndarray) -> str:
@@ -266,17 +280,12 @@ class Encoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length embedding row per text, in input order."""
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
-            return out
+            return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
 
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                out[chunk] = self._forward([texts[index] for index in chunk])
-        return out
+            return encode_by_length(texts, self.batch_size, self.dimension, self._forward)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")

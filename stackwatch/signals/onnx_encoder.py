@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from stackwatch.errors import ClassifierError
-from stackwatch.signals.encoder import DEFAULT_MODEL, Adapter, Precision, bundled_model_path, default_threads
+from stackwatch.signals.encoder import (
+    DEFAULT_MODEL,
+    Adapter,
+    Precision,
+    bundled_model_path,
+    default_threads,
+    encode_by_length,
+)
 
 if TYPE_CHECKING:
     from stackwatch.signals.encoder import Encoder
@@ -274,12 +281,7 @@ class OnnxEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """One unit-length embedding row per text, in input order; sorted by length and padded per sub-batch only
         to its longest text, as :meth:`Encoder.encode <stackwatch.signals.encoder.Encoder.encode>` does."""
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            out[chunk] = self._forward([texts[index] for index in chunk])
-        return out
+        return encode_by_length(texts, self.batch_size, self.dimension, self._forward)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
