@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,20 +22,12 @@ import duckdb
 
 from benchmarks.fill import Market, fill_market
 from benchmarks.machine import machine
-from benchmarks.scale import COMPOSITES, duckdb_peak
+from benchmarks.scale import COMPOSITES, duckdb_peak, peak_rss, reset_peak_rss
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Store
 
-__all__ = ["main", "rss"]
-
-
-def rss() -> int:
-    """This process's resident set, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+__all__ = ["main", "measure"]
 
 
 def _fill(path: Path, size: int, memory_limit: str) -> None:
@@ -46,33 +37,24 @@ def _fill(path: Path, size: int, memory_limit: str) -> None:
         fill_market(store, market)
 
 
-def _rss_peak(done: threading.Event, peak: list[int], every: float = 0.1) -> None:
-    while not done.is_set():
-        peak[0] = max(peak[0], rss())
-        done.wait(every)
-
-
 def measure(path: Path, size: int, memory_limit: str) -> list[str]:
     """Rebuild the store at ``path`` (filled with ``size`` articles) and report its memory."""
     market = Market(size)
     derivation = Derivation(Gazetteer(market.entities), COMPOSITES)
     with Store.open(path, derivation=derivation, memory_limit=memory_limit) as store:
-        at_open = rss()
-        done, rss_peak = threading.Event(), [at_open]
-        sampler = threading.Thread(target=_rss_peak, args=(done, rss_peak), daemon=True)
-        sampler.start()
+        reset_peak_rss()  # the high-water mark starts again at the RSS of now
+        at_open = peak_rss()
         started = time.perf_counter()
         with duckdb_peak(store.connection) as accounted:
             rows = store.rebuild()
         seconds = time.perf_counter() - started
-        done.set()
-        sampler.join()
-    outside = rss_peak[0] - accounted[0]
+        highest = peak_rss()
+    outside = highest - accounted[0]
     return [
         f"== rebuild of {size:,} articles under storage.memory_limit {memory_limit}: {seconds:,.0f} s,"
         f" {rows:,} indicator rows",
         f"  RSS with the store open          {at_open / 1e6:7,.0f} MB  (the interpreter and the libraries)",
-        f"  RSS at its peak                  {rss_peak[0] / 1e6:7,.0f} MB",
+        f"  RSS at its peak                  {highest / 1e6:7,.0f} MB",
         f"  DuckDB's accounted peak          {accounted[0] / 1e6:7,.0f} MB  (what memory_limit caps)",
         f"  the rest                         {outside / 1e6:7,.0f} MB  (the interpreter, and what DuckDB does not"
         " account for)",

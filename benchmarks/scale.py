@@ -63,7 +63,7 @@ from stackwatch.storage.derive import Derivation
 from stackwatch.storage.maintenance import EXPORTS, apply_retention, export_parquet
 from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Batch, Store
 
-__all__ = ["QUERIES", "Options", "Result", "main", "measure"]
+__all__ = ["QUERIES", "Options", "Result", "duckdb_peak", "main", "measure", "peak_rss", "reset_peak_rss"]
 
 COMPOSITES = (CompositeIndex("moat_pressure", {"decoupling": 1, "edge": 1, "exclusivity": -1, "capex": -1}),)
 """The composite of the docs' example, so the overview reads one."""
@@ -228,13 +228,13 @@ class Result:
         return [check for check in self.checks if check.expected != check.actual]
 
 
-def _reset_peak_rss() -> None:
+def reset_peak_rss() -> None:
     """Reset this process's RSS high-water mark (Linux 4.0+: ``5`` to ``/proc/self/clear_refs``), if allowed."""
     with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     try:
         found = re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())
     except OSError:
@@ -335,10 +335,10 @@ class _Run:
     def step(self, name: str) -> Iterator[None]:
         """Record the step's peak RSS (the high-water mark is reset before it, where Linux allows), and for the
         :data:`_SAMPLED` steps DuckDB's own peak."""
-        _reset_peak_rss()
+        reset_peak_rss()
         with duckdb_peak(self.store.connection) if name in _SAMPLED else nullcontext([0]) as peak:
             yield
-        self.rss[name] = _peak_rss()
+        self.rss[name] = peak_rss()
         if name in _SAMPLED:
             self.duckdb_memory[name] = peak[0]
 
