@@ -246,13 +246,12 @@ def alert_views(
 ) -> list[AlertView]:
     """The newest alerts ``al`` matching ``where``, with their deliveries and the evidence stored with them when
     they fired (``alert_details.evidence``: no article is read again)."""
-    interval = INTERVAL.format(w="al.bucket_width")
     found = rows(
         connection,
         "SELECT al.id, al.rule, al.severity, al.dynamic, al.bucket_width, al.bucket_start, al.value, al.threshold, "  # noqa: S608 (fixed text)
         "al.message, al.fired_at, coalesce(x.status, 'firing'), "
         "(SELECT list((dl.webhook, dl.status) ORDER BY dl.webhook) FROM deliveries dl WHERE dl.alert_id = al.id), "
-        f"al.bucket_start + {interval}, coalesce(x.kind, ''), x.evidence "
+        "coalesce(x.kind, ''), x.evidence "
         f"FROM alerts al LEFT JOIN alert_details x ON x.alert_id = al.id WHERE {where} "
         "ORDER BY al.fired_at DESC, al.id LIMIT ?",
         [*params, limit],
@@ -261,7 +260,7 @@ def alert_views(
         AlertView(
             id=str(row[0]),
             rule=str(row[1]),
-            kind=str(row[13]),
+            kind=str(row[12]),
             severity=str(row[2]),
             dynamic=str(row[3]),
             bucket_width=str(row[4]),
@@ -272,7 +271,7 @@ def alert_views(
             fired_at=row[9],
             status=str(row[10]),
             deliveries=tuple((str(w), str(s)) for w, s in row[11] or ()),
-            evidence=_evidence(row[14]),
+            evidence=_evidence(row[13]),
         )
         for row in found
     ]
