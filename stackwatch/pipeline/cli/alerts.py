@@ -29,10 +29,13 @@ import click
 from stackwatch.errors import ConfigError, StoreError
 from stackwatch.pipeline.cli.common import JSONValue, cli_settings, config_option
 from stackwatch.pipeline.cli.output import render
+from stackwatch.pipeline.cli.storage import read_store
 from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
+from stackwatch.signals.conditions import Rule
 from stackwatch.signals.messages import Alert, parse_time, utcnow
 from stackwatch.signals.rules import replay, replay_observations
+from stackwatch.signals.silence_check import silence_warnings
 from stackwatch.storage import history, silences
 from stackwatch.storage.store import Store
 
@@ -137,7 +140,10 @@ def silence() -> None:
 @click.option("--for", "duration", default="2h", show_default=True, help="How long (30m, 2h, 1d).")
 @click.option("--comment", default="", help="Why.")
 def silence_add(config: str | None, matchers: Sequence[str], duration: str, comment: str) -> None:
-    """Add a silence: MATCHERS like alertname=capex-surge, dynamic=~cap.*, severity!=critical."""
+    """Add a silence: MATCHERS like alertname=capex-surge, dynamic=~cap.*, severity!=critical.
+
+    Warns on stderr (and still adds it) when no configured rule's alerts can match it, naming the nearest rule
+    for a misspelt alertname."""
     try:
         parsed = [Matcher.parse(text) for text in matchers]
         seconds = parse_duration(duration)
@@ -147,6 +153,8 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
     wanted = {"matchers": list(matchers), "duration": duration, "comment": comment, "created_by": _user()}
     answer = _service(settings, "POST", "/api/silences", json=wanted)
     if answer is not _OFFLINE:
+        said = answer.get("warnings")  # the service judges by the rules it runs, when it runs them
+        _warn(said if isinstance(said, list) else silence_warnings(parsed, _configured_rules(settings)))
         click.echo(answer["id"])
         return
     now = utcnow()
@@ -161,7 +169,17 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
             )
         except ValueError as error:
             raise click.BadParameter(str(error)) from None
+    _warn(silence_warnings(parsed, _configured_rules(settings)))
     click.echo(silence_id)
+
+
+def _configured_rules(settings: Settings) -> list[Rule]:
+    return [item.to_rule() for item in settings.rules]
+
+
+def _warn(warnings: Sequence[JSONValue]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @silence.command("list")
@@ -237,7 +255,9 @@ def backtest_table(fired: Sequence[Alert]) -> list[list[str]]:
 @click.option("--since", required=True, help="Replay from this date or time (ISO-8601, UTC).")
 @click.option("--until", default=None, help="Up to this date or time (default: now).")
 def rules_backtest(config: str | None, since: str, until: str | None) -> None:
-    """Replay stored indicator history through the rules: when each would have fired, as a table and a chart."""
+    """Replay stored indicator history through the rules: when each would have fired, as a table and a chart.
+
+    Reads the store file, or its snapshot while the service runs (which one, and its age, on stderr)."""
     settings = cli_settings(config, secrets=False)
     try:
         start, end = parse_time(since, "--since"), parse_time(until, "--until") if until else None
@@ -245,7 +265,7 @@ def rules_backtest(config: str | None, since: str, until: str | None) -> None:
         raise click.BadParameter(str(error)) from None
     from stackwatch.pipeline.roles.agents.rules import build_engine
 
-    with _store(settings, write=False) as store:
+    with read_store(settings, "backtest") as store:
         values = history.indicator_history(store.connection, start, end)
         articles = history.observation_history(store.connection, start, end)
     from tqdm import tqdm

@@ -7,8 +7,10 @@
 
 ``sql`` goes through the running service (``POST /api/sql``); when nothing listens there it runs the query
 itself, sandboxed as the service does (:mod:`stackwatch.storage.query`), on the file, or on the snapshot file
-when a service holds the file. The others need the file itself: stop the service first (DuckDB lets one process
-write a file). They show their progress on stderr (:func:`step_progress`).
+when a service holds the file. ``export`` (and ``rules backtest``) read the file, or its snapshot while a service
+holds the file, and say which on stderr (:func:`read_store`); they never write either. ``rebuild`` and
+``retention`` write the file itself: stop the service first (DuckDB lets one process write a file). They show
+their progress on stderr (:func:`step_progress`).
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from stackwatch.pipeline.roles.derivation import build_derivation
 from stackwatch.pipeline.web.sqlfront import sql_limits
 from stackwatch.settings import Settings
 from stackwatch.storage.query import QueryAnswer, QueryUnavailable, run_query
+from stackwatch.storage.reading import open_for_reading
 from stackwatch.storage.store import Store
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
-__all__ = ["export", "rebuild", "retention", "sql", "step_progress"]
+__all__ = ["export", "read_store", "rebuild", "retention", "sql", "step_progress"]
 
 CONNECT_TIMEOUT = 5.0
 ANSWER_GRACE = 60.0
@@ -69,6 +72,31 @@ def _open_for_writing(settings: Settings) -> Store:
         raise click.ClickException(str(error)) from None
     except StoreError as error:
         raise click.ClickException(f"{error} (is the service running? stop it first)") from None
+
+
+@contextmanager
+def read_store(settings: Settings, command: str, *, export_to: Path | None = None) -> Iterator[Store]:
+    """The store opened read-only for ``command``: the file, else (a running service holds it) its snapshot, with
+    a line on stderr saying which (and the snapshot's age). ClickException when neither can be read, naming both
+    files and why; a StoreError inside the block is a ClickException too."""
+    storage = settings.storage
+    snapshot = storage.snapshot_file()
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(
+                open_for_reading(storage.path, snapshot, memory_limit=storage.memory_limit, export_to=export_to)
+            )
+        except StoreError as error:
+            hint = ""
+            if not snapshot.exists():
+                every = "is null" if storage.snapshot_interval is None else f"is {storage.snapshot_interval:g}s"
+                hint = f" (a running service publishes the snapshot every storage.snapshot_interval, which {every})"
+            raise click.ClickException(f"{command}: {error}{hint}") from None
+        click.echo(f"{command}: reading {source.describe()}", err=True)
+        try:
+            yield source.store
+        except StoreError as error:
+            raise click.ClickException(f"{command}: {error}") from None
 
 
 def _query_file(settings: Settings, query: str) -> QueryAnswer:
@@ -139,15 +167,18 @@ def sql(config: str | None, query: str, output_format: str) -> None:
 @config_option
 @click.option("--parquet", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 def export(config: str | None, directory: Path) -> None:
-    """Export the tables as Parquet, one directory per table, partitioned by day (a month of a table a step)."""
+    """Export the tables as Parquet, one directory per table, partitioned by day (a month of a table a step).
+
+    Reads the store file, or its snapshot while the service runs (which one, and its age, on stderr)."""
     from stackwatch.storage.maintenance import export_parquet
 
     settings = cli_settings(config, secrets=False)
-    with _open_for_writing(settings) as store, step_progress("export") as progress:
-        try:
-            counts = export_parquet(store, directory, progress)
-        except StoreError as error:
-            raise click.ClickException(str(error)) from None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.ClickException(f"export: cannot create {directory}: {error}") from None
+    with read_store(settings, "export", export_to=directory) as store, step_progress("export") as progress:
+        counts = export_parquet(store, directory, progress)
     for table, rows in counts.items():
         click.echo(f"{table}: {rows} rows")
 
