@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from click.testing import CliRunner, Result
@@ -27,7 +28,7 @@ from stackwatch.pipeline.kafka.codec import encode
 from stackwatch.pipeline.roles.agents.common import RULES_KEY
 from stackwatch.signals.messages import Observation, Observations
 from tests.helpers.http import LocalServer
-from tests.helpers.service import Service, pipeline_config
+from tests.helpers.service import Service, pipeline_config, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +160,34 @@ def test_a_silence_added_through_the_cli_mutes_the_running_service_until_it_is_e
     body = json.loads(hook.body)
     assert (body["type"], body["data"]["rule"]) == ("alert.resolved", "capex-surge")
     assert service.sql("SELECT status FROM deliveries ORDER BY status") == [["delivered"], ["silenced"]]
+
+
+def test_a_silence_no_running_rule_can_match_is_added_with_the_services_warning(
+    running: tuple[Service, Path],
+) -> None:
+    service, config = running
+    elsewhere = yaml.safe_load(config.read_text(encoding="utf-8"))
+    other = write_config(config.with_name("no-rules.yaml"), {**elsewhere, "rules": []})  # the same service
+    added = stackwatch(other, "silence", "add", "alertname=capex-surg", "--for", "1h")
+    assert added.exit_code == 0, added.output
+    assert added.stdout.strip().startswith("sil_")
+    assert added.stderr.startswith(  # the service's rules, not this file's (none)
+        "warning: no configured rule's alerts match alertname=capex-surg (did you mean alertname=capex-surge?);"
+        " the configured rules: capex-surge."
+    )
+    api = f"http://127.0.0.1:{service.web_port}/api/silences"
+    typo = httpx.post(api, json={"matchers": ["alertname=capexsurge"], "duration": "1h"}, timeout=10)
+    assert typo.status_code == 201, typo.text
+    (warning,) = typo.json()["warnings"]
+    assert "(did you mean alertname=capex-surge?)" in warning
+    fine = httpx.post(api, json={"matchers": ["alertname=capex-surge"], "duration": "1h"}, timeout=10)
+    assert (fine.status_code, fine.json()["warnings"]) == (201, [])
+    stored = httpx.get(api, timeout=10).json()
+    assert sorted(item["matchers"][0] for item in stored) == [  # warned of, stored all the same
+        "alertname=capex-surg",
+        "alertname=capex-surge",
+        "alertname=capexsurge",
+    ]
 
 
 def test_a_bad_silence_from_the_cli_is_refused_with_the_services_reason(running: tuple[Service, Path]) -> None:
@@ -314,11 +343,11 @@ def test_the_cli_sends_the_token_and_shows_the_services_refusal(guarded: tuple[s
     added = stackwatch(config, "silence", "add", "severity=warning", "--for", "30m", env={TOKEN_ENV: TOKEN})
     assert added.exit_code == 0, added.output
     listed = stackwatch(config, "silence", "list", env={TOKEN_ENV: TOKEN})
-    assert added.output.strip() in listed.output
+    assert added.stdout.strip() in listed.output
     wrong = stackwatch(config, "silence", "list", env={TOKEN_ENV: "wrong"})
     assert wrong.exit_code != 0
     assert "HTTP 401: missing or wrong token" in wrong.output
-    unset = stackwatch(config, "silence", "expire", added.output.strip(), env={TOKEN_ENV: None})
+    unset = stackwatch(config, "silence", "expire", added.stdout.strip(), env={TOKEN_ENV: None})
     assert unset.exit_code != 0
     assert "HTTP 401: missing or wrong token" in unset.output
     assert f"(web.token_env: environment variable {TOKEN_ENV} is not set)" in unset.output
@@ -328,7 +357,8 @@ def test_with_no_service_listening_the_cli_uses_the_file(tmp_path: Path, broker:
     config = pipeline_config(tmp_path, [broker], unique, web={"host": "127.0.0.1", "port": free_port()})
     added = stackwatch(config, "silence", "add", "alertname=capex-surge", "--for", "1h")
     assert added.exit_code == 0, added.output
+    assert "the configured rules: none." in added.stderr  # judged here, by this configuration
     (listed,) = table(stackwatch(config, "silence", "list"))
-    assert listed[0] == added.output.strip()
+    assert listed[0] == added.stdout.strip()
     assert stackwatch(config, "silence", "expire", listed[0]).exit_code == 0
     assert table(stackwatch(config, "silence", "list")) == []

@@ -4,7 +4,8 @@
 - ``GET /api/alerts?limit=20``: recent alerts with their delivery status per webhook;
 - ``GET /api/silences`` (``?all=1`` with expired ones);
 - ``POST /api/silences`` with ``{"matchers": ["alertname=capex-surge", "dynamic=~cap.*"], "duration": "2h",
-  "comment": "...", "created_by": "..."}``: 201 with the silence and its ``id``;
+  "comment": "...", "created_by": "..."}``: 201 with the silence and its ``id``, and, when this process runs the
+  rules, ``warnings`` (empty, or why no configured rule's alerts can match: :mod:`stackwatch.signals.silence_check`);
 - ``DELETE /api/silences/{id}``: expire it now; 404 when it is unknown or already over.
 
 A bad request is a 4xx whose ``error`` names the field; a process without the store, or a store that cannot
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,7 +27,9 @@ from stackwatch.pipeline.web.context import Routes, context_of, on_store
 from stackwatch.pipeline.web.requests import BadRequest, flag, json_answer, json_body, whole_number
 from stackwatch.settings import parse_duration
 from stackwatch.signals.alerting import MAX_MATCHER_NAME, MAX_MATCHER_VALUE, Matcher
+from stackwatch.signals.conditions import Rule
 from stackwatch.signals.messages import utcnow
+from stackwatch.signals.silence_check import silence_warnings
 from stackwatch.storage import history, silences
 
 __all__ = [
@@ -125,8 +128,9 @@ async def list_silences(thread: StoreThread, query: Mapping[str, str]) -> Respon
     return json_answer(found)
 
 
-async def add_silence(thread: StoreThread, request: Request) -> Response:
-    """Store the silence the request's body asks for: 201 with it and its ``id``."""
+async def add_silence(thread: StoreThread, request: Request, rules: Sequence[Rule] | None = None) -> Response:
+    """Store the silence the request's body asks for: 201 with it and its ``id``; with ``rules`` (the running
+    engine's), also ``warnings`` when no rule's alerts can match it."""
     wanted = parse_silence_request(await json_body(request, MAX_SILENCE_BODY))
     now = utcnow()
     silence_id = await thread.call(
@@ -149,6 +153,11 @@ async def add_silence(thread: StoreThread, request: Request) -> Response:
         "comment": wanted.comment,
         "created_by": wanted.created_by,
     }
+    if rules is not None:
+        warnings = silence_warnings(wanted.matchers, rules)
+        for warning in warnings:
+            log.warning("web: silence %s: %s", silence_id, warning)
+        body["warnings"] = warnings
     return json_answer(body, 201)
 
 
@@ -175,7 +184,9 @@ class Silences(View):
         return await on_store(context_of(request).runtime, lambda thread: list_silences(thread, request.query))
 
     async def post(self, request: Request) -> Response:
-        return await on_store(context_of(request).runtime, lambda thread: add_silence(thread, request))
+        runtime = context_of(request).runtime
+        rules = runtime.rules.rules if runtime.rules is not None else None  # None: no worker role here to judge by
+        return await on_store(runtime, lambda thread: add_silence(thread, request, rules))
 
 
 class Silence(View):
