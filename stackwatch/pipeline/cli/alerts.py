@@ -6,6 +6,7 @@ stackwatch silence list
 stackwatch silence expire sil_1a2b3c4d5e6f
 stackwatch rules check
 stackwatch rules backtest --since 2026-05-01
+stackwatch rules backtest --since 2026-05-01 --set capex-surge.value=5     # what if its threshold were 5?
 
 ``alerts`` and ``silence`` go through the running service (``/api/alerts``, ``/api/silences`` on ``web.host:
 web.port``, with the token named by ``web.token_env``): it holds the DuckDB file and writes the silence with
@@ -254,11 +255,24 @@ def backtest_table(fired: Sequence[Alert]) -> list[list[str]]:
 @config_option
 @click.option("--since", required=True, help="Replay from this date or time (ISO-8601, UTC).")
 @click.option("--until", default=None, help="Up to this date or time (default: now).")
-def rules_backtest(config: str | None, since: str, until: str | None) -> None:
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="RULE.KEY=VALUE",
+    help="Try another value of a rule's key without editing the file (repeatable): --set capex-surge.value=5.",
+)
+def rules_backtest(config: str | None, since: str, until: str | None, overrides: Sequence[str]) -> None:
     """Replay stored indicator history through the rules: when each would have fired, as a table and a chart.
 
-    Reads the store file, or its snapshot while the service runs (which one, and its age, on stderr)."""
+    Reads the store file, or its snapshot while the service runs (which one, and its age, on stderr). ``--set``
+    replays with a rule's key changed (what if the threshold were 5?), validated as the file is."""
     settings = cli_settings(config, secrets=False)
+    if overrides:
+        from stackwatch.pipeline.cli.whatif import what_if
+
+        settings = what_if(settings, overrides)
+        click.echo(f"backtest: what if {' '.join(overrides)}", err=True)
     try:
         start, end = parse_time(since, "--since"), parse_time(until, "--until") if until else None
     except ValueError as error:
