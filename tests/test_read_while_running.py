@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 from stackwatch.pipeline.cli.main import cli
 from stackwatch.settings import load_settings
 from stackwatch.storage.maintenance import EXPORTS, snapshot
+from stackwatch.storage.reading import open_for_reading
 from stackwatch.storage.store import Batch, Store
 from tests.test_alerts import articles_for, config, scripted_history
 
@@ -159,3 +160,22 @@ def test_a_snapshot_that_is_not_a_store_is_named_with_duckdbs_reason(configured:
     assert f"{db}: held by process " in result.output
     assert f"{snapshot_file}: " in result.output
     assert snapshot_file.read_bytes() == b"not a duckdb file " * 100
+
+
+def test_the_export_connection_writes_under_its_directory_and_nowhere_else(
+    configured: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, db, snapshot_file = configured
+    elsewhere = tmp_path / "elsewhere.csv"
+    (tmp_path / "out").mkdir()
+    with open_for_reading(db, snapshot_file, export_to=tmp_path / "out") as source:
+        connection = source.store.connection
+        connection.execute(f"COPY (SELECT 1 AS a) TO '{tmp_path / 'out' / 'ok.csv'}'")
+        with pytest.raises(duckdb.Error, match="disabled by configuration"):
+            connection.execute(f"COPY (SELECT 1 AS a) TO '{elsewhere}'")
+        with pytest.raises(duckdb.Error, match="configuration has been locked"):
+            connection.execute("SET enable_external_access = true")
+        with pytest.raises(duckdb.Error):
+            connection.execute("CREATE TABLE written (a INTEGER)")  # read-only
+    assert (tmp_path / "out" / "ok.csv").is_file()
+    assert not elsewhere.exists()

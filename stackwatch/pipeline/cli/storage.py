@@ -90,7 +90,10 @@ def read_store(settings: Settings, command: str, *, export_to: Path | None = Non
             hint = ""
             if not snapshot.exists():
                 every = "is null" if storage.snapshot_interval is None else f"is {storage.snapshot_interval:g}s"
-                hint = f" (a running service publishes the snapshot every storage.snapshot_interval, which {every})"
+                hint = (
+                    f" (a running service publishes the snapshot every storage.snapshot_interval, which {every};"
+                    ' a query through it, such as stackwatch sql "SELECT 1", writes one now)'
+                )
             raise click.ClickException(f"{command}: {error}{hint}") from None
         click.echo(f"{command}: reading {source.describe()}", err=True)
         try:
