@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import duckdb
@@ -16,7 +17,7 @@ from stackwatch.pipeline.roles.sink import gather_seconds
 from stackwatch.settings.storage import StorageSettings
 from stackwatch.signals.messages import Alert, Article, DeadLetter, IndicatorUpdate, TaggedArticle
 from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
-from stackwatch.storage.derive import Bucket, Derivation
+from stackwatch.storage.derive import Bucket, Changes, Derivation
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.schema import MIGRATIONS, current_version
 from stackwatch.storage.sink import DuckDBSink
@@ -106,6 +107,9 @@ def test_the_sink_keeps_its_buffer_when_a_flush_fails(tmp_path: Path) -> None:
 class BrokenDerivation(Derivation):
     """Fails midway, after rows were changed (a rebuild's chunk has dropped its buckets' rows), as a DuckDB error
     inside a transaction would."""
+
+    def apply(self, connection: duckdb.DuckDBPyConnection, changes: Changes, **_: Any) -> None:
+        raise duckdb.ConversionException("value out of range")
 
     def recompute(self, connection: duckdb.DuckDBPyConnection, buckets: Iterable[Bucket], **_: Any) -> int:
         raise duckdb.ConversionException("value out of range")
@@ -352,6 +356,12 @@ class Profiled:
         relation = self.connection.execute(sql, params)
         self.profiles.append(json.loads(self.output.read_text()))
         return relation
+
+    def sql(self, sql: str) -> Any:
+        """Runs the statement now (DuckDB's relation would run it when read) and keeps its rows and profile."""
+        rows = self.connection.sql(sql).to_arrow_table()
+        self.profiles.append(json.loads(self.output.read_text()))
+        return SimpleNamespace(to_arrow_table=lambda: rows)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.connection, name)

@@ -132,7 +132,7 @@ def measures(articles: Iterable[ArticleFacts], windows: Iterable[str] = WINDOWS)
         values[("story_count", *key)] = float(len({article.story_id for article, _ in members}))
         values[("source_count", *key)] = float(len({article.source for article, _ in members}))
         values[("share", *key)] = len(members) / total
-        values[("novelty", *key)] = round(sum(article.novelty for article, _ in members), 9)
+        values[("novelty", *key)] = sum(round(article.novelty * 1e9) for article, _ in members) / 1e9
         if dynamic != ALL:
-            values[("score_sum", *key)] = round(sum(score or 0.0 for _, score in members), 9)
+            values[("score_sum", *key)] = sum(round((score or 0.0) * 1e9) for _, score in members) / 1e9
     return values

@@ -2,7 +2,8 @@
 articles within STORY_WINDOW whose simhash is within MAX_DISTANCE bits, and each story's members, roots and novelty
 are recomputed::
 
-    changed = cluster(connection, tagged, replaced={"id": former_published_at})   # dates whose buckets changed
+    restoried = cluster(connection, tagged, replaced={"id": former_published_at})
+    # {article id: (former story id, former novelty, published_at)} of the articles whose story or novelty changed
 
 Every statement reads the dates it touches only (see zonemaps.py): the window around the new articles, the former
 dates of replaced ones, and the span of the stories they join, taken from the ``stories`` rows.
@@ -26,9 +27,10 @@ __all__ = ["cluster"]
 
 def cluster(
     connection: duckdb.DuckDBPyConnection, tagged: Sequence[TaggedArticle], replaced: Mapping[str, datetime]
-) -> list[datetime]:
-    """Store the stories of ``tagged`` (``replaced``: the former dates of those stored before); return the dates
-    of every article whose measures may have changed: the batch's, and those whose story or novelty changed."""
+) -> dict[str, tuple[str, float, datetime]]:
+    """Store the stories of ``tagged`` (``replaced``: the former dates of those stored before); return every
+    article whose story or novelty changed, with its former story id and novelty (a new or re-clustered article
+    of the batch: itself and 1.0) and its date."""
     hashes = simhash_many([f"{item.article.title}\n{item.article.summary}" for item in tagged])
     old = span(replaced.values())  # a story row's published_at is its article's: both are written together
     known: dict[str, tuple[int, datetime]] = {}
@@ -45,9 +47,8 @@ def cluster(
         for item, h in zip(tagged, hashes, strict=True)
         if known.get(item.article.id) != (h, item.article.published_at)
     ]
-    moments = [item.article.published_at for item in tagged]
     if not fresh:
-        return moments
+        return {}
     if old:
         connection.execute(
             f"DELETE FROM article_stories WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
@@ -89,7 +90,8 @@ def cluster(
         [stories],
     ).fetchall()
     links = [(row[0], row[1]) for row in edges] + [(row[0], row[1]) for row in members]
-    first, last = span(row[2] for row in members) or (at(moments[0]), at(moments[0]))
+    dated_members = [row[2] for row in members] or [item.article.published_at for item, _ in fresh]
+    first, last = at(min(dated_members)), at(max(dated_members))
     members_at = f"published_at BETWEEN {first} AND {last}"  # every member of every story touched
     published = {row[0]: row[2] for row in members}
     before = {row[0]: (row[1], row[3]) for row in members}
@@ -132,7 +134,7 @@ def cluster(
         """,  # noqa: S608 (only literals we made are interpolated)
         [roots],
     )
-    return moments + [published[update[0]] for update in updates]
+    return {update[0]: (*before[update[0]], published[update[0]]) for update in updates}
 
 
 def _extent(

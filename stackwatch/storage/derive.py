@@ -37,65 +37,50 @@ import pyarrow as pa
 from stackwatch.signals.baselines import BaselineParams, BaselineState, baselines
 from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entities import Gazetteer
-from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS, bucket_start
+from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS
 from stackwatch.signals.messages import TaggedArticle
 from stackwatch.storage.clustering import cluster
+from stackwatch.storage.increments import Changes, Versions, apply_increments
 from stackwatch.storage.rebuild_plan import Bucket, RebuildChunk
-from stackwatch.storage.scratch import registered
+from stackwatch.storage.scopes import NANOS_PER_UNIT, NOVELTY_NANOS, SCORE_NANOS, bucketed, scoped
+from stackwatch.storage.scratch import Scratch, registered
 from stackwatch.storage.zonemaps import at, span
 
-__all__ = ["Bucket", "Derivation"]
+__all__ = ["Bucket", "Changes", "Derivation"]
 
 _MEASURE_LIST = ", ".join(f"'{name}'" for name in MEASURES)
 _STATES_PER_INSERT = 50_000
 """Baseline rows gathered before they are inserted (a rebuild's hourly series hold tens of thousands each)."""
 _SIGNAL_LIST = ", ".join(f"'{name}'" for name in SIGNALS)
 
-# One row per (bucket, scope, article): the six scopes of signals/indicators.py, as SQL.
-_SCOPED = """
+# The recount: every measure of the buckets in _affected, from all of their stored rows.
+_RECOUNT = f"""
 CREATE OR REPLACE TEMP TABLE _facts AS
     WITH a AS (
-        SELECT id, source, published_at FROM articles WHERE published_at >= {lo} AND published_at < {hi}
+        SELECT a.id, a.source, a.published_at, coalesce(s.story_id, a.id) AS story_id,
+               coalesce(s.novelty, 1.0) AS novelty
+        FROM (SELECT id, source, published_at FROM articles WHERE published_at >= {{lo}} AND published_at < {{hi}}) a
+        LEFT JOIN (SELECT article_id, story_id, novelty FROM article_stories
+                   WHERE published_at >= {{lo}} AND published_at < {{hi}}) s ON s.article_id = a.id
     ),
-    bucketed AS (  -- equi-joins on the bucket (the store's TimeZone is UTC)
-        SELECT '1h' AS bucket_width, date_trunc('hour', published_at) AS bucket_start, id, source FROM a
-        UNION ALL SELECT '1d', date_trunc('day', published_at), id, source FROM a
-    )
-    SELECT b.bucket_width, b.bucket_start, b.id, b.source, coalesce(s.story_id, b.id) AS story_id,
-           coalesce(s.novelty, 1.0) AS novelty
-    FROM bucketed b JOIN _affected f ON f.bucket_width = b.bucket_width AND f.bucket_start = b.bucket_start
-    LEFT JOIN (SELECT * FROM article_stories WHERE published_at >= {lo} AND published_at < {hi}) s
-      ON s.article_id = b.id;
+    b AS ({bucketed("a")})
+    SELECT b.* FROM b SEMI JOIN _affected f ON f.bucket_width = b.bucket_width AND f.bucket_start = b.bucket_start;
 CREATE OR REPLACE TEMP TABLE _entities AS
-    SELECT article_id, entity FROM article_entities WHERE published_at >= {lo} AND published_at < {hi};
+    SELECT article_id, entity FROM article_entities WHERE published_at >= {{lo}} AND published_at < {{hi}};
 CREATE OR REPLACE TEMP TABLE _dynamics AS
     SELECT article_id, dynamic, score FROM article_dynamics
-    WHERE published_at >= {lo} AND published_at < {hi} AND label;
-CREATE OR REPLACE TEMP TABLE _scoped AS
-    SELECT bucket_width, bucket_start, '*' AS dynamic, '*' AS entity, '*' AS source, id, story_id,
-           source AS src, novelty, NULL::DOUBLE AS score FROM _facts
-    UNION ALL SELECT bucket_width, bucket_start, '*', '*', source, id, story_id, source, novelty, NULL FROM _facts
-    UNION ALL SELECT f.bucket_width, f.bucket_start, '*', e.entity, '*', f.id, f.story_id, f.source, f.novelty, NULL
-        FROM _facts f JOIN _entities e ON e.article_id = f.id
-    UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, '*', '*', f.id, f.story_id, f.source, f.novelty,
-                     d.score
-        FROM _facts f JOIN _dynamics d ON d.article_id = f.id
-    UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, '*', f.source, f.id, f.story_id, f.source,
-                     f.novelty, d.score
-        FROM _facts f JOIN _dynamics d ON d.article_id = f.id
-    UNION ALL SELECT f.bucket_width, f.bucket_start, d.dynamic, e.entity, '*', f.id, f.story_id, f.source,
-                     f.novelty, d.score
-        FROM _facts f JOIN _dynamics d ON d.article_id = f.id
-        JOIN _entities e ON e.article_id = f.id;
+    WHERE published_at >= {{lo}} AND published_at < {{hi}} AND label;
+CREATE OR REPLACE TEMP TABLE _scoped AS {scoped("_facts", "_entities", "_dynamics")};
 CREATE OR REPLACE TEMP TABLE _measures AS
     SELECT m.*, m.article_count / t.article_count AS share
     FROM (SELECT bucket_width, bucket_start, dynamic, entity, source, count(*)::DOUBLE AS article_count,
                  count(DISTINCT story_id)::DOUBLE AS story_count, count(DISTINCT src)::DOUBLE AS source_count,
-                 round(sum(score), 9) AS score_sum, round(sum(novelty), 9) AS novelty
+                 sum({SCORE_NANOS}) / {NANOS_PER_UNIT} AS score_sum,
+                 sum({NOVELTY_NANOS}) / {NANOS_PER_UNIT} AS novelty
           FROM _scoped GROUP BY ALL) m
     JOIN (SELECT bucket_width, bucket_start, count(*)::DOUBLE AS article_count FROM _facts GROUP BY ALL) t
       USING (bucket_width, bucket_start);
-"""
+"""  # noqa: S608 (names and literals of this package only)
 
 
 @dataclass(frozen=True)
@@ -113,12 +98,14 @@ class Derivation:
         connection: duckdb.DuckDBPyConnection,
         tagged: Sequence[TaggedArticle],
         replaced: Mapping[str, datetime] | None = None,
-    ) -> set[Bucket]:
-        """Write the batch's entities and stories; return every bucket whose measures may have changed.
-        ``replaced``: the stored ``published_at`` of the batch's articles that were stored before (their rows are
-        looked for at those dates: a new article has none)."""
+        before: Versions | None = None,
+    ) -> Changes:
+        """Write the batch's entities and stories; return the articles changed: the batch's, and those whose story
+        or novelty changed. ``replaced``: the stored ``published_at`` of the batch's articles that were stored
+        before (their rows are looked for at those dates: a new article has none); ``before``, their stored
+        versions, captured before the write replaced them (increments.capture)."""
         if not tagged:
-            return set()
+            return Changes({}, {})
         replaced = replaced or {}
         rows = [
             (item.article.id, entity, count, item.article.published_at)
@@ -142,10 +129,41 @@ class Derivation:
             )
             with registered(connection, "_entity_rows", table):
                 connection.execute("INSERT INTO article_entities SELECT * FROM _entity_rows")
-        changed = cluster(connection, tagged, replaced)
-        return {(window, bucket_start(moment, window)) for moment in changed for window in WINDOWS}
+        batch = {item.article.id: item.article.published_at for item in tagged}
+        restoried = cluster(connection, tagged, replaced)
+        return Changes(batch, {key: value for key, value in restoried.items() if key not in batch}, before)
 
-    # -- per bucket: measures, composites, baselines -----------------------------------------------------
+    # -- per write: measures by increments, then composites and baselines ---------------------------------
+
+    def apply(self, connection: duckdb.DuckDBPyConnection, changes: Changes, *, now: datetime | None = None) -> None:
+        """Bring every derived indicator up to date after a write: the measures of what ``changes`` touch, by
+        increments (increments.py), then the composites and baselines of their buckets."""
+        buckets = apply_increments(connection, changes, now)
+        if not buckets:
+            return
+        lo, hi = min(start for _, start in buckets), max(start + WINDOWS[window] for window, start in buckets)
+        within = f" AND i.bucket_start >= {at(lo)} AND i.bucket_start < {at(hi)}"
+        per_dynamic = ", ".join(f"max(value) FILTER (WHERE indicator = '{name}') AS {name}" for name in MEASURES)
+        with Scratch(connection) as scratch:
+            scratch.put(
+                "_touched_buckets",
+                pa.table(
+                    {
+                        "bucket_width": [window for window, _ in buckets],
+                        "bucket_start": pa.array([start for _, start in buckets], pa.timestamp("us", "UTC")),
+                    }
+                ),
+            )
+            scratch.keep(  # the composites' inputs, as the recount's _measures has them
+                "_dynamic_measures",
+                f"SELECT bucket_width, bucket_start, dynamic, entity, source, {per_dynamic} FROM indicators i"  # noqa: S608
+                f" SEMI JOIN _touched_buckets USING (bucket_width, bucket_start) WHERE entity = '*' AND source = '*'"
+                f" AND indicator IN ({_MEASURE_LIST}){within} GROUP BY ALL",
+            )
+            self._composites(connection, now, within, ("_touched_buckets", "_dynamic_measures"))
+        self.recompute_signals(connection, buckets, now=now)
+
+    # -- per bucket, recounted: measures, composites, baselines (rebuild) -----------------------------
 
     def recompute(
         self,
@@ -172,7 +190,7 @@ class Derivation:
         with registered(connection, "_affected_rows", affected):
             connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
         lo, hi = min(start for _, start in chosen), max(start + WINDOWS[window] for window, start in chosen)
-        for statement in _SCOPED.format(lo=at(lo), hi=at(hi)).split(";")[:-1]:  # one at a time: each profiled
+        for statement in _RECOUNT.format(lo=at(lo), hi=at(hi)).split(";")[:-1]:  # one at a time: each profiled
             connection.execute(statement)
         within = f" AND i.bucket_start >= {at(lo)} AND i.bucket_start < {at(hi)}"  # prunes by zone maps
         template = "SELECT '{0}' AS indicator, dynamic, entity, source, bucket_width, bucket_start, {0} AS value"
@@ -203,22 +221,31 @@ class Derivation:
             count += self.recompute_signals(connection, chosen, now=now)
         return count
 
-    def _composites(self, connection: duckdb.DuckDBPyConnection, now: datetime | None, within: str) -> int:
+    def _composites(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        now: datetime | None,
+        within: str,
+        tables: tuple[str, str] = ("_affected", "_measures"),
+    ) -> int:
+        """Replace the composites of the buckets in ``tables[0]`` by their values over the per-dynamic measures in
+        ``tables[1]``."""
+        buckets, measures = tables
         connection.execute(
-            f"DELETE FROM indicators i USING _affected f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
+            f"DELETE FROM indicators i USING {buckets} f WHERE i.bucket_width = f.bucket_width"  # noqa: S608
             f" AND i.bucket_start = f.bucket_start AND i.indicator = '{COMPOSITE}'" + within
         )
         rows: list[tuple[str, str, datetime, float]] = []
         for composite in self.composites:
             values: dict[tuple[str, datetime], dict[str, float]] = {}
             for window, start, dynamic, value in connection.execute(
-                f"SELECT bucket_width, bucket_start, dynamic, {composite.indicator} FROM _measures"  # noqa: S608
+                f"SELECT bucket_width, bucket_start, dynamic, {composite.indicator} FROM {measures}"  # noqa: S608
                 " WHERE entity = '*' AND source = '*' AND list_contains(?, dynamic)",
                 [list(composite.weights)],
             ).fetchall():
                 values.setdefault((window, start), {})[dynamic] = float(value or 0.0)
             # A bucket left with no article (its articles were re-dated) has no composite, as after a rebuild.
-            starts = connection.execute("SELECT DISTINCT bucket_width, bucket_start FROM _measures").fetchall()
+            starts = connection.execute(f"SELECT DISTINCT bucket_width, bucket_start FROM {measures}").fetchall()  # noqa: S608
             rows += [(composite.name, w, s, composite.value(values.get((w, s), {}))) for w, s in starts]
         self._insert(connection, [(COMPOSITE, name, w, s, v) for name, w, s, v in rows], now)
         return len(rows)

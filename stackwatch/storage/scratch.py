@@ -14,12 +14,12 @@ transaction, not per loop step of a long one.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import duckdb
 import pyarrow as pa
 
-__all__ = ["registered"]
+__all__ = ["Scratch", "registered"]
 
 
 @contextmanager
@@ -35,3 +35,35 @@ def registered(connection: duckdb.DuckDBPyConnection, name: str, rows: pa.Table)
             failure.add_note(f"unregister {name}: {refused}")
         raise
     connection.unregister(name)
+
+
+class Scratch:
+    """Intermediate results kept as Arrow tables, readable by name until the block ends::
+
+        with Scratch(connection) as scratch:
+            scratch.keep("_keys", "SELECT ... FROM _delta_rows GROUP BY ALL")
+            scratch.put("_ids", pa.table({"id": ids}))
+
+    A write's intermediates are small, and as TEMP tables each would hold whole DuckDB blocks (256 KB a column)
+    inside ``storage.memory_limit`` for as long as the connection lives; as Arrow tables they cost their rows, in
+    the process, until the block ends. Each name is kept once per block.
+    """
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self._connection = connection
+        self._stack = ExitStack()
+
+    def keep(self, name: str, sql: str) -> pa.Table:
+        """Run ``sql`` (it only reads) and keep its rows as ``name``."""
+        rows = self._connection.sql(sql).to_arrow_table()
+        self.put(name, rows)
+        return rows
+
+    def put(self, name: str, rows: pa.Table) -> None:
+        self._stack.enter_context(registered(self._connection, name, rows))
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ A ``Store`` is not thread-safe: call it from one thread (the pipeline gives it a
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,14 +25,15 @@ import duckdb
 import pyarrow as pa
 
 from stackwatch.errors import StoreError
-from stackwatch.signals.indicators import DERIVED, WINDOWS, bucket_start
+from stackwatch.signals.indicators import DERIVED
 from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, TaggedArticle, utcnow
 from stackwatch.sizes import parse_size
-from stackwatch.storage.derive import Bucket, Derivation
+from stackwatch.storage.derive import Changes, Derivation
 from stackwatch.storage.evidence import write_alert_details
+from stackwatch.storage.increments import capture
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.rebuild_plan import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, rebuild_chunks
-from stackwatch.storage.schema import BASELINE_STATE_VERSION, current_version, migrate
+from stackwatch.storage.schema import current_version, migrate
 from stackwatch.storage.scratch import registered
 from stackwatch.storage.zonemaps import span
 
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 _ROWS_PER_STATEMENT = 500
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -165,10 +168,19 @@ class Store:
         except (duckdb.Error, OSError) as error:
             raise StoreError(f"cannot open DuckDB file {file}: {error}") from error
         store = cls(connection, file, read_only, derivation or Derivation(), memory_limit)
-        if not read_only and 0 < before < BASELINE_STATE_VERSION:  # a store from before the baselines' state
-            with store._transaction(f"cannot fill the baselines' state of {file}"):
-                store.derivation.rebuild_signals(connection)
+        if not read_only and (pending := store._pending_rebuild()):
+            if before:  # a new store has nothing to rebuild
+                _log.warning("%s: rebuilding every derived indicator once (%s)", file, pending)
+                store.rebuild()
+            with store._transaction(f"cannot record the rebuild of {file}"):
+                connection.execute("DELETE FROM pending_rebuild")
         return store
+
+    def _pending_rebuild(self) -> str:
+        """Why the derived rows must be rebuilt before the next write ('' if they need not)."""
+        with as_store_error(f"cannot read {self.path}"):
+            rows = self._connection.execute("SELECT reason FROM pending_rebuild").fetchall()
+        return "; ".join(row[0] for row in rows)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
@@ -191,8 +203,7 @@ class Store:
         if not len(batch):
             return
         with self._transaction(f"cannot write batch of {len(batch)} records to {self.path}"):
-            buckets = self._write_articles(batch.tagged)
-            self.derivation.recompute(self._connection, buckets)
+            self.derivation.apply(self._connection, self._write_articles(batch.tagged))
             self._write_indicators(batch.indicators)
             self._write_alerts(batch.alerts)
             self._write_dead_letters(batch.dead_letters)
@@ -224,9 +235,9 @@ class Store:
             values = ", ".join([placeholder] * len(chunk))
             self._connection.execute(f"{sql_head} VALUES {values}", [value for row in chunk for value in row])
 
-    def _write_articles(self, tagged: Sequence[TaggedArticle]) -> set[Bucket]:
+    def _write_articles(self, tagged: Sequence[TaggedArticle]) -> Changes:
         """Replace articles and their dynamics (bulk, through Arrow); derive entities and stories; return the
-        buckets to recompute: the articles' own, the old ones of replaced articles, those of re-clustered stories.
+        articles changed (the stored versions of replaced ones captured first, for the increments).
 
         The tables have no primary key (an ART index must fit in memory: schema migration 4), so an article is
         replaced by deleting its rows and inserting them again; it keeps the ``stored_at`` of its first write. Finding
@@ -234,13 +245,14 @@ class Store:
         replaced articles had (zone maps on published_at: schema migration 5)."""
         latest = list({item.article.id: item for item in tagged}.values())  # one row per id
         if not latest:
-            return set()
+            return Changes({}, {})
         ids = [item.article.id for item in latest]
         connection = self._connection
         with registered(connection, "_batch_ids", pa.table({"id": ids})):
             previous = connection.execute(
                 "SELECT id, published_at, stored_at FROM articles WHERE id IN (SELECT id FROM _batch_ids)"
             ).fetchall()
+            before = capture(connection, {row[0]: row[1] for row in previous})
             if previous:
                 lo, hi = span(row[1] for row in previous) or ("NULL", "NULL")
                 within = f"published_at BETWEEN {lo} AND {hi}"
@@ -249,7 +261,6 @@ class Store:
                     f"DELETE FROM article_dynamics WHERE {within} AND article_id IN (SELECT id FROM _batch_ids)"  # noqa: S608
                 )
         first_stored = {row[0]: row[2] for row in previous}
-        buckets = {(window, bucket_start(row[1], window)) for row in previous for window in WINDOWS}
         when = pa.timestamp("us", "UTC")
         articles = pa.table(
             {
@@ -285,7 +296,7 @@ class Store:
             )
             connection.execute("INSERT INTO article_dynamics SELECT * FROM _dynamic_rows")
         replaced = {row[0]: row[1] for row in previous}
-        return buckets | self.derivation.derive_articles(connection, latest, replaced)
+        return self.derivation.derive_articles(connection, latest, replaced, before)
 
     def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:
         # Derived indicators are recomputed from stored articles above; the stream's copies feed the rules agent.
