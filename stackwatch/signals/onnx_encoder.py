@@ -2,11 +2,12 @@
 torch in the process that computes them.
 
 :func:`export` builds the encoder once with torch (the adapter merged into the fp32 weights), writes it to ONNX with
-the mean pooling and L2 norm inside the graph, and for ``int8`` quantizes the Linear layers' MatMuls with ONNX
-Runtime (int8 weights per output channel, activations quantized per batch, as the torch path does) and the word
-embeddings. The result is a
-directory in a cache, named by the model, the adapter's digest and the precision, so later starts only read it.
-:meth:`OnnxEncoder.load` needs nothing but onnxruntime, ``tokenizers`` and numpy::
+the mean pooling and L2 norm inside the graph, and for ``int8`` quantizes the Linear layers' MatMuls (int8 weights
+per output channel) and the word embeddings with ONNX Runtime. The Linear layers' inputs are quantized statically,
+on ranges calibrated once on fixed texts (:mod:`stackwatch.signals.onnx_static`), so a text's embedding is the same
+whatever batch it is encoded in. The result is a directory in a cache, named by the model, the adapter's digest,
+the precision and the calibration texts, so later starts only read it. :meth:`OnnxEncoder.load` needs nothing but
+onnxruntime, ``tokenizers`` and numpy::
 
     >>> directory = export(None, precision="int8", adapter=None, cache=default_cache())  # doctest: +SKIP
     >>> OnnxEncoder.load(directory).encode(["Meta signs a TPU deal with Google"]).shape   # doctest: +SKIP
@@ -44,14 +45,18 @@ from stackwatch.signals.encoder import (
     default_threads,
     encode_by_length,
 )
+from stackwatch.signals.onnx_static import activations, calibrate, calibration_digest, calibration_texts, make_static
 
 if TYPE_CHECKING:
     from stackwatch.signals.encoder import Encoder
 
 __all__ = ["EXPORT_FORMAT", "OnnxEncoder", "cache_directory", "default_cache", "export", "exported"]
 
-EXPORT_FORMAT = 1
-"""Part of every cache key: raise it when what :func:`export` writes changes, and old directories are ignored."""
+EXPORT_FORMAT = 2
+"""Part of every cache key: raise it when what :func:`export` writes changes, and old directories are ignored.
+Format 2: int8 activations quantized on calibrated ranges (format 1 measured them per batch)."""
+_CALIBRATED_TOKENS = 128
+"""Calibration texts are truncated where ``classifier.max_length`` truncates by default."""
 _META = "encoder.json"
 _MODEL = "model.onnx"
 _TOKENIZER = "tokenizer.json"
@@ -84,8 +89,9 @@ def _fingerprint(model: str | None) -> str:
 
 def cache_directory(model: str | None, precision: Precision, adapter: Adapter | None, cache: Path) -> Path:
     """The directory :func:`export` writes for this model, precision and adapter (it may not exist yet)."""
+    calibration = calibration_digest() if precision == "int8" else None
     key = json.dumps(
-        [EXPORT_FORMAT, _fingerprint(model), precision, adapter.digest if adapter is not None else None]
+        [EXPORT_FORMAT, _fingerprint(model), precision, adapter.digest if adapter is not None else None, calibration]
     ).encode()
     name = (model or DEFAULT_MODEL).rstrip("/").rsplit("/", 1)[-1]
     slug = "".join(char if char.isalnum() or char in "-_." else "_" for char in name)[:48]
@@ -129,21 +135,12 @@ def export(model: str | None, *, precision: Precision, adapter: Adapter | None, 
                 "set classifier.runtime: torch"
             )
         inputs = _export_onnx(encoder, work / "fp32.onnx")
+        backend.save(str(work / _TOKENIZER))
         if precision == "int8":
-            with _quiet_quantizer():
-                quantize_dynamic(
-                    work / "fp32.onnx",
-                    work / _MODEL,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    # The Linear layers, as the torch path does, and the word embeddings (a Gather): 35 MB less
-                    # memory, and the embeddings still closer to fp32 than torch int8's (median cosine 0.993, 0.977).
-                    op_types_to_quantize=["MatMul", "Gather"],
-                )
+            _quantize(work / "fp32.onnx", work / _TOKENIZER, work / _MODEL, quantize_dynamic, QuantType.QInt8)
             (work / "fp32.onnx").unlink()
         else:
             (work / "fp32.onnx").rename(work / _MODEL)
-        backend.save(str(work / _TOKENIZER))
         meta = {
             "format": EXPORT_FORMAT,
             "name": encoder.name,
@@ -153,6 +150,7 @@ def export(model: str | None, *, precision: Precision, adapter: Adapter | None, 
             "inputs": inputs,
             "pad_id": encoder.tokenizer.pad_token_id or 0,
             "pad_token": encoder.tokenizer.pad_token or "[PAD]",
+            "calibration": calibration_digest() if precision == "int8" else None,
         }
         (work / _META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         try:
@@ -165,6 +163,27 @@ def export(model: str | None, *, precision: Precision, adapter: Adapter | None, 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _quantize(fp32: Path, tokenizer_file: Path, out: Path, quantize_dynamic: Any, qint8: Any) -> None:
+    """Write the int8 model of ``fp32`` to ``out``: ONNX Runtime's int8 weights, then static activation ranges."""
+    from tokenizers import Tokenizer
+
+    dynamic = out.with_name("dynamic.onnx")
+    with _quiet_quantizer():
+        quantize_dynamic(
+            fp32,
+            dynamic,
+            weight_type=qint8,
+            per_channel=True,
+            # The Linear layers, as the torch path does, and the word embeddings (a Gather): 35 MB less memory.
+            op_types_to_quantize=["MatMul", "Gather"],
+        )
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(_CALIBRATED_TOKENS)
+    make_static(dynamic, calibrate(fp32, activations(dynamic), tokenizer, calibration_texts()), out)
+    dynamic.unlink()
 
 
 def _export_onnx(encoder: Encoder, file: Path) -> list[str]:
