@@ -21,6 +21,7 @@ import pytest
 
 from stackwatch.errors import StoreError
 from stackwatch.signals.messages import Article, TaggedArticle
+from stackwatch.storage.derive import Derivation
 from stackwatch.storage.maintenance import EXPORTS, apply_retention, export_parquet, snapshot
 from stackwatch.storage.sink import DuckDBSink
 from stackwatch.storage.store import MEMORY_KEY, Store
@@ -80,7 +81,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def store(filled: Path, tmp_path: Path) -> Iterator[Store]:
     copy = tmp_path / "stackwatch.duckdb"
     shutil.copyfile(filled, copy)
-    with Store.open(copy, memory_limit=CAP) as opened:
+    with Store.open(copy, memory_limit=CAP, derivation=Derivation(increments_above=0)) as opened:
         yield opened
 
 

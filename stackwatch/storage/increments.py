@@ -31,9 +31,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stackwatch.signals.indicators import MEASURES, WINDOWS
+from stackwatch.signals.indicators import MEASURES, WINDOWS, bucket_start
 from stackwatch.storage.rebuild_plan import Bucket
-from stackwatch.storage.scopes import NANOS_PER_UNIT, NOVELTY_NANOS, SCORE_NANOS, bucketed, scoped
+from stackwatch.storage.scopes import NANOS_PER_UNIT, NOVELTY_NANOS, SCORE_NANOS, scoped_arrow
 from stackwatch.storage.scratch import Scratch
 from stackwatch.storage.zonemaps import at
 
@@ -68,6 +68,13 @@ class Changes:
     articles: Mapping[str, datetime]
     restoried: Mapping[str, tuple[str, float, datetime]]
     before: Versions | None = None
+
+    def buckets(self) -> set[Bucket]:
+        """Every bucket a changed article is in, or was in before the write."""
+        dates = [*self.articles.values(), *(value[2] for value in self.restoried.values())]
+        if self.before is not None:
+            dates += self.before.facts["published_at"].to_pylist()
+        return {(window, bucket_start(moment, window)) for moment in dates for window in WINDOWS}
 
 
 def capture(connection: duckdb.DuckDBPyConnection, replaced: Mapping[str, datetime]) -> Versions:
@@ -116,13 +123,9 @@ def apply_increments(
     after = _versions(connection, changed)
     before = _with_former_stories(changes.before or _versions(connection, {}), after, changes.restoried)
     with Scratch(connection) as scratch:
-        after.register(scratch, "_after")
-        before.register(scratch, "_before")
-        # One version a statement: each join of scoped() takes whole blocks for its hash table.
         versions = []
-        for name, sign in (("_after", 1), ("_before", -1)):
-            scratch.keep(f"{name}_bucketed", bucketed(f"{name}_facts"))
-            rows = scratch.keep(f"{name}_scoped", scoped(f"{name}_bucketed", f"{name}_entities", f"{name}_dynamics"))
+        for version, sign in ((after, 1), (before, -1)):
+            rows = scoped_arrow(version.facts, version.entities, version.dynamics)
             versions.append(rows.add_column(0, "sign", pa.array([sign] * rows.num_rows, pa.int8())))
         scratch.put("_delta_rows", pa.concat_tables(versions))
         touched = scratch.keep("_touched", "SELECT DISTINCT bucket_width, bucket_start FROM _delta_rows")
@@ -204,22 +207,21 @@ def _story_moves(scratch: Scratch, published: str) -> None:
         f" WHERE {published} AND story_id IN (SELECT DISTINCT story_id FROM _story_delta)",
     )
     members = "(SELECT article_id FROM _member_stories)"
-    scratch.keep(
+    facts = scratch.keep(
         "_member_facts",
         f"SELECT s.article_id AS id, a.source, s.published_at, s.story_id, s.novelty FROM _member_stories s"  # noqa: S608
         f" JOIN (SELECT id, source FROM articles WHERE {published} AND id IN {members}) a ON a.id = s.article_id",
     )
-    scratch.keep(
+    entities = scratch.keep(
         "_member_entities",
         f"SELECT article_id, entity FROM article_entities WHERE {published} AND article_id IN {members}",  # noqa: S608
     )
-    scratch.keep(
+    dynamics = scratch.keep(
         "_member_dynamics",
         f"SELECT article_id, dynamic, score FROM article_dynamics"  # noqa: S608
         f" WHERE {published} AND label AND article_id IN {members}",
     )
-    scratch.keep("_member_bucketed", bucketed("_member_facts"))
-    scratch.keep("_member_scoped", scoped("_member_bucketed", "_member_entities", "_member_dynamics"))
+    scratch.put("_member_scoped", scoped_arrow(facts, entities, dynamics))
     scratch.keep(
         "_story_after",
         "SELECT bucket_width, bucket_start, dynamic, entity, source, story_id, count(*) AS n"
@@ -263,12 +265,13 @@ def _source_moves(scratch: Scratch, published: str) -> None:
     scratch.keep(
         "_named_wanted",
         """
-        SELECT n.*, w.bucket_width, time_bucket(w.width, n.published_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')
-               AS bucket_start
-        FROM _named n CROSS JOIN (VALUES ('1h', INTERVAL 1 HOUR), ('1d', INTERVAL 1 DAY)) w(bucket_width, width)
+        WITH bucketed AS (
+            SELECT id, src, entity, '1h' AS bucket_width, date_trunc('hour', published_at) AS bucket_start FROM _named
+            UNION ALL SELECT id, src, entity, '1d', date_trunc('day', published_at) FROM _named
+        )
+        SELECT b.* FROM bucketed b
         SEMI JOIN (SELECT DISTINCT bucket_width, bucket_start, entity, src FROM _source_pairs) p
-        ON p.bucket_width = w.bucket_width AND p.entity = n.entity AND p.src = n.src
-           AND p.bucket_start = time_bucket(w.width, n.published_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')
+        USING (bucket_width, bucket_start, entity, src)
         """,
     )
     scratch.keep(
