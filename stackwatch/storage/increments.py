@@ -54,10 +54,6 @@ class Versions:
     entities: pa.Table
     dynamics: pa.Table
 
-    def register(self, scratch: Scratch, prefix: str) -> None:
-        for name in ("facts", "entities", "dynamics"):
-            scratch.put(f"{prefix}_{name}", getattr(self, name))
-
 
 @dataclass(frozen=True)
 class Changes:
