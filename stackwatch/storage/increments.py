@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stackwatch.signals.indicators import MEASURES, WINDOWS, bucket_start
-from stackwatch.storage.rebuild_plan import Bucket
+from stackwatch.storage.rebuild_plan import Bucket, bucket_span
 from stackwatch.storage.scopes import NANOS_PER_UNIT, NOVELTY_NANOS, SCORE_NANOS, scoped_arrow
 from stackwatch.storage.scratch import Scratch
 from stackwatch.storage.zonemaps import at
@@ -128,11 +128,11 @@ def apply_increments(
         buckets = list(zip(touched["bucket_width"].to_pylist(), touched["bucket_start"].to_pylist(), strict=True))
         if not buckets:
             return []
-        lo, hi = min(start for _, start in buckets), max(start + WINDOWS[window] for window, start in buckets)
+        lo, hi = bucket_span(buckets)
         within = _bucket_range(lo, hi)  # prunes the indicators by zone maps
         published = f"published_at >= {at(lo)} AND published_at < {at(hi)}"
         scratch.keep("_keys", _key_deltas(within))
-        _story_moves(scratch, published)
+        _story_moves(connection, scratch, published)
         _source_moves(scratch, published)
         _write(connection, _fresh_counts(), ("_keys", _KEY), _COUNTED, (lo, hi), now)
         _write(connection, _SHARES.format(within=within), ("_touched", _KEY[:2]), ("share",), (lo, hi), now)
@@ -188,36 +188,26 @@ def _key_deltas(within: str) -> str:
     """  # noqa: S608
 
 
-def _story_moves(scratch: Scratch, published: str) -> None:
+def _story_moves(connection: duckdb.DuckDBPyConnection, scratch: Scratch, published: str) -> None:
     """``_story_moves``: per key, how many stories it gained or lost. A story counts in a key while any of its
-    articles does; its articles after the write are looked up by story id, in the buckets touched. One step a
-    statement, each kept (every hash table and aggregate of a statement holds whole blocks of the memory cap)."""
+    articles does; its articles after the write are looked up by story id in the buckets touched, and read as the
+    changed ones are (:func:`_versions`). One step a statement, each kept (every hash table and aggregate of a
+    statement holds whole blocks of the memory cap)."""
     scratch.keep(
         "_story_delta",
         "SELECT bucket_width, bucket_start, dynamic, entity, source, story_id, sum(sign) AS d"
         " FROM _delta_rows GROUP BY ALL HAVING sum(sign) <> 0",
     )
-    scratch.keep(
+    stories = scratch.keep(
         "_member_stories",
-        f"SELECT article_id, story_id, novelty, published_at FROM article_stories"  # noqa: S608
+        f"SELECT article_id, published_at FROM article_stories"  # noqa: S608
         f" WHERE {published} AND story_id IN (SELECT DISTINCT story_id FROM _story_delta)",
     )
-    members = "(SELECT article_id FROM _member_stories)"
-    facts = scratch.keep(
-        "_member_facts",
-        f"SELECT s.article_id AS id, a.source, s.published_at, s.story_id, s.novelty FROM _member_stories s"  # noqa: S608
-        f" JOIN (SELECT id, source FROM articles WHERE {published} AND id IN {members}) a ON a.id = s.article_id",
+    members = _versions(
+        connection,
+        dict(zip(stories["article_id"].to_pylist(), stories["published_at"].to_pylist(), strict=True)),
     )
-    entities = scratch.keep(
-        "_member_entities",
-        f"SELECT article_id, entity FROM article_entities WHERE {published} AND article_id IN {members}",  # noqa: S608
-    )
-    dynamics = scratch.keep(
-        "_member_dynamics",
-        f"SELECT article_id, dynamic, score FROM article_dynamics"  # noqa: S608
-        f" WHERE {published} AND label AND article_id IN {members}",
-    )
-    scratch.put("_member_scoped", scoped_arrow(facts, entities, dynamics))
+    scratch.put("_member_scoped", scoped_arrow(members.facts, members.entities, members.dynamics))
     scratch.keep(
         "_story_after",
         "SELECT bucket_width, bucket_start, dynamic, entity, source, story_id, count(*) AS n"
