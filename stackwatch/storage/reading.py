@@ -24,6 +24,7 @@ import duckdb
 
 from stackwatch.errors import StoreError
 from stackwatch.storage.derive import Derivation
+from stackwatch.storage.sandbox import lock_down
 from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Store
 
 __all__ = ["StoreSource", "age_text", "open_for_reading"]
@@ -60,17 +61,10 @@ def age_text(seconds: float) -> str:
 
 def _connect(path: Path, memory_limit: str, export_to: Path | None) -> duckdb.DuckDBPyConnection:
     connection = duckdb.connect(str(path), read_only=True, config={"memory_limit": memory_limit})
-    try:
-        if export_to is not None:  # must be set while file access is still on, and before the lock
-            directory = str(export_to.resolve()).rstrip("/") + "/"
-            connection.execute("SET allowed_directories = ?", [[directory]])
-        connection.execute("SET TimeZone = 'UTC'")  # buckets and time_bucket() are UTC
-        connection.execute("SET enable_external_access = false")
-        connection.execute("SET lock_configuration = true")
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+    if export_to is None:
+        return lock_down(connection)
+    directory = str(export_to.resolve()).rstrip("/") + "/"  # set while file access is still on, before the lock
+    return lock_down(connection, ("SET allowed_directories = ?", [[directory]]))
 
 
 def _why(error: duckdb.Error) -> str:

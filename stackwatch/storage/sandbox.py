@@ -24,6 +24,7 @@ import resource
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,7 +37,16 @@ from stackwatch.errors import QueryRefused
 from stackwatch.sizes import parse_size
 from stackwatch.storage.readonly import check_query
 
-__all__ = ["ADDRESS_SPACE_BASE", "SandboxRequest", "address_space", "main", "open_sandbox", "plain", "run"]
+__all__ = [
+    "ADDRESS_SPACE_BASE",
+    "SandboxRequest",
+    "address_space",
+    "lock_down",
+    "main",
+    "open_sandbox",
+    "plain",
+    "run",
+]
 
 CATALOG = "stackwatch"
 ADDRESS_SPACE_BASE = 1 << 30
@@ -82,10 +92,20 @@ def open_sandbox(path: str | Path, memory_limit: str) -> duckdb.DuckDBPyConnecti
             "python_enable_replacements": False,
         },
     )
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    return lock_down(connection, (f"ATTACH {quoted} AS {CATALOG} (READ_ONLY)", []), (f"USE {CATALOG}", []))
+
+
+def lock_down(connection: duckdb.DuckDBPyConnection, *setup: tuple[str, Sequence[Any]]) -> duckdb.DuckDBPyConnection:
+    """Run ``setup`` (statements and their parameters, which may still reach files), then set UTC (buckets and
+    time_bucket() are UTC), turn file access off and lock the configuration so no query turns it back on. The
+    connection is closed if any of it fails::
+
+        lock_down(duckdb.connect(path, read_only=True), ("SET allowed_directories = ?", [["/out/"]]))
+    """
     try:
-        quoted = "'" + str(path).replace("'", "''") + "'"
-        connection.execute(f"ATTACH {quoted} AS {CATALOG} (READ_ONLY)")
-        connection.execute(f"USE {CATALOG}")
+        for statement, parameters in setup:
+            connection.execute(statement, parameters)
         connection.execute("SET TimeZone = 'UTC'")
         connection.execute("SET enable_external_access = false")
         connection.execute("SET lock_configuration = true")
