@@ -42,7 +42,7 @@ from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS
 from stackwatch.signals.messages import TaggedArticle
 from stackwatch.storage.clustering import cluster
 from stackwatch.storage.increments import Changes, Versions, apply_increments
-from stackwatch.storage.rebuild_plan import Bucket, RebuildChunk
+from stackwatch.storage.rebuild_plan import Bucket, RebuildChunk, bucket_span
 from stackwatch.storage.scopes import NANOS_PER_UNIT, NOVELTY_NANOS, SCORE_NANOS, bucketed, scoped
 from stackwatch.storage.scratch import Scratch, registered
 from stackwatch.storage.zonemaps import at, span
@@ -146,13 +146,14 @@ class Derivation:
     def apply(self, connection: duckdb.DuckDBPyConnection, changes: Changes, *, now: datetime | None = None) -> None:
         """Bring every derived indicator up to date after a write: the measures of what ``changes`` touch, by
         increments (increments.py), then the composites and baselines of their buckets."""
-        if not self._fuller_than_increments_need(connection, changes):
-            self.recompute(connection, changes.buckets(), now=now)
+        touched = changes.buckets()
+        if not self._fuller_than_increments_need(connection, touched):
+            self.recompute(connection, touched, now=now)
             return
         buckets = apply_increments(connection, changes, now)
         if not buckets:
             return
-        lo, hi = min(start for _, start in buckets), max(start + WINDOWS[window] for window, start in buckets)
+        lo, hi = bucket_span(buckets)
         within = f" AND i.bucket_start >= {at(lo)} AND i.bucket_start < {at(hi)}"
         per_dynamic = ", ".join(f"max(value) FILTER (WHERE indicator = '{name}') AS {name}" for name in MEASURES)
         with Scratch(connection) as scratch:
@@ -174,8 +175,8 @@ class Derivation:
             self._composites(connection, now, within, ("_touched_buckets", "_dynamic_measures"))
         self.recompute_signals(connection, buckets, now=now)
 
-    def _fuller_than_increments_need(self, connection: duckdb.DuckDBPyConnection, changes: Changes) -> bool:
-        days = sorted({start for window, start in changes.buckets() if window == "1d"})
+    def _fuller_than_increments_need(self, connection: duckdb.DuckDBPyConnection, touched: set[Bucket]) -> bool:
+        days = sorted({start for window, start in touched if window == "1d"})
         if self.increments_above <= 0 or not days:
             return bool(days)
         rows = connection.execute(
@@ -212,7 +213,7 @@ class Derivation:
         )
         with registered(connection, "_affected_rows", affected):
             connection.execute("CREATE OR REPLACE TEMP TABLE _affected AS SELECT * FROM _affected_rows")
-        lo, hi = min(start for _, start in chosen), max(start + WINDOWS[window] for window, start in chosen)
+        lo, hi = bucket_span(chosen)
         for statement in _RECOUNT.format(lo=at(lo), hi=at(hi)).split(";")[:-1]:  # one at a time: each profiled
             connection.execute(statement)
         within = f" AND i.bucket_start >= {at(lo)} AND i.bucket_start < {at(hi)}"  # prunes by zone maps

@@ -9,6 +9,7 @@ A chunk's memory grows with the articles it recomputes, so ``Store.rebuild`` sca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,11 +22,19 @@ __all__ = [
     "REBUILD_CHUNK_ARTICLES",
     "REBUILD_CHUNK_DAYS",
     "RebuildChunk",
+    "bucket_span",
     "rebuild_chunks",
 ]
 
 Bucket = tuple[str, datetime]
 """(window, bucket start)."""
+
+
+def bucket_span(buckets: Iterable[Bucket]) -> tuple[datetime, datetime]:
+    """The start of the earliest of ``buckets`` and the end of the latest (``buckets`` must not be empty)."""
+    chosen = list(buckets)
+    return min(start for _, start in chosen), max(start + WINDOWS[window] for window, start in chosen)
+
 
 REBUILD_CHUNK_DAYS = 8
 """At most this many days of buckets per rebuild transaction."""
