@@ -330,6 +330,12 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE pending_rebuild (reason VARCHAR NOT NULL);
     INSERT INTO pending_rebuild VALUES ('schema 7: measures kept by increments, sums in whole nanounits');
     """,
+    # 8: reserved (entity kinds and roles, issue 21)
+    "SELECT 1",
+    # 9: reserved (event clustering: sentence embeddings of recent articles, issue 21)
+    "SELECT 1",
+    # 10: reserved (alert notification state: group and repeat intervals, issue 18)
+    "SELECT 1",
 )
 
 
