@@ -30,7 +30,16 @@ from stackwatch.signals.entity_rules import first_seen
 from stackwatch.signals.indicators import WINDOWS, bucket_start, hits_for
 from stackwatch.signals.messages import Alert, DynamicHit, IndicatorUpdate, Observation, parse_time
 
-__all__ = ["HISTORY_BUCKETS", "Evaluation", "Router", "RuleEngine", "alert_id", "replay", "replay_observations"]
+__all__ = [
+    "HISTORY_BUCKETS",
+    "Evaluation",
+    "Router",
+    "RuleEngine",
+    "alert_id",
+    "fresh_series",
+    "replay",
+    "replay_observations",
+]
 
 HISTORY_BUCKETS = 400
 """Buckets of history kept per series (spike baselines and trends look back at most this far)."""
@@ -240,7 +249,7 @@ class RuleEngine:
         empty_bucket: Callable[[datetime], float],
     ) -> list[Alert]:
         key = self._key(rule, fields)
-        series = dict(state.get(key) or _fresh())
+        series = dict(state.get(key) or fresh_series())
         alerts: list[Alert] = []
         current = series["bucket"]
         stamp = bucket.isoformat()
@@ -298,7 +307,7 @@ class RuleEngine:
         value: float | None,
     ) -> list[Alert]:
         key = self._key(rule, fields)
-        series = dict(state.get(key) or _fresh())
+        series = dict(state.get(key) or fresh_series())
         alerts: list[Alert] = []
         if holds:
             series["streak"] += 1
@@ -370,7 +379,8 @@ class RuleEngine:
         )
 
 
-def _fresh() -> dict[str, Any]:
+def fresh_series() -> dict[str, Any]:
+    """A rule series' state before its first bucket (key ``r|rule|dedup`` in the engine's state)."""
     return {
         "bucket": None,
         "held": False,
