@@ -11,7 +11,7 @@ from typing import Any
 from stackwatch.signals.conditions import FirstSeen, Quiet, Rule, Spike, Threshold, Trend
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.messages import Alert, Observation
-from stackwatch.signals.rule_state import StoredObservation, lookback, rebuild, unrecorded
+from stackwatch.signals.rule_state import Notice, StoredObservation, lookback, rebuild, reconcile, unrecorded
 from stackwatch.signals.rules import RuleEngine
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -98,6 +98,52 @@ def test_a_replayed_batch_counts_nothing_twice() -> None:
     rebuilt = rebuild(engine, history[:30], retention=RETENTION)
     again = run(engine, history[27:30], rebuilt.state, rebuilt.counts)  # the last batch arrives once more
     assert again == []
+
+
+def test_a_firing_the_receivers_were_sent_survives_a_replay_that_judges_it_otherwise() -> None:
+    """The agent reads its own batches, not the store's transactions: here it saw hour 10's three articles together
+    (and fired), while the store wrote one of them after an hour-11 article, so the replay judged hour 10 at two."""
+    engine = RuleEngine([Rule("three-an-hour", Threshold("decoupling", threshold=3))])
+    hour_10 = [article(n, 600 + 10 * n, ("decoupling",)) for n in range(3)]
+    hour_11 = [article(10 + n, 660 + 10 * n, ("decoupling",)) for n in range(3)]
+    later = [article(20, 725, ("decoupling",)), article(21, 785, ("decoupling",))]  # a quiet hour 12, then 13
+    agent_batches = [hour_10, hour_11[:1], hour_11[1:], later[:1], later[1:]]
+
+    def agent(batches: list[list[Observation]], state: dict[str, Any], table: dict[str, Any]) -> list[Alert]:
+        counts = BucketCounts(table, RETENTION)
+        return [
+            alert for batch in batches for alert in engine.evaluate(state, counts, batch, batch[-1].published_at).alerts
+        ]
+
+    uninterrupted = agent(agent_batches, {}, {})
+    assert [(a.status, a.bucket_start.hour) for a in uninterrupted] == [("firing", 10), ("resolved", 12)]
+    sent = agent(agent_batches[:2], {}, {})  # the crash comes after the agent's second batch
+    stored_at = T0 + timedelta(hours=12)
+    store = [*hour_10[:2], hour_11[0]], [hour_10[2]]
+    history = [StoredObservation(stored_at + timedelta(seconds=n), item) for n, tx in enumerate(store) for item in tx]
+
+    rebuilt = rebuild(engine, history, retention=RETENTION)
+    assert rebuilt.alerts == []  # the replay never saw hour 10 at three
+    unreconciled = agent(agent_batches[2:], dict(rebuilt.state), dict(rebuilt.counts))
+    assert [(a.status, a.bucket_start.hour) for a in unreconciled] == [("firing", 11), ("resolved", 12)]
+
+    assert reconcile(rebuilt.state, [Notice.of(alert) for alert in sent]) == [
+        "r|three-an-hour|three-an-hour|decoupling|1h"
+    ]
+    resumed = agent(agent_batches[2:], rebuilt.state, rebuilt.counts)
+    assert [a.id for a in sent + resumed] == [a.id for a in uninterrupted]
+
+
+def test_a_resolution_the_receivers_were_sent_ends_the_series_in_the_replayed_state() -> None:
+    state: dict[str, Any] = {}
+    firing = Notice("r", "r|capex|1h", T0, "firing")
+    reconcile(state, [firing])
+    assert reconcile(state, [firing, Notice("r", "r|capex|1h", T0 + timedelta(hours=2), "resolved")]) == [
+        "r|r|r|capex|1h"
+    ]
+    assert state["r|r|r|capex|1h"]["firing"] is False
+    assert state["r|r|r|capex|1h"]["notified"] == T0.isoformat()  # a cooldown still counts from that firing
+    assert reconcile(state, [firing, Notice("r", "r|capex|1h", T0 + timedelta(hours=2), "resolved")]) == []
 
 
 def test_lookback_covers_what_each_rule_reads() -> None:

@@ -9,9 +9,15 @@ it is derived again at start from the articles the store holds, by the same engi
     rebuilt = rebuild(engine, stored_history_since(since), retention=timedelta(days=3))
     state, counts = rebuilt.state, rebuilt.counts      # the agent goes on from these
     missing = unrecorded(rebuilt.alerts, recorded)      # alerts lost in flight at the crash: send them now
+    reconcile(state, [*recorded_notices, *map(Notice.of, missing)])   # what receivers were told wins
 
 Articles are replayed in the order they were stored, each batch (one store transaction) at the time it was
-stored, so buckets close, streaks grow and late articles are ignored as they were when the stream saw them.
+stored, so buckets close, streaks grow and late articles are ignored much as they were when the stream saw them.
+Much, not exactly: the rules agent reads its own batches off the observations topic, which are not the store's
+transactions, and a bucket judged before its late articles arrived can be judged otherwise by the replay. What the
+receivers were told is recorded, though, so :func:`reconcile` makes each series' firing state agree with the alerts
+the store holds: a series whose firing was sent stays firing (no second page, and its resolution keeps the id of
+that firing), and one whose resolution was sent is not firing.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from stackwatch.signals.conditions import (
 from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
 from stackwatch.signals.indicators import WINDOWS
 from stackwatch.signals.messages import Alert, Observation
-from stackwatch.signals.rules import RuleEngine
+from stackwatch.signals.rules import RuleEngine, fresh_series
 
-__all__ = ["Rebuilt", "StoredObservation", "lookback", "rebuild", "unrecorded"]
+__all__ = ["Notice", "Rebuilt", "StoredObservation", "lookback", "rebuild", "reconcile", "unrecorded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,7 @@ def lookback(rules: Iterable[Rule], *, floor: timedelta = DEFAULT_RETENTION) -> 
     never less than ``floor`` (the stream's own bucket memory).
 
     >>> lookback([Rule("r", Spike("capex", window="1h", baseline=24))], floor=timedelta(0))
-    datetime.timedelta(days=1, seconds=7200)
+    datetime.timedelta(days=1, seconds=10800)
     """
     return max([floor, *(_rule_lookback(rule) for rule in rules)])
 
@@ -119,3 +125,58 @@ def unrecorded(alerts: Sequence[Alert], recorded: Mapping[tuple[str, str], datet
             continue
         missing.append(alert)
     return missing
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One alert the receivers were sent (or are being sent): its rule series, bucket and status."""
+
+    rule: str
+    dedup_key: str
+    bucket_start: datetime
+    status: str
+
+    @classmethod
+    def of(cls, alert: Alert) -> Notice:
+        return cls(alert.rule, alert.dedup_key, alert.bucket_start, alert.status)
+
+
+def reconcile(state: dict[str, Any], notices: Iterable[Notice]) -> list[str]:
+    """Make each rule series' firing state in ``state`` agree with the newest of its ``notices``; returns the state
+    keys it changed.
+
+    A series whose newest notice is a firing is firing since that bucket and not muted, so it does not fire again
+    and its resolution carries that firing's id; one whose newest notice is a resolution is not firing (a firing
+    the replay muted within a cooldown was never sent, and is left as it is). Streaks, values and buckets stay as
+    the replay left them.
+
+    >>> state = {}
+    >>> reconcile(state, [Notice("trend", "capex|1d", datetime(2026, 10, 12), "firing")])
+    ['r|trend|capex|1d']
+    >>> state["r|trend|capex|1d"]["firing"], state["r|trend|capex|1d"]["fired"]
+    (True, '2026-10-12T00:00:00')
+    """
+    newest: dict[tuple[str, str], Notice] = {}
+    last_fired: dict[tuple[str, str], datetime] = {}
+    for notice in notices:
+        name = (notice.rule, notice.dedup_key)
+        if name not in newest or notice.bucket_start > newest[name].bucket_start:
+            newest[name] = notice
+        if notice.status == "firing" and (name not in last_fired or notice.bucket_start > last_fired[name]):
+            last_fired[name] = notice.bucket_start
+    changed: list[str] = []
+    for (rule, dedup), notice in newest.items():
+        key = f"r|{rule}|{dedup}"
+        before = state.get(key) or fresh_series()
+        series = dict(before)
+        if notice.status == "firing":
+            fired = notice.bucket_start.isoformat()
+            series.update(firing=True, muted=False, fired=fired, notified=max(series["notified"] or fired, fired))
+        elif series["firing"] and not series["muted"]:
+            series["firing"] = False
+            if fired_last := last_fired.get((rule, dedup)):
+                series["notified"] = max(series["notified"] or "", fired_last.isoformat())
+        if series != before:
+            state[key] = series
+            changed.append(key)
+    return changed

@@ -18,7 +18,7 @@ from datetime import datetime
 import duckdb
 
 from stackwatch.signals.messages import Observation, parse_time
-from stackwatch.signals.rule_state import StoredObservation
+from stackwatch.signals.rule_state import Notice, StoredObservation
 from stackwatch.storage.store import as_store_error
 
 __all__ = ["RecordedAlerts", "recorded_alerts", "stored_history", "stored_ids"]
@@ -70,6 +70,8 @@ class RecordedAlerts:
     newest: dict[tuple[str, str], datetime]
     firing_since: datetime | None
     """The oldest bucket of a series whose newest alert is a firing one: its state must be replayed from there."""
+    notices: list[Notice]
+    """Every recorded alert as the receivers were told it, for :func:`~stackwatch.signals.rule_state.reconcile`."""
 
 
 def recorded_alerts(connection: duckdb.DuckDBPyConnection) -> RecordedAlerts:
@@ -86,10 +88,12 @@ def recorded_alerts(connection: duckdb.DuckDBPyConnection) -> RecordedAlerts:
             ") WHERE status = 'firing'"
         ).fetchone()
     newest: dict[tuple[str, str], datetime] = {}
-    for _, rule, dedup, bucket, _ in rows:
+    notices: list[Notice] = []
+    for _, rule, dedup, bucket, status in rows:
         key = (rule, dedup)
         started = parse_time(bucket)
+        notices.append(Notice(rule, dedup, started, status))
         if key not in newest or started > newest[key]:
             newest[key] = started
     firing = open_series[0] if open_series else None
-    return RecordedAlerts({row[0] for row in rows}, newest, parse_time(firing) if firing is not None else None)
+    return RecordedAlerts({row[0] for row in rows}, newest, parse_time(firing) if firing is not None else None, notices)

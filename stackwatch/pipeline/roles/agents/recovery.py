@@ -5,6 +5,10 @@
     state.update(recovered.rebuilt.state); counts.update(recovered.rebuilt.counts)
     for alert in recovered.missing: ...             # alerts lost in flight at the crash: sent now, same ids
 
+The replayed state's firing series are then made to agree with the alerts the store recorded
+(:func:`stackwatch.signals.rule_state.reconcile`): the replay runs the store's transactions as batches, which are
+not the batches the agent read, so its verdicts can differ where articles arrived late.
+
 The replay is :func:`stackwatch.signals.rule_state.rebuild`, the engine code the stream and ``rules backtest`` run.
 """
 
@@ -19,7 +23,7 @@ from datetime import datetime, timedelta
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.signals.indicators import bucket_start
 from stackwatch.signals.messages import Alert, utcnow
-from stackwatch.signals.rule_state import Rebuilt, lookback, rebuild, unrecorded
+from stackwatch.signals.rule_state import Notice, Rebuilt, lookback, rebuild, reconcile, unrecorded
 from stackwatch.signals.rules import RuleEngine
 from stackwatch.storage.recovery import recorded_alerts, stored_history
 
@@ -59,11 +63,13 @@ class StoreRecovery:
         history = await thread.call(stored_history, connection, since)
         rebuilt = await asyncio.to_thread(rebuild, engine, history, retention=retention)
         missing = unrecorded(rebuilt.alerts, recorded.newest, recorded.ids)
+        reconciled = reconcile(rebuilt.state, [*recorded.notices, *map(Notice.of, missing)])
         log.info(
             "rules: state rebuilt from %d stored article(s) published since %s; %d alert(s) the store never "
-            "received are sent now",
+            "received are sent now; %d series set firing or resolved as the recorded alerts say",
             rebuilt.replayed,
             since.isoformat(),
             len(missing),
+            len(reconciled),
         )
         return Recovered(rebuilt, missing, since)
