@@ -1,6 +1,9 @@
-"""Split the hand-written corpus parts into train / validation / test, deterministically by record id.
+"""Split the hand-written corpus parts into train / validation / test, deterministically by story group.
 
     python corpus/split.py        # rewrites corpus/{train,validation,test}.jsonl from corpus/parts/*.jsonl
+
+A record's ``group`` names the event it retells; every record of a group lands in the same split, so no event is
+both trained on and tested on. A record without a group is its own group (its id).
 
 The test split is held out: training and threshold selection never read it.
 """
@@ -15,8 +18,8 @@ HERE = Path(__file__).parent
 SHARES = (("train", 0.70), ("validation", 0.15), ("test", 0.15))
 
 
-def split_of(record_id: str) -> str:
-    fraction = int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+def split_of(group: str) -> str:
+    fraction = int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     total = 0.0
     for name, share in SHARES:
         total += share
@@ -31,7 +34,7 @@ def main() -> None:
         records.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip())
     splits: dict[str, list[dict[str, object]]] = {name: [] for name, _ in SHARES}
     for record in sorted(records, key=lambda r: r["id"]):
-        splits[split_of(record["id"])].append(record)
+        splits[split_of(record.get("group") or record["id"])].append(record)
     for name, items in splits.items():
         with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
             for item in items:
