@@ -3,8 +3,9 @@
     HF_HUB_OFFLINE=1 python -m benchmarks.classifier [--articles 2000] [--naive 300]
 
 (a) naive: fp32 all-MiniLM-L6-v2 through transformers, one article per forward pass (no batching).
-(b) production: ``build_classifier`` with default settings (int8 dynamic quantization, texts sorted by length
-    and padded per sub-batch, ``torch.inference_mode``), fed batches of 32 as the classify agent does.
+(b) production: ``build_classifier`` with default settings (the ONNX Runtime encoder, int8 weights and static
+    activation ranges, texts sorted by length and padded per sub-batch), fed batches of 32 as the classify agent
+    does.
 The corpus is 2,000+ distinct "title + lead" texts built from the repository corpus (every title with every
 record's first sentence, cycling), truncated at 128 tokens like production. The naive pass runs on a subset
 (``--naive``, default 300) because at its rate the whole corpus would take minutes; articles/s is a rate.
