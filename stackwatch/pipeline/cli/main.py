@@ -89,6 +89,9 @@ def _register_commands() -> None:
 
     for command in (classify, train, evaluate):
         cli.add_command(command)
+    from stackwatch.pipeline.cli.digest import digest
+
+    cli.add_command(digest)
 
 
 _register_commands()

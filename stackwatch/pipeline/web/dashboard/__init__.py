@@ -7,6 +7,10 @@ The pages read the store through the sink's store thread, so they are served by 
 sink role (``stackwatch up`` or ``stackwatch sink``).
 """
 
-from stackwatch.pipeline.web.dashboard.views import DASHBOARD, ROUTES, Dashboard
+from stackwatch.pipeline.web.context import Routes
+from stackwatch.pipeline.web.dashboard import digest, views
+from stackwatch.pipeline.web.dashboard.views import DASHBOARD, Dashboard
 
 __all__ = ["DASHBOARD", "ROUTES", "Dashboard"]
+
+ROUTES: Routes = (*views.ROUTES, *digest.ROUTES)
