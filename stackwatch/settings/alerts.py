@@ -10,6 +10,8 @@ A rule is declared once and evaluated by ``signals/rules.py`` (its conditions in
     alerting:
       group_by: [alertname, dynamic]
       group_wait: 30s
+      group_interval: 5m
+      repeat_interval: 4h
       routes: [{match: {team: markets}, webhooks: [chat]}]
 """
 
@@ -320,9 +322,16 @@ class InhibitSettings(Section):
 
 
 class AlertingSettings(Section):
-    """Grouping, inhibition and label routes, in the spirit of Prometheus Alertmanager."""
+    """Grouping, notification timing, inhibition and label routes, with Prometheus Alertmanager's meaning.
+
+    ``group_wait``: how long a new group waits for more alerts before its first notification; ``group_interval``:
+    how long a group waits before notifying what changed in it (new firing alerts, resolutions); ``repeat_interval``:
+    how long before the firing alerts of an unchanged group are sent again (checked on each group_interval tick).
+    """
 
     group_by: list[str] = ["alertname", "dynamic"]
     group_wait: Seconds = 10.0
+    group_interval: Seconds = Field(default=300.0, gt=0)
+    repeat_interval: Seconds = Field(default=14400.0, gt=0)
     inhibit: list[InhibitSettings] = [InhibitSettings()]
     routes: list[RouteSettings] = []

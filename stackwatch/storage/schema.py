@@ -334,8 +334,54 @@ MIGRATIONS: tuple[str, ...] = (
     "SELECT 1",
     # 9: reserved (event clustering: sentence embeddings of recent articles, issue 21)
     "SELECT 1",
-    # 10: reserved (alert notification state: group and repeat intervals, issue 18)
-    "SELECT 1",
+    # 10: notification timers (issue 18), kept here because with the embedded broker only DuckDB survives a crash.
+    # alert_groups is Alertmanager's aggregation group and its notification log in one row per webhook and group
+    # key: when the group's next flush is due (group_wait after its first alert, then every group_interval), when
+    # it last notified and which alerts that notification carried (so a restart neither repeats early nor forgets a
+    # due send). alert_group_members holds the alerts a group holds now and whether a notification carried each
+    # (a resolution is sent only for a firing that was). Both tables stay small: a group is deleted once empty.
+    # notifications.repeat marks a notification that re-sent unchanged alerts (repeat_interval).
+    """
+    CREATE TABLE alert_groups (
+        webhook           VARCHAR NOT NULL,
+        group_key         VARCHAR NOT NULL,
+        started_at        TIMESTAMPTZ NOT NULL,
+        next_flush_at     TIMESTAMPTZ NOT NULL,
+        last_sent_at      TIMESTAMPTZ,
+        last_notification VARCHAR,
+        sent_firing       VARCHAR[] NOT NULL,
+        sent_resolved     VARCHAR[] NOT NULL,
+        repeat_due_at     TIMESTAMPTZ,
+        PRIMARY KEY (webhook, group_key)
+    );
+    CREATE TABLE alert_group_members (
+        delivery_id   VARCHAR PRIMARY KEY,
+        webhook       VARCHAR NOT NULL,
+        group_key     VARCHAR NOT NULL,
+        alert_id      VARCHAR NOT NULL,
+        rule          VARCHAR NOT NULL,
+        dedup_key     VARCHAR NOT NULL,
+        status        VARCHAR NOT NULL,
+        bucket_start  TIMESTAMPTZ NOT NULL,
+        joined_at     TIMESTAMPTZ NOT NULL,
+        notified_at   TIMESTAMPTZ
+    );
+    ALTER TABLE notifications ADD COLUMN repeat BOOLEAN NOT NULL DEFAULT false;
+    """,
+    # 11: analysts' corrections of labels (issue 17), one row per dynamic added or removed. Each keeps the text the
+    # model read and the labels it gave, so a correction outlives its article's retention.
+    """
+    CREATE TABLE label_corrections (
+        article_id    VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        action        VARCHAR NOT NULL,   -- 'add' or 'remove'
+        content       VARCHAR NOT NULL,
+        model_labels  VARCHAR[] NOT NULL,
+        model_version VARCHAR NOT NULL,
+        corrected_by  VARCHAR NOT NULL,
+        corrected_at  TIMESTAMPTZ NOT NULL
+    );
+    """,
 )
 
 

@@ -3,6 +3,7 @@
 ping(store.connection)                       # raises when DuckDB does not answer
 alert_and_delivery_counts(store.connection)  # ({"warning": 3}, {"delivered": 2, "pending": 1})
 store_summary(store.connection)              # articles, last stored, dead letters, the last five alerts
+                                             # (each with when it was notified, on the wall clock)
 """
 
 from __future__ import annotations
@@ -29,14 +30,24 @@ def alert_and_delivery_counts(connection: duckdb.DuckDBPyConnection) -> tuple[di
 
 
 def store_summary(connection: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Articles stored, when the last one was, dead letters, and the last alerts fired."""
+    """Articles stored, when the last one was, dead letters, and the last alerts recorded.
+
+    Each alert says when it was notified on the wall clock (``notified_at``: the first notification carrying it
+    that a webhook accepted; None while none has) and when it was recorded (``recorded_at``), apart from the
+    bucket it judged (``bucket_start``, which for a daily rule is up to a day before it fired).
+    """
     counts = connection.execute(
         "SELECT (SELECT count(*) FROM articles), (SELECT max(stored_at) FROM articles), "
         "(SELECT count(*) FROM dead_letters)"
     ).fetchone()
-    columns = ("fired_at", "severity", "rule", "dynamic", "message")
+    columns = ("notified_at", "recorded_at", "bucket_start", "severity", "rule", "dynamic", "message")
     last = connection.execute(
-        f"SELECT {', '.join(columns)} FROM alerts ORDER BY fired_at DESC LIMIT ?",  # noqa: S608 (constant names)
+        """
+        SELECT (SELECT min(n.delivered_at) FROM notifications n WHERE list_contains(n.alert_ids, a.id)),
+               a.stored_at, a.bucket_start, a.severity, a.rule, a.dynamic, a.message
+        FROM (SELECT * FROM alerts ORDER BY stored_at DESC, id LIMIT ?) a
+        ORDER BY a.stored_at DESC, a.id
+        """,
         [LAST_ALERTS],
     ).fetchall()
     return {

@@ -94,11 +94,10 @@ def render_status(ready: Mapping[str, JSONValue], body: Mapping[str, JSONValue])
             f"{store['dead_letters']} dead letters, {sum(store.get('alerts', {}).values())} alerts, "
             f"deliveries: {deliveries}, snapshot {'none' if age is None else f'{age:.0f}s old'}"
         )
-        for alert in store.get("last_alerts", []):
-            lines.append(
-                f"  {_ago(alert['fired_at']):<9} {alert['severity']:<8} {alert['rule']} ({alert['dynamic']}): "
-                f"{alert['message']}"
-            )
+        for alert in store.get("last_alerts", []):  # when it was notified, not the bucket it judged
+            notified = alert.get("notified_at")
+            when = _ago(notified) if notified else "not sent"
+            lines.append(f"  {when:<9} {alert['severity']:<8} {alert['rule']} ({alert['dynamic']}): {alert['message']}")
     return "\n".join(lines)
 
 

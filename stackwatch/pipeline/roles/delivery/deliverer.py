@@ -1,10 +1,11 @@
 """The deliverer: groups the DuckDB outbox into notifications and sends each one that is due.
 
-An alert is recorded (with one pending delivery per webhook) before any attempt. Each round, pending deliveries
-that waited ``alerting.group_wait`` become notifications (grouped by ``alerting.group_by``; silenced and inhibited
-alerts are marked, not sent), then every due notification is attempted (:mod:`.sending`) and its outcome recorded:
-delivered, dead, or pending again at the time :func:`~.retry.retry_delay` gives. Each target has at most
-``max_concurrency`` requests in flight::
+An alert is recorded (with one pending delivery per webhook) before any attempt. Each round, new deliveries join
+their group (``alerting.group_by``) and every group whose timer is due (``group_wait``, ``group_interval``,
+``repeat_interval``: :mod:`stackwatch.storage.alert_groups`) becomes a notification when it has something to say;
+silenced and inhibited alerts are marked, not sent. Then every due notification is attempted (:mod:`.sending`)
+and its outcome recorded: delivered, dead, or pending again at the time :func:`~.retry.retry_delay` gives. Each
+target has at most ``max_concurrency`` requests in flight::
 
     deliverer = Deliverer(store_thread, {hook.name: hook for hook in webhooks}, grouping_from(alerting))
     await deliverer.deliver_due()       # or: await deliverer.run() as a background task
@@ -36,11 +37,13 @@ log = logging.getLogger("stackwatch.pipeline.roles.delivery")
 
 
 def grouping_from(alerting: AlertingSettings) -> Grouping:
-    """How the outbox becomes notifications, from the ``alerting:`` section (group_by, group_wait, inhibit)."""
+    """How and when the outbox becomes notifications, from the ``alerting:`` section."""
     return Grouping(
         group_by=tuple(alerting.group_by),
         group_wait=timedelta(seconds=alerting.group_wait),
         inhibitions=tuple(Inhibition(i.source, i.target, tuple(i.equal)) for i in alerting.inhibit),
+        group_interval=timedelta(seconds=alerting.group_interval),
+        repeat_interval=timedelta(seconds=alerting.repeat_interval),
     )
 
 

@@ -3,7 +3,9 @@
     render_body(note, "slack")      # {"text": ..., "blocks": [...]}
     FORMATS["discord"](note, now)   # {"content": ..., "embeds": [...], "allowed_mentions": {"parse": []}}
 
-Feed text reaches Slack and Discord as text, never as markup (:mod:`stackwatch.pipeline.roles.markup` escapes it).
+Slack and Discord read as sentences for people (:mod:`.sentences`: what moved, by how much, against what
+threshold, in which bucket); the standard body keeps every machine field and adds the sentence as ``text``. Feed
+text reaches Slack and Discord as text, never as markup (:mod:`stackwatch.pipeline.roles.markup` escapes it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from stackwatch.pipeline.roles.delivery.sentences import sentence
 from stackwatch.pipeline.roles.markup import discord_link, discord_text, slack_link, slack_text
 from stackwatch.signals.messages import utcnow
 from stackwatch.storage.outbox import AlertRow, Notification
@@ -27,19 +30,24 @@ _COLORS = {"critical": 0xD62728, "warning": 0xFF7F0E, "info": 0x1F77B4}
 
 
 def _alert_json(row: AlertRow) -> JSONObject:
-    return {**row.alert.to_dict(), "evidence": dict(row.evidence)}
+    return {**row.alert.to_dict(), "text": sentence(row.alert), "evidence": dict(row.evidence)}
 
 
 def _standard(note: Notification, now: datetime) -> JSONObject:
-    """Standard Webhooks JSON. ``data`` is the first alert (with ``alerts``: all of the group's)."""
+    """Standard Webhooks JSON. ``data`` is the first alert (with ``alerts``: all of the group's); ``repeat`` is
+    true when the notification re-sends alerts still firing, unchanged (``alerting.repeat_interval``)."""
     statuses = {row.alert.status for row in note.alerts}
     kind = "alert.group" if len(statuses) > 1 else f"alert.{'resolved' if statuses == {'resolved'} else 'fired'}"
     alerts = [_alert_json(row) for row in note.alerts]
     return {
         "type": kind,
         "timestamp": now.isoformat(),
-        "data": {**alerts[0], "group_key": note.group_key, "alerts": alerts},
+        "data": {**alerts[0], "group_key": note.group_key, "repeat": note.repeat, "alerts": alerts},
     }
+
+
+def _header(note: Notification) -> str:
+    return f"stackwatch: {len(note.alerts)} alert(s)" + (" still firing" if note.repeat else "")
 
 
 def _title(row: AlertRow, escape: Callable[[str], str]) -> str:
@@ -77,11 +85,9 @@ def _slack(note: Notification, now: datetime) -> JSONObject:
     Feed text is escaped as mrkdwn (``&``, ``<``, ``>``) and text objects are ``verbatim`` (no automatic links or
     mentions); an article links only to an http(s) URL.
     """
-    blocks: list[JSONObject] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"stackwatch: {len(note.alerts)} alert(s)"[:150]}}
-    ]
+    blocks: list[JSONObject] = [{"type": "header", "text": {"type": "plain_text", "text": _header(note)[:150]}}]
     for row in note.alerts[:20]:  # Slack allows 50 blocks per message
-        lines = [f"*{_title(row, slack_text)}*", slack_text(row.alert.message, 1500)]
+        lines = [f"*{_title(row, slack_text)}*", slack_text(sentence(row.alert), 1500)]
         lines += [
             f"• {slack_link(item['url'], item['title'], 2400)} ({slack_text(item['source'], 100)})"
             for item in _articles(row)
@@ -90,7 +96,7 @@ def _slack(note: Notification, now: datetime) -> JSONObject:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}})
     group = {"type": "mrkdwn", "text": f"group {slack_text(note.group_key, 290)}", "verbatim": True}
     blocks.append({"type": "context", "elements": [group]})
-    summary = "; ".join(f"{_title(row, str)}: {row.alert.message}" for row in note.alerts)
+    summary = "; ".join(f"{_title(row, str)}: {sentence(row.alert)}" for row in note.alerts)
     return {"text": slack_text(summary, 3000), "blocks": blocks}
 
 
@@ -114,13 +120,13 @@ def _discord(note: Notification, now: datetime) -> JSONObject:
         embeds.append(
             {
                 "title": _title(row, lambda text: discord_text(text, 200)),
-                "description": discord_text(row.alert.message, 4096),
+                "description": discord_text(sentence(row.alert), 4096),
                 "color": 0x2CA02C if row.alert.status == "resolved" else _COLORS.get(row.alert.severity, 0x7F7F7F),
                 "timestamp": row.alert.bucket_start.isoformat(),
                 "fields": fields,
             }
         )
-    content = f"stackwatch: {len(note.alerts)} alert(s) ({discord_text(note.group_key, 1900)})"
+    content = f"{_header(note)} ({discord_text(note.group_key, 1900)})"
     return {"content": content, "embeds": embeds, "allowed_mentions": {"parse": []}}
 
 

@@ -5,7 +5,7 @@
     await post(client, str(hook.url), body, headers, hook.timeout, attempt)
     attempt.status, attempt.error, attempt.retry_after
 
-The webhook-id is the notification's id, so a receiver can drop a repeat. Only 307/308 redirects on the same
+The webhook-id is the notification's id, so a receiver can drop a retried request. Only 307/308 redirects on the same
 scheme, host and port are followed, at most :data:`MAX_REDIRECTS`; a response body is read up to
 :data:`MAX_RESPONSE_BYTES`, so a hostile receiver cannot make the sender buffer more.
 """
