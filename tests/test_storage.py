@@ -398,7 +398,8 @@ def test_a_write_of_one_day_reads_only_that_days_row_groups(tmp_path: Path) -> N
             ("article_entities", f"'Nvidia', 1, {moment}"),
             ("article_stories", f"md5(i::VARCHAR), hash(i), {moment}, 1.0"),
         ):
-            connection.execute(f"INSERT INTO {table} SELECT md5(i::VARCHAR), {values} FROM {rows}")
+            columns = "(article_id, entity, mentions, published_at)" if table == "article_entities" else ""
+            connection.execute(f"INSERT INTO {table} {columns} SELECT md5(i::VARCHAR), {values} FROM {rows}")
         filled.write(Batch(tagged=[tagged("a")]))  # an article on a day amid the stored ones
     with duckdb.connect(str(path)) as connection:
         connection.execute("SET TimeZone = 'UTC'")

@@ -53,7 +53,8 @@ def fill(store: Store, count: int, days: int) -> None:
             f" hash(i, d) % 4 = 0, 'v1', {moment} FROM {rows}, (SELECT unnest({list(DYNAMICS)}) AS d)"
         )
         connection.execute(
-            f"INSERT INTO article_entities SELECT DISTINCT md5(i::VARCHAR),"
+            "INSERT INTO article_entities (article_id, entity, mentions, published_at)"
+            f" SELECT DISTINCT md5(i::VARCHAR),"
             f" {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT], 1, {moment} FROM {rows}, range(2) k(k)"
         )
         connection.execute(

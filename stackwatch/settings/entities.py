@@ -1,7 +1,9 @@
 """``entities:`` and ``indicators:`` sections: the gazetteer, composite indices and baseline parameters.
 
-entities:                       # added to the built-in list; an entry with a built-in name replaces it
-  - {name: Cerebras, aliases: [cerebras], exact: [WSE-3]}
+entities:                       # the built-in gazetteer (docs/entities.md), with these entries replacing,
+  - {name: Cerebras, aliases: [cerebras], exact: [WSE-3], kind: company}        # adding
+  - {name: WSE-3, exact: [WSE-3], kind: chip_or_product, owner: Cerebras}
+  - {name: Akamai, enabled: false}                                               # or dropping entries
 indicators:
   composites:
     - {name: moat_pressure, weights: {decoupling: 1, edge: 1, exclusivity: -1, capex: -1}}
@@ -19,7 +21,7 @@ from pydantic import BeforeValidator, Field
 from stackwatch.settings.base import Section, parse_duration
 from stackwatch.signals.baselines import BaselineParams
 from stackwatch.signals.composite import CompositeIndex
-from stackwatch.signals.entities import DEFAULT_ENTITIES, Entity, Gazetteer
+from stackwatch.signals.entities import DEFAULT_ENTITIES, Entity, Gazetteer, Kind
 
 __all__ = ["CompositeSettings", "EntitySettings", "IndicatorSettings", "gazetteer_from"]
 
@@ -27,12 +29,16 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class EntitySettings(Section):
-    """One gazetteer entry: ``aliases`` match in any case, ``exact`` only as written (for "Meta", "TPU")."""
+    """One gazetteer entry: ``aliases`` match in any case, ``exact`` only as written (for "Meta", "TPU"); ``kind``
+    one of :data:`~stackwatch.signals.entities.KINDS`; ``owner`` the entity a mention counts for too (a chip's
+    maker); ``enabled: false`` drops the built-in entry of that name."""
 
     name: str = Field(min_length=1, max_length=80)
     aliases: list[Annotated[str, Field(min_length=2)]] = []
     exact: list[Annotated[str, Field(min_length=2)]] = []
-    kind: str = "company"
+    kind: Kind = "company"
+    owner: str | None = Field(default=None, min_length=1, max_length=80)
+    enabled: bool = True
 
 
 class CompositeSettings(Section):
@@ -61,9 +67,12 @@ class IndicatorSettings(Section):
 
 
 def gazetteer_from(entries: Sequence[EntitySettings]) -> Gazetteer:
-    """The built-in entities, with configured entries replacing same-named ones and adding new ones."""
+    """The built-in entities, with configured entries replacing same-named ones, adding new ones, and dropping
+    those configured with ``enabled: false``."""
     configured = {
-        entry.name: Entity(entry.name, tuple(entry.aliases), tuple(entry.exact), entry.kind) for entry in entries
+        entry.name: Entity(entry.name, tuple(entry.aliases), tuple(entry.exact), entry.kind, entry.owner)
+        for entry in entries
     }
+    dropped = {entry.name for entry in entries if not entry.enabled}
     merged = [configured.pop(entity.name, entity) for entity in DEFAULT_ENTITIES]
-    return Gazetteer([*merged, *configured.values()])
+    return Gazetteer(entity for entity in [*merged, *configured.values()] if entity.name not in dropped)

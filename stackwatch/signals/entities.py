@@ -1,58 +1,123 @@
-"""Entities: a gazetteer of companies, products, chips and agencies, matched in one regex pass per text.
+"""Entities: a gazetteer of companies, chips and products, people, countries, government bodies and funds, matched in
+one regex pass per text.
 
 Matching is case-aware: ``aliases`` match in any case ("nvidia", "NVIDIA"), ``exact`` aliases only as written,
-for names that are ordinary words or other things in other cases ("Meta", "Llama", "TPU", "DoD")::
+for names that are ordinary words or other things in other cases ("Meta", "Llama", "TPU", "DoD"). A mention of an
+entity with an ``owner`` (a chip, a product, a person) counts for its owner too::
 
-    >>> gazetteer = Gazetteer([Entity("Meta", aliases=("meta platforms",), exact=("Meta", "Llama"))])
+    >>> gazetteer = Gazetteer([
+    ...     Entity("Meta", aliases=("meta platforms",), exact=("Meta",)),
+    ...     Entity("Llama", exact=("Llama",), kind="chip_or_product", owner="Meta"),
+    ... ])
     >>> gazetteer.find("Meta trains Llama 4; a meta-analysis says nothing")
-    {'Meta': 2}
+    {'Meta': 2, 'Llama': 1}
+    >>> [(m.start, m.entity) for m in gazetteer.mentions("Meta trains Llama 4")]
+    [(0, 'Meta'), (12, 'Llama')]
+
+The built-in list (:data:`DEFAULT_ENTITIES`) is ``stackwatch/models/gazetteer.json``; the ``entities:`` section of
+the configuration adds to it, replaces entries and drops them (``settings/entities.py``). Alias patterns are
+literal alternations with word-boundary look-arounds: Python's ``re`` runs them in time linear in the text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
+from typing import Final, Literal, get_args
 
-__all__ = ["DEFAULT_ENTITIES", "Entity", "Gazetteer"]
+__all__ = [
+    "DEFAULT_ENTITIES",
+    "KINDS",
+    "ORGANISATIONS",
+    "Entity",
+    "Gazetteer",
+    "Kind",
+    "Mention",
+    "load_entities",
+]
+
+Kind = Literal["company", "chip_or_product", "person", "country", "government_body", "fund"]
+KINDS: Final[tuple[Kind, ...]] = get_args(Kind)
+"""What an entity is:
+
+- ``company``: a business, a lab, a joint venture ("NVIDIA", "OpenAI", "Humain", "Stargate");
+- ``chip_or_product``: a chip, a model, a service sold under its own name ("Blackwell", "TPU", "Claude");
+- ``person``: someone the news quotes for an organisation ("Jensen Huang") or a state ("Emmanuel Macron");
+- ``country``: a state as a whole ("Saudi Arabia", "France");
+- ``government_body``: a ministry, agency or supranational body ("Pentagon", "METI", "European Commission");
+- ``fund``: a state or public investment vehicle ("PIF", "MGX", "Mubadala").
+"""
+ORGANISATIONS: Final[frozenset[str]] = frozenset({"company", "country", "government_body", "fund"})
+"""The kinds that can act (buy, build, sign): the only ones roles are given to (``signals/entity_roles.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """One named thing and the ways the news writes it."""
+    """One named thing and the ways the news writes it; ``owner``: the entity a mention of this one counts for too
+    (a chip's maker, a person's company)."""
 
     name: str
     aliases: tuple[str, ...] = ()
     exact: tuple[str, ...] = ()
-    kind: str = "company"
+    kind: Kind = "company"
+    owner: str | None = None
 
 
-DEFAULT_ENTITIES: tuple[Entity, ...] = (
-    Entity("NVIDIA", ("nvidia", "cuda", "blackwell", "nvlink", "jensen huang"), ("Rubin", "GB200", "H100", "H200")),
-    Entity("AMD", ("advanced micro devices", "lisa su"), ("AMD", "Instinct", "MI300X", "MI350", "MI400", "ROCm")),
-    Entity("Broadcom", ("broadcom", "hock tan")),
-    Entity("Microsoft", ("microsoft", "satya nadella"), ("Azure", "Maia")),
-    Entity("OpenAI", ("openai", "chatgpt", "sam altman", "stargate")),
-    Entity("Amazon", ("amazon", "trainium", "inferentia", "project rainier"), ("AWS", "Bedrock")),
-    Entity("Google", ("google", "alphabet", "deepmind", "gemini"), ("TPU", "TPUs", "Ironwood", "Trillium")),
-    Entity("Meta", ("meta platforms", "mark zuckerberg"), ("Meta", "Llama", "MTIA")),
-    Entity("Oracle", ("oracle", "larry ellison"), ("OCI",)),
-    Entity("CoreWeave", ("coreweave",)),
-    Entity("Lambda", ("lambda labs",), ("Lambda Cloud", "Lambda Inc", "Lambda, Inc")),
-    Entity("Together AI", ("together ai", "together.ai", "together computer")),
-    Entity("Akamai", ("akamai",)),
-    Entity("DeepSeek", ("deepseek",)),
-    Entity("Anthropic", ("anthropic",), ("Claude",)),
-    Entity("SoftBank", ("softbank", "masayoshi son")),
-    Entity("Pentagon", ("pentagon", "department of defense", "department of war"), ("DoD", "DOD"), kind="agency"),
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """Where an entity is named in a text: ``text[start:end]``."""
+
+    start: int
+    end: int
+    entity: str
+
+
+def load_entities(text: str, origin: str = "gazetteer") -> tuple[Entity, ...]:
+    """Entities from a gazetteer document: ``{"entities": [{"name", "kind", "aliases", "exact", "owner"}...]}``.
+
+    ValueError naming ``origin`` and the entry when an entry is malformed."""
+    try:
+        entries = json.loads(text)["entities"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{origin}: expected a JSON object with an 'entities' list ({error})") from None
+    entities = []
+    for index, entry in enumerate(entries):
+        where = f"{origin}: entities[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise ValueError(f"{where}: expected an object with a non-empty 'name'")
+        if unknown := set(entry) - {"name", "kind", "aliases", "exact", "owner"}:
+            raise ValueError(f"{where} ({entry['name']}): unknown keys {sorted(unknown)}")
+        kind = entry.get("kind", "company")
+        if kind not in KINDS:
+            raise ValueError(f"{where} ({entry['name']}): kind {kind!r} is not one of {', '.join(KINDS)}")
+        entities.append(
+            Entity(
+                entry["name"],
+                tuple(entry.get("aliases", ())),
+                tuple(entry.get("exact", ())),
+                kind,
+                entry.get("owner"),
+            )
+        )
+    return tuple(entities)
+
+
+DEFAULT_ENTITIES: Final[tuple[Entity, ...]] = load_entities(
+    resources.files("stackwatch.models").joinpath("gazetteer.json").read_text(encoding="utf-8"),
+    "stackwatch/models/gazetteer.json",
 )
 
 
 class Gazetteer:
-    """Finds entity mentions: two compiled alternations (case-insensitive and exact), longest alias first."""
+    """Finds entity mentions: two compiled alternations (case-insensitive and exact), longest alias first; where
+    the two overlap, the earlier and then the longer mention wins."""
 
     def __init__(self, entities: Iterable[Entity] = DEFAULT_ENTITIES) -> None:
         self.entities = tuple(entities)
+        self.by_name: Mapping[str, Entity] = {entity.name: entity for entity in self.entities}
         folded: dict[str, str] = {}
         exact: dict[str, str] = {}
         for entity in self.entities:
@@ -67,18 +132,41 @@ class Gazetteer:
         self._folded_re = _alternation(folded, re.IGNORECASE)
         self._exact_re = _alternation(exact, 0)
 
-    def find(self, text: str) -> dict[str, int]:
-        """Mentions per entity name in ``text`` (entities not mentioned are absent)."""
-        found: dict[str, int] = {}
+    def mentions(self, text: str) -> list[Mention]:
+        """Every mention in ``text``, in order, none overlapping another."""
+        found: list[Mention] = []
         if self._folded_re is not None:
             for match in self._folded_re.finditer(text):
-                name = self._folded[match.group(0).casefold()]
-                found[name] = found.get(name, 0) + 1
+                name = self._folded.get(match.group(0).casefold())
+                if name is not None:
+                    found.append(Mention(match.start(), match.end(), name))
         if self._exact_re is not None:
-            for match in self._exact_re.finditer(text):
-                name = self._exact[match.group(0)]
-                found[name] = found.get(name, 0) + 1
+            found += [Mention(m.start(), m.end(), self._exact[m.group(0)]) for m in self._exact_re.finditer(text)]
+        found.sort(key=lambda mention: (mention.start, -mention.end))
+        kept: list[Mention] = []
+        for mention in found:
+            if not kept or mention.start >= kept[-1].end:
+                kept.append(mention)
+        return kept
+
+    def count(self, mentions: Iterable[Mention]) -> dict[str, int]:
+        """Mentions per entity name, each also counted for the entity's owner (when the gazetteer has it)."""
+        found: dict[str, int] = {}
+        for mention in mentions:
+            found[mention.entity] = found.get(mention.entity, 0) + 1
+            owner = self.by_name[mention.entity].owner
+            if owner is not None and owner in self.by_name and owner != mention.entity:
+                found[owner] = found.get(owner, 0) + 1
         return found
+
+    def find(self, text: str) -> dict[str, int]:
+        """Mentions per entity name in ``text`` (entities not mentioned are absent)."""
+        return self.count(self.mentions(text))
+
+    def kind(self, name: str) -> Kind:
+        """The kind of entity ``name`` (``company`` for a name the gazetteer does not hold)."""
+        entity = self.by_name.get(name)
+        return entity.kind if entity is not None else "company"
 
     def names(self) -> list[str]:
         return [entity.name for entity in self.entities]

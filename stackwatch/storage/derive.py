@@ -41,6 +41,8 @@ from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import COMPOSITE, MEASURES, SIGNALS, WINDOWS
 from stackwatch.signals.messages import TaggedArticle
 from stackwatch.storage.clustering import cluster
+from stackwatch.storage.entity_rows import entity_table, rematch
+from stackwatch.storage.entity_rows import insert as insert_entities
 from stackwatch.storage.increments import Changes, Versions, apply_increments
 from stackwatch.storage.rebuild_plan import Bucket, RebuildChunk, bucket_span
 from stackwatch.storage.scopes import NANOS_PER_UNIT, NOVELTY_NANOS, SCORE_NANOS, bucketed, scoped
@@ -115,28 +117,16 @@ class Derivation:
         if not tagged:
             return Changes({}, {})
         replaced = replaced or {}
-        rows = [
-            (item.article.id, entity, count, item.article.published_at)
-            for item in tagged
-            for entity, count in self.gazetteer.find(item.article.text).items()
-        ]
+        rows = entity_table(
+            self.gazetteer, ((item.article.id, item.article.text, item.article.published_at) for item in tagged)
+        )
         if old := span(replaced.values()):
             connection.execute(
                 f"DELETE FROM article_entities WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
                 " AND list_contains(?, article_id)",
                 [list(replaced)],
             )
-        if rows:
-            table = pa.table(
-                {
-                    "article_id": [row[0] for row in rows],
-                    "entity": [row[1] for row in rows],
-                    "mentions": pa.array([row[2] for row in rows], pa.int32()),
-                    "published_at": pa.array([row[3] for row in rows], pa.timestamp("us", "UTC")),
-                }
-            )
-            with registered(connection, "_entity_rows", table):
-                connection.execute("INSERT INTO article_entities SELECT * FROM _entity_rows")
+        insert_entities(connection, rows)
         batch = {item.article.id: item.article.published_at for item in tagged}
         restoried = cluster(connection, tagged, replaced)
         return Changes(batch, {key: value for key, value in restoried.items() if key not in batch}, before)
@@ -364,7 +354,9 @@ class Derivation:
 
     def rebuild_chunk(self, connection: duckdb.DuckDBPyConnection, chunk: RebuildChunk) -> int:
         """Replace the measures and composites of every bucket starting in the chunk's range by their values
-        recomputed from stored rows (the baselines are :meth:`rebuild_signals`'); returns the rows written."""
+        recomputed from stored rows (the baselines are :meth:`rebuild_signals`'); returns the rows written. The
+        entities of the chunk's articles are matched again first, with the gazetteer of now (entity_rows.py)."""
+        rematch(connection, self.gazetteer, chunk.since, chunk.until)
         bounds, params = [], []
         if chunk.since is not None:
             bounds.append(" AND bucket_start >= ?")

@@ -330,8 +330,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE pending_rebuild (reason VARCHAR NOT NULL);
     INSERT INTO pending_rebuild VALUES ('schema 7: measures kept by increments, sums in whole nanounits');
     """,
-    # 8: reserved (entity kinds and roles, issue 21)
-    "SELECT 1",
+    # 8: entity kinds and roles (issue 21; docs/entities.md). Each article's entity row says what the entity is
+    # (company, chip_or_product, person, country, government_body, fund) and the roles the article gives it
+    # (buyer, displaced_vendor, party): still one row per article and entity, so nothing counted per entity
+    # changes. Stored rows are re-matched from their articles' text by the rebuild this queues (Store.open).
+    """
+    ALTER TABLE article_entities ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'company';
+    ALTER TABLE article_entities ADD COLUMN IF NOT EXISTS roles VARCHAR[];  -- NULL as [] (a DEFAULT [] would need
+    -- a function that replaying the WAL after a crash cannot load)
+    INSERT INTO pending_rebuild VALUES ('schema 8: entity kinds and roles, re-matched from stored text');
+    """,
     # 9: reserved (event clustering: sentence embeddings of recent articles, issue 21)
     "SELECT 1",
     # 10: notification timers (issue 18), kept here because with the embedded broker only DuckDB survives a crash.

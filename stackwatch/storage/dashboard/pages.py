@@ -31,6 +31,7 @@ from stackwatch.storage.dashboard.records import (
     ArticleRow,
     DynamicDetail,
     EntityDetail,
+    EntityRoles,
     Overview,
     Range,
     Series,
@@ -112,10 +113,37 @@ def _newest(connection: duckdb.DuckDBPyConnection, members: str, name: str, sinc
     return newest_articles(connection, where, [name], ARTICLES, since)
 
 
+_ROLE_COUNTS = "count(DISTINCT e.article_id), " + ", ".join(
+    f"count(DISTINCT e.article_id) FILTER (WHERE list_contains(e.roles, '{role}'))"
+    for role in ("buyer", "displaced_vendor", "party")
+)
+"""Articles, and articles per role, of the ``article_entities e`` rows of a group."""
+
+
+def _role_rows(connection: duckdb.DuckDBPyConnection, dynamic: str, rng: Range) -> list[EntityRoles]:
+    """Per entity of the articles labelled ``dynamic`` in the range's days, its articles and roles in them."""
+    lo = at(rng.daily_since)
+    found = rows(
+        connection,
+        f"SELECT e.entity, any_value(e.kind), {_ROLE_COUNTS} FROM article_entities e "  # noqa: S608 (literals)
+        f"WHERE e.published_at >= {lo} AND e.article_id IN ({_LABELLED.format(lo=lo)}) GROUP BY e.entity",
+        [dynamic],
+    )
+    return [EntityRoles(str(row[0]), str(row[1] or "company"), *(int(n) for n in row[2:])) for row in found]
+
+
 def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) -> DynamicDetail:
-    """A dynamic's series, its entities, and its labelled articles, stories and alerts within the range (the
-    newest :data:`ARTICLES`, :data:`STORIES` and :data:`ALERTS`)."""
+    """A dynamic's series, its entities (the drivers apart from the displaced vendors), and its labelled articles,
+    stories and alerts within the range (the newest :data:`ARTICLES`, :data:`STORIES` and :data:`ALERTS`)."""
     since = rng.since
+    roles = _role_rows(connection, name, rng)
+    drivers = sorted(
+        (entity for entity in roles if entity.articles > entity.displaced_vendor),
+        key=lambda e: (-(e.buyer + e.party), -(e.articles - e.displaced_vendor), e.entity),
+    )
+    displaced = sorted(
+        (entity for entity in roles if entity.displaced_vendor), key=lambda e: (-e.displaced_vendor, e.entity)
+    )
     return DynamicDetail(
         name=name,
         series=scope_series(series_points(connection, rng, dynamic=name), name),
@@ -123,7 +151,29 @@ def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range)
         articles=tuple(_newest(connection, _LABELLED, name, since)),
         stories=tuple(newest_stories(connection, _LABELLED, [name], STORIES, since)),
         alerts=tuple(alert_views(connection, "al.dynamic = ? AND al.bucket_start >= ?", [name, since], ALERTS)),
+        drivers=tuple(drivers[:20]),
+        displaced=tuple(displaced[:20]),
     )
+
+
+def _entity_roles(
+    connection: duckdb.DuckDBPyConnection, name: str, rng: Range
+) -> tuple[str, list[tuple[str, EntityRoles]]]:
+    """The entity's kind, and its roles in its articles of the range's days: in all (``*``), then per labelled
+    dynamic."""
+    lo = at(rng.daily_since)
+    mine = f"(SELECT article_id, kind, roles FROM article_entities WHERE entity = ? AND published_at >= {lo}) e"  # noqa: S608 (a literal)
+    total = rows(connection, f"SELECT any_value(e.kind), {_ROLE_COUNTS} FROM {mine}", [name])  # noqa: S608
+    per = rows(
+        connection,
+        f"SELECT d.dynamic, any_value(e.kind), {_ROLE_COUNTS} FROM {mine} JOIN article_dynamics d "  # noqa: S608
+        f"ON d.article_id = e.article_id AND d.label AND d.published_at >= {lo} GROUP BY d.dynamic ORDER BY 1",
+        [name],
+    )
+    kind = str(total[0][0]) if total and total[0][0] is not None else "company"
+    found = [("*", EntityRoles(name, kind, *(int(n) for n in row[1:]))) for row in total if row[1]]
+    found += [(str(row[0]), EntityRoles(name, kind, *(int(n) for n in row[2:]))) for row in per]
+    return kind, found
 
 
 def entity_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) -> EntityDetail:
@@ -131,12 +181,15 @@ def entity_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) 
     it (the newest :data:`ARTICLES` and :data:`STORIES`)."""
     since = rng.since
     points = series_points(connection, rng, entity=name, indicators=("article_count",))
+    kind, roles = _entity_roles(connection, name, rng)
     return EntityDetail(
         name=name,
         series=scope_series(points, name, key="*"),
         dynamics=counts_by(connection, "dynamic", name, rng),
         articles=tuple(_newest(connection, _MENTIONS, name, since)),
         stories=tuple(newest_stories(connection, _MENTIONS, [name], STORIES, since)),
+        kind=kind,
+        roles=tuple(roles),
     )
 
 

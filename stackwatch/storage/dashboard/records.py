@@ -15,6 +15,7 @@ __all__ = [
     "ArticleRow",
     "DynamicDetail",
     "EntityDetail",
+    "EntityRoles",
     "Evidence",
     "Overview",
     "Point",
@@ -221,6 +222,19 @@ class Overview:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityRoles:
+    """An entity's articles in a scope (a dynamic's, an entity's own), and in how many of them the text gives it
+    each role (``signals/entity_roles.py``)."""
+
+    entity: str
+    kind: str
+    articles: int
+    buyer: int = 0
+    displaced_vendor: int = 0
+    party: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class DynamicDetail:
     name: str
     series: Series
@@ -228,6 +242,11 @@ class DynamicDetail:
     articles: tuple[ArticleRow, ...]
     stories: tuple[StoryRow, ...]
     alerts: tuple[AlertView, ...]
+    drivers: tuple[EntityRoles, ...] = ()
+    """Entities driving the dynamic: by articles as buyer or party, then by articles where they are not the
+    displaced vendor (those do not count for them here)."""
+    displaced: tuple[EntityRoles, ...] = ()
+    """Entities the dynamic's articles name as the vendor being moved away from, most first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +256,9 @@ class EntityDetail:
     dynamics: tuple[tuple[str, int], ...]
     articles: tuple[ArticleRow, ...]
     stories: tuple[StoryRow, ...]
+    kind: str = "company"
+    roles: tuple[tuple[str, EntityRoles], ...] = ()
+    """Per dynamic its articles label, the entity's roles in them."""
 
 
 @dataclass(frozen=True, slots=True)
