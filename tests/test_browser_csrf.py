@@ -133,3 +133,14 @@ def test_a_rebinding_page_reads_nothing_under_its_own_name(api: ApiService) -> N
         assert "Stackwatch" not in dom  # no dashboard
     # under its own name the same browser reads the answer: the refusal above is the Host check, nothing else
     assert "LEAKED" in dump_dom(f"{api.base}/api/sql?q={SQL}", budget_ms=2000)
+
+
+def test_a_form_on_another_site_cannot_correct_an_articles_labels(api: ApiService, attacker: LocalServer) -> None:
+    # the dashboard's own forms post application/x-www-form-urlencoded: a copy on another site is refused
+    form = FORM_PAGE.replace("TARGET/api/silences", f"{api.base}/dashboard/article/a1/labels")
+    form = form.replace("ENCTYPE", "application/x-www-form-urlencoded").replace("'NAME'", "'add'")
+    attacker.route("/form-labels.html", form, headers={"Content-Type": "text/html"})
+
+    dom = dump_dom(f"http://localhost:{attacker.port}/form-labels.html")
+
+    assert "cross-origin request refused (Origin 'http://localhost:" in dom, dom

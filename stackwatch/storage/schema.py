@@ -340,8 +340,19 @@ MIGRATIONS: tuple[str, ...] = (
     -- a function that replaying the WAL after a crash cannot load)
     INSERT INTO pending_rebuild VALUES ('schema 8: entity kinds and roles, re-matched from stored text');
     """,
-    # 9: reserved (event clustering: sentence embeddings of recent articles, issue 21)
-    "SELECT 1",
+    # 9: event clustering (issue 21). The int8 sentence embeddings of the last EVENT_WINDOW of articles
+    # (signals/stories.py), so an article arriving after a restart meets the reports it would have met without
+    # one; older rows are removed by each write (storage/clustering.py). ``space`` names the encoder (model and
+    # adapter): only vectors of one space are compared.
+    """
+    CREATE TABLE article_embeddings (
+        article_id    VARCHAR NOT NULL,
+        space         VARCHAR NOT NULL,
+        vector        BLOB NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL  -- the article's
+        -- unique by article_id: the store keeps it so
+    );
+    """,
     # 10: notification timers (issue 18), kept here because with the embedded broker only DuckDB survives a crash.
     # alert_groups is Alertmanager's aggregation group and its notification log in one row per webhook and group
     # key: when the group's next flush is due (group_wait after its first alert, then every group_interval), when

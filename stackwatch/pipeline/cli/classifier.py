@@ -5,6 +5,8 @@
     stackwatch classify --text "Meta signs a TPU deal with Google"
     stackwatch train corpus/train.jsonl --validation corpus/validation.jsonl --out heads/head.json
     stackwatch eval corpus/test.jsonl             # per-dynamic P/R/F1 and macro-F1, keyword baseline beside it
+    stackwatch train corpus/train.jsonl --with-feedback   # analysts' corrections (``stackwatch label``) join in
+    stackwatch eval --feedback                    # the model on the corrections held out of training
 
 A bad input line gives an ``{"line", "error"}`` record and the rest goes on.
 """
@@ -145,6 +147,23 @@ def _held_out(record_id: str) -> bool:
     return int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16) % 100 < 15
 
 
+def _corrections(settings: Settings, *, held_out: bool) -> list[LabelledText]:
+    """The analysts' corrected articles in the store (or its snapshot while the service runs): those kept for
+    evaluation (``held_out``) or those to train on."""
+    from stackwatch.storage import corrections
+    from stackwatch.storage.reading import open_for_reading
+
+    if not settings.storage.path.exists():
+        raise click.ClickException(f"no store at {settings.storage.path}: no corrections to read")
+    try:
+        with open_for_reading(settings.storage.path, settings.storage.snapshot_file()) as source:
+            found = corrections.corrected_texts(source.store.connection)
+            click.echo(f"corrections: read from {source.describe()}", err=True)
+    except StackwatchError as error:
+        raise click.ClickException(str(error)) from None
+    return [item for item in found if corrections.held_out(item.id) == held_out]
+
+
 @click.command()
 @_config_option
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
@@ -162,8 +181,19 @@ def _held_out(record_id: str) -> bool:
     default=None,
     help="Encoder fine-tuning (LoRA) epochs; the best on validation is kept (default 4; 0: frozen encoder).",
 )
+@click.option(
+    "--with-feedback",
+    is_flag=True,
+    help="Add the analysts' corrections in the store (stackwatch label) to DATA, but those held out for eval.",
+)
 def train(
-    config: str | None, data: str, validation: str | None, out: str | None, version: str | None, epochs: int | None
+    config: str | None,
+    data: str,
+    validation: str | None,
+    out: str | None,
+    version: str | None,
+    epochs: int | None,
+    with_feedback: bool,
 ) -> None:
     """Train a new head on labelled JSONL ({"title", "text", "labels"}) and write it with a version.
 
@@ -182,6 +212,10 @@ def train(
     settings = _settings(config)
     taxonomy = settings.taxonomy()
     items = _read(data)
+    if with_feedback:
+        feedback = _corrections(settings, held_out=False)
+        click.echo(f"training on {len(feedback)} corrected article(s) besides {data}", err=True)
+        items += feedback
     sibling = Path(data).with_name("validation.jsonl")
     if validation is not None or (sibling.exists() and sibling != Path(data)):
         training, checking = items, _read(validation or str(sibling))
@@ -272,14 +306,28 @@ def train(
 @click.command(name="eval")
 @_config_option
 @_backend_option
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
-def evaluate(config: str | None, backend: str | None, data: str) -> None:
-    """Per-dynamic precision, recall and F1, and macro-F1, on labelled JSONL; the keyword baseline beside it."""
+@click.argument("data", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option(
+    "--feedback",
+    is_flag=True,
+    help="Judge on the analysts' corrections that training leaves out (one corrected article in five).",
+)
+def evaluate(config: str | None, backend: str | None, data: str | None, feedback: bool) -> None:
+    """Per-dynamic precision, recall and F1, and macro-F1, on labelled JSONL or on held-out corrections; the
+    keyword baseline beside it."""
     from stackwatch.signals.classifier import KeywordClassifier
     from stackwatch.signals.evaluation import evaluate as score
 
+    if (data is None) == (not feedback):
+        raise click.UsageError("give labelled DATA or --feedback (one of the two)")
     settings = _settings(config, backend)
-    items = _read(data)
+    if data is None:
+        items = _corrections(settings, held_out=True)
+        if not items:
+            raise click.ClickException("no held-out corrections yet: stackwatch label adds corrections")
+        data = "held-out corrections"
+    else:
+        items = _read(data)
     classifier = _classifier(settings)
     texts = [item.content for item in items]
     gold = [item.labels for item in items]

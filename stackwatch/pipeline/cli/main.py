@@ -86,8 +86,9 @@ def _register_commands() -> None:
     cli.add_command(sources)
     cli.add_command(backfill)
     from stackwatch.pipeline.cli.classifier import classify, evaluate, train
+    from stackwatch.pipeline.cli.labels import label
 
-    for command in (classify, train, evaluate):
+    for command in (classify, train, evaluate, label):
         cli.add_command(command)
     from stackwatch.pipeline.cli.digest import digest
 

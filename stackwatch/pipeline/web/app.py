@@ -10,7 +10,8 @@ Pages, each module with one job:
 - ``GET /api/sources``, ``POST /api/sources/{name}/backfill`` (:mod:`~stackwatch.pipeline.web.sources_api`);
 - ``GET|POST /api/sql``: a sandboxed read-only query (:mod:`~stackwatch.pipeline.web.sql_api`);
 - ``GET /api/alerts``, ``GET|POST /api/silences``, ``DELETE /api/silences/{id}``
-  (:mod:`~stackwatch.pipeline.web.alerts_api`).
+  (:mod:`~stackwatch.pipeline.web.alerts_api`);
+- ``POST /api/articles/{id}/labels``: an analyst's label correction (:mod:`~stackwatch.pipeline.web.labels_api`).
 
 Before any view, outermost first: the security headers on every answer (:mod:`~stackwatch.pipeline.web.headers`,
 a Content-Security-Policy that allows no script), the browser rules (:mod:`~stackwatch.pipeline.web.guard`: a
@@ -28,7 +29,7 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from stackwatch.errors import StackwatchError
 from stackwatch.pipeline.runtime import Runtime
-from stackwatch.pipeline.web import alerts_api, dashboard, health, sources_api, sql_api, status
+from stackwatch.pipeline.web import alerts_api, dashboard, health, labels_api, sources_api, sql_api, status
 from stackwatch.pipeline.web.auth import OPEN_PATHS, token_guard
 from stackwatch.pipeline.web.context import WEB, Routes, WebContext
 from stackwatch.pipeline.web.figures import LiveFigures, lag_groups
@@ -47,6 +48,7 @@ ROUTES: Routes = (
     *sources_api.ROUTES,
     *sql_api.ROUTES,
     *alerts_api.ROUTES,
+    *labels_api.ROUTES,
 )
 """Every page of the service, in the order the router tries them."""
 

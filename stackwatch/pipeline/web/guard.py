@@ -11,7 +11,10 @@ checks and Datasette's CSRF protection, :class:`BrowserRules` refuses, before an
   or ``same-site`` (403). Non-browser clients (the CLI, curl) send neither header;
 - a POST, PUT or PATCH whose ``Content-Type`` is not ``application/json`` (415): the types a page may send
   without a CORS preflight (``text/plain``, ``application/x-www-form-urlencoded``, ``multipart/form-data``, none)
-  never reach a view;
+  never reach a view. One exception: the dashboard's own HTML forms (it runs no script) post
+  ``application/x-www-form-urlencoded`` under :data:`FORM_PREFIX`, and such a post must prove it comes from a
+  page of this service (an ``Origin`` of this service or ``Sec-Fetch-Site: same-origin``; 403 without either),
+  besides the token each form carries (:mod:`~stackwatch.pipeline.web.dashboard.forms`);
 - a body whose ``Content-Length`` is above :data:`MAX_BODY` (413).
 
 The probes (``/healthz``, ``/readyz``) skip the ``Host`` check, as they skip the token. Every refusal is a JSON
@@ -35,6 +38,7 @@ from stackwatch.settings.web import WebSettings
 
 __all__ = [
     "DATA_PATHS",
+    "FORM_PREFIX",
     "LOG_PER_MINUTE",
     "MAX_BODY",
     "SAFE_METHODS",
@@ -54,6 +58,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DATA_PATHS = frozenset({"/api/sql"})
 """Paths that answer with the store's data: same-origin or non-browser clients only, whatever the method."""
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+FORM_PREFIX = "/dashboard/"
+"""Where the dashboard's HTML forms post to: the only paths a form body may reach."""
 LOG_PER_MINUTE = 30
 """Warnings a minute for each kind of refusal (status and method)."""
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
@@ -176,7 +183,11 @@ class BrowserRules:
         if method in BODY_METHODS:
             given = headers.get("Content-Type")
             media = (given or "").split(";", 1)[0].strip().lower()
-            if media != JSON:
+            if media == FORM and path.startswith(FORM_PREFIX):
+                site = (headers.get("Sec-Fetch-Site") or "").lower()
+                if headers.get("Origin") is None and site != "same-origin":
+                    return Refusal(403, "a form post must come from a page of this service (no Origin header)")
+            elif media != JSON:
                 shown = repr(given[:100]) if given else "none"
                 return Refusal(415, f"Content-Type must be {JSON} (got {shown})")
         length = headers.get("Content-Length")

@@ -8,9 +8,9 @@ sink role (``stackwatch up`` or ``stackwatch sink``).
 """
 
 from stackwatch.pipeline.web.context import Routes
-from stackwatch.pipeline.web.dashboard import digest, views
+from stackwatch.pipeline.web.dashboard import digest, labels, views
 from stackwatch.pipeline.web.dashboard.views import DASHBOARD, Dashboard
 
 __all__ = ["DASHBOARD", "ROUTES", "Dashboard"]
 
-ROUTES: Routes = (*views.ROUTES, *digest.ROUTES)
+ROUTES: Routes = (*views.ROUTES, *digest.ROUTES, *labels.ROUTES)

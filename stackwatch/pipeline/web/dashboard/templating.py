@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from stackwatch.pipeline.web.dashboard.forms import form_token
 from stackwatch.pipeline.web.dashboard.ranges import RANGES
 from stackwatch.pipeline.web.dashboard.search import FIELDS
 from stackwatch.storage.dashboard import Range
@@ -51,6 +52,7 @@ def build_environment() -> Environment:
     environment.filters["seg"] = _segment
     environment.filters["safe_url"] = safe_url
     environment.filters["visible"] = _visible
+    environment.globals["form_token"] = form_token
     return environment
 
 
