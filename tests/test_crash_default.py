@@ -69,7 +69,7 @@ def test_sigkill_of_the_default_mode_loses_nothing_and_leaves_no_process(
             {"name": "wire", "type": "rss", "url": http_server.url("/feed.xml"), "interval": "1s"},
         ],
         webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
-        alerting={"group_wait": "1s"},
+        alerting={"group_wait": "1s", "group_interval": "1s"},
         rules=[threshold_rule("decoupling-seen", "decoupling")],
     )
     rng = random.Random(20261202)

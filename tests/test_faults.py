@@ -49,7 +49,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
         classifier={"backend": "keyword", "batch_size": 256},
         sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
         webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
-        alerting={"group_wait": "1s"},
+        alerting={"group_wait": "1s", "group_interval": "1s"},
         # Rules judge buckets in arrival order and ignore updates for a bucket already closed; with four
         # partitions interleaving, a threshold that the first decoupling article crosses fires however they race.
         rules=[threshold_rule("decoupling-seen", "decoupling")],
@@ -229,7 +229,7 @@ def test_a_receiver_down_across_a_service_restart_still_gets_the_alert_once(
         classifier={"backend": "keyword"},
         sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
         webhooks=[{"name": "ops", "url": f"http://127.0.0.1:{hook_port}/hook"}],
-        alerting={"group_wait": "1s"},
+        alerting={"group_wait": "1s", "group_interval": "1s"},
         rules=[
             {
                 "name": "decoupling-any",

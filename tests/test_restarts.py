@@ -66,7 +66,7 @@ class Deployment:
             classifier={"backend": "keyword"},
             sources=[{"name": "wire", "type": "file", "path": str(self.feed.path), "interval": "300ms"}],
             webhooks=[{"name": "ops", "url": receiver.url("/hook")}],
-            alerting={"group_wait": "500ms"},
+            alerting={"group_wait": "500ms", "group_interval": "1s"},
             rules=rules,
             **extra,
         )

@@ -539,7 +539,7 @@ def test_an_alert_is_delivered_while_a_catastrophic_regex_silence_is_active(
         classifier={"backend": "keyword"},
         webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
         rules=[RULE],
-        alerting={"group_wait": "1s"},
+        alerting={"group_wait": "1s", "group_interval": "1s"},
         indicators={"stream_retention": "3650d"},
     )
     service = Service(config, web_port=web_port)

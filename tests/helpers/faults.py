@@ -57,7 +57,8 @@ def alert_ids(body: Any) -> set[str]:
 
 def check_store(store_path: Path, config: Path, receiver: LocalServer, articles: int) -> None:
     """Exactly ``articles`` stored once; every hourly indicator equals a recount from the stored tags and equals
-    ``stackwatch rebuild``; every recorded alert reached the receiver under exactly one ``webhook-id``."""
+    ``stackwatch rebuild``; every recorded alert reached the receiver under exactly one ``webhook-id``, but those
+    muted because a firing resolved before its group's first notification (there is nothing to tell)."""
     with Store.open(store_path, read_only=True) as store:
         assert store.query("SELECT count(*), count(DISTINCT id) FROM articles").rows == [(articles, articles)]
         streamed = store.query(
@@ -70,6 +71,7 @@ def check_store(store_path: Path, config: Path, receiver: LocalServer, articles:
             " GROUP BY 1, 2 ORDER BY 1, 2"
         ).rows
         fired = {row[0] for row in store.query("SELECT id FROM alerts").rows}
+        muted = {row[0] for row in store.query("SELECT alert_id FROM deliveries WHERE status = 'muted'").rows}
         every_indicator = "SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL"
         before_rebuild = store.query(every_indicator).rows
     rebuild = subprocess.run(
@@ -90,7 +92,7 @@ def check_store(store_path: Path, config: Path, receiver: LocalServer, articles:
         for alert in alert_ids(json.loads(request.body)):
             webhook_ids[alert].add(request.headers["webhook-id"])
     assert fired, "the rule should have fired"
-    assert set(webhook_ids) == fired  # every recorded alert reached the receiver
+    assert set(webhook_ids) == fired - muted  # every recorded alert reached the receiver, or was muted
     assert {alert: len(ids) for alert, ids in webhook_ids.items() if len(ids) != 1} == {}
 
 
