@@ -28,7 +28,7 @@ from stackwatch.signals.messages import Article, TaggedArticle
 from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.store import Batch, Store
-from tests.entity_sentences import CASES
+from tests.entity_sentences import CASES, HELD_OUT
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 HOSTILE = "<b>Evil & Co</b>"
@@ -104,6 +104,19 @@ def test_the_fixed_sentences_are_enough_and_cover_every_role_and_kind() -> None:
     assert {role for spec in specs for _, roles in spec.values() for role in roles} == set(ROLES)
     assert {kind for spec in specs for kind, _ in spec.values()} == set(KINDS)
     assert sum(not any(roles for _, roles in spec.values()) for spec in specs) >= 10  # sentences without a role
+
+
+def test_most_judgements_on_sentences_the_patterns_were_not_adjusted_to_are_right() -> None:
+    """The held-out sentences measure the patterns rather than fit them: 45 of 47 judgements when written (the
+    miss: "is reportedly losing OpenAI business", a wording the patterns do not know)."""
+    gazetteer = Gazetteer()
+    right = total = 0
+    for text, spec in HELD_OUT:
+        want, got = expected(spec), judged(gazetteer, text)
+        total += len(want.keys() | got.keys())
+        right += sum(want.get(name) == got.get(name) for name in want.keys() | got.keys())
+    assert len(HELD_OUT) >= 15
+    assert right / total >= 0.9
 
 
 def test_roles_are_the_same_for_the_same_text_and_none_for_a_sentence_too_long_to_read() -> None:
