@@ -217,9 +217,9 @@ def test_a_store_from_before_the_baselines_state_gets_its_derived_rows_rebuilt_w
     with Store.open(path, derivation=derivation()) as store:
         write_in_batches(store, articles, 30)
         streamed, states = indicator_table(store), state_table(store)
-        for table in ("baseline_state", "pending_rebuild"):  # as schema 5 left it
-            store.connection.execute(f"DROP TABLE {table}")
-        store.connection.execute("DELETE FROM schema_version WHERE version >= 6")
+        # as migrations 6 and 7 leave a store from before them: no baseline state, and a rebuild pending
+        store.connection.execute("DELETE FROM baseline_state")
+        store.connection.execute("INSERT INTO pending_rebuild VALUES ('schema 7')")
         # schema 6 and before summed scores as doubles, not whole nanounits; a value off shows the rebuild ran
         store.connection.execute("UPDATE indicators SET value = value + 1e-6 WHERE indicator = 'score_sum'")
     with Store.open(path, derivation=derivation()) as reopened:
@@ -231,6 +231,23 @@ def test_a_store_from_before_the_baselines_state_gets_its_derived_rows_rebuilt_w
         resumed = indicator_table(reopened)
         reopened.rebuild()
         assert indicator_table(reopened) == resumed
+
+
+def test_a_caller_that_rebuilds_next_opens_without_the_pending_rebuild_and_its_rebuild_clears_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store.open(path, derivation=derivation()) as store:
+        write_in_batches(store, make_articles(60, seed=7), 30)
+        streamed = indicator_table(store)
+        store.connection.execute("INSERT INTO pending_rebuild VALUES ('a migration')")
+        store.connection.execute("UPDATE indicators SET value = value + 1 WHERE indicator = 'article_count'")
+    with Store.open(path, derivation=derivation(), rebuild_pending=False) as reopened:  # as `stackwatch rebuild`
+        assert reopened.query("SELECT reason FROM pending_rebuild").rows == [("a migration",)]
+        assert indicator_table(reopened) != streamed  # not rebuilt on open
+        reopened.rebuild()
+        assert indicator_table(reopened) == streamed
+        assert reopened.query("SELECT count(*) FROM pending_rebuild").rows == [(0,)]
 
 
 def test_a_syndicated_wire_story_is_one_story_with_forty_articles(tmp_path: Path) -> None:

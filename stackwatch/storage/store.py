@@ -146,10 +146,15 @@ class Store:
         read_only: bool = False,
         derivation: Derivation | None = None,
         memory_limit: str = DEFAULT_MEMORY_LIMIT,
+        rebuild_pending: bool = True,
     ) -> Self:
         """Open (and migrate) the store. ``memory_limit`` bounds DuckDB's memory, which otherwise may grow to most
         of the machine's over months of running; what a large operation cannot hold within it spills to
-        ``<path>.tmp`` (:func:`temp_directory`), and what cannot spill fails as a StoreError naming the cap."""
+        ``<path>.tmp`` (:func:`temp_directory`), and what cannot spill fails as a StoreError naming the cap.
+
+        A migration that changes how derived rows are computed leaves a row in ``pending_rebuild``: the first
+        writable open rebuilds them, unless ``rebuild_pending`` is False because the caller rebuilds next (``stackwatch
+        rebuild``, with its progress bar); the row goes when a rebuild completes."""
         file = Path(path)
         before = 0
         try:
@@ -169,11 +174,12 @@ class Store:
             raise StoreError(f"cannot open DuckDB file {file}: {error}") from error
         store = cls(connection, file, read_only, derivation or Derivation(), memory_limit)
         if not read_only and (pending := store._pending_rebuild()):
-            if before:  # a new store has nothing to rebuild
+            if not before:  # a new store has nothing to rebuild
+                with store._transaction(f"cannot record the rebuild of {file}"):
+                    connection.execute("DELETE FROM pending_rebuild")
+            elif rebuild_pending:
                 _log.warning("%s: rebuilding every derived indicator once (%s)", file, pending)
                 store.rebuild()
-            with store._transaction(f"cannot record the rebuild of {file}"):
-                connection.execute("DELETE FROM pending_rebuild")
         return store
 
     def _pending_rebuild(self) -> str:
@@ -402,6 +408,7 @@ class Store:
                 progress(done, total)
         with self._transaction(action):
             written += self.derivation.rebuild_signals(self._connection)
+            self._connection.execute("DELETE FROM pending_rebuild")  # whatever a migration asked for is done
         if progress is not None:
             progress(total, total)
         return written

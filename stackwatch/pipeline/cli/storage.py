@@ -64,10 +64,15 @@ def step_progress(label: str) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def _open_for_writing(settings: Settings) -> Store:
+def _open_for_writing(settings: Settings, *, rebuild_pending: bool = True) -> Store:
     try:
         derivation = build_derivation(settings.taxonomy(), settings.entities, settings.indicators)
-        return Store.open(settings.storage.path, derivation=derivation, memory_limit=settings.storage.memory_limit)
+        return Store.open(
+            settings.storage.path,
+            derivation=derivation,
+            memory_limit=settings.storage.memory_limit,
+            rebuild_pending=rebuild_pending,
+        )
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     except StoreError as error:
@@ -192,7 +197,7 @@ def rebuild(config: str | None) -> None:
     """Recompute every derived indicator from the stored articles (the same numbers the stream produced), a chunk
     of days a step, then the baselines."""
     settings = cli_settings(config, secrets=False)
-    with _open_for_writing(settings) as store, step_progress("rebuild") as progress:
+    with _open_for_writing(settings, rebuild_pending=False) as store, step_progress("rebuild") as progress:
         try:
             written = store.rebuild(progress)
         except StoreError as error:
