@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from stackwatch.signals.messages import Embedding
 from stackwatch.signals.taxonomy import Taxonomy
 
 __all__ = ["NO_TEXT", "Classification", "Classifier", "KeywordClassifier"]
@@ -24,10 +25,12 @@ NO_TEXT = "no text to classify"
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """The dynamics one text speaks to, with a probability-like score per dynamic."""
+    """The dynamics one text speaks to, with a probability-like score per dynamic, and the text's sentence
+    embedding if the backend computed one (the store groups articles into events by it)."""
 
     labels: tuple[str, ...]
     scores: dict[str, float]
+    embedding: Embedding | None = None
 
 
 class Classifier(Protocol):

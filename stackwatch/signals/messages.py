@@ -9,6 +9,8 @@ needs to know the types::
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ __all__ = [
     "Article",
     "DeadLetter",
     "DynamicHit",
+    "Embedding",
     "IndicatorUpdate",
     "MessageError",
     "Observation",
@@ -143,14 +146,50 @@ class Article(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Embedding(_Message):
+    """An article's sentence embedding as the classifier computed it, int8-quantized (cosine ignores the scale).
+
+    ``space`` names the encoder (model and adapter): embeddings of different spaces are never compared. On the
+    wire the values are base64, 384 bytes of int8 for MiniLM::
+
+        >>> Embedding.from_dict(Embedding("all-MiniLM-L6-v2", bytes([1, 255])).to_dict()).values
+        b'\\x01\\xff'
+    """
+
+    space: str
+    values: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"space": self.space, "int8": base64.b64encode(self.values).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "embedding")
+        encoded = _text(item, "int8")
+        try:
+            values = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise MessageError(f"embedding.int8: not base64: {encoded[:64]!r}") from error
+        return cls(space=_text(item, "space"), values=values)
+
+
+@dataclass(frozen=True, slots=True)
 class TaggedArticle(_Message):
-    """An article with the dynamics the classifier found in it."""
+    """An article with the dynamics the classifier found in it, and its sentence embedding when the classifier
+    has one (the transformer backend; records written without it still parse)."""
 
     article: Article
     labels: tuple[str, ...]
     scores: Mapping[str, float]
     model_version: str
     tagged_at: datetime = field(default_factory=utcnow)
+    embedding: Embedding | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = _Message.to_dict(self)
+        if self.embedding is None:
+            del data["embedding"]  # a record without one reads as before
+        return data
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -159,12 +198,14 @@ class TaggedArticle(_Message):
         scores = _mapping(item.get("scores"), "scores")
         if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
             raise MessageError("labels: expected a list of dynamic names")
+        embedding = item.get("embedding")
         return cls(
             article=Article.from_dict(item.get("article")),
             labels=tuple(labels),
             scores={str(name): _number(scores, name) for name in scores},
             model_version=_text(item, "model_version"),
             tagged_at=parse_time(item.get("tagged_at"), "tagged_at"),
+            embedding=None if embedding is None else Embedding.from_dict(embedding),
         )
 
 

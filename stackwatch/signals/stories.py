@@ -1,15 +1,25 @@
-"""Near-duplicate stories: SimHash fingerprints, LSH bands to find candidates, and novelty within a story.
+"""Stories: one event, however many outlets and wordings report it.
 
-A wire story syndicated by 40 outlets is one story with 40 articles. Two articles are near-duplicates when their
-64-bit SimHash fingerprints differ in at most ``MAX_DISTANCE`` bits and they were published within
-``STORY_WINDOW`` of each other; a story is a connected component of that relation, so the clustering does not
-depend on the order articles arrive in (a replay or a rebuild finds the same stories). The story id is the id
-of its earliest article (ties broken by id)::
+Two articles are in one story when either link holds:
+
+- **syndicated copy**: their 64-bit SimHash fingerprints over title and summary differ in at most
+  ``MAX_DISTANCE`` bits and they were published within ``STORY_WINDOW`` of each other (a wire story run by 40
+  outlets);
+- **same event**: the cosine similarity of their sentence embeddings (the classifier's, carried on the tagged
+  article) is at least ``EVENT_SIMILARITY``, they were published within ``EVENT_WINDOW`` of each other, and
+  :func:`entities_agree` (two articles that name companies must name at least one in common).
+
+A story is a connected component of those links. Its id is the id of its earliest article (ties broken by id),
+whatever order the articles arrive in: later reports leave it as it is; a report published before the story's
+first one, arriving afterwards, gives the story its id; when one article joins two stories, the story first seen
+earliest keeps its id (docs/stories.md)::
 
     >>> a = simhash("Nvidia unveils Rubin GPUs at GTC, promising twice the performance of Blackwell")
     >>> b = simhash("Nvidia unveils Rubin GPUs at GTC, promising twice the performance of Blackwell | Wire")
     >>> distance(a, b) <= MAX_DISTANCE
     True
+    >>> entities_agree({"Anthropic", "Google"}, {"Google"}), entities_agree({"Meta"}, {"Oracle"})
+    (True, False)
 """
 
 from __future__ import annotations
@@ -24,6 +34,8 @@ import numpy as np
 
 __all__ = [
     "BANDS",
+    "EVENT_SIMILARITY",
+    "EVENT_WINDOW",
     "MAX_DISTANCE",
     "NOVELTY_DECAY",
     "NOVELTY_WINDOW",
@@ -31,9 +43,12 @@ __all__ = [
     "bands",
     "components",
     "distance",
+    "entities_agree",
     "novelty",
+    "quantize",
     "simhash",
     "simhash_many",
+    "unit_rows",
 ]
 
 MAX_DISTANCE = 7
@@ -42,6 +57,11 @@ added word moves several bits; on the labelled corpus no two distinct stories co
 BANDS = 8
 """Fingerprints split into 8 bands of 8 bits: two within 7 bits of each other share at least one band exactly."""
 STORY_WINDOW = timedelta(days=3)
+EVENT_SIMILARITY = 0.47
+"""Cosine similarity of two articles' embeddings at or above which they report one event: chosen on the tuning
+half of tests/data/event_pairs.jsonl (``python -m benchmarks.event_pairs``)."""
+EVENT_WINDOW = timedelta(hours=48)
+"""Two reports of one event are at most this far apart; the store keeps the embeddings of this much news only."""
 NOVELTY_WINDOW = timedelta(hours=24)
 NOVELTY_DECAY = 0.5
 
@@ -176,3 +196,29 @@ def novelty(members: Sequence[tuple[str, datetime]]) -> dict[str, float]:
             start += 1
         scores[article] = NOVELTY_DECAY ** (index - start)
     return scores
+
+
+def quantize(vector: np.ndarray) -> bytes:
+    """One embedding as int8 bytes, scaled so its largest component is ±127 (a cosine does not see the scale)."""
+    values = np.asarray(vector, dtype=np.float32)
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    scaled = values * (127.0 / peak) if peak > 0 else values
+    return np.clip(np.rint(scaled), -127, 127).astype(np.int8).tobytes()
+
+
+def unit_rows(blobs: Sequence[bytes]) -> np.ndarray:
+    """Embeddings made by :func:`quantize` as float32 rows of length 1 (their cosine is their dot product)."""
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    rows = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(blobs), -1).astype(np.float32)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
+
+
+def entities_agree(first: Iterable[str], second: Iterable[str]) -> bool:
+    """The entity guard of the same-event link: false when both articles name entities and none in common.
+
+    Two reports of one event name its parties; two events of the same season often read alike ("signs a
+    multi-gigawatt compute deal") but name different companies. An article that names none is not held back."""
+    a, b = set(first), set(second)
+    return not a or not b or not a.isdisjoint(b)

@@ -20,6 +20,8 @@ import numpy as np
 from stackwatch.signals.classifier import Classification
 from stackwatch.signals.encoder import SentenceEncoder
 from stackwatch.signals.head import Head
+from stackwatch.signals.messages import Embedding
+from stackwatch.signals.stories import quantize
 from stackwatch.signals.taxonomy import Taxonomy
 
 __all__ = ["SIMILARITY_SHARPNESS", "SIMILARITY_THRESHOLD", "TransformerClassifier"]
@@ -68,6 +70,7 @@ class TransformerClassifier:
             if dynamic.name not in known:
                 self._prototypes[dynamic.name] = encoder.encode([dynamic.description, *dynamic.examples])
         self._version = head.version if head is not None else f"{encoder.name}+similarity"
+        self._space = f"{encoder.name}+{encoder.adapter}" if encoder.adapter else encoder.name
 
     @property
     def version(self) -> str:
@@ -88,7 +91,8 @@ class TransformerClassifier:
         return self.classify_embeddings(self._encoder.encode(texts))
 
     def classify_embeddings(self, embeddings: np.ndarray) -> list[Classification]:
-        """Classify already encoded texts (for evaluation and benchmarks that reuse embeddings)."""
+        """Classify already encoded texts (for evaluation and benchmarks that reuse embeddings); each result
+        carries its text's embedding, int8-quantized, for the store's event clustering."""
         probabilities = self._head.probabilities(embeddings) if self._head is not None else {}
         cuts = dict(self._thresholds)
         for name, prototypes in self._prototypes.items():
@@ -100,5 +104,6 @@ class TransformerClassifier:
         for row in range(embeddings.shape[0]):
             scores = {name: round(float(probabilities[name][row]), 4) for name in names}
             labels = tuple(name for name in names if probabilities[name][row] >= cuts[name])
-            results.append(Classification(labels, scores))
+            embedding = Embedding(self._space, quantize(embeddings[row]))
+            results.append(Classification(labels, scores, embedding))
         return results

@@ -1,9 +1,16 @@
-"""Near-duplicate stories, kept inside the write transaction: each new or changed article is linked to stored
-articles within STORY_WINDOW whose simhash is within MAX_DISTANCE bits, and each story's members, roots and novelty
-are recomputed::
+"""Stories, kept inside the write transaction: each new or changed article is linked to stored articles that
+are syndicated copies of it (SimHash within MAX_DISTANCE bits, STORY_WINDOW apart) or reports of the same event
+(embeddings at least EVENT_SIMILARITY alike, EVENT_WINDOW apart, entities that agree: signals/stories.py), and
+each story's members, id and novelty are recomputed::
 
     restoried = cluster(connection, tagged, replaced={"id": former_published_at})
     # {article id: (former story id, former novelty, published_at)} of the articles whose story or novelty changed
+
+The embeddings of the last EVENT_WINDOW of news are kept in ``article_embeddings`` (schema migration 9), so a
+restart links the next article to the reports it would have met without one; each write removes the rows older
+than EVENT_WINDOW before the newest article (not after the present time). An article that arrives later than
+that is linked by SimHash only. Articles tagged without an embedding (the keyword backend) are linked by SimHash
+only, and embeddings of different encoders (``space``) are never compared.
 
 Every statement reads the dates it touches only (see zonemaps.py): the window around the new articles, the former
 dates of replaced ones, and the span of the stories they join, taken from the ``stories`` rows.
@@ -15,14 +22,29 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from stackwatch.signals.messages import TaggedArticle
-from stackwatch.signals.stories import BANDS, MAX_DISTANCE, STORY_WINDOW, components, novelty, simhash_many
+from stackwatch.signals.stories import (
+    BANDS,
+    EVENT_SIMILARITY,
+    EVENT_WINDOW,
+    MAX_DISTANCE,
+    STORY_WINDOW,
+    components,
+    entities_agree,
+    novelty,
+    simhash_many,
+    unit_rows,
+)
 from stackwatch.storage.scratch import registered
 from stackwatch.storage.zonemaps import at, span
 
 __all__ = ["cluster"]
+
+_ROWS_PER_PASS = 64
+"""New articles compared with the window's embeddings at once."""
 
 
 def cluster(
@@ -50,11 +72,14 @@ def cluster(
     if not fresh:
         return {}
     if old:
-        connection.execute(
-            f"DELETE FROM article_stories WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
-            " AND list_contains(?, article_id)",
-            [[item.article.id for item, _ in fresh if item.article.id in known]],
-        )
+        again = [[item.article.id for item, _ in fresh if item.article.id in known]]
+        for table in ("article_stories", "article_embeddings"):
+            connection.execute(
+                f"DELETE FROM {table} WHERE published_at BETWEEN {old[0]} AND {old[1]}"  # noqa: S608
+                " AND list_contains(?, article_id)",
+                again,
+            )
+    _insert_embeddings(connection, [item for item, _ in fresh])
     new = pa.table(
         {
             "article_id": [item.article.id for item, _ in fresh],
@@ -83,6 +108,7 @@ def cluster(
               AND bit_count(xor(nb.simhash, sb.simhash)) <= {MAX_DISTANCE}
             """  # noqa: S608 (only constants are interpolated)
         ).fetchall()
+    edges += _event_edges(connection, [item for item, _ in fresh])
     stories = sorted({row[2] for row in edges} | {item.article.id for item, _ in fresh})
     members = connection.execute(
         "SELECT article_id, story_id, published_at, novelty FROM article_stories"  # noqa: S608
@@ -134,7 +160,78 @@ def cluster(
         """,  # noqa: S608 (only literals we made are interpolated)
         [roots],
     )
+    _prune_embeddings(connection)
     return {update[0]: (*before[update[0]], published[update[0]]) for update in updates}
+
+
+def _insert_embeddings(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedArticle]) -> None:
+    carried = [item for item in items if item.embedding is not None]
+    if not carried:
+        return
+    table = pa.table(
+        {
+            "article_id": [item.article.id for item in carried],
+            "space": [item.embedding.space for item in carried if item.embedding is not None],
+            "vector": pa.array([item.embedding.values for item in carried if item.embedding is not None], pa.binary()),
+            "published_at": pa.array([item.article.published_at for item in carried], pa.timestamp("us", "UTC")),
+        }
+    )
+    with registered(connection, "_new_embeddings", table):
+        connection.execute("INSERT INTO article_embeddings SELECT * FROM _new_embeddings")
+
+
+def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedArticle]) -> list[tuple[str, str, str]]:
+    """(new article, stored article, its story) for every stored article (the batch's included) that reports the
+    same event as a new one: embeddings of one space at least EVENT_SIMILARITY alike, published within
+    EVENT_WINDOW of each other, and entities that agree."""
+    carried = [item for item in items if item.embedding is not None]
+    if not carried:
+        return []
+    dates = [item.article.published_at for item in carried]
+    lo, hi = at(min(dates) - EVENT_WINDOW), at(max(dates) + EVENT_WINDOW)
+    stored = connection.execute(
+        f"""
+        SELECT e.article_id, epoch(e.published_at), e.space, e.vector, s.story_id
+        FROM (SELECT * FROM article_embeddings WHERE published_at BETWEEN {lo} AND {hi}) e
+        JOIN (SELECT article_id, story_id FROM article_stories WHERE published_at BETWEEN {lo} AND {hi}) s
+          ON s.article_id = e.article_id
+        WHERE list_contains(?, e.space)
+        """,  # noqa: S608 (only literals we made are interpolated)
+        [sorted({item.embedding.space for item in carried if item.embedding is not None})],
+    ).fetchall()
+    candidates: list[tuple[str, str, str]] = []
+    for space in sorted({row[2] for row in stored}):
+        mine = [item for item in carried if item.embedding is not None and item.embedding.space == space]
+        theirs = [row for row in stored if row[2] == space]
+        their_rows = unit_rows([row[3] for row in theirs])
+        their_times = np.array([float(row[1]) for row in theirs])
+        for start in range(0, len(mine), _ROWS_PER_PASS):  # a pass's matrices stay a few MB however full the window
+            part = mine[start : start + _ROWS_PER_PASS]
+            similar = unit_rows([item.embedding.values for item in part if item.embedding is not None]) @ their_rows.T
+            gap = np.abs(np.array([item.article.published_at.timestamp() for item in part])[:, None] - their_times)
+            near = (similar >= EVENT_SIMILARITY) & (gap <= EVENT_WINDOW.total_seconds())
+            for i, j in zip(*np.nonzero(near), strict=True):
+                if part[i].article.id != theirs[j][0]:
+                    candidates.append((part[i].article.id, theirs[j][0], theirs[j][4]))
+    if not candidates:
+        return []
+    named: dict[str, set[str]] = {}
+    for article, entity in connection.execute(
+        f"SELECT article_id, entity FROM article_entities WHERE published_at BETWEEN {lo} AND {hi}"  # noqa: S608
+        " AND list_contains(?, article_id)",
+        [sorted({edge[0] for edge in candidates} | {edge[1] for edge in candidates})],
+    ).fetchall():
+        named.setdefault(article, set()).add(entity)
+    return [edge for edge in candidates if entities_agree(named.get(edge[0], ()), named.get(edge[1], ()))]
+
+
+def _prune_embeddings(connection: duckdb.DuckDBPyConnection) -> None:
+    """Keep the embeddings of the last EVENT_WINDOW before the newest article not dated in the future: older
+    ones can meet no article still to come, except a late one."""
+    connection.execute(
+        "DELETE FROM article_embeddings WHERE published_at < (SELECT max(published_at) FROM article_embeddings"  # noqa: S608
+        f" WHERE published_at <= now()) - to_seconds({EVENT_WINDOW.total_seconds()})"
+    )
 
 
 def _extent(

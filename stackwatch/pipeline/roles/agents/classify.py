@@ -119,7 +119,13 @@ def register_classify(
                     elif batch.articles:
                         observed = []
                         for article, result in zip(batch.articles, results, strict=True):
-                            tagged = TaggedArticle(article, result.labels, result.scores, classifier.version)
+                            tagged = TaggedArticle(
+                                article,
+                                result.labels,
+                                result.scores,
+                                classifier.version,
+                                embedding=result.embedding,
+                            )
                             await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
                             observed.append(Observation.of(tagged, gazetteer.find(article.text)))
                         # One key: the rules stage needs every observation, in order, on one partition.

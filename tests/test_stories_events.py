@@ -1,0 +1,230 @@
+"""Stories across outlets: articles reporting one event are one story, by the classifier's embeddings, guarded by
+the entities they name, kept across restarts; syndicated copies stay folded by SimHash (signals/stories.py,
+storage/clustering.py, docs/stories.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.event_pairs import cluster_pairs, load_pairs, scores, tag_pairs
+from stackwatch.pipeline.roles.classifiers import build_classifier
+from stackwatch.settings import ClassifierSettings
+from stackwatch.signals.classifier import KeywordClassifier
+from stackwatch.signals.messages import Article, Embedding, MessageError, TaggedArticle
+from stackwatch.signals.stories import EVENT_WINDOW, quantize
+from stackwatch.signals.taxonomy import Taxonomy
+from stackwatch.signals.transformer import TransformerClassifier
+from stackwatch.storage.store import Batch, Store
+
+START = datetime(2025, 3, 3, 9, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def classifier() -> TransformerClassifier:
+    built = build_classifier(ClassifierSettings(), Taxonomy.builtin())
+    assert isinstance(built, TransformerClassifier)
+    return built
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store.open(tmp_path / "s.duckdb") as opened:
+        yield opened
+
+
+def news(article_id: str, title: str, summary: str, source: str, hours: float) -> Article:
+    when = START + timedelta(hours=hours)
+    return Article(article_id, f"https://{source}.test/{article_id}", title, summary, source, "rss", when, when)
+
+
+def tagged(classifier: TransformerClassifier, *articles: Article) -> list[TaggedArticle]:
+    results = classifier.classify([article.text for article in articles])
+    return [
+        TaggedArticle(a, r.labels, r.scores, classifier.version, a.published_at, r.embedding)
+        for a, r in zip(articles, results, strict=True)
+    ]
+
+
+def by_hand(article: Article, *direction: float, space: str = "test-8d") -> TaggedArticle:
+    """An article with an embedding chosen by the test (8 dimensions; cosine is what matters)."""
+    vector = np.zeros(8, dtype=np.float32)
+    vector[: len(direction)] = direction
+    return TaggedArticle(
+        article, ("edge",), {"edge": 0.9}, "v1", article.published_at, Embedding(space, quantize(vector))
+    )
+
+
+def story_rows(store: Store) -> list[tuple[object, ...]]:
+    return store.query("SELECT story_id, title, first_seen, articles, sources FROM stories ORDER BY story_id").rows
+
+
+def stories_of(store: Store) -> dict[str, str]:
+    return dict(store.query("SELECT article_id, story_id FROM article_stories").rows)
+
+
+ANTHROPIC = news(
+    "wire-1",
+    "Anthropic to use up to one million Google TPUs",
+    "The Claude developer said the deal brings well over a gigawatt of capacity online next year.",
+    "wire",
+    0,
+)
+GOOGLE = news(
+    "tech-1",
+    "Google lands a giant TPU order from Anthropic",
+    "Google Cloud will supply as many as a million of its accelerators to the AI lab, the companies said.",
+    "techdaily",
+    5,
+)
+LATER = news(
+    "chip-1",
+    "Anthropic commits to a million Google TPUs in a gigawatt-scale deal",
+    "The AI lab's order is among the largest ever placed for chips not made by Nvidia.",
+    "chipbrief",
+    12,
+)
+BAKERY = news("local-1", "Local bakery wins a national award for its sourdough", "", "gazette", 6)
+
+
+def test_the_labelled_pair_set_is_clustered_with_high_precision_and_recall(
+    classifier: TransformerClassifier, tmp_path: Path
+) -> None:
+    """The store's own clustering over tests/data/event_pairs.jsonl, each pair alone in time. Figures on the
+    half not used to choose EVENT_SIMILARITY (python -m benchmarks.event_pairs prints them all)."""
+    pairs = load_pairs()
+    assert len(pairs) >= 150
+    assert {pair.kind for pair in pairs} >= {"different-event-shared-companies", "same-event-other-company-first"}
+    story = cluster_pairs(tag_pairs(pairs, classifier), tmp_path)
+    predicted = {pair.id: story[pair.a.id] == story[pair.b.id] for pair in pairs}
+    test = scores([pair for pair in pairs if pair.split == "test"], predicted)
+    assert test.precision >= 0.75, test
+    assert test.recall >= 0.75, test
+    assert test.f1 >= 0.75, test
+    unrelated = [pair for pair in pairs if pair.kind == "different-event"]
+    assert not any(predicted[pair.id] for pair in unrelated)
+
+
+def test_one_event_from_three_outlets_is_one_story_whose_id_stays_as_it_grows(
+    classifier: TransformerClassifier, store: Store
+) -> None:
+    first, second, third, other = tagged(classifier, ANTHROPIC, GOOGLE, LATER, BAKERY)
+    store.write(Batch(tagged=[first, other]))
+    store.write(Batch(tagged=[second]))
+    assert story_rows(store) == [
+        ("local-1", BAKERY.title, BAKERY.published_at, 1, 1),
+        ("wire-1", ANTHROPIC.title, ANTHROPIC.published_at, 2, 2),
+    ]
+    store.write(Batch(tagged=[third]))
+    assert story_rows(store)[1] == ("wire-1", ANTHROPIC.title, ANTHROPIC.published_at, 3, 3)
+    counts = store.query(
+        "SELECT indicator, value FROM indicators WHERE dynamic = '*' AND entity = '*' AND source = '*'"
+        " AND bucket_width = '1d' AND indicator IN ('article_count', 'story_count') ORDER BY 1"
+    ).rows
+    assert counts == [("article_count", 4.0), ("story_count", 2.0)]
+
+
+def test_a_restart_keeps_the_embeddings_of_the_window(classifier: TransformerClassifier, tmp_path: Path) -> None:
+    first, second = tagged(classifier, ANTHROPIC, GOOGLE)
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.write(Batch(tagged=[first]))
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.write(Batch(tagged=[second]))
+        assert stories_of(store) == {"wire-1": "wire-1", "tech-1": "wire-1"}
+        assert store.count("article_embeddings") == 2
+
+
+def test_embeddings_older_than_the_window_before_the_newest_article_are_removed(store: Store) -> None:
+    old = by_hand(news("a", "Meta signs a deal", "", "wire", 0), 1.0)
+    new = by_hand(news("b", "Meta expands a deal", "", "wire", EVENT_WINDOW.total_seconds() / 3600 + 1), 1.0)
+    store.write(Batch(tagged=[old]))
+    store.write(Batch(tagged=[new]))
+    assert store.query("SELECT article_id FROM article_embeddings").rows == [("b",)]
+    # A report arriving this late meets no embedding of its time: it is linked by SimHash only.
+    late = by_hand(news("c", "Meta and a partner sign", "", "outlet", 0.5), 1.0)
+    store.write(Batch(tagged=[late]))
+    assert stories_of(store) == {"a": "a", "b": "b", "c": "c"}
+
+
+def test_articles_naming_disjoint_companies_are_never_one_event(store: Store) -> None:
+    store.write(
+        Batch(
+            tagged=[
+                by_hand(news("m", "Meta signs a multi-gigawatt compute deal", "", "wire", 0), 1.0),
+                by_hand(news("o", "Oracle signs a multi-gigawatt compute deal", "", "other", 1), 1.0),
+                by_hand(news("x", "A multi-gigawatt compute deal is signed", "", "third", 2), 1.0),
+            ]
+        )
+    )
+    # x names no company: it links to both, and so joins them through itself (single link).
+    assert set(stories_of(store).values()) == {"m"}
+    with Store.open(store.path.with_name("t.duckdb")) as other:
+        other.write(
+            Batch(
+                tagged=[
+                    by_hand(news("m", "Meta signs a multi-gigawatt compute deal", "", "wire", 0), 1.0),
+                    by_hand(news("o", "Oracle signs a multi-gigawatt compute deal", "", "other", 1), 1.0),
+                ]
+            )
+        )
+        assert stories_of(other) == {"m": "m", "o": "o"}
+
+
+def test_embeddings_of_different_encoders_are_never_compared(store: Store) -> None:
+    store.write(
+        Batch(
+            tagged=[
+                by_hand(news("a", "Meta signs a deal", "", "wire", 0), 1.0, space="model-a"),
+                by_hand(news("b", "Meta reaches an agreement", "", "other", 1), 1.0, space="model-b"),
+            ]
+        )
+    )
+    assert stories_of(store) == {"a": "a", "b": "b"}
+
+
+def test_two_stories_joined_by_one_report_keep_the_id_of_the_one_first_seen(store: Store) -> None:
+    store.write(Batch(tagged=[by_hand(news("y", "Meta and Google sign a cloud deal", "", "wire", 3), 0.0, 1.0)]))
+    store.write(Batch(tagged=[by_hand(news("x", "Meta buys Google chips", "", "other", 1), 1.0, 0.0)]))
+    assert stories_of(store) == {"x": "x", "y": "y"}
+    streamed = store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows
+    store.write(Batch(tagged=[by_hand(news("z", "Meta and Google: chips and cloud", "", "third", 4), 1.0, 1.0)]))
+    assert stories_of(store) == {"x": "x", "y": "x", "z": "x"}
+    assert story_rows(store) == [("x", "Meta buys Google chips", START + timedelta(hours=1), 3, 3)]
+    merged = store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows
+    assert merged != streamed
+    store.rebuild()
+    assert store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows == merged
+
+
+def test_without_embeddings_only_syndicated_copies_are_one_story(store: Store) -> None:
+    """The keyword backend computes no embedding: stories are SimHash copies only, as before."""
+    keyword = KeywordClassifier(Taxonomy.builtin())
+    articles = [ANTHROPIC, GOOGLE, news("wire-2", ANTHROPIC.title, ANTHROPIC.summary, "mirror", 2)]
+    results = keyword.classify([article.text for article in articles])
+    assert all(result.embedding is None for result in results)
+    store.write(
+        Batch(
+            tagged=[
+                TaggedArticle(a, r.labels, r.scores, keyword.version) for a, r in zip(articles, results, strict=True)
+            ]
+        )
+    )
+    assert stories_of(store) == {"wire-1": "wire-1", "tech-1": "tech-1", "wire-2": "wire-1"}
+    assert store.count("article_embeddings") == 0
+
+
+def test_a_tagged_record_carries_its_embedding_and_one_without_still_parses() -> None:
+    plain = TaggedArticle(ANTHROPIC, ("decoupling",), {"decoupling": 0.9}, "v1", START)
+    assert "embedding" not in plain.to_dict()
+    assert TaggedArticle.from_dict(plain.to_dict()) == plain
+    carried = by_hand(ANTHROPIC, 0.5, -0.25)
+    data = carried.to_dict()
+    assert data["embedding"]["space"] == "test-8d"
+    assert TaggedArticle.from_dict(data) == carried
+    data["embedding"] = {"space": "test-8d", "int8": "not base64!"}
+    with pytest.raises(MessageError, match=r"embedding\.int8: not base64"):
+        TaggedArticle.from_dict(data)
