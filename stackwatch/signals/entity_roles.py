@@ -63,6 +63,11 @@ def _compile(pattern: str) -> Any:
     return re2.compile(pattern, _options())
 
 
+_ANY_CUE = _compile(  # every pattern below needs one of these words: a sentence without any is skipped
+    r"\b(?:away|instead|rather|place of|alternatives? to|replac|ditch|dump|drop|abandon|phas|relian|dependen|"
+    r"exposure|wean|free|ties|shift|mov|switch|migrat|transition|pivot|port|swap|displac|sidelin|los[eit]|own\b|"
+    r"in-house|home-?grown|custom|proprietary|self-developed|exclusiv|sole\b|only\b)"
+)
 _SENTENCE_END = _compile(r"[.!?;]+(?:\s+|$)|\n+")
 # cue, then (a few words later) the displaced vendor's token
 _AWAY = _compile(
@@ -122,13 +127,20 @@ def entity_roles(text: str, mentions: Sequence[Mention], entities: Mapping[str, 
     absent. ``mentions`` are the gazetteer's for ``text`` (:meth:`Gazetteer.mentions`), ``entities`` its entries
     by name."""
     found: dict[str, set[Role]] = {}
-    for start, end in _sentences(text, mentions):
-        if end - start > MAX_SENTENCE:
+    if not mentions or _ANY_CUE.search(text) is None:
+        return {}
+    ordered = sorted(mentions, key=lambda mention: mention.start)
+    first = 0  # the first mention not before the sentence: one walk over the mentions for all sentences
+    for start, end in _sentences(text, ordered):
+        while first < len(ordered) and ordered[first].start < start:
+            first += 1
+        last = first
+        while last < len(ordered) and ordered[last].end <= end:
+            last += 1
+        if last == first or end - start > MAX_SENTENCE or _ANY_CUE.search(text[start:end]) is None:
             continue
-        inside = [m for m in mentions if m.start >= start and m.end <= end]
-        if inside:
-            for name, role in _sentence_roles(text, start, end, inside, entities):
-                found.setdefault(name, set()).add(role)
+        for name, role in _sentence_roles(text, start, end, ordered[first:last], entities):
+            found.setdefault(name, set()).add(role)
     return {name: tuple(sorted(roles)) for name, roles in sorted(found.items())}
 
 
@@ -162,11 +174,13 @@ def _sentence_roles(
 ) -> list[tuple[str, Role]]:
     parts: list[str] = []
     places: list[int] = []  # each token's offset in the skeleton
-    at = start
+    at, length = start, 0
     for index, mention in enumerate(mentions):
         parts.append(text[at : mention.start])
-        places.append(sum(map(len, parts)))
+        length += mention.start - at
+        places.append(length)
         parts.append(f"{_OPEN}{index}{_CLOSE}")
+        length += len(parts[-1])
         at = mention.end
     parts.append(text[at:end])
     skeleton = "".join(parts)
