@@ -19,6 +19,7 @@ from stackwatch.signals.messages import Article, Embedding, MessageError, Tagged
 from stackwatch.signals.stories import EVENT_WINDOW, quantize
 from stackwatch.signals.taxonomy import Taxonomy
 from stackwatch.signals.transformer import TransformerClassifier
+from stackwatch.storage.derive import Derivation
 from stackwatch.storage.store import Batch, Store
 
 START = datetime(2025, 3, 3, 9, tzinfo=UTC)
@@ -228,3 +229,31 @@ def test_a_tagged_record_carries_its_embedding_and_one_without_still_parses() ->
     data["embedding"] = {"space": "test-8d", "int8": "not base64!"}
     with pytest.raises(MessageError, match=r"embedding\.int8: not base64"):
         TaggedArticle.from_dict(data)
+
+
+def test_stories_joined_by_embeddings_keep_increments_equal_to_recounts_and_to_rebuild(tmp_path: Path) -> None:
+    """Reports arriving out of order move articles between stories (late earlier reports, merges); the increments
+    that follow those moves give what a recount of the days and a rebuild give."""
+    rng = np.random.default_rng(21)
+    events = rng.normal(size=(6, 8))
+    companies = ["Meta", "Google", "Oracle", "Microsoft", "Amazon", "CoreWeave"]
+    stream = []
+    for n in range(90):
+        event = int(rng.integers(6))
+        direction = events[event] + rng.normal(scale=0.35, size=8)
+        named = f"{companies[event]} and {companies[(event + int(rng.integers(2))) % 6]}"
+        article = news(f"a{n:02d}", f"{named} report number {n}", "", f"outlet{n % 7}", float(rng.uniform(0, 72)))
+        stream.append(by_hand(article, *direction.tolist()))
+    order = [stream[index] for index in rng.permutation(len(stream))]
+    tables = []
+    for name, above in (("increments", 0), ("recount", 10**9)):
+        with Store.open(tmp_path / f"{name}.duckdb", derivation=Derivation(increments_above=above)) as store:
+            for start in range(0, len(order), 11):
+                store.write(Batch(tagged=order[start : start + 11]))
+            tables.append(store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows)
+            if name == "increments":
+                moved = store.query("SELECT count(DISTINCT story_id) FROM article_stories").rows[0][0]
+                assert 6 <= moved < 60  # the events were grouped, and not into one
+                store.rebuild()
+                tables.append(store.query("SELECT * EXCLUDE (updated_at) FROM indicators ORDER BY ALL").rows)
+    assert tables[0] == tables[1] == tables[2]
