@@ -1,28 +1,34 @@
-"""What an alert rule watches (its :class:`Condition`) and how it alerts (:class:`Rule`): pure values.
+"""What an alert rule watches (its condition) and how it alerts (:class:`Rule`): pure values.
 
     rule = Rule("capex-surge", Threshold("capex", threshold=5), severity="critical", cooldown=timedelta(hours=6))
+    rule = Rule("nvda-decoupling", Trend("decoupling", entity="NVIDIA", threshold=0.5))  # momentum, one entity
     rule.condition.series(update)     # "capex|1h" when the update is the series it reads, else None
     rule.judges_early                 # True: a rising count can fire as soon as it holds
 
-The engine that applies rules to the stream is :mod:`stackwatch.signals.rules`.
+A threshold, spike or trend reads one indicator of one :class:`Scope` (a dynamic, all articles, and optionally
+one entity or one source), with the store's definitions: the measures of :func:`~stackwatch.signals.indicators.
+measures` and the EWMA signals of :func:`~stackwatch.signals.baselines.baselines`. The engine that applies rules
+to the stream is :mod:`stackwatch.signals.rules`.
 """
 
 from __future__ import annotations
 
-import math
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
+from stackwatch.signals.baselines import BaselinePoint
 from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.entity_rules import cooccurs
-from stackwatch.signals.indicators import WINDOWS
+from stackwatch.signals.indicators import ALL, MEASURES, SIGNALS
 from stackwatch.signals.messages import IndicatorUpdate, Observation
 
 __all__ = [
     "OPERATORS",
+    "RISING_MEASURES",
+    "SIGNAL_VALUES",
     "Composite",
     "Condition",
     "Cooccurrence",
@@ -30,11 +36,11 @@ __all__ = [
     "Quiet",
     "Rule",
     "RuleCondition",
+    "Scope",
+    "SeriesCondition",
     "Spike",
     "Threshold",
     "Trend",
-    "momentum",
-    "zscore",
 ]
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -45,126 +51,212 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 _RISING = frozenset({">", ">="})
+RISING_MEASURES = frozenset({"article_count", "story_count", "source_count", "score_sum", "novelty"})
+"""Measures that only grow while their bucket fills (a share does not: every other article grows its divisor)."""
+
+SIGNAL_VALUES: dict[str, Callable[[BaselinePoint], float]] = {
+    "ewma_mean": lambda point: point.mean,
+    "ewma_dev": lambda point: point.deviation,
+    "zscore": lambda point: point.zscore,
+    "momentum": lambda point: point.momentum,
+}
+"""The store's signal indicators, each read off the bucket's :class:`BaselinePoint` as the store writes it."""
+assert tuple(SIGNAL_VALUES) == SIGNALS  # one list of signals: the store's
 
 
-def zscore(value: float, baseline: Sequence[float], *, min_std: float = 1.0) -> float:
-    """How many standard deviations ``value`` sits above the mean of ``baseline`` (std floored at ``min_std``).
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which articles a series counts: those of ``dynamic`` (``*``: all), and of those, the ones naming ``entity``
+    or from ``source`` (``*``: any). The store keeps the same scopes (:mod:`stackwatch.signals.indicators`).
 
-    >>> zscore(10, [2, 2, 2, 2])
-    8.0
+    >>> Scope("decoupling", entity="NVIDIA").fields()
+    {'dynamic': 'decoupling', 'entity': 'NVIDIA'}
     """
-    if not baseline:
-        return 0.0
-    mean = sum(baseline) / len(baseline)
-    std = math.sqrt(sum((item - mean) ** 2 for item in baseline) / len(baseline))
-    return (value - mean) / max(std, min_std)
 
+    dynamic: str = ALL
+    entity: str = ALL
+    source: str = ALL
 
-def momentum(values: Sequence[float], buckets: int) -> float:
-    """Relative growth of the last ``buckets`` values over the ``buckets`` before them (oldest first).
+    @property
+    def key(self) -> str:
+        """A table key part: no ``|`` (the bucket tables split keys on it)."""
+        return "@" + "\x1f".join(part.replace("|", "/") for part in (self.dynamic, self.entity, self.source))
 
-    >>> momentum([1, 1, 2, 4], 2)
-    2.0
-    """
-    recent = sum(values[-buckets:])
-    before = sum(values[-2 * buckets : -buckets]) if len(values) > buckets else 0.0
-    return (recent - before) / max(before, 1.0)
+    def matches(self, observed: Observation) -> bool:
+        if self.dynamic != ALL and self.dynamic not in observed.labels:
+            return False
+        if self.source != ALL and observed.source != self.source:
+            return False
+        folded = self.entity.casefold()
+        return self.entity == ALL or any(entity.casefold() == folded for entity in observed.entities)
+
+    def fields(self) -> dict[str, str]:
+        """The alert fields (and labels) that name the scope: ``dynamic``, and ``entity`` or ``source`` if set."""
+        extra = {name: value for name, value in (("entity", self.entity), ("source", self.source)) if value != ALL}
+        return {"dynamic": self.dynamic, **extra}
+
+    def describe(self) -> str:
+        """``capex``, ``decoupling articles naming NVIDIA``, ``all articles from reuters``."""
+        subject = "all articles" if self.dynamic == ALL else self.dynamic
+        if self.entity != ALL:
+            return f"{subject if self.dynamic == ALL else subject + ' articles'} naming {self.entity}"
+        if self.source != ALL:
+            return f"{subject if self.dynamic == ALL else subject + ' articles'} from {self.source}"
+        return subject
 
 
 class Condition(Protocol):
-    """What a rule watches. ``value`` returns the number the rule compares, or None if the update is not its."""
+    """What a rule watches: its ``window``, the comparison (``op``, ``threshold``), and its alert fields."""
 
     op: str
     threshold: float
     window: str
 
-    def series(self, update: IndicatorUpdate) -> str | None: ...
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float: ...
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]: ...
+    def fields(self) -> dict[str, str]: ...
 
 
-def _window_values(history: Mapping[str, float], end: datetime, window: str, count: int) -> list[float]:
-    """The ``count`` bucket values ending at ``end`` (inclusive), oldest first; a bucket with no update is 0."""
-    width = WINDOWS[window]
-    return [history.get((end - width * back).isoformat(), 0.0) for back in range(count - 1, -1, -1)]
+Reader = Callable[[Scope, str], float | None]
+"""A measure of a scope in the bucket being judged (None: not known here)."""
 
 
-def _own_series(update: IndicatorUpdate, dynamic: str, indicator: str, window: str) -> str | None:
-    """The series ``dynamic|window`` if ``update`` is the ``indicator`` a condition reads for it, else None."""
-    ok = (update.dynamic, update.indicator, update.window) == (dynamic, indicator, window)
-    return f"{dynamic}|{window}" if ok else None
+def _own_series(update: IndicatorUpdate, scope: Scope, measure: str, window: str) -> str | None:
+    """The series key if ``update`` is the per-dynamic ``measure`` a condition reads, else None."""
+    ok = scope.entity == scope.source == ALL and (update.dynamic, update.indicator, update.window) == (
+        scope.dynamic,
+        measure,
+        window,
+    )
+    return f"{scope.dynamic}|{window}" if ok else None
 
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
-    """An indicator of a dynamic compared with a value: ``article_count >= 5`` in a 1h bucket."""
+    """One indicator of one scope in one bucket compared with a value: ``share >= 0.3`` of capex in a 1h bucket,
+    ``zscore >= 3`` of decoupling, ``source_count > 5`` of the articles naming Microsoft.
 
-    dynamic: str
+    ``indicator`` is any of the store's: a measure (:data:`~stackwatch.signals.indicators.MEASURES`) or a signal
+    of the scope's article count (:data:`~stackwatch.signals.indicators.SIGNALS`); a signal is judged once its
+    series has ``warmup`` buckets before the bucket."""
+
+    dynamic: str = ALL
     indicator: str = "article_count"
     window: str = "1h"
     op: str = ">="
     threshold: float = 1.0
+    entity: str = ALL
+    source: str = ALL
+    warmup: int = 24
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.dynamic, self.entity, self.source)
+
+    @property
+    def measure(self) -> str:
+        """The measure series the value comes from."""
+        return self.indicator if self.indicator in MEASURES else "article_count"
+
+    @property
+    def signal(self) -> str | None:
+        """The signal of that series the rule compares, or None when it compares the measure itself."""
+        return self.indicator if self.indicator in SIGNALS else None
+
+    @property
+    def label(self) -> str:
+        """The alert's ``indicator`` field: the store's indicator name."""
+        return self.indicator
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.dynamic, self.indicator, self.window)
+        return _own_series(update, self.scope, self.measure, self.window)
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        return update.value
-
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
-        return {"dynamic": self.dynamic, "indicator": self.indicator, "window": self.window}
+    def fields(self) -> dict[str, str]:
+        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
 
 
 @dataclass(frozen=True, slots=True)
 class Spike:
-    """The bucket's z-score against the ``baseline`` buckets before it (missing buckets count as 0)."""
+    """The bucket's z-score (the store's: against the EWMA baseline before it) of one measure of one scope,
+    judged once the series has ``baseline`` buckets before the bucket (its warm-up)."""
 
-    dynamic: str
+    dynamic: str = ALL
     indicator: str = "article_count"
     window: str = "1h"
     baseline: int = 24
-    min_std: float = 1.0
     op: str = ">="
     threshold: float = 3.0
+    entity: str = ALL
+    source: str = ALL
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.dynamic, self.entity, self.source)
+
+    @property
+    def measure(self) -> str:
+        return self.indicator
+
+    @property
+    def signal(self) -> str:
+        return "zscore"
+
+    @property
+    def warmup(self) -> int:
+        return self.baseline
+
+    @property
+    def label(self) -> str:
+        return "zscore" if self.indicator == "article_count" else f"zscore({self.indicator})"
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.dynamic, self.indicator, self.window)
+        return _own_series(update, self.scope, self.measure, self.window)
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        past = _window_values(
-            history(self.indicator, self.dynamic),
-            update.bucket_start - WINDOWS[self.window],
-            self.window,
-            self.baseline,
-        )
-        return zscore(update.value, past, min_std=self.min_std)
-
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
-        return {"dynamic": self.dynamic, "indicator": f"zscore({self.indicator})", "window": self.window}
+    def fields(self) -> dict[str, str]:
+        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
 
 
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """Momentum: growth of the last ``buckets`` buckets over the ``buckets`` before them, as a ratio."""
+    """Momentum (the store's: fast EWMA − slow EWMA, in the measure's unit per bucket; positive: rising) of one
+    measure of one scope, judged once the series has ``buckets`` buckets before the bucket (its warm-up)."""
 
-    dynamic: str
+    dynamic: str = ALL
     indicator: str = "article_count"
     window: str = "1d"
     buckets: int = 7
     op: str = ">="
     threshold: float = 1.0
+    entity: str = ALL
+    source: str = ALL
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.dynamic, self.entity, self.source)
+
+    @property
+    def measure(self) -> str:
+        return self.indicator
+
+    @property
+    def signal(self) -> str:
+        return "momentum"
+
+    @property
+    def warmup(self) -> int:
+        return self.buckets
+
+    @property
+    def label(self) -> str:
+        return "momentum" if self.indicator == "article_count" else f"momentum({self.indicator})"
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.dynamic, self.indicator, self.window)
+        return _own_series(update, self.scope, self.measure, self.window)
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        values = _window_values(
-            history(self.indicator, self.dynamic), update.bucket_start, self.window, 2 * self.buckets
-        )
-        return momentum(values, self.buckets)
+    def fields(self) -> dict[str, str]:
+        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
 
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
-        return {"dynamic": self.dynamic, "indicator": f"momentum({self.indicator})", "window": self.window}
+
+SeriesCondition = Threshold | Spike | Trend
+"""Conditions over one scope's series: the measure of each bucket, or a signal of it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +277,19 @@ class Composite:
     def indicator(self) -> str:
         return self.index.indicator
 
+    @property
+    def scopes(self) -> tuple[Scope, ...]:
+        return tuple(Scope(dynamic) for dynamic in self.index.weights)
+
     def series(self, update: IndicatorUpdate) -> str | None:
         ok = update.indicator == self.indicator and update.window == self.window
         return f"{self.name}|{self.window}" if ok and update.dynamic in self.index.weights else None
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        bucket = update.bucket_start.isoformat()
-        return self.index.value(
-            {dynamic: history(self.indicator, dynamic).get(bucket, 0.0) for dynamic in self.index.weights}
-        )
+    def value(self, read: Reader) -> float:
+        """The index over the bucket's per-dynamic values (a dynamic with none counts 0)."""
+        return self.index.value({scope.dynamic: read(scope, self.indicator) or 0.0 for scope in self.scopes})
 
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+    def fields(self) -> dict[str, str]:
         return {"dynamic": self.name, "indicator": f"index({self.indicator})", "window": self.window}
 
 
@@ -223,10 +317,7 @@ class Quiet:
     def series(self, update: IndicatorUpdate) -> str | None:
         return None  # judged on clock ticks, not on updates
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        return 0.0
-
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+    def fields(self) -> dict[str, str]:
         if self.source is not None:
             return {"dynamic": self.subject, "indicator": "hours_quiet", "window": self.window, "source": self.source}
         return {"dynamic": self.dynamic, "indicator": "hours_quiet", "window": self.window}
@@ -261,12 +352,9 @@ class Cooccurrence:
         return cooccurs(observed.labels, observed.entities, self.dynamic, self.entities, every=self.every)
 
     def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.tally, self.indicator, self.window)
+        return _own_series(update, Scope(self.tally), self.indicator, self.window)
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        return update.value
-
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+    def fields(self) -> dict[str, str]:
         return {
             "dynamic": self.dynamic,
             "indicator": "cooccurrence",
@@ -297,10 +385,7 @@ class FirstSeen:
     def series(self, update: IndicatorUpdate) -> str | None:
         return None  # judged on observations, not on indicator updates
 
-    def value(self, history: Callable[[str, str], Mapping[str, float]], update: IndicatorUpdate) -> float:
-        return 0.0
-
-    def fields(self, update: IndicatorUpdate) -> dict[str, str]:
+    def fields(self) -> dict[str, str]:
         return {"dynamic": self.dynamic, "indicator": self.indicator, "window": self.window}
 
 
@@ -339,30 +424,34 @@ class Rule:
 
     @property
     def judges_early(self) -> bool:
-        """A value that only grows within a bucket can fire as soon as it holds (others wait for the bucket)."""
+        """A value that only grows within a bucket can fire as soon as it holds (others wait for the bucket): a
+        rising measure, and a z-score or momentum of one (ewma_mean and ewma_dev are the baseline *before* the
+        bucket: fixed while it fills)."""
         condition = self.condition
         if isinstance(condition, Quiet | FirstSeen) or condition.op not in _RISING:
             return False
-        return not isinstance(condition, Composite) or all(weight >= 0 for weight in condition.index.weights.values())
+        if isinstance(condition, Composite):
+            rising = condition.indicator in RISING_MEASURES
+            return rising and all(weight >= 0 for weight in condition.index.weights.values())
+        if isinstance(condition, Cooccurrence):
+            return True
+        return condition.measure in RISING_MEASURES
 
     @property
     def warmup(self) -> int:
-        """Buckets of event time the stream must have covered before the rule is judged: a spike's baseline, a
-        trend's two halves. Judged earlier, a baseline of empty buckets makes the first articles look like a surge."""
+        """Buckets a series must have before a signal of it (z-score, momentum, EWMA) is judged: its first bucket
+        is partial and its baseline empty, so judged earlier the first articles would look like a surge."""
         condition = self.condition
-        if isinstance(condition, Spike):
-            return condition.baseline
-        if isinstance(condition, Trend):
-            return 2 * condition.buckets - 1
+        if isinstance(condition, Threshold | Spike | Trend) and condition.signal is not None:
+            return condition.warmup
         return 0
 
     @property
     def reads_articles(self) -> bool:
-        """Judged on articles (entities, a source's silence), not on indicator values: what a backtest replays."""
+        """Judged on articles, not on stored indicator values: what a backtest replays. Every rule but a quiet
+        dynamic: a scope's measures and signals are counted from its articles, as the stream counts them."""
         condition = self.condition
-        return isinstance(condition, Cooccurrence | FirstSeen) or (
-            isinstance(condition, Quiet) and condition.source is not None
-        )
+        return not isinstance(condition, Quiet) or condition.source is not None
 
     def alert_labels(self, fields: Mapping[str, str]) -> dict[str, str]:
         return {"alertname": self.name, "severity": self.severity, "kind": self.kind, **fields, **self.labels}

@@ -7,9 +7,11 @@ the same transaction as the article writes (see ``storage/derive.py``), so the D
 the stream did.
 
 A bucket's ids are spread over ``SHARDS`` table keys, so one batch rewrites a small part of a big bucket and the
-changelog does not grow with the square of a bucket's size. Memory stays bounded: a bucket's membership is
-dropped ``retention`` after the bucket ends, and hits for buckets older than that are not counted by the stream
-(the store still counts them exactly).
+changelog does not grow with the square of a bucket's size. :class:`ScopeFacts` keeps, in the same table and the
+same way, what the measures of a rule's scope need of each member (source, story, novelty, score), and computes
+them with the store's reference definition (:func:`~stackwatch.signals.indicators.measures`). Memory stays
+bounded: a bucket's membership is dropped ``retention`` after the bucket ends, and hits for buckets older than that
+are not counted by the stream (the store still counts them exactly).
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import zlib
 from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timedelta
 
-from stackwatch.signals.indicators import expired
-from stackwatch.signals.messages import DynamicHit, IndicatorUpdate, parse_time
+from stackwatch.signals.conditions import Scope
+from stackwatch.signals.indicators import ALL, MEASURES, ArticleFacts, bucket_start, expired, measures
+from stackwatch.signals.messages import DynamicHit, IndicatorUpdate, Observation, parse_time
 
-__all__ = ["DEFAULT_RETENTION", "ID_PREFIX", "SHARDS", "BucketCounts"]
+__all__ = ["DEFAULT_RETENTION", "ID_PREFIX", "SHARDS", "BucketCounts", "ScopeFacts", "Touched"]
 
 ID_PREFIX = 16
 """Bucket membership keeps this many characters of each article id (64 bits of a hex id: no collisions)."""
@@ -77,3 +80,83 @@ class BucketCounts:
         for key in gone:
             del self.table[key]
         return len(gone)
+
+
+_SEP = "\x1f"
+Touched = tuple[str, datetime, frozenset[Scope]]
+"""A (window, bucket start) a batch added articles to, and the scopes it touched there."""
+
+
+class ScopeFacts:
+    """Members of each watched (scope, window, bucket) with what the measures need of them, in ``table`` (the
+    table of :class:`BucketCounts`, swept with it)::
+
+        facts = ScopeFacts(counts.table, counts.retention, {(Scope("capex"), "1h"), (Scope(), "1h")})
+        for window, start, scopes in facts.add(batch, now):
+            facts.measures(Scope("capex"), window, start)["share"]     # as the store computes it
+
+    An article counts once per bucket whatever the redeliveries (its newest facts replace the former)."""
+
+    def __init__(
+        self, table: MutableMapping[str, list[str]], retention: timedelta, watched: Iterable[tuple[Scope, str]]
+    ) -> None:
+        self.table = table
+        self.retention = retention
+        self.watched = sorted(set(watched), key=lambda item: (item[1], item[0].key))
+
+    def add(self, batch: Iterable[Observation], now: datetime) -> list[Touched]:
+        """Add ``batch``'s articles to the watched scopes; the buckets touched, in the order they first appear."""
+        touched: dict[tuple[str, datetime], set[Scope]] = {}
+        changed: dict[str, list[str]] = {}
+        for observed in batch:
+            for scope, window in self.watched:
+                start = bucket_start(observed.published_at, window)
+                if expired(start, window, now, self.retention) or not scope.matches(observed):
+                    continue
+                touched.setdefault((window, start), set()).add(scope)
+                key = _shard_key(f"{scope.key}|{window}|{start.isoformat()}", observed.article_id)
+                members = changed.get(key) or self.table.get(key) or []
+                entry = _entry(scope, observed)
+                prefix = entry.split(_SEP, 1)[0] + _SEP
+                kept = [member for member in members if not member.startswith(prefix)]
+                if len(kept) != len(members) or entry not in members:
+                    changed[key] = [*kept, entry]
+        for key, members in changed.items():
+            self.table[key] = members
+        return [(window, start, frozenset(scopes)) for (window, start), scopes in touched.items()]
+
+    def members(self, scope: Scope, window: str, start: datetime) -> list[str]:
+        bucket = f"{scope.key}|{window}|{start.isoformat()}"
+        return [member for shard in range(SHARDS) for member in self.table.get(f"{bucket}#{shard:x}") or ()]
+
+    def measures(self, scope: Scope, window: str, start: datetime) -> dict[str, float]:
+        """Every measure of ``scope`` in the bucket (0 for a bucket with no member); ``share`` needs the all-articles
+        scope watched in ``window`` (else it is absent)."""
+        facts = [_facts(scope, member, start) for member in self.members(scope, window, start)]
+        values = dict.fromkeys(MEASURES, 0.0)
+        key = (scope.dynamic, scope.entity, scope.source, window, start)
+        for (indicator, *rest), value in measures(facts, [window]).items():
+            if tuple(rest) == key:
+                values[indicator] = value
+        if scope.dynamic == ALL:
+            values.pop("score_sum")
+        if (Scope(), window) not in self.watched:
+            values.pop("share")
+        elif scope != Scope():
+            total = len(self.members(Scope(), window, start))
+            values["share"] = values["article_count"] / total if total else 0.0
+        return values
+
+
+def _entry(scope: Scope, observed: Observation) -> str:
+    score = observed.scores.get(scope.dynamic, 0.0) if scope.dynamic != ALL else 0.0
+    parts = (observed.article_id[:ID_PREFIX], observed.source, observed.story, repr(observed.novelty), repr(score))
+    return _SEP.join(parts)
+
+
+def _facts(scope: Scope, member: str, start: datetime) -> ArticleFacts:
+    """A member as the reference measures read it, within its scope (the scope's entity, its dynamic's score)."""
+    article_id, source, story, novelty, score = member.split(_SEP)
+    scores = {} if scope.dynamic == ALL else {scope.dynamic: float(score)}
+    entities = frozenset() if scope.entity == ALL else frozenset({scope.entity})
+    return ArticleFacts(article_id, source, start, scores, entities, story, float(novelty))

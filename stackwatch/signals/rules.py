@@ -20,14 +20,28 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from stackwatch.signals.conditions import OPERATORS, Cooccurrence, FirstSeen, Quiet, Rule, RuleCondition
-from stackwatch.signals.counts import BucketCounts
+from stackwatch.signals.alert_text import sentence
+from stackwatch.signals.baselines import BaselineParams, BaselineState, baselines
+from stackwatch.signals.conditions import (
+    OPERATORS,
+    SIGNAL_VALUES,
+    Composite,
+    Cooccurrence,
+    FirstSeen,
+    Quiet,
+    Rule,
+    Scope,
+    Spike,
+    Threshold,
+    Trend,
+)
+from stackwatch.signals.counts import BucketCounts, ScopeFacts
 from stackwatch.signals.entity_rules import first_seen
-from stackwatch.signals.indicators import WINDOWS, bucket_start, hits_for
+from stackwatch.signals.indicators import ALL, WINDOWS, bucket_start, hits_for
 from stackwatch.signals.messages import Alert, DynamicHit, IndicatorUpdate, Observation, parse_time
 
 __all__ = [
@@ -67,38 +81,38 @@ class Evaluation:
 
 @dataclass
 class RuleEngine:
-    """Applies rules to indicator updates; every bit of state lives in the mapping passed to :meth:`apply`.
+    """Applies rules to observations (or indicator updates); every bit of state lives in the mapping passed in.
 
-    Keys in the state: ``h|indicator|dynamic|window`` (bucket values), ``r|rule|dedup`` (one rule's series),
-    ``c|window`` (the stream's clock and when each dynamic was last seen, for :class:`Quiet` rules).
+    Keys in the state: ``h|indicator|dynamic|window`` (bucket values of per-dynamic updates), ``r|rule|dedup``
+    (one rule's series), ``b|rule|scope|measure|window`` (the running EWMA state of a signal rule's series),
+    ``c|window`` (the stream's clock and when each dynamic was last seen, for :class:`Quiet` rules). ``baseline``:
+    the store's EWMA parameters (``indicators:`` in the configuration), so a rule's z-score, momentum and EWMA
+    are the store's, bucket for bucket.
     """
 
     rules: Sequence[Rule]
     router: Router = field(default=lambda labels: ())
+    baseline: BaselineParams = field(default_factory=BaselineParams)
 
     def apply(self, state: MutableMapping[str, Any], update: IndicatorUpdate) -> list[Alert]:
-        """The alerts ``update`` fires or resolves (usually none). Only per-dynamic totals are rule input."""
-        if update.dynamic == "*":
+        """The alerts ``update`` (a per-dynamic value) fires or resolves (usually none): rules whose series it is
+        are judged on it; rules on other scopes or measures need observations (:meth:`evaluate`)."""
+        if update.dynamic == ALL:
             return []
-        alerts: list[Alert] = []
         self._remember(state, update)
-        alerts += self._tick(state, update)
+        alerts = self._tick(state, update)
+        bucket = update.bucket_start.isoformat()
 
-        def history(indicator: str, dynamic: str) -> Mapping[str, float]:
-            return state.get(_series_key(indicator, dynamic, update.window)) or {}
+        def read(scope: Scope, indicator: str) -> float | None:
+            if scope.entity != ALL or scope.source != ALL:
+                return None
+            if (scope.dynamic, indicator) == (update.dynamic, update.indicator):
+                return update.value
+            return (state.get(_series_key(indicator, scope.dynamic, update.window)) or {}).get(bucket)
 
         for rule in self.rules:
-            series = rule.condition.series(update)
-            if series is None or not self._warm(state, rule, update.bucket_start):
-                continue
-            condition = rule.condition
-            fields = condition.fields(update)
-            value = condition.value(history, update)
-
-            def empty_bucket(bucket: datetime, condition: RuleCondition = condition) -> float:
-                return condition.value(history, replace(update, bucket_start=bucket, value=0.0))
-
-            alerts += self._observe(state, rule, fields, update.bucket_start, value, empty_bucket)
+            if rule.condition.series(update) is not None:
+                alerts += self._judge(state, rule, update.bucket_start, read)
         return alerts
 
     def evaluate(
@@ -106,16 +120,128 @@ class RuleEngine:
     ) -> Evaluation:
         """One batch of observations through every rule: what the rules agent does with each record.
 
-        Counts the batch's articles per dynamic and bucket (and per co-occurrence series), applies the counts in
-        the order their buckets first appear, and judges first-seen entities and quiet sources on the way.
+        Counts the batch's articles per dynamic and bucket (published, and the quiet rules' clock), per
+        co-occurrence series, and per watched scope (in ``counts.table``, swept with it); judges each rule whose
+        scope a bucket touched, in the order the buckets first appear, and first-seen entities on the way.
         """
         alerts = [alert for observed in batch for alert in self.observe(state, observed)]
         updates = counts.add((hit for observed in batch for hit in hits_for(observed)), now)
         for update in updates:
-            alerts += self.apply(state, update)
+            alerts += self._tick(state, update)
         for update in counts.add((hit for observed in batch for hit in self.tallies(observed)), now):
             alerts += self.apply(state, update)  # co-occurrence series: the rules' own, not published
+        facts = ScopeFacts(counts.table, counts.retention, self.watched())
+        for window, start, scopes in facts.add(batch, now):
+            alerts += self._judge_bucket(state, facts, window, start, scopes)
         return Evaluation(updates, alerts)
+
+    def watched(self) -> set[tuple[Scope, str]]:
+        """The (scope, window) series the rules read from observations (all articles too, for a share)."""
+        watched: set[tuple[Scope, str]] = set()
+        for rule in self.rules:
+            condition = rule.condition
+            if isinstance(condition, Threshold | Spike | Trend | Composite):
+                watched |= {(scope, condition.window) for scope in _scopes(condition)}
+        return watched
+
+    def current(self, state: Mapping[str, Any], rule: Rule) -> tuple[datetime, float] | None:
+        """The bucket ``rule`` judges now and its value there (None before its first judged bucket)::
+
+        engine.current(state, rule)      # (datetime(2026, 5, 1, 13, tzinfo=UTC), 3.4)
+        """
+        series = state.get(self._key(rule, rule.condition.fields())) or {}
+        if series.get("bucket") is None or series.get("value") is None:
+            return None
+        return parse_time(series["bucket"]), float(series["value"])
+
+    def _judge_bucket(
+        self, state: MutableMapping[str, Any], facts: ScopeFacts, window: str, start: datetime, scopes: frozenset[Scope]
+    ) -> list[Alert]:
+        """Judge every rule of ``window`` whose value the touched ``scopes`` may have moved at ``start``."""
+        measured: dict[Scope, dict[str, float]] = {}
+
+        def read(scope: Scope, indicator: str) -> float | None:
+            if scope not in measured:
+                measured[scope] = facts.measures(scope, window, start)
+            return measured[scope].get(indicator)
+
+        alerts: list[Alert] = []
+        for rule in self.rules:
+            condition = rule.condition
+            if not isinstance(condition, Threshold | Spike | Trend | Composite) or condition.window != window:
+                continue
+            if scopes.isdisjoint(_scopes(condition)):
+                continue
+            own = condition.scopes if isinstance(condition, Composite) else (condition.scope,)
+            if not any(read(scope, "article_count") for scope in own):
+                continue  # only the bucket's total moved: the series has no article here (a gap, judged as one)
+            alerts += self._judge(state, rule, start, read)
+        return alerts
+
+    def _judge(
+        self, state: MutableMapping[str, Any], rule: Rule, bucket: datetime, read: Callable[[Scope, str], float | None]
+    ) -> list[Alert]:
+        """Judge ``rule`` at ``bucket`` on the value ``read`` gives: a measure as it is, a signal of the measure's
+        series by the store's :func:`~stackwatch.signals.baselines.baselines` once the series is warm."""
+        condition = rule.condition
+        signal: str | None = None
+        if isinstance(condition, Composite):
+            measure: float | None = condition.value(read)
+        elif isinstance(condition, Cooccurrence):
+            measure = read(Scope(condition.tally), condition.indicator)
+        elif isinstance(condition, Threshold | Spike | Trend):
+            measure, signal = read(condition.scope, condition.measure), condition.signal
+        else:
+            return []
+        if measure is None:
+            return []
+        if signal is None or not isinstance(condition, Threshold | Spike | Trend):
+            return self._observe(state, rule, condition.fields(), bucket, measure, lambda _: 0.0)
+        judged = self._signal(state, rule, condition, bucket, measure, signal)
+        if judged is None:
+            return []
+        value, warm, empty_bucket = judged
+        if not warm:
+            return []
+        return self._observe(state, rule, condition.fields(), bucket, value, empty_bucket)
+
+    def _signal(
+        self,
+        state: MutableMapping[str, Any],
+        rule: Rule,
+        condition: Threshold | Spike | Trend,
+        bucket: datetime,
+        measure: float,
+        signal: str,
+    ) -> tuple[float, bool, Callable[[datetime], float]] | None:
+        """The signal at ``bucket`` of the series whose bucket value is now ``measure``, whether the series is warm
+        there, and the signal at an empty bucket right after the one before; None for a bucket already passed.
+
+        The series runs as the store's does: from its first bucket, dense (a quiet bucket is 0), each bucket folded
+        into the EWMA state once the next one begins."""
+        key = f"b|{rule.name}|{condition.scope.key}|{condition.measure}|{condition.window}"
+        record = dict(state.get(key) or {"open": None, "value": 0.0, "state": None, "count": 0})
+        stamp = bucket.isoformat()
+        if record["open"] is not None and stamp < record["open"]:
+            return None  # a late article for a bucket already passed: the store recounts it, the rule does not
+        pick = SIGNAL_VALUES[signal]
+        before = _baseline_state(record["state"])
+        if record["open"] is not None and stamp > record["open"]:
+            gap = round((bucket - parse_time(record["open"])) / WINDOWS[condition.window]) - 1
+            folded = baselines([record["value"], *([0.0] * gap)], self.baseline, before)
+            after_open: BaselineState | None = folded[0].state
+            before = folded[-1].state
+            record.update(state=_plain(folded[-1].state), count=record["count"] + 1 + gap)
+        else:
+            after_open = before
+        record.update(open=stamp, value=measure)
+        state[key] = record
+
+        def empty_bucket(_: datetime) -> float:
+            return pick(baselines([0.0], self.baseline, after_open)[0])
+
+        point = baselines([measure], self.baseline, before)[0]
+        return pick(point), record["count"] >= condition.warmup, empty_bucket
 
     def tallies(self, observed: Observation) -> list[DynamicHit]:
         """The hits ``observed`` adds to the series co-occurrence rules count (beyond its dynamics' own)."""
@@ -218,7 +344,7 @@ class RuleEngine:
                 hours = (judged - parse_time(last)).total_seconds() / 3600.0 if last else math.inf
                 if last is None and not seen:
                     continue
-                fields = quiet.fields(update)
+                fields = quiet.fields()
                 alerts += self._verdict(state, rule, fields, judged, hours >= quiet.threshold, hours)
         if clock["bucket"] is None or bucket > clock["bucket"]:
             clock["bucket"] = bucket
@@ -230,14 +356,6 @@ class RuleEngine:
         return alerts
 
     # -- one rule's series -------------------------------------------------------------------------------------
-
-    def _warm(self, state: MutableMapping[str, Any], rule: Rule, bucket: datetime) -> bool:
-        """Has the stream covered the rule's warm-up (:attr:`Rule.warmup` buckets of event time) by ``bucket``?"""
-        if not rule.warmup:
-            return True
-        first = (state.get(f"c|{rule.condition.window}") or {}).get("first")
-        width = WINDOWS[rule.condition.window]
-        return first is not None and bucket - parse_time(first) >= width * rule.warmup
 
     def _observe(
         self,
@@ -352,12 +470,7 @@ class RuleEngine:
         dedup = key.split("|", 2)[2]
         condition = rule.condition
         labels = rule.alert_labels(fields)
-        shown = "n/a" if value is None else f"{value:g}"
-        verb = "resolved:" if status == "resolved" else ""
-        message = (
-            f"{verb}{' ' if verb else ''}{fields['dynamic']} {fields['indicator']} {shown} {condition.op} "
-            f"{condition.threshold:g} in the {condition.window} bucket starting {bucket.isoformat()}"
-        )
+        message = sentence(rule, bucket, value, status)
         return Alert(
             id=alert_id(rule.name, dedup, fired, *(("resolved",) if status == "resolved" else ())),
             rule=rule.name,
@@ -377,6 +490,22 @@ class RuleEngine:
             labels=labels,
             values={fields["indicator"]: 0.0 if value is None or math.isinf(value) else float(value)},
         )
+
+
+def _scopes(condition: Threshold | Spike | Trend | Composite) -> set[Scope]:
+    """The scopes whose articles move the condition's value (a share moves with every article of the bucket)."""
+    scopes = set(condition.scopes) if isinstance(condition, Composite) else {condition.scope}
+    measure = condition.indicator if isinstance(condition, Composite) else condition.measure
+    return scopes | {Scope()} if measure == "share" else scopes
+
+
+def _baseline_state(values: Sequence[float] | None) -> BaselineState | None:
+    return None if values is None else BaselineState(*values)
+
+
+def _plain(state: BaselineState) -> list[float]:
+    """A baseline state as JSON (the rule-state table holds plain values)."""
+    return [state.mean, state.variance, state.fast, state.slow]
 
 
 def fresh_series() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from stackwatch.signals.messages import IndicatorUpdate, Observation, parse_time
+from stackwatch.storage.recovery import stored_history
 from stackwatch.storage.store import as_store_error
 
 __all__ = ["indicator_history", "observation_history", "recent_alerts"]
@@ -37,16 +38,11 @@ def recent_alerts(connection: duckdb.DuckDBPyConnection, limit: int = 20) -> lis
 def observation_history(
     connection: duckdb.DuckDBPyConnection, since: datetime, until: datetime | None = None
 ) -> list[Observation]:
-    """Stored articles published from ``since`` as the rules stage sees them (labels and entities), in time order."""
-    rows = connection.execute(
-        "SELECT a.id, a.source, a.published_at, a.labels,"
-        " list(e.entity ORDER BY e.entity) FILTER (e.entity IS NOT NULL)"
-        " FROM articles a LEFT JOIN article_entities e ON e.article_id = a.id"
-        " WHERE a.published_at >= ? AND (? IS NULL OR a.published_at < ?)"
-        " GROUP BY ALL ORDER BY a.published_at, a.id",
-        [since, until, until],
-    ).fetchall()
-    return [Observation(row[0], row[1], parse_time(row[2]), tuple(row[3] or ()), tuple(row[4] or ())) for row in rows]
+    """Stored articles published from ``since`` (to ``until``) as the rules stage sees them, in time order: what
+    :func:`~stackwatch.storage.recovery.stored_history` reads (scores, story and novelty included)."""
+    observed = [item.observation for item in stored_history(connection, since)]
+    kept = [item for item in observed if until is None or item.published_at < until]
+    return sorted(kept, key=lambda item: (item.published_at, item.article_id))
 
 
 def indicator_history(

@@ -42,21 +42,38 @@ def stored_ids(connection: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> set
 
 
 def stored_history(connection: duckdb.DuckDBPyConnection, since: datetime) -> list[StoredObservation]:
-    """Articles published from ``since`` as the rules stage saw them (labels and entities), in the order they were
-    stored (one store transaction shares one ``stored_at``)."""
+    """Articles published from ``since`` as the rules stage sees them (labels, entities, the labelled dynamics'
+    scores, story and novelty as the store holds them now), in the order they were stored (one store transaction
+    shares one ``stored_at``)."""
     with as_store_error("cannot read the stored history"):
         rows = connection.execute(
-            "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels,"
-            " list(e.entity ORDER BY e.entity) FILTER (e.entity IS NOT NULL)"
-            " FROM articles a LEFT JOIN article_entities e ON e.article_id = a.id"
-            " WHERE a.published_at >= ?"
-            " GROUP BY ALL ORDER BY a.stored_at, a.published_at, a.id",
-            [since],
+            "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels, e.entities, d.dynamics, d.scores,"
+            " s.story_id, s.novelty"
+            " FROM articles a"
+            " LEFT JOIN (SELECT article_id, list(entity ORDER BY entity) AS entities FROM article_entities"
+            "   WHERE published_at >= $since GROUP BY article_id) e ON e.article_id = a.id"
+            " LEFT JOIN (SELECT article_id, list(dynamic ORDER BY dynamic) AS dynamics,"
+            "   list(score ORDER BY dynamic) AS scores FROM article_dynamics WHERE label AND published_at >= $since"
+            "   GROUP BY article_id) d ON d.article_id = a.id"
+            " LEFT JOIN (SELECT article_id, story_id, novelty FROM article_stories WHERE published_at >= $since)"
+            "   s ON s.article_id = a.id"
+            " WHERE a.published_at >= $since"
+            " ORDER BY a.stored_at, a.published_at, a.id",
+            {"since": since},
         ).fetchall()
     return [
         StoredObservation(
             parse_time(row[0]),
-            Observation(row[1], row[2], parse_time(row[3]), tuple(row[4] or ()), tuple(row[5] or ())),
+            Observation(
+                row[1],
+                row[2],
+                parse_time(row[3]),
+                tuple(row[4] or ()),
+                tuple(row[5] or ()),
+                dict(zip(row[6] or (), (float(score) for score in row[7] or ()), strict=True)),
+                row[8] or "",
+                1.0 if row[9] is None else float(row[9]),
+            ),
         )
         for row in rows
     ]
