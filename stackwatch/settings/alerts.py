@@ -7,6 +7,8 @@ A rule is declared once and evaluated by ``signals/rules.py`` (its conditions in
       - {name: capex-surge, kind: threshold, dynamic: capex, value: 5, severity: critical, for: 2, cooldown: 6h,
          labels: {team: markets}, webhooks: [ops]}
       - {name: decoupling-spike, kind: spike, dynamic: decoupling, baseline: 24, value: 3}
+      - {name: capex-share, kind: threshold, dynamic: capex, indicator: share, op: ">", value: 0.3}
+      - {name: nvidia-decoupling, kind: trend, dynamic: decoupling, entity: NVIDIA, value: 2}
     alerting:
       group_by: [alertname, dynamic]
       group_wait: 30s
@@ -177,57 +179,150 @@ class _RuleBase(Section):
         return self
 
 
-class ThresholdRuleSettings(_RuleBase):
-    """Fire when an indicator of a dynamic crosses a value within a window."""
+Measure = Literal["article_count", "story_count", "source_count", "score_sum", "share", "novelty"]
+"""The store's measures (``signals.indicators.MEASURES``): any of them, in any scope, is a rule's series."""
+Indicator = Literal[
+    "article_count",
+    "story_count",
+    "source_count",
+    "score_sum",
+    "share",
+    "novelty",
+    "ewma_mean",
+    "ewma_dev",
+    "zscore",
+    "momentum",
+]
+"""The measures, then the store's signals of a scope's article count (``signals.indicators.SIGNALS``)."""
+
+
+class _ScopedRule(_RuleBase):
+    """A rule on one scope's series: ``dynamic`` (omitted: all articles), and optionally ``entity`` (articles
+    naming it) or ``source`` (articles from it), the scopes the store keeps."""
+
+    dynamic: str | None = None
+    entity: str | None = Field(default=None, min_length=1)
+    source: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "min_std" in data:
+            raise ValueError(
+                "min_std: no longer a rule key; a z-score divides by the store's deviation, floored at"
+                " indicators.min_deviation, so a rule's z-score is the stored one"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> _ScopedRule:
+        if self.entity is not None and self.source is not None:
+            raise ValueError(
+                "source: a rule reads one scope: a dynamic (or all articles) alone, with an entity, or with a"
+                " source; entity and source together is not one (the store keeps no such series)"
+            )
+        if "score_sum" in (getattr(self, "indicator", None), self._measure()) and self.dynamic is None:
+            raise ValueError("indicator: score_sum is the sum of a dynamic's scores; it needs dynamic")
+        return self
+
+    def _measure(self) -> str:
+        return str(getattr(self, "indicator", "article_count"))
+
+    def referenced_dynamics(self) -> list[str]:
+        return [] if self.dynamic is None else [self.dynamic]
+
+    def referenced_sources(self) -> list[str]:
+        return [] if self.source is None else [self.source]
+
+    def dedup_fields(self) -> tuple[str, ...]:
+        scope = tuple(name for name in ("entity", "source") if getattr(self, name) is not None)
+        return (*super().dedup_fields(), *scope)
+
+    def scope(self) -> dict[str, str]:
+        """The condition's scope arguments (``*``: all)."""
+        return {"dynamic": self.dynamic or "*", "entity": self.entity or "*", "source": self.source or "*"}
+
+
+class ThresholdRuleSettings(_ScopedRule):
+    """Fire when an indicator of a scope crosses a value within a window: a measure (``share``, ``source_count``,
+    ...) as it is, or a signal of the scope's article count (``zscore``, ``momentum``, ``ewma_mean``,
+    ``ewma_dev``) once its series has ``warmup`` buckets."""
 
     kind: Literal["threshold"]
-    dynamic: str
-    indicator: Literal["article_count"] = "article_count"
+    indicator: Indicator = "article_count"
     window: Window = "1h"
     op: Op = ">="
     value: float
+    warmup: int = Field(default=24, ge=0, le=10_000, description="buckets before a signal is judged")
+
+    @model_validator(mode="after")
+    def _warmup_of_a_signal(self) -> ThresholdRuleSettings:
+        if "warmup" in self.model_fields_set and self.indicator not in ("ewma_mean", "ewma_dev", "zscore", "momentum"):
+            raise ValueError(
+                f"warmup: {self.indicator} is a measure, judged from the first bucket; only a signal (ewma_mean,"
+                " ewma_dev, zscore, momentum) has a warm-up"
+            )
+        return self
 
     def to_rule(self) -> Rule:
-        return self._wrap(Threshold(self.dynamic, self.indicator, self.window, self.op, self.value))
+        return self._wrap(
+            Threshold(
+                indicator=self.indicator,
+                window=self.window,
+                op=self.op,
+                threshold=self.value,
+                warmup=self.warmup,
+                **self.scope(),
+            )
+        )
 
 
-class SpikeRuleSettings(_RuleBase):
-    """Fire when a bucket's z-score against the ``baseline`` buckets before it reaches ``value``."""
+class SpikeRuleSettings(_ScopedRule):
+    """Fire when a bucket's z-score of a measure of a scope (the store's: against the EWMA baseline before the
+    bucket) reaches ``value``, once its series has ``baseline`` buckets before the bucket."""
 
     kind: Literal["spike"]
-    dynamic: str
-    indicator: Literal["article_count"] = "article_count"
+    indicator: Measure = "article_count"
     window: Window = "1h"
-    baseline: int = Field(default=24, ge=2, le=300)
-    min_std: float = Field(default=1.0, gt=0)
+    baseline: int = Field(default=24, ge=2, le=10_000, description="buckets of warm-up")
     value: float = 3.0
 
     def to_rule(self) -> Rule:
         return self._wrap(
-            Spike(self.dynamic, self.indicator, self.window, self.baseline, self.min_std, ">=", self.value)
+            Spike(
+                indicator=self.indicator,
+                window=self.window,
+                baseline=self.baseline,
+                threshold=self.value,
+                **self.scope(),
+            )
         )
 
 
-class TrendRuleSettings(_RuleBase):
-    """Fire when the last ``buckets`` buckets grew by ``value`` (a ratio: 1.0 = doubled) over the ones before."""
+class TrendRuleSettings(_ScopedRule):
+    """Fire when the momentum of a measure of a scope (the store's: fast EWMA − slow EWMA, per bucket) reaches
+    ``value``, once its series has ``buckets`` buckets before the bucket."""
 
     kind: Literal["trend"]
-    dynamic: str
-    indicator: Literal["article_count"] = "article_count"
+    indicator: Measure = "article_count"
     window: Window = "1d"
-    buckets: int = Field(default=7, ge=1, le=150)
+    buckets: int = Field(default=7, ge=1, le=10_000, description="buckets of warm-up")
     value: float = 1.0
 
     def to_rule(self) -> Rule:
-        return self._wrap(Trend(self.dynamic, self.indicator, self.window, self.buckets, ">=", self.value))
+        return self._wrap(
+            Trend(
+                indicator=self.indicator, window=self.window, buckets=self.buckets, threshold=self.value, **self.scope()
+            )
+        )
 
 
 class CompositeRuleSettings(_RuleBase):
-    """Fire when a weighted sum over dynamics (a composite index) crosses a value in one bucket."""
+    """Fire when a weighted sum of a measure over dynamics (a composite index) crosses a value in one bucket."""
 
     kind: Literal["composite"]
     weights: dict[str, float] = Field(min_length=1)
-    indicator: Literal["article_count"] = "article_count"
+    indicator: Measure = "article_count"
     window: Window = "1h"
     op: Op = ">="
     value: float

@@ -242,28 +242,44 @@ def _names(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Observation(_Message):
-    """What the rules stage needs of one tagged article: its id, source, time, dynamics and entities."""
+    """What the rules stage needs of one tagged article: its id, source, time, dynamics and entities, and for the
+    measures a rule may judge: the score of each of its dynamics, its story and its novelty. ``story_id`` empty
+    and ``novelty`` 1.0 are an article not (yet) clustered: its own story, wholly new, as the store counts it."""
 
     article_id: str
     source: str
     published_at: datetime
     labels: tuple[str, ...]
     entities: tuple[str, ...] = ()
+    scores: Mapping[str, float] = field(default_factory=dict)
+    """Score per dynamic of ``labels`` (absent: 0)."""
+    story_id: str = ""
+    novelty: float = 1.0
+
+    @property
+    def story(self) -> str:
+        """The story the article counts in: its own id until it is clustered."""
+        return self.story_id or self.article_id
 
     @classmethod
     def of(cls, tagged: TaggedArticle, entities: Iterable[str] = ()) -> Self:
         article = tagged.article
-        return cls(article.id, article.source, article.published_at, tagged.labels, tuple(sorted(entities)))
+        scores = {label: float(tagged.scores.get(label, 0.0)) for label in tagged.labels}
+        return cls(article.id, article.source, article.published_at, tagged.labels, tuple(sorted(entities)), scores)
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
         item = _mapping(data, "observation")
+        scores = _mapping(item.get("scores") or {}, "scores")
         return cls(
             article_id=_text(item, "article_id"),
             source=_text(item, "source"),
             published_at=parse_time(item.get("published_at"), "published_at"),
             labels=_names(item, "labels"),
             entities=_names(item, "entities"),
+            scores={str(name): _number(scores, name) for name in scores},
+            story_id=_text(item, "story_id", required=False),
+            novelty=_number(item, "novelty") if "novelty" in item else 1.0,
         )
 
 
