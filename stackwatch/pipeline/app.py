@@ -20,6 +20,7 @@ from stackwatch.pipeline.roles.agents.rules import build_engine
 from stackwatch.pipeline.roles.classifiers import build_service_classifier
 from stackwatch.pipeline.roles.delivery import grouping_from
 from stackwatch.pipeline.roles.derivation import build_derivation
+from stackwatch.pipeline.roles.digest_schedule import digest_service
 from stackwatch.pipeline.roles.ingest import IngestService
 from stackwatch.pipeline.roles.sink import SinkService
 from stackwatch.pipeline.runtime import ROLES, Runtime
@@ -113,5 +114,8 @@ def build_runtime(
         runtime.services.append(runtime.ingest)
     if runtime.sink is not None:
         runtime.services.append(runtime.sink)
+        digests = digest_service(settings, runtime.sink.store, loop=app.loop)
+        if digests is not None:
+            runtime.services.append(digests)
     register_web(app, runtime, settings, servers)
     return runtime

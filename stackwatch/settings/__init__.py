@@ -36,6 +36,7 @@ from stackwatch.settings.alerts import (
 )
 from stackwatch.settings.base import Section, parse_duration
 from stackwatch.settings.checks import References, reference_problems
+from stackwatch.settings.digests import DigestSettings
 from stackwatch.settings.entities import EntitySettings, IndicatorSettings
 from stackwatch.settings.kafka import KafkaSettings
 from stackwatch.settings.signals import ClassifierSettings, DynamicSettings
@@ -55,6 +56,7 @@ __all__ = [
     "AlertingSettings",
     "ClassifierSettings",
     "DemoSourceSettings",
+    "DigestSettings",
     "DynamicSettings",
     "FileSourceSettings",
     "KafkaSettings",
@@ -95,6 +97,7 @@ class Settings(Section):
     webhooks: list[WebhookSettings] = []
     rules: list[RuleSettings] = Field(default=[])
     alerting: AlertingSettings = AlertingSettings()
+    digests: list[DigestSettings] = []
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
