@@ -307,3 +307,13 @@ def test_chat_texts_are_sentences_with_the_bucket_as_a_date_and_escaped() -> Non
         "Resolved: the article count of capex was 1 in the hour from 14:00 UTC on Wednesday 2 December 2026,"
         " no longer at or above the threshold of 5."
     )
+
+
+def test_the_status_command_shows_an_alert_not_yet_notified_as_not_sent() -> None:
+    from stackwatch.pipeline.cli.ops import render_status
+
+    alert_line = {"notified_at": None, "recorded_at": T0.isoformat(), "bucket_start": T0.isoformat(),
+                  "severity": "warning", "rule": "surge", "dynamic": "capex", "message": "m"}  # fmt: skip
+    store = {"articles": 1, "dead_letters": 0, "alerts": {"warning": 1}, "deliveries": {}, "last_alerts": [alert_line]}
+    text = render_status({"ready": True}, {"roles": ["sink"], "uptime": 1, "store": store})
+    assert "  not sent  warning  surge (capex): m" in text.splitlines()
