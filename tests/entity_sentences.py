@@ -283,3 +283,72 @@ HELD_OUT: tuple[tuple[str, str], ...] = (
         "Oracle=company:displaced_vendor; OpenAI=company:buyer; CoreWeave=company",
     ),
 )
+
+HELD_OUT_2: tuple[tuple[str, str], ...] = (
+    # Written after the patterns were adjusted to the demo timeline's wording, and measured once.
+    (
+        "ByteDance is developing custom AI processors with Broadcom to lessen its dependence on Nvidia.",
+        "ByteDance=company:buyer; Broadcom=company; NVIDIA=company:displaced_vendor",
+    ),
+    (
+        "Broadcom is building custom accelerators for Meta and OpenAI.",
+        "Broadcom=company; Meta=company:buyer; OpenAI=company:buyer",
+    ),
+    (
+        "Microsoft, which owns a stake in OpenAI, is shifting inference away from Nvidia hardware.",
+        "Microsoft=company:buyer; OpenAI=company; NVIDIA=company:displaced_vendor",
+    ),
+    (
+        "Qatar's sovereign fund, the Qatar Investment Authority, backed Anthropic's latest round.",
+        "Qatar=country; Qatar Investment Authority=fund; Anthropic=company",
+    ),
+    (
+        "Tencent swapped out Nvidia chips for its own accelerators in two data centres.",
+        "Tencent=company:buyer; NVIDIA=company:displaced_vendor",
+    ),
+    (
+        "Under the agreement, Oracle becomes the exclusive provider of compute for TikTok's US operations.",
+        "Oracle=company:party; United States=country:party",
+    ),
+    (
+        "Lisa Su said Oracle will deploy 50,000 MI450 GPUs next year.",
+        "Lisa Su=person; AMD=company; Oracle=company; AMD Instinct=chip_or_product",
+    ),
+    (
+        "Apple and Google are designing their own server chips to replace Intel parts.",
+        "Apple=company:buyer; Google=company:buyer; Intel=company:displaced_vendor",
+    ),
+    (
+        "Nvidia was dropped by a large Chinese cloud in favour of Huawei's Ascend chips.",
+        "NVIDIA=company:displaced_vendor; Huawei=company; Ascend=chip_or_product",
+    ),
+    (
+        "The deal makes Google Cloud the sole compute partner for Safe Superintelligence.",
+        "Google=company:party",
+    ),
+    (
+        "Germany and France agreed to fund a European AI gigafactory with the EIB.",
+        "Germany=country; France=country; European Investment Bank=fund",
+    ),
+    (
+        "CoreWeave bought Core Scientific to own more of its data center capacity.",
+        "CoreWeave=company",
+    ),
+    (
+        "Amazon wants Anthropic to run on Trainium rather than on Google's TPUs.",
+        "Amazon=company:buyer; Anthropic=company; Trainium=chip_or_product; Google=company:displaced_vendor; "
+        "TPU=chip_or_product",
+    ),
+    (
+        "Sam Altman said OpenAI would stop relying solely on Microsoft for compute.",
+        "Sam Altman=person; OpenAI=company:buyer; Microsoft=company:displaced_vendor",
+    ),
+    (
+        "The White House cleared Nvidia to sell H200 chips to approved customers in the UAE.",
+        "White House=government_body; NVIDIA=company; Hopper=chip_or_product; United Arab Emirates=country",
+    ),
+    (
+        "Mistral AI trains on its own cluster in France instead of renting from US clouds.",
+        "Mistral AI=company:buyer; France=country; United States=country:displaced_vendor",
+    ),
+)

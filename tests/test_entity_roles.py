@@ -28,7 +28,7 @@ from stackwatch.signals.messages import Article, TaggedArticle
 from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.store import Batch, Store
-from tests.entity_sentences import CASES, HELD_OUT
+from tests.entity_sentences import CASES, HELD_OUT, HELD_OUT_2
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 HOSTILE = "<b>Evil & Co</b>"
@@ -106,16 +106,20 @@ def test_the_fixed_sentences_are_enough_and_cover_every_role_and_kind() -> None:
     assert sum(not any(roles for _, roles in spec.values()) for spec in specs) >= 10  # sentences without a role
 
 
-def test_most_judgements_on_sentences_the_patterns_were_not_adjusted_to_are_right() -> None:
-    """The held-out sentences measure the patterns rather than fit them: 45 of 47 judgements when written (the
-    miss: "is reportedly losing OpenAI business", a wording the patterns do not know)."""
+@pytest.mark.parametrize("held_out", [HELD_OUT, HELD_OUT_2], ids=["held_out", "held_out_2"])
+def test_most_judgements_on_sentences_the_patterns_were_not_adjusted_to_are_right(
+    held_out: tuple[tuple[str, str], ...],
+) -> None:
+    """Held-out sentences measure the patterns rather than fit them (docs/entities.md has the figures): 45 of 47
+    and 43 of 46 judgements when each set was written. The misses are wordings the patterns do not know ("is
+    reportedly losing OpenAI business", "swapped out Nvidia chips", "stop relying solely on Microsoft")."""
     gazetteer = Gazetteer()
     right = total = 0
-    for text, spec in HELD_OUT:
+    for text, spec in held_out:
         want, got = expected(spec), judged(gazetteer, text)
         total += len(want.keys() | got.keys())
         right += sum(want.get(name) == got.get(name) for name in want.keys() | got.keys())
-    assert len(HELD_OUT) >= 15
+    assert len(held_out) >= 15
     assert right / total >= 0.9
 
 

@@ -19,10 +19,12 @@ a role; a chip, product or person stands for its owner ("from NVIDIA's H100s", "
 How: the text is cut into sentences; in each, every mention becomes a token (``\\ue000<n>\\ue001``) and RE2
 patterns (linear in the text, no backtracking) look for cues around the tokens. The displaced vendor is the
 organisation right after a cue of moving away ("away from", "instead of", "reduce its reliance on", "replaces",
-"shifts ... from"), with the ones listed after it ("from NVIDIA and AMD"); the buyer is the sentence's first
-organisation before the cue (its subject), or the subject of a sentence that builds its own ("its own chips",
-"custom silicon", "in-house accelerators"). Every organisation in a sentence that speaks of exclusivity (and not
-of a non-exclusive deal) is a party. Sentences longer than :data:`MAX_SENTENCE` characters give no roles.
+"shifts ... from"), with the ones listed after it ("from NVIDIA and AMD"). The buyer is the first organisation
+before the cue in the cue's clause, else in the sentence, that does not name hardware bought ("Nvidia GPUs") or
+own the next mention ("Saudi Arabia's Humain"); a sentence that builds its own ("its own chips", "in-house
+accelerators", "is designing custom silicon") gives one too, and "custom chips for Meta" makes Meta one. Every
+organisation in a sentence that speaks of exclusivity (and not of a non-exclusive deal) is a party. Sentences
+longer than :data:`MAX_SENTENCE` characters give no roles.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ MAX_SENTENCE: Final = 1_000
 
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _ENT = r"\x{E000}(\d+)\x{E001}"
-_WORDS = r"(?:[^\s\x{E000}\x{E001}]+\s+){0,3}?"  # up to three words that are not a mention ("rival", "the", "its")
+_WORDS = r"(?:[^\s,;:()\x{E000}\x{E001}]+\s+){0,3}?"  # up to three words, not a mention nor past a comma
 _NOUN = (
     r"(?:chips?|silicon|accelerators?|processors?|asics?|gpus?|tpus?|cpus?|npus?|hardware|data ?cent(?:er|re)s?|"
     r"infrastructure|(?:ai |language |foundation )?models?|servers?|clusters?|compute|cloud|supercomputers?|"
@@ -85,10 +87,23 @@ _PASSIVE = _compile(
     r"(?:replaced|displaced|dropped|ditched|dumped|sidelined|phased out|abandoned)\b"
 )
 _LOSES = _compile(_ENT + r"\s+(?:loses|lost|is losing|risks losing)\s+(?:\w+\s+){0,2}?" + _ENT)
+# building its own: "its own chips", "its custom silicon", "in-house accelerators" ("custom" alone is often a vendor's)
 _IN_HOUSE = _compile(
-    r"\b(?:(?:its|their) own|in-house|home-?grown|custom(?:-built|-designed| built| designed)?|proprietary|"
+    r"\b(?:(?:its|their)\s+(?:(?:first|new|next|latest|second|third)\s+)?"
+    r"(?:own|custom(?:-built|-designed| built| designed)?|proprietary)|in-house|home-?grown|"
     r"self-developed)\s+(?:[\w-]+\s+){0,2}?" + _NOUN
 )
+_CUSTOM = r"custom(?:-built|-designed| built| designed)?\s+(?:[\w-]+\s+){0,2}?" + _NOUN
+# a builder without "its": "Microsoft is designing custom silicon" (but not custom chips "for" a customer, below)
+_BUILDS_CUSTOM = _compile(r"\b(?:design|develop|build|buil|mak|creat|co-design|tap)\w*\s+(?:\w+\s+)?" + _CUSTOM)
+# the customer of custom silicon: "Broadcom designs custom accelerators for Google and Meta"
+_CUSTOM_FOR = _compile(r"\b" + _CUSTOM + r"\w*\s+for\s+" + _WORDS + _ENT)
+# what follows a mention that names hardware bought, not a buyer: "Nvidia GPUs", "NVIDIA H100s", "AMD's chips"
+_OBJECT = _compile(
+    r"(?:['’]s)?\s*(?:\x{E000}|(?:[\w-]+\s+)?(?:gpus?|chips?|hardware|accelerators?|processors?|servers?|"
+    r"systems?|parts|silicon|racks?|instances?)\b)"
+)
+_SEPARATOR = _compile(r"(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or|&)\s+)")
 _EXCLUSIVE = _compile(
     r"\bexclusiv\w*|\bsole (?:\w+ )?(?:supplier|provider|partner|vendor|host)|"
     r"\bonly (?:\w+ )?(?:provider|supplier|partner)\b"
@@ -198,30 +213,54 @@ def _sentence_roles(
         displaced.add(int(match.group(1)))
         if (buyer := actors[int(match.group(2))]) is not None:
             roles.append((buyer, "buyer"))
-    cues += [match.start() for match in _IN_HOUSE.finditer(skeleton)]
+    plural: set[int] = set()  # cues of "their own": a buyer only when the subject is a list ("Google and Meta")
+    for match in _IN_HOUSE.finditer(skeleton):
+        cues.append(match.start())
+        if match.group(0)[:5].casefold() == "their":
+            plural.add(match.start())
+    customers = list(_CUSTOM_FOR.finditer(skeleton))
+    for match in customers:
+        buyers = {actors[index] for index in _listed(skeleton, int(match.group(1)), match.end())}
+        roles += [(buyer, "buyer") for buyer in sorted(b for b in buyers if b is not None)]
+    if not customers:
+        cues += [match.start() for match in _BUILDS_CUSTOM.finditer(skeleton)]
     vendors = {actors[index] for index in displaced} - {None}
     roles += [(vendor, "displaced_vendor") for vendor in sorted(v for v in vendors if v is not None)]
     possessed = {int(match.group(1)) - 1 for match in _POSSESSIVE.finditer(skeleton)}  # "Saudi Arabia's Humain"
     if cues:
-        subject = next(
-            (
-                actor
-                for index, actor in enumerate(actors)
-                if actor is not None
-                and places[index] < min(cues)
-                and index not in displaced
-                and index not in possessed
-                and actor not in vendors
-            ),
-            None,
-        )
-        if subject is not None:
-            roles.append((subject, "buyer"))
+        cue = min(cues)
+        ends = [place + len(f"{_OPEN}{index}{_CLOSE}") for index, place in enumerate(places)]
+        eligible = [
+            index
+            for index in range(len(actors))
+            if actors[index] is not None
+            and places[index] < cue
+            and index not in displaced
+            and index not in possessed
+            and actors[index] not in vendors
+            and _OBJECT.match(skeleton[ends[index] : ends[index] + 40]) is None
+        ]
+        clause = max(skeleton.rfind(mark, 0, cue) for mark in ",;:(")  # the subject of the cue's clause, if named
+        subject = next((index for index in eligible if places[index] > clause), eligible[0] if eligible else None)
+        group = _group(skeleton, places, ends, subject) if subject is not None else []
+        if cue in plural and len(group) < 2:
+            group = []
+        roles += [(actor, "buyer") for actor in dict.fromkeys(actors[i] for i in group) if actor is not None]
 
     if _EXCLUSIVE.search(skeleton) and not _NOT_EXCLUSIVE.search(skeleton):
         named = [actor for index, actor in enumerate(actors) if actor is not None and index not in possessed]
         roles += [(actor, "party") for actor in dict.fromkeys(named)]
     return roles
+
+
+def _group(skeleton: str, places: Sequence[int], ends: Sequence[int], index: int) -> list[int]:
+    """Token ``index`` and the tokens listed with it, before and after ("Google, Meta and Amazon")."""
+    first = last = index
+    while first > 0 and _SEPARATOR.fullmatch(skeleton[ends[first - 1] : places[first]]) is not None:
+        first -= 1
+    while last + 1 < len(places) and _SEPARATOR.fullmatch(skeleton[ends[last] : places[last + 1]]) is not None:
+        last += 1
+    return list(range(first, last + 1))
 
 
 def _listed(skeleton: str, first: int, after: int) -> set[int]:
