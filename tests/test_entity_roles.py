@@ -15,9 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web as aioweb
+from click.testing import CliRunner
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from stackwatch.pipeline.app import build_runtime
+from stackwatch.pipeline.cli.main import cli
 from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import settings_from_mapping
@@ -297,3 +299,16 @@ async def test_the_dynamic_and_entity_pages_show_roles_with_names_escaped(served
     assert hostile.status_code == 200
     assert f"<h1>Entity: {html.escape(HOSTILE)} <span" in hostile.text
     assert HOSTILE not in hostile.text
+
+
+def test_stackwatch_rebuild_applies_a_configured_entity_to_history_step_by_step(tmp_path: Path) -> None:
+    path = tmp_path / "stackwatch.duckdb"
+    with Store.open(path) as store:
+        store.write(Batch(tagged=ARTICLES))
+    config = tmp_path / "stackwatch.yaml"
+    config.write_text(f"storage: {{path: {path}}}\nentities:\n  - {{name: Evilco, aliases: [evilco]}}\n")
+    result = CliRunner().invoke(cli, ["rebuild", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "rebuild: 2/2 steps" in result.stderr  # a line per step when stderr is not a terminal
+    with Store.open(path, read_only=True) as store:
+        assert ("a5", "Evilco", 1, "company", ["buyer"]) in entity_rows(store)

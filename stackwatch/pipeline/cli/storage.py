@@ -195,7 +195,8 @@ def export(config: str | None, directory: Path) -> None:
 @config_option
 def rebuild(config: str | None) -> None:
     """Recompute every derived indicator from the stored articles (the same numbers the stream produced), a chunk
-    of days a step, then the baselines."""
+    of days a step, then the baselines; each step matches its articles' entities again with the configured
+    gazetteer, so an entity added to ``entities:`` applies to history."""
     settings = cli_settings(config, secrets=False)
     with _open_for_writing(settings, rebuild_pending=False) as store, step_progress("rebuild") as progress:
         try:
