@@ -9,7 +9,7 @@ the stream did.
 A bucket's ids are spread over ``SHARDS`` table keys, so one batch rewrites a small part of a big bucket and the
 changelog does not grow with the square of a bucket's size. :class:`ScopeFacts` keeps, in the same table and the
 same way, what the measures of a rule's scope need of each member (source, story, novelty, score), and computes
-them with the store's reference definition (:func:`~stackwatch.signals.indicators.measures`). Memory stays
+them with the store's reference definition (:func:`~stackwatch.signals.indicators.scope_values`). Memory stays
 bounded: a bucket's membership is dropped ``retention`` after the bucket ends, and hits for buckets older than that
 are not counted by the stream (the store still counts them exactly).
 """
@@ -21,7 +21,7 @@ from collections.abc import Iterable, MutableMapping
 from datetime import datetime, timedelta
 
 from stackwatch.signals.conditions import Scope
-from stackwatch.signals.indicators import ALL, MEASURES, ArticleFacts, bucket_start, expired, measures
+from stackwatch.signals.indicators import ALL, bucket_start, expired, scope_values
 from stackwatch.signals.messages import DynamicHit, IndicatorUpdate, Observation, parse_time
 
 __all__ = ["DEFAULT_RETENTION", "ID_PREFIX", "SHARDS", "BucketCounts", "ScopeFacts", "Touched"]
@@ -107,44 +107,57 @@ class ScopeFacts:
     def add(self, batch: Iterable[Observation], now: datetime) -> list[Touched]:
         """Add ``batch``'s articles to the watched scopes; the buckets touched, in the order they first appear."""
         touched: dict[tuple[str, datetime], set[Scope]] = {}
-        changed: dict[str, list[str]] = {}
+        changed: dict[str, tuple[list[str], dict[str, int]]] = {}  # shard: (members, position by id prefix)
+        windows = {window for _, window in self.watched}
         for observed in batch:
+            starts = {window: bucket_start(observed.published_at, window) for window in windows}
             for scope, window in self.watched:
-                start = bucket_start(observed.published_at, window)
+                start = starts[window]
                 if expired(start, window, now, self.retention) or not scope.matches(observed):
                     continue
                 touched.setdefault((window, start), set()).add(scope)
                 key = _shard_key(f"{scope.key}|{window}|{start.isoformat()}", observed.article_id)
-                members = changed.get(key) or self.table.get(key) or []
+                if key not in changed:
+                    members = list(self.table.get(key) or [])
+                    changed[key] = (members, {member.split(_SEP, 1)[0]: at for at, member in enumerate(members)})
+                members, positions = changed[key]
                 entry = _entry(scope, observed)
-                prefix = entry.split(_SEP, 1)[0] + _SEP
-                kept = [member for member in members if not member.startswith(prefix)]
-                if len(kept) != len(members) or entry not in members:
-                    changed[key] = [*kept, entry]
-        for key, members in changed.items():
-            self.table[key] = members
+                prefix = observed.article_id[:ID_PREFIX]
+                if prefix in positions:
+                    members[positions[prefix]] = entry  # its newest facts
+                else:
+                    positions[prefix] = len(members)
+                    members.append(entry)
+        for key, (members, _) in changed.items():
+            if members != self.table.get(key):
+                self.table[key] = members
         return [(window, start, frozenset(scopes)) for (window, start), scopes in touched.items()]
+
+    def count(self, scope: Scope, window: str, start: datetime) -> int:
+        """The scope's articles in the bucket."""
+        bucket = f"{scope.key}|{window}|{start.isoformat()}"
+        return sum(len(self.table.get(f"{bucket}#{shard:x}") or ()) for shard in range(SHARDS))
 
     def members(self, scope: Scope, window: str, start: datetime) -> list[str]:
         bucket = f"{scope.key}|{window}|{start.isoformat()}"
         return [member for shard in range(SHARDS) for member in self.table.get(f"{bucket}#{shard:x}") or ()]
 
     def measures(self, scope: Scope, window: str, start: datetime) -> dict[str, float]:
-        """Every measure of ``scope`` in the bucket (0 for a bucket with no member); ``share`` needs the all-articles
-        scope watched in ``window`` (else it is absent)."""
-        facts = [_facts(scope, member, start) for member in self.members(scope, window, start)]
-        values = dict.fromkeys(MEASURES, 0.0)
-        key = (scope.dynamic, scope.entity, scope.source, window, start)
-        for (indicator, *rest), value in measures(facts, [window]).items():
-            if tuple(rest) == key:
-                values[indicator] = value
-        if scope.dynamic == ALL:
-            values.pop("score_sum")
-        if (Scope(), window) not in self.watched:
+        """Every measure of ``scope`` in the bucket (0 for a bucket with no member), by the store's definitions
+        (:func:`~stackwatch.signals.indicators.scope_values`); ``share`` needs the all-articles scope watched in
+        ``window`` (else it is absent)."""
+        rows = [member.split(_SEP) for member in self.members(scope, window, start)]
+        watched_total = (Scope(), window) in self.watched
+        total = len(self.members(Scope(), window, start)) if watched_total and scope != Scope() else len(rows)
+        values = scope_values(
+            [row[2] for row in rows],
+            [row[1] for row in rows],
+            [float(row[3]) for row in rows],
+            None if scope.dynamic == ALL else [float(row[4]) for row in rows],
+            total,
+        )
+        if not watched_total:
             values.pop("share")
-        elif scope != Scope():
-            total = len(self.members(Scope(), window, start))
-            values["share"] = values["article_count"] / total if total else 0.0
         return values
 
 
@@ -152,11 +165,3 @@ def _entry(scope: Scope, observed: Observation) -> str:
     score = observed.scores.get(scope.dynamic, 0.0) if scope.dynamic != ALL else 0.0
     parts = (observed.article_id[:ID_PREFIX], observed.source, observed.story, repr(observed.novelty), repr(score))
     return _SEP.join(parts)
-
-
-def _facts(scope: Scope, member: str, start: datetime) -> ArticleFacts:
-    """A member as the reference measures read it, within its scope (the scope's entity, its dynamic's score)."""
-    article_id, source, story, novelty, score = member.split(_SEP)
-    scores = {} if scope.dynamic == ALL else {scope.dynamic: float(score)}
-    entities = frozenset() if scope.entity == ALL else frozenset({scope.entity})
-    return ArticleFacts(article_id, source, start, scores, entities, story, float(novelty))

@@ -14,7 +14,7 @@ entity ``(d, e, *)``, per entity ``(*, e, *)``, per source ``(*, *, s)`` and per
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -34,6 +34,7 @@ __all__ = [
     "expired",
     "hits_for",
     "measures",
+    "scope_values",
 ]
 
 ALL = "*"
@@ -127,12 +128,34 @@ def measures(articles: Iterable[ArticleFacts], windows: Iterable[str] = WINDOWS)
     values: dict[IndicatorKey, float] = {}
     for (dynamic, entity, source, window, start), members in groups.items():
         total = len(groups[(ALL, ALL, ALL, window, start)])
-        key = (dynamic, entity, source, window, start)
-        values[("article_count", *key)] = float(len(members))
-        values[("story_count", *key)] = float(len({article.story_id for article, _ in members}))
-        values[("source_count", *key)] = float(len({article.source for article, _ in members}))
-        values[("share", *key)] = len(members) / total
-        values[("novelty", *key)] = sum(round(article.novelty * 1e9) for article, _ in members) / 1e9
-        if dynamic != ALL:
-            values[("score_sum", *key)] = sum(round((score or 0.0) * 1e9) for _, score in members) / 1e9
+        scope = scope_values(
+            [article.story_id for article, _ in members],
+            [article.source for article, _ in members],
+            [article.novelty for article, _ in members],
+            None if dynamic == ALL else [score or 0.0 for _, score in members],
+            total,
+        )
+        values.update({(name, dynamic, entity, source, window, start): value for name, value in scope.items()})
+    return values
+
+
+def scope_values(
+    stories: Sequence[str], sources: Sequence[str], novelty: Sequence[float], scores: Sequence[float] | None, total: int
+) -> dict[str, float]:
+    """The measures of one scope in one bucket, from its articles' stories, sources, novelty and (in a dynamic's
+    scope, else None) scores; ``total``: the bucket's articles in all scopes. Sums add values rounded to 9
+    decimals, as the store adds whole nanounits.
+
+    >>> scope_values(["s1", "s1"], ["wire", "blog"], [1.0, 0.5], [0.9, 0.8], 4)["share"]
+    0.5
+    """
+    values = {
+        "article_count": float(len(stories)),
+        "story_count": float(len(set(stories))),
+        "source_count": float(len(set(sources))),
+        "share": len(stories) / total if total else 0.0,
+        "novelty": sum(round(value * 1e9) for value in novelty) / 1e9,
+    }
+    if scores is not None:
+        values["score_sum"] = sum(round(score * 1e9) for score in scores) / 1e9
     return values

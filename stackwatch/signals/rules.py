@@ -173,7 +173,7 @@ class RuleEngine:
             if scopes.isdisjoint(_scopes(condition)):
                 continue
             own = condition.scopes if isinstance(condition, Composite) else (condition.scope,)
-            if not any(read(scope, "article_count") for scope in own):
+            if not any(facts.count(scope, window, start) for scope in own):
                 continue  # only the bucket's total moved: the series has no article here (a gap, judged as one)
             alerts += self._judge(state, rule, start, read)
         return alerts
