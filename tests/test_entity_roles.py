@@ -297,7 +297,7 @@ async def test_the_dynamic_and_entity_pages_show_roles_with_names_escaped(served
     assert HOSTILE not in dynamic
     assert "<td>all</td><td>5</td><td>0</td><td>3</td><td>0</td>" in nvidia
     assert hostile.status_code == 200
-    assert f"<h1>Entity: {html.escape(HOSTILE)} <span" in hostile.text
+    assert f'<h1>Entity: {html.escape(HOSTILE)}</h1>\n<p class="muted kind">company</p>' in hostile.text
     assert HOSTILE not in hostile.text
 
 
