@@ -73,6 +73,14 @@ def test_an_entity_is_new_to_a_dynamic_only_if_the_lookback_never_named_it_there
     }
 
 
+def test_an_entity_named_earlier_on_the_day_a_period_starts_is_not_new(store_file: Path) -> None:
+    with Store.open(store_file, read_only=True) as store:
+        period = period_of("90m", "2026-03-09T12:00Z")  # a3 at 11:00; a1 and a2 named Anthropic at 09:00 and 10:00
+        digest = read_digest(store.connection, "noon", period, ("decoupling",))
+    assert digest.sections[0].articles == Change(1, 2)
+    assert digest.sections[0].new_entities == ()
+
+
 def test_only_the_alerts_fired_in_the_period_and_of_the_dynamics_asked_for(store_file: Path, digest: Digest) -> None:
     assert [alert.rule for alert in digest.alerts] == ["decoupling-spike", "capex <!here>"]
     only = _read(store_file, ("decoupling",), every_alert=False)

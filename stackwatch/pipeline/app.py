@@ -95,7 +95,7 @@ def build_runtime(
         )
     if "worker" in roles:
         topics = AgentTopics(*(app.topic(name, key_type=bytes, value_type=bytes) for name in names.all()))
-        runtime.rules = build_engine(settings.rules, settings.alerting)
+        runtime.rules = build_engine(settings.rules, settings.alerting, settings.indicators.baseline_params())
         classifier, taxonomy = settings.classifier, settings.taxonomy()
         runtime.classifier = register_agents(
             app,

@@ -10,14 +10,15 @@ written as literals so DuckDB reads those dates' row groups only (:mod:`.zonemap
 - a dynamic's stories are ranked by :func:`~stackwatch.signals.digest.story_rank` on their size in the period
   (every member published in it, whatever its labels: the event's size, not the dynamic's share of it);
 - an entity is new to a dynamic when the dynamic's articles named it in the period and in none of the
-  :data:`NEW_ENTITY_LOOKBACK` before it;
+  :data:`NEW_ENTITY_LOOKBACK` before it (the lookback's whole UTC days read from the daily article counts per
+  dynamic and entity, ``indicators``, so a year costs a row per day and pair, not a year of article rows);
 - an alert is in the period when it fired (``alerts.fired_at``) in it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import duckdb
@@ -113,13 +114,24 @@ def _named(start: datetime, end: datetime, dynamics: Sequence[str]) -> str:
 def _new_entities(
     connection: duckdb.DuckDBPyConnection, period: Period, dynamics: Sequence[str]
 ) -> dict[str, tuple[str, ...]]:
+    # The lookback's whole days are read from the daily (dynamic, entity) article counts, a row per day and pair,
+    # instead of a year of article rows; the part of the period's first day before it, from the articles.
+    day = datetime.combine(period.start.astimezone(UTC).date(), time(), UTC)
+    earlier = (
+        "SELECT dynamic, entity FROM indicators WHERE indicator = 'article_count' AND bucket_width = '1d' "  # noqa: S608 (literals)
+        f"AND source = '*' AND entity <> '*' AND value > 0 AND dynamic IN ({_marks(dynamics)}) "
+        f"AND bucket_start >= {at(period.start - NEW_ENTITY_LOOKBACK)} AND bucket_start < {at(day)}"
+    )
+    params = [*dynamics, *dynamics]
+    if day < period.start:
+        earlier += f" UNION ALL SELECT dynamic, entity FROM ({_named(day, period.start, dynamics)})"  # noqa: S608 (literals)
+        params.extend(dynamics)
     found = _rows(
         connection,
-        f"WITH now AS ({_named(period.start, period.end, dynamics)}), "  # noqa: S608 (literals)
-        f"before AS ({_named(period.start - NEW_ENTITY_LOOKBACK, period.start, dynamics)}) "
+        f"WITH now AS ({_named(period.start, period.end, dynamics)}), before AS ({earlier}) "  # noqa: S608 (literals)
         "SELECT n.dynamic, n.entity FROM now n ANTI JOIN before b ON b.dynamic = n.dynamic AND b.entity = n.entity "
         "ORDER BY n.dynamic, n.mentions DESC, n.entity",
-        [*dynamics, *dynamics],
+        params,
     )
     out: dict[str, list[str]] = {}
     for name, entity in found:

@@ -285,7 +285,7 @@ def rules_backtest(config: str | None, since: str, until: str | None, overrides:
     from tqdm import tqdm
 
     # Entity rules and quiet sources judge articles, the others judge indicator values: each replays its input.
-    engine = build_engine(settings.rules, settings.alerting)
+    engine = build_engine(settings.rules, settings.alerting, settings.indicators.baseline_params())
     by_articles = [rule for rule in engine.rules if rule.reads_articles]
     by_values = [rule for rule in engine.rules if not rule.reads_articles]
     fired = replay(replace(engine, rules=by_values), tqdm(values, unit="value", desc="backtest", disable=None))

@@ -75,7 +75,7 @@ class Reloader:
                 await self.runtime.ingest.replace_sources(new.sources)
             if ("rules" in applied or "alerting" in applied) and self.runtime.rules is not None:
                 # Rule state is keyed by rule name and dedup key: rules that stay keep their streaks and cooldowns.
-                self.runtime.rules = build_engine(new.rules, new.alerting)
+                self.runtime.rules = build_engine(new.rules, new.alerting, new.indicators.baseline_params())
             if ("webhooks" in applied or "alerting" in applied) and self.runtime.sink is not None:
                 deliverer = self.runtime.sink.deliverer
                 if deliverer is not None:

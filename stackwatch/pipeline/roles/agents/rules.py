@@ -32,6 +32,7 @@ from stackwatch.pipeline.roles.agents.common import AgentTopics, BufferedTable, 
 from stackwatch.pipeline.roles.agents.recovery import Recovery
 from stackwatch.settings import AlertingSettings, RuleSettings
 from stackwatch.signals.alerting import Route, route
+from stackwatch.signals.baselines import BaselineParams
 from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
 from stackwatch.signals.messages import MessageError, Observations, utcnow
 from stackwatch.signals.rules import RuleEngine
@@ -42,11 +43,14 @@ PRUNE_EVERY = 300.0
 """Seconds between sweeps of expired buckets."""
 
 
-def build_engine(rules: Sequence[RuleSettings], alerting: AlertingSettings) -> RuleEngine:
-    """The engine for the ``rules:`` section, with label routes from ``alerting.routes``."""
+def build_engine(
+    rules: Sequence[RuleSettings], alerting: AlertingSettings, baseline: BaselineParams | None = None
+) -> RuleEngine:
+    """The engine for the ``rules:`` section, with label routes from ``alerting.routes`` and the store's EWMA
+    parameters (``indicators:``), so a rule's z-score and momentum are the stored ones."""
     routes = [Route(item.match, tuple(item.webhooks)) for item in alerting.routes]
     engine_rules = [item.to_rule() for item in rules]
-    return RuleEngine(engine_rules, router=lambda labels: route(labels, routes))
+    return RuleEngine(engine_rules, router=lambda labels: route(labels, routes), baseline=baseline or BaselineParams())
 
 
 def register_rules(
