@@ -18,7 +18,8 @@ import pytest
 from stackwatch.errors import ConfigError
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.baselines import BaselineParams, baselines
-from stackwatch.signals.conditions import Rule, Spike, Threshold, Trend
+from stackwatch.signals.composite import CompositeIndex
+from stackwatch.signals.conditions import Composite, Rule, Spike, Threshold, Trend
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import MEASURES, SIGNALS
@@ -174,6 +175,19 @@ def test_a_source_scope_counts_that_source_only() -> None:
         alerts[0].message
         == "all articles from reuters article count was 2 in the hour from 2026-05-01 01:00 UTC, at or above 2"
     )
+
+
+def test_a_composite_of_shares_is_judged_on_the_whole_bucket() -> None:
+    stream = Stream()
+    stream.add(0, 6, ("capex",))
+    stream.add(0, 2, ("edge",))
+    stream.add(0, 2, ("exclusivity",))
+    stream.add(1, 1, ("capex",))
+    index = CompositeIndex("capex-over-edge", {"capex": 1.0, "edge": -1.0}, "share")
+    alerts = stream.run(RuleEngine([Rule("mix", Composite(index, op=">", threshold=0.3))]))
+    assert fired(alerts) == [("mix", "firing", 0)]  # 60 % - 20 %, once hour 0 is complete
+    assert alerts[0].value == pytest.approx(0.4)
+    assert alerts[0].message.startswith("index capex-over-edge (weighted share of coverage) was 40 %")
 
 
 # -- configuration: every indicator and scope is a key, and a wrong one says what is allowed ----------------------
