@@ -8,7 +8,9 @@
     await scheduler.close()
 
 Per source: an interval with jitter, exponential backoff with a cap after failures, ``Retry`` honoured, and a
-state record (last success, last error, items seen, next poll) for ``stackwatch sources`` and health checks.
+state record (last success, last error, items seen, next poll) for ``stackwatch sources`` and health checks. Its
+poll outcomes (last success, failures in a row and since when) are saved after every poll in a
+:class:`~stackwatch.connectors.poll_log.PollLog` and restored at start, for the source-health watcher.
 Per host: a :class:`~stackwatch.connectors.politeness.HostLimiter` bounds requests in flight and spaces them
 out, shared by every source that talks to that host.
 
@@ -33,6 +35,7 @@ from datetime import datetime, timedelta
 from stackwatch.connectors.base import Checkpoint, Publisher, Source
 from stackwatch.connectors.checkpoints import CheckpointStore
 from stackwatch.connectors.politeness import HostLimiter
+from stackwatch.connectors.poll_log import PollLog, PollStatus
 from stackwatch.errors import SourceError
 from stackwatch.signals.messages import utcnow
 
@@ -75,6 +78,9 @@ class SourceState:
     last_error: str | None = None
     last_error_at: datetime | None = None
     consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    """When the current run of polls without a success began: failures, or answers asking to come back later (429,
+    503); None once a poll succeeds."""
     failures: int = 0
     items_seen: int = 0
     items_rejected: int = 0
@@ -89,10 +95,31 @@ class SourceState:
 
     def failed(self, reason: str) -> None:
         """Count one more failure, in a row and in all, and remember its reason and time."""
+        self.last_error_at = utcnow()
+        if self.failing_since is None:
+            self.failing_since = self.last_error_at
         self.consecutive_failures += 1
         self.failures += 1
         self.last_error = reason
-        self.last_error_at = utcnow()
+
+    def succeeded(self) -> None:
+        """A poll succeeded: the run of failures, if any, is over."""
+        self.last_success = utcnow()
+        self.consecutive_failures = 0
+        self.failing_since = None
+
+    def poll_status(self) -> PollStatus:
+        """What the poll log keeps of this state."""
+        return PollStatus(
+            self.last_success, self.failing_since, self.consecutive_failures, self.last_error, source=self.name
+        )
+
+    def restore(self, status: PollStatus) -> None:
+        """Take back the outcomes a previous run saved (``status``)."""
+        self.last_success = status.last_success
+        self.failing_since = status.failing_since
+        self.consecutive_failures = status.consecutive_failures
+        self.last_error = status.last_error
 
 
 @dataclass(slots=True)
@@ -115,7 +142,9 @@ class Scheduler:
         limiter: HostLimiter | None = None,
         confirm: Confirm | None = None,
         max_unstored: int = MAX_UNSTORED,
+        polls: PollLog | None = None,
     ) -> None:
+        """``polls``: where poll outcomes are saved and restored from (default: beside the checkpoints)."""
         self._sources = list(sources)
         self._max_unstored = max_unstored
         self._checkpoints = checkpoints
@@ -134,6 +163,9 @@ class Scheduler:
         self._carried: set[str] = set()
         """Sources taken over from the scheduler this one replaced: they resume nothing."""
         self.states = {source.name: SourceState(source.name, source.type) for source, _ in self._sources}
+        self.polls = polls if polls is not None else PollLog.beside(checkpoints)
+        for name, status in self.polls.load_all(list(self.states)).items():
+            self.states[name].restore(status)
         self._wake = {source.name: asyncio.Event() for source, _ in self._sources}
         self._backfills: set[str] = set()
 
@@ -242,9 +274,10 @@ class Scheduler:
             )
             state.last_error = result.retry.reason
             state.last_error_at = utcnow()
+            if state.failing_since is None:  # not a failure for the backoff, but no success either (source health)
+                state.failing_since = state.last_error_at
             return result.retry.after
-        state.last_success = utcnow()
-        state.consecutive_failures = 0
+        state.succeeded()
         return 0.0 if result.more else None
 
     def _advance(self, name: str, checkpoint: Checkpoint, published: set[str]) -> None:
@@ -315,7 +348,14 @@ class Scheduler:
                 exc_info=not isinstance(error, SourceError),
             )
         state.next_poll = utcnow() + timedelta(seconds=delay)
+        self._save_status(state)
         return delay
+
+    def _save_status(self, state: SourceState) -> None:
+        try:
+            self.polls.save(state.name, state.poll_status())
+        except OSError as error:  # a status not saved only delays a health alert; polling goes on
+            log.warning("source %s: cannot save its poll status: %s", state.name, error)
 
     async def _run(self, source: Source, schedule: Schedule) -> None:
         state = self.states[source.name]
@@ -335,6 +375,7 @@ class Scheduler:
                 raise
             except Exception as error:
                 state.failed(f"setup failed: {_describe(error)}")
+                self._save_status(state)
                 delay = schedule.backoff(state.consecutive_failures)
                 log.error("source %s: %s; retrying in %.0fs", source.name, state.last_error, delay)
                 state.next_poll = utcnow() + timedelta(seconds=delay)

@@ -4,7 +4,8 @@
     faust.Worker(runtime.app, *runtime.services).execute_from_commandline()
 
 Roles: ``ingest`` (connectors → raw topic), ``worker`` (the Faust agents; run N of them to spread partitions),
-``sink`` (the single DuckDB writer and webhook delivery). ``stackwatch up`` runs all three in one process.
+``sink`` (the single DuckDB writer and webhook delivery, and the source-health watcher when a ``source_health`` rule
+is configured). ``stackwatch up`` runs all three in one process.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from stackwatch.pipeline.roles.derivation import build_derivation
 from stackwatch.pipeline.roles.digest_schedule import digest_service
 from stackwatch.pipeline.roles.ingest import IngestService
 from stackwatch.pipeline.roles.sink import SinkService
+from stackwatch.pipeline.roles.source_health import source_health_service
 from stackwatch.pipeline.runtime import ROLES, Runtime
 from stackwatch.pipeline.web.app import register_web
 from stackwatch.settings import Settings
@@ -114,6 +116,9 @@ def build_runtime(
         runtime.services.append(runtime.ingest)
     if runtime.sink is not None:
         runtime.services.append(runtime.sink)
+        health = source_health_service(settings, runtime.sink.store, servers, loop=app.loop)
+        if health is not None:
+            runtime.services.append(health)
         digests = digest_service(settings, runtime.sink.store, loop=app.loop)
         if digests is not None:
             runtime.services.append(digests)

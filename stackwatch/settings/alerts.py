@@ -42,6 +42,7 @@ from stackwatch.signals.conditions import (
     Threshold,
     Trend,
 )
+from stackwatch.signals.source_health import HealthRule
 
 __all__ = [
     "AlertingSettings",
@@ -52,6 +53,7 @@ __all__ = [
     "RouteSettings",
     "RuleSettings",
     "SilenceRuleSettings",
+    "SourceHealthRuleSettings",
     "SpikeRuleSettings",
     "ThresholdRuleSettings",
     "TrendRuleSettings",
@@ -388,6 +390,58 @@ class FirstSeenRuleSettings(_RuleBase):
         return self._wrap(FirstSeen(self.dynamic, tuple(self.entities), self.days))
 
 
+class SourceHealthRuleSettings(_RuleBase):
+    """Fire, on the wall clock, when a source (``source``, or every enabled source) has stored no new article for
+    ``stale_after``, or its polls have failed without a success for ``failing_after``; resolve when it recovers.
+    Judged every few seconds by the source-health watcher, not by the stream (see docs/rules.md)."""
+
+    kind: Literal["source_health"]
+    source: str | None = None
+    stale_after: Seconds | None = None
+    failing_after: Seconds | None = None
+    dedup: str = "{rule}|{source}|{problem}"
+
+    @model_validator(mode="after")
+    def _watches_something(self) -> SourceHealthRuleSettings:
+        if self.stale_after is None and self.failing_after is None:
+            raise ValueError("stale_after: name stale_after, failing_after or both (a duration such as 30m or 2h)")
+        for key in ("for_", "cooldown"):
+            if key in self.model_fields_set:
+                shown = key.rstrip("_")
+                raise ValueError(
+                    f"{shown}: not used by a source_health rule (it fires once per outage and resolves on recovery;"
+                    " its durations are stale_after and failing_after)"
+                )
+        return self
+
+    def referenced_dynamics(self) -> list[str]:
+        return []
+
+    def referenced_sources(self) -> list[str]:
+        return [] if self.source is None else [self.source]
+
+    def dedup_fields(self) -> tuple[str, ...]:
+        return ("rule", "severity", "source", "problem")
+
+    def to_rule(self) -> Rule:
+        raise TypeError(
+            f"rule {self.name!r}: a source_health rule is judged by the source-health watcher, not the stream"
+        )
+
+    def health_rule(self) -> HealthRule:
+        """The pure rule the source-health watcher judges."""
+        return HealthRule(
+            name=self.name,
+            source=self.source,
+            stale_after=None if self.stale_after is None else timedelta(seconds=self.stale_after),
+            failing_after=None if self.failing_after is None else timedelta(seconds=self.failing_after),
+            severity=self.severity,
+            labels=dict(self.labels),
+            webhooks=tuple(self.webhooks),
+            dedup=self.dedup,
+        )
+
+
 RuleSettings = Annotated[
     ThresholdRuleSettings
     | SpikeRuleSettings
@@ -395,10 +449,11 @@ RuleSettings = Annotated[
     | CompositeRuleSettings
     | SilenceRuleSettings
     | CooccurrenceRuleSettings
-    | FirstSeenRuleSettings,
+    | FirstSeenRuleSettings
+    | SourceHealthRuleSettings,
     Field(discriminator="kind"),
 ]
-RULE_KINDS = ("threshold", "spike", "trend", "composite", "silence", "cooccurrence", "first_seen")
+RULE_KINDS = ("threshold", "spike", "trend", "composite", "silence", "cooccurrence", "first_seen", "source_health")
 
 
 class RouteSettings(Section):

@@ -175,7 +175,7 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
 
 
 def _configured_rules(settings: Settings) -> list[Rule]:
-    return [item.to_rule() for item in settings.rules]
+    return [item.to_rule() for item in settings.rules if item.kind != "source_health"]
 
 
 def _warn(warnings: Sequence[JSONValue]) -> None:

@@ -49,7 +49,7 @@ def build_engine(
     """The engine for the ``rules:`` section, with label routes from ``alerting.routes`` and the store's EWMA
     parameters (``indicators:``), so a rule's z-score and momentum are the stored ones."""
     routes = [Route(item.match, tuple(item.webhooks)) for item in alerting.routes]
-    engine_rules = [item.to_rule() for item in rules]
+    engine_rules = [item.to_rule() for item in rules if item.kind != "source_health"]  # judged on the wall clock
     return RuleEngine(engine_rules, router=lambda labels: route(labels, routes), baseline=baseline or BaselineParams())
 
 
