@@ -6,7 +6,7 @@
 
 A section per dynamic holds its article and story counts with those of the previous period of the same length,
 its top stories (:func:`story_rank`: size in the period, halved for a story that began before it) and the
-entities it named for the first time; the digest lists the alerts fired in the period. The stores's queries
+entities it named for the first time; the digest lists the alerts fired in the period. The store's queries
 (:mod:`stackwatch.storage.digest`) build it; this module only holds it and lays it out.
 
 Feed text is hostile. A layout writes markup of its own (headings, bold, bullets) and passes every piece of feed
