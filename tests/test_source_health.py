@@ -8,6 +8,9 @@ as the sink would store it, and so are the watcher's alerts. The watcher's clock
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,9 +23,10 @@ import pytest
 from stackwatch.connectors import CheckpointStore, RssSource, Schedule, Scheduler
 from stackwatch.connectors.poll_log import PollLog, PollStatus
 from stackwatch.errors import ConfigError
+from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.kafka.codec import decode
 from stackwatch.pipeline.roles.agents.rules import build_engine
-from stackwatch.pipeline.roles.source_health import HealthWatcher, source_health_service
+from stackwatch.pipeline.roles.source_health import CHECK_EVERY, HealthWatcher, source_health_service
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.messages import Alert, Article, DeadLetter, TaggedArticle, utcnow
@@ -30,8 +34,10 @@ from stackwatch.signals.rules import alert_id
 from stackwatch.signals.source_health import Firing, HealthRule, SourceReport, judge
 from stackwatch.storage.source_activity import newest_stored, open_health_alerts
 from stackwatch.storage.store import Batch, Store
+from tests.helpers.faults import alert_ids
 from tests.helpers.http import LocalServer
 from tests.helpers.kafka_parts import create_topic, read_values
+from tests.helpers.service import Service, pipeline_config
 
 SCHEDULE = Schedule(interval=300.0, jitter=0.0)
 STALE = HealthRule("feed-stale", source="wire", stale_after=timedelta(hours=2))
@@ -359,3 +365,60 @@ async def test_the_service_sends_its_alerts_to_the_alerts_topic(broker: str, uni
             await service.producer.stop()
     values = [decode(Alert, value) for value in await read_values(broker, f"{unique}.alerts")]
     assert [alert.id for alert in values] == [alert.id for alert in fired] != []
+
+
+# -- the whole service --------------------------------------------------------------------------------------------
+
+
+def test_stackwatch_up_pages_a_feed_that_fails_once_across_a_sigkill_and_resolves_it(
+    unique: str, http_server: LocalServer, tmp_path: Path
+) -> None:
+    """`stackwatch up` with the embedded broker: the firing goes out through the outbox to the webhook, the process is
+    killed, the feed still fails after the restart (no second firing), then answers again (resolved)."""
+    http_server.route("/hook", "ok")
+    http_server.route("/feed.xml", b"broken", status=500)
+    web_port = free_port()
+    config = pipeline_config(
+        tmp_path,
+        [],
+        unique,
+        kafka={"bootstrap_servers": None},
+        web={"host": "127.0.0.1", "port": web_port},
+        classifier={"backend": "keyword"},
+        sources=[{"name": "wire", "type": "rss", "url": http_server.url("/feed.xml"), "interval": "1s",
+                  "max_backoff": "1s"}],
+        webhooks=[{"name": "ops", "url": http_server.url("/hook")}],
+        alerting={"group_wait": "1s", "group_interval": "1s"},
+        rules=[{"name": "wire-down", "kind": "source_health", "source": "wire", "failing_after": "2s",
+                "webhooks": ["ops"]}],
+    )  # fmt: skip
+    query = (
+        "SELECT a.id, d.status FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
+        " WHERE a.rule = 'wire-down' ORDER BY a.fired_at"
+    )
+    service = Service(config, web_port=web_port, name="first")
+    try:
+        fired = service.wait_until(query, lambda rows: len(rows) == 1)
+        firing_id = fired[0][0]
+        assert fired[0][1] == "firing"
+        hooks = http_server.wait_for("/hook")
+        assert firing_id in alert_ids(json.loads(hooks[0].body))
+    finally:
+        service.stop(signal.SIGKILL)
+
+    polls_before = len(http_server.received("/feed.xml"))
+    service = Service(config, web_port=web_port, name="second")
+    try:
+        service.wait_until("SELECT 1", lambda rows: rows == [[1]])
+        http_server.wait_for("/feed.xml", polls_before + 2)  # failing after the restart too
+        time.sleep(2 * CHECK_EVERY)  # the watcher's rounds while it still fails: none may fire again
+        assert service.sql(query) == [[firing_id, "firing"]]
+
+        http_server.route("/feed.xml", feed_with(range(2)), headers={"Content-Type": "application/rss+xml"})
+        rows = service.wait_until(query, lambda rows: len(rows) == 2)
+        assert [row[1] for row in rows] == ["firing", "resolved"]
+        resolved_id = rows[1][0]
+        http_server.wait_for("/hook", 2)
+        assert any(resolved_id in alert_ids(json.loads(hook.body)) for hook in http_server.received("/hook"))
+    finally:
+        service.stop()
