@@ -55,9 +55,6 @@ HOSTILE_FEED = b"""<?xml version="1.0" encoding="utf-8"?>
 
 MESSAGE = "capex <!channel> [x](http://evil.example) @here & more"
 TEAM = "<!here> *ops* @everyone"
-SENTENCE = (  # the alert as people read it (the message above has no comparison: "against")
-    "The article count of capex was 3, against the threshold of 3, in the hour from 12:00 UTC on Friday 1 May 2026."
-)
 
 
 def hostile_alert() -> Alert:
@@ -101,7 +98,7 @@ def as_sent(body: dict[str, Any]) -> bytes:
 def test_a_hostile_feed_item_reaches_slack_as_text(tmp_path: Path, http_server: LocalServer) -> None:
     source = "&lt;!here&gt;|*wire*_[x](http://y.example)"
     expected = {
-        "text": f"[WARNING] surge: {SENTENCE}",
+        "text": "[WARNING] surge: capex &lt;!channel&gt; [x](http://evil.example) @here &amp; more",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": "stackwatch: 1 alert(s)"}},
             {
@@ -109,7 +106,7 @@ def test_a_hostile_feed_item_reaches_slack_as_text(tmp_path: Path, http_server: 
                 "text": {
                     "type": "mrkdwn",
                     "text": "*[WARNING] surge*\n"
-                    f"{SENTENCE}\n"  # the sentence, not the rule's machine message
+                    "capex &lt;!channel&gt; [x](http://evil.example) @here &amp; more\n"
                     # the CDATA's &lt;!channel&gt; and the disguised <https://evil.example/login|…> link are gone
                     # (decoded, then dropped as tags); what is left is text, linked to the escaped http(s) URL
                     "• <https://news.example/a?x=1&amp;y=%282%29|Nvidia &amp; AMD &lt;@U024BE7LH&gt; @everyone>"
@@ -143,7 +140,7 @@ def test_a_hostile_feed_item_reaches_discord_as_text(tmp_path: Path, http_server
         "embeds": [
             {
                 "title": "[WARNING] surge",
-                "description": SENTENCE,
+                "description": f"capex \\<!channel\\> \\[x\\]\\(http://evil.example\\) @{ZWSP}here & more",
                 "color": 0xFF7F0E,
                 "timestamp": "2026-05-01T12:00:00+00:00",
                 "fields": [

@@ -301,7 +301,8 @@ def test_chat_texts_are_sentences_with_the_bucket_as_a_date_and_escaped() -> Non
     assert standard["data"]["message"] == hostile.message  # the machine fields stay
     resolved = Alert(
         "a2", "surge", "critical", "capex", "article_count", "1h", datetime(2026, 12, 2, 14, tzinfo=UTC), 1.0, 5.0,
-        "resolved: capex article_count 1 >= 5 in the 1h bucket ...", (), status="resolved",
+        "resolved: capex article_count 1 >= 5 in the 1h bucket starting 2026-12-02T14:00:00+00:00", (),
+        status="resolved",
     )  # fmt: skip
     assert sentence(resolved) == (
         "Resolved: the article count of capex was 1 in the hour from 14:00 UTC on Wednesday 2 December 2026,"
@@ -317,3 +318,9 @@ def test_the_status_command_shows_an_alert_not_yet_notified_as_not_sent() -> Non
     store = {"articles": 1, "dead_letters": 0, "alerts": {"warning": 1}, "deliveries": {}, "last_alerts": [alert_line]}
     text = render_status({"ready": True}, {"roles": ["sink"], "uptime": 1, "store": store})
     assert "  not sent  warning  surge (capex): m" in text.splitlines()
+
+
+def test_a_message_the_rule_wrote_for_people_is_shown_as_it_is() -> None:
+    written = "capex share of coverage was 34.1 % in the hour from 2026-12-02 10:00 UTC, at or above 30 %"
+    alert = Alert("a3", "capex-share", "warning", "capex", "share", "1h", T0, 0.341, 0.3, written, ())
+    assert sentence(alert) == written

@@ -5,14 +5,16 @@ Plain text; each format escapes it for its markup (:mod:`stackwatch.pipeline.rol
     >>> from datetime import UTC, datetime
     >>> from stackwatch.signals.messages import Alert
     >>> start = datetime(2026, 12, 2, tzinfo=UTC)
+    >>> machine = "decoupling zscore(article_count) 2 >= 2 in the 1d bucket starting 2026-12-02T00:00:00+00:00"
     >>> print(sentence(Alert("a1", "decoupling-spike", "warning", "decoupling", "zscore(article_count)", "1d",
-    ...     start, 2.0, 2.0, "decoupling zscore(article_count) 2 >= 2 in the 1d bucket starting ...", ())))
+    ...     start, 2.0, 2.0, machine, ())))
     The z-score of the article count of decoupling was 2, at or above the threshold of 2, on Wednesday 2 December 2026.
     >>> bucket_phrase("1h", datetime(2026, 12, 2, 14, tzinfo=UTC))
     'in the hour from 14:00 UTC on Wednesday 2 December 2026'
 
-The comparison is read from the alert's machine message (``... 2 >= 2 in the ...``), the one place the rule's
-operator is recorded; an alert without one reads "against the threshold of".
+The rule engine writes its alerts' messages as sentences (:mod:`stackwatch.signals.alert_text`); alerts stored
+before it did carry a machine message (``... 2 >= 2 in the 1d bucket starting ...``), which is rebuilt here from
+the alert's fields, its comparison read from that message.
 """
 
 from __future__ import annotations
@@ -99,8 +101,15 @@ def _subject(alert: Alert) -> str:
     return subject
 
 
+_MACHINE = re.compile(r" (>=|<=|==|>|<) \S+ in the \w+ bucket starting \d{4}-\d\d-\d\dT")
+
+
 def sentence(alert: Alert) -> str:
-    """One sentence for ``alert``, firing or resolved."""
+    """One sentence for ``alert``, firing or resolved: its ``message`` when the rule wrote one for people, else
+    one built from its fields (alerts stored with the machine message ``capex article_count 5 >= 3 in the 1h
+    bucket starting 2026-...``)."""
+    if not _MACHINE.search(alert.message):
+        return alert.message
     what = indicator_phrase(alert.indicator)
     found = _OPERATOR.search(alert.message)
     comparison = _OPERATORS[found.group(1)] if found else "against"
