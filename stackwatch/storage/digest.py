@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from stackwatch.signals.digest import Change, Digest, DigestAlert, DynamicDigest, Period, TopStory, story_rank
+from stackwatch.storage.store import as_store_error
 from stackwatch.storage.zonemaps import at
 
 __all__ = ["ALERTS", "NEW_ENTITIES", "NEW_ENTITY_LOOKBACK", "TOP_STORIES", "read_digest"]
@@ -164,11 +165,13 @@ def read_digest(
     """The digest of ``dynamics`` (a section each, in the order given) over ``period``.
 
     The alerts are those of ``dynamics``; ``every_alert`` adds the rest (on every article, on a composite), for
-    a digest of all dynamics.
+    a digest of all dynamics. StoreError when DuckDB cannot answer.
     """
-    counts = _counts(connection, period, dynamics)
-    top = _top(connection, period, dynamics)
-    entities = _new_entities(connection, period, dynamics)
+    with as_store_error(f"cannot read the digest of {period.describe()}"):
+        counts = _counts(connection, period, dynamics)
+        top = _top(connection, period, dynamics)
+        entities = _new_entities(connection, period, dynamics)
+        alerts = _alerts(connection, period, None if every_alert else dynamics)
     nothing = (Change(0, 0), Change(0, 0))
     sections = tuple(
         DynamicDigest(
@@ -180,4 +183,4 @@ def read_digest(
         )
         for dynamic in dynamics
     )
-    return Digest(name, period, sections, _alerts(connection, period, None if every_alert else dynamics))
+    return Digest(name, period, sections, alerts)

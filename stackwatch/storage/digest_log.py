@@ -19,6 +19,8 @@ from datetime import datetime
 
 import duckdb
 
+from stackwatch.storage.store import as_store_error
+
 __all__ = ["DigestEntry", "digest_entry", "entry_id", "record_attempt"]
 
 
@@ -38,10 +40,11 @@ class DigestEntry:
 
 
 def digest_entry(connection: duckdb.DuckDBPyConnection, key: str) -> DigestEntry | None:
-    """The row of digest ``key``, or None when it was never tried."""
-    row = connection.execute(
-        "SELECT status, attempts, next_attempt_at FROM notifications WHERE id = ?", [key]
-    ).fetchone()
+    """The row of digest ``key``, or None when it was never tried. StoreError when DuckDB cannot answer."""
+    with as_store_error("cannot read the record of a digest"):
+        row = connection.execute(
+            "SELECT status, attempts, next_attempt_at FROM notifications WHERE id = ?", [key]
+        ).fetchone()
     return None if row is None else DigestEntry(str(row[0]), int(row[1]), row[2])
 
 
@@ -60,21 +63,22 @@ def record_attempt(
     """Record one attempt at digest ``key``: delivered when ``error`` is None, else to be retried at ``retry_at``
     (None: given up)."""
     state = "delivered" if error is None else ("retrying" if retry_at is not None else "failed")
-    connection.execute(
-        "INSERT INTO notifications (id, webhook, group_key, alert_ids, status, attempts, next_attempt_at, "
-        "last_status, last_error, created_at, delivered_at) VALUES (?, ?, ?, [], ?, 1, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = notifications.attempts + 1, "
-        "next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status, "
-        "last_error = excluded.last_error, delivered_at = excluded.delivered_at",
-        [
-            key,
-            webhook,
-            f"digest:{name}",
-            state,
-            retry_at or due,
-            status,
-            error,
-            now,
-            now if error is None else None,
-        ],
-    )
+    with as_store_error(f"cannot record digest {key}"):
+        connection.execute(
+            "INSERT INTO notifications (id, webhook, group_key, alert_ids, status, attempts, next_attempt_at, "
+            "last_status, last_error, created_at, delivered_at) VALUES (?, ?, ?, [], ?, 1, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET status = excluded.status, attempts = notifications.attempts + 1, "
+            "next_attempt_at = excluded.next_attempt_at, last_status = excluded.last_status, "
+            "last_error = excluded.last_error, delivered_at = excluded.delivered_at",
+            [
+                key,
+                webhook,
+                f"digest:{name}",
+                state,
+                retry_at or due,
+                status,
+                error,
+                now,
+                now if error is None else None,
+            ],
+        )
