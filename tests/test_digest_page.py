@@ -109,3 +109,22 @@ async def test_every_link_to_another_page_carries_the_range_the_address_names(se
         assert parse_qs(urlsplit(link).query).get("days") == ["30"], link
     assert "/dashboard/article/a1?days=30&width=1d&day=2026-03-09" in links
     assert "/dashboard/digest?since=1d&dynamic=decoupling&days=30&width=1d" in links
+
+
+async def test_a_process_without_the_store_answers_with_its_503_page(tmp_path: Path) -> None:
+    settings = settings_from_mapping({"storage": {"path": str(tmp_path / "s.duckdb")}}, environ={})
+    runtime = build_runtime(settings, ["sink"], ["127.0.0.1:9"], web_port=free_port())
+    server = runtime.app.web
+    assert isinstance(server, AiohttpWeb)
+    server.init_server()
+    runner = aioweb.AppRunner(server.web_app)
+    await runner.setup()
+    port = free_port()
+    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = await client.get("/dashboard/digest")
+    finally:
+        await runner.cleanup()
+    assert answer.status_code == 503
+    assert "this process does not hold the store" in answer.text
