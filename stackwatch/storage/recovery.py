@@ -3,7 +3,7 @@ alerts already recorded. Functions over a DuckDB connection, called on the store
 
     stored_ids(store.connection, ["a1", "a2"])                  # {"a1"}: a1 is stored (or dead-lettered)
     stored_history(store.connection, since)                     # what the rules agent saw, in stored order
-    recorded_alerts(store.connection)                           # the alerts the store holds, by rule series
+    recorded_alerts(store.connection, ["capex-surge"])          # the alerts the store holds of those rules
 
 With the embedded (memory-only) broker the store is the only durable state: sources count an article as done
 only once :func:`stored_ids` says so, and the rules agent rebuilds its state from :func:`stored_history`.
@@ -91,18 +91,23 @@ class RecordedAlerts:
     """Every recorded alert as the receivers were told it, for :func:`~stackwatch.signals.rule_state.reconcile`."""
 
 
-def recorded_alerts(connection: duckdb.DuckDBPyConnection) -> RecordedAlerts:
-    """What :func:`~stackwatch.signals.rule_state.unrecorded` compares a replay with (alerts are few: all of them)."""
+def recorded_alerts(connection: duckdb.DuckDBPyConnection, rules: Sequence[str]) -> RecordedAlerts:
+    """What :func:`~stackwatch.signals.rule_state.unrecorded` compares a replay with: the alerts of ``rules`` (the
+    engine's; alerts are few: all of them). Other rules' alerts (source health, rules since removed) have no
+    state in the engine to rebuild."""
     with as_store_error("cannot read the recorded alerts"):
         rows = connection.execute(
             "SELECT a.id, a.rule, d.dedup_key, a.bucket_start, d.status"
-            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
+            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id WHERE list_contains($rules, a.rule)",
+            {"rules": list(rules)},
         ).fetchall()
         open_series = connection.execute(
             "SELECT min(bucket_start) FROM ("
             " SELECT arg_max(d.status, a.bucket_start) AS status, max(a.bucket_start) AS bucket_start"
-            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id GROUP BY a.rule, d.dedup_key"
-            ") WHERE status = 'firing'"
+            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id WHERE list_contains($rules, a.rule)"
+            " GROUP BY a.rule, d.dedup_key"
+            ") WHERE status = 'firing'",
+            {"rules": list(rules)},
         ).fetchone()
     newest: dict[tuple[str, str], datetime] = {}
     notices: list[Notice] = []

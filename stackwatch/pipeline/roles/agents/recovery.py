@@ -54,7 +54,7 @@ class StoreRecovery:
     async def __call__(self, engine: RuleEngine, retention: timedelta) -> Recovered:
         thread = await self._store()
         connection = thread.store.connection
-        recorded = await thread.call(recorded_alerts, connection)
+        recorded = await thread.call(recorded_alerts, connection, [rule.name for rule in engine.rules])
         reach = lookback(engine.rules, floor=retention)
         since = utcnow() - reach
         if recorded.firing_since is not None:
