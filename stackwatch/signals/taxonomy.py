@@ -9,10 +9,10 @@ Four are built in; a configuration may replace their descriptions or add its own
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["BUILTIN_DYNAMICS", "Dynamic", "Taxonomy"]
+__all__ = ["BUILTIN_DYNAMICS", "Dynamic", "Taxonomy", "match_dynamic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +109,13 @@ class Taxonomy:
             if dynamic.name == name:
                 return dynamic
         raise KeyError(name)
+
+
+def match_dynamic(name: str, dynamics: Sequence[str]) -> str | None:
+    """The dynamic of ``dynamics`` called ``name`` in any case, or None.
+
+    >>> match_dynamic("CapEx", ["exclusivity", "capex"])
+    'capex'
+    """
+    folded = name.casefold()
+    return next((dynamic for dynamic in dynamics if dynamic.casefold() == folded), None)

@@ -18,7 +18,7 @@ import click
 from stackwatch.pipeline.cli.common import cli_settings, config_option
 from stackwatch.pipeline.cli.storage import read_store
 from stackwatch.pipeline.roles.digests import FORMATS, PeriodError, period_of, render_digest
-from stackwatch.pipeline.web.dashboard.search import match_dynamic
+from stackwatch.signals.taxonomy import match_dynamic
 from stackwatch.storage.digest import read_digest
 
 __all__ = ["digest"]

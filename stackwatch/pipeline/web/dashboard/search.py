@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from stackwatch.signals.taxonomy import match_dynamic
 from stackwatch.storage.dashboard import SearchFilters
 
 __all__ = ["FIELDS", "MAX_PAGE", "PAGE_SIZE", "SearchForm", "check_form", "match_dynamic"]
@@ -46,12 +47,6 @@ class SearchForm:
 
 def _shown(text: str) -> str:
     return repr(text[:40]) + ("…" if len(text) > 40 else "")
-
-
-def match_dynamic(name: str, dynamics: Sequence[str]) -> str | None:
-    """The configured dynamic called ``name`` in any case, or None."""
-    folded = name.casefold()
-    return next((dynamic for dynamic in dynamics if dynamic.casefold() == folded), None)
 
 
 def _day(name: str, text: str, errors: list[str]) -> date | None:
