@@ -125,13 +125,18 @@ def updates_for(articles: list[TaggedArticle]) -> list[IndicatorUpdate]:
 def fill(path: Path, count: int, days: int, memory_limit: str) -> float:
     """``count`` synthetic articles over ``days`` days straight through SQL (no Python per row), then rebuild;
     returns the rebuild's seconds."""
+    # the title names the article's entities: rebuild matches them again from the stored text
+    named = " || ' and ' || ".join(
+        f"{list(ENTITIES)}[1 + (hash(i, {k}::BIGINT) % {len(ENTITIES)})::BIGINT]" for k in (0, 1)
+    )
+    title = f"'title ' || i || ': ' || {named}"
     with Store.open(path, memory_limit=memory_limit) as store:
         c = store.connection
         c.execute(
             f"""
             INSERT INTO articles (id, url, title, summary, body, source, connector, language, published_at,
                                   fetched_at, labels, model_version, tagged_at)
-            SELECT 'v' || i, 'https://x.test/' || i, 'title ' || i, '', NULL, 'outlet' || (i % 40), 'rss', NULL,
+            SELECT 'v' || i, 'https://x.test/' || i, {title}, '', NULL, 'outlet' || (i % 40), 'rss', NULL,
                    TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS moment,
                    now(), [], 'v1', now()
             FROM range({count}) t(i) ORDER BY moment
@@ -147,7 +152,7 @@ def fill(path: Path, count: int, days: int, memory_limit: str) -> float:
         )
         c.execute(
             f"""
-            INSERT INTO article_entities
+            INSERT INTO article_entities (article_id, entity, mentions, published_at)
             SELECT 'v' || i, entity, 1,
                    TIMESTAMPTZ '2025-01-01 00:00:00+00' + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS moment
             FROM (SELECT DISTINCT i, {list(ENTITIES)}[1 + (hash(i, k) % {len(ENTITIES)})::BIGINT] AS entity
@@ -417,7 +422,7 @@ _INSERTS = (
     FROM _articles, (SELECT unnest(range(1, len($dynamics) + 1)) AS k)
     """,
     """
-    INSERT INTO article_entities
+    INSERT INTO article_entities (article_id, entity, mentions, published_at)
     SELECT DISTINCT id, entity, 1 + hash(id, entity) % 3, published_at
     FROM (SELECT id, published_at, unnest([e0, e1, e2]) AS entity FROM _articles) WHERE entity IS NOT NULL
     """,
