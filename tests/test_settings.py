@@ -23,7 +23,9 @@ def test_the_bundled_demo_config_is_valid_and_uses_the_embedded_broker() -> None
     settings = load_settings(REPO / "stackwatch.yaml", environ={})
     assert settings.kafka.bootstrap_servers is None
     assert any(source.type == "demo" for source in settings.sources)
-    assert {rule.dynamic for rule in settings.rules} <= set(settings.taxonomy().names)
+    assert {getattr(rule, "dynamic", None) for rule in settings.rules} - {None} <= set(settings.taxonomy().names)
+    assert {rule.kind for rule in settings.rules} >= {"spike", "trend", "source_health"}
+    assert [digest.name for digest in settings.digests] == ["morning"]
 
 
 def test_the_issue_example_shape_is_accepted() -> None:

@@ -252,6 +252,7 @@ READ_ONLY = {
     "/dashboard/entity/{name}",
     "/dashboard/article/{article_id}",
     "/dashboard/search",
+    "/dashboard/digest",
     "/dashboard/static/style.css",
     # Faust's built-in pages: its index, the key router and table lookups, all reads
     "/",
@@ -268,6 +269,8 @@ STATE_CHANGING = {
     ("POST", "/api/sql"),  # a read-only query, but it returns data: guarded as a state change is
     ("POST", "/api/silences"),
     ("DELETE", "/api/silences/{silence_id}"),
+    ("POST", "/api/articles/{article_id}/labels"),
+    ("POST", "/dashboard/article/{article_id}/labels"),  # the article page's form (a token, same origin only)
 }
 
 
