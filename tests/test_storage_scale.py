@@ -37,14 +37,19 @@ PER_ARTICLE = ("article_dynamics", "article_entities", "article_stories")
 
 def fill(store: Store, count: int, days: int) -> None:
     """``count`` articles evenly over ``days`` days from START, 100,000 a transaction: 8 dynamics each (a quarter
-    labelled), one or two entities, stories of three consecutive articles; bodies on all of them."""
+    labelled), one or two entities named in its title (rebuild matches them again), stories of three consecutive
+    articles; bodies on all of them."""
     moment = f"TIMESTAMPTZ '{START.isoformat()}' + to_seconds((i * {days} * 86400 // {count})::BIGINT)"
+    named = " || ' and ' || ".join(
+        f"{list(ENTITIES)}[1 + (hash(i, {k}::BIGINT) % {len(ENTITIES)})::BIGINT]" for k in (0, 1)
+    )
+    title = f"'Title ' || i || ': ' || {named}"
     connection = store.connection
     for low in range(0, count, 100_000):
         rows = f"range({low}, {min(count, low + 100_000)}) t(i)"
         connection.execute("BEGIN TRANSACTION")
         connection.execute(
-            f"INSERT INTO articles SELECT md5(i::VARCHAR), 'https://x.test/' || i, 'Title ' || i, '',"
+            f"INSERT INTO articles SELECT md5(i::VARCHAR), 'https://x.test/' || i, {title}, '',"
             f" repeat('body ', 40), 'outlet' || (i % 40), 'rss', NULL, {moment}, {moment}, [], 'v1', {moment},"
             f" {moment} FROM {rows}"
         )
