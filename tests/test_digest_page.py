@@ -19,10 +19,9 @@ from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from stackwatch.pipeline.app import build_runtime
 from stackwatch.pipeline.kafka.broker import free_port
-from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import settings_from_mapping
-from stackwatch.storage.store import Store
 from tests.helpers.digest_store import HOSTILE_TITLE, UNTIL, fill_digest_store
+from tests.helpers.web_app import served_web
 
 DAY = f"/dashboard/digest?since=1d&until={quote(UNTIL)}"
 
@@ -32,21 +31,8 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     """The web app of a sink runtime whose store thread holds the fixed store, on a free port of 127.0.0.1."""
     path = fill_digest_store(tmp_path / "stackwatch.duckdb")
     settings = settings_from_mapping({"storage": {"path": str(path)}}, environ={})
-    runtime = build_runtime(settings, ["sink"], ["127.0.0.1:9"], web_port=free_port())
-    assert runtime.sink is not None
-    runtime.sink.store_thread = StoreThread(Store.open(path, read_only=True))
-    server = runtime.app.web
-    assert isinstance(server, AiohttpWeb)
-    server.init_server()
-    runner = aioweb.AppRunner(server.web_app)
-    await runner.setup()
-    port = free_port()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-        await runtime.sink.store_thread.close()
+    async with served_web(settings, store=path) as base:
+        yield base
 
 
 async def test_the_page_shows_each_dynamic_with_its_counts_stories_entities_and_the_alerts(served: str) -> None:

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web as aioweb
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from stackwatch.pipeline.app import build_runtime
-from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.web.requests import BadRequest, flag, whole_number
 from stackwatch.settings import settings_from_mapping
+from tests.helpers.web_app import served_web
 
 # -- query fields -----------------------------------------------------------------------------------------------------
 
@@ -56,18 +53,8 @@ def test_a_whole_number_out_of_range_or_not_digits_is_refused_by_name(given: str
 async def unopened(tmp_path: Path) -> AsyncIterator[str]:
     """The web app of a sink runtime that was built but not started, on a free port of 127.0.0.1."""
     settings = settings_from_mapping({"storage": {"path": str(tmp_path / "s.duckdb")}}, environ={})
-    runtime = build_runtime(settings, ["sink"], ["127.0.0.1:9"], web_port=free_port())
-    server = runtime.app.web
-    assert isinstance(server, AiohttpWeb)
-    server.init_server()
-    runner = aioweb.AppRunner(server.web_app)
-    await runner.setup()
-    port = free_port()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with served_web(settings) as base:
+        yield base
 
 
 @pytest.mark.parametrize("path", ["/api/alerts", "/api/silences", "/api/sql?q=SELECT%201"])
