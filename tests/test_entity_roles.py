@@ -24,7 +24,7 @@ from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import settings_from_mapping
 from stackwatch.settings.entities import EntitySettings, gazetteer_from
-from stackwatch.signals.entities import DEFAULT_ENTITIES, KINDS, Gazetteer, load_entities
+from stackwatch.signals.entities import DEFAULT_ENTITIES, KINDS, Entity, Gazetteer, load_entities
 from stackwatch.signals.entity_roles import ROLES, entity_roles, match_entities
 from stackwatch.signals.messages import Article, TaggedArticle
 from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
@@ -69,6 +69,25 @@ def test_the_built_in_gazetteer_covers_the_cast_with_a_kind_each_and_owners_it_h
         assert entity.owner is None or entity.owner in by_name, entity
     aliases = [alias.casefold() for entity in DEFAULT_ENTITIES for alias in entity.aliases]
     assert len(aliases) == len(set(aliases))  # one alias, one entity
+
+
+def test_names_match_at_word_boundaries_in_any_script_and_side_by_side() -> None:
+    gazetteer = Gazetteer([*DEFAULT_ENTITIES, Entity("Ünïcode Labs", ("ünïcode labs",), ("ÜL",))])
+    found = [(m.start, m.end, m.entity) for m in gazetteer.mentions("NVIDIA AMD,Intel; ÜNÏCODE LABS and ÜL.")]
+    assert found == [
+        (0, 6, "NVIDIA"),
+        (7, 10, "AMD"),
+        (11, 16, "Intel"),
+        (18, 30, "Ünïcode Labs"),
+        (35, 37, "Ünïcode Labs"),
+    ]
+    assert gazetteer.find("ÜNVIDIA nvidiaé _NVIDIA NVIDIA3 3NVIDIA naïve") == {}  # letters, digits, "_" join words
+    assert gazetteer.find("U.S. firms; the US's; Lambda, Inc. and together.ai") == {
+        "United States": 2,
+        "Lambda": 1,
+        "Together AI": 1,
+    }
+    assert gazetteer.find("Mistral AI, or Mistral") == {"Mistral AI": 2}  # the longer name where two overlap
 
 
 def test_a_gazetteer_document_that_is_wrong_says_which_entry_and_why() -> None:

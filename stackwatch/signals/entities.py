@@ -15,18 +15,19 @@ entity with an ``owner`` (a chip, a product, a person) counts for its owner too:
     [(0, 'Meta'), (12, 'Llama')]
 
 The built-in list (:data:`DEFAULT_ENTITIES`) is ``stackwatch/models/gazetteer.json``; the ``entities:`` section of
-the configuration adds to it, replaces entries and drops them (``settings/entities.py``). Alias patterns are
-literal alternations with word-boundary look-arounds: Python's ``re`` runs them in time linear in the text.
+the configuration adds to it, replaces entries and drops them (``settings/entities.py``). Aliases are found by
+RE2 (no backtracking: time linear in the text), in two programs, one case-insensitive and one exact.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
+
+import re2
 
 __all__ = [
     "DEFAULT_ENTITIES",
@@ -129,19 +130,20 @@ class Gazetteer:
                     folded[alias.casefold()] = entity.name
         self._folded = folded
         self._exact = exact
-        self._folded_re = _alternation(folded, re.IGNORECASE)
-        self._exact_re = _alternation(exact, 0)
+        self._folded_re = _Alternation(folded, case_sensitive=False)
+        self._exact_re = _Alternation(exact, case_sensitive=True)
 
     def mentions(self, text: str) -> list[Mention]:
         """Every mention in ``text``, in order, none overlapping another."""
+        data = text.encode("utf-8")
         found: list[Mention] = []
-        if self._folded_re is not None:
-            for match in self._folded_re.finditer(text):
-                name = self._folded.get(match.group(0).casefold())
-                if name is not None:
-                    found.append(Mention(match.start(), match.end(), name))
-        if self._exact_re is not None:
-            found += [Mention(m.start(), m.end(), self._exact[m.group(0)]) for m in self._exact_re.finditer(text)]
+        for start, end in self._folded_re.spans(text, data):
+            name = self._folded.get(text[start:end].casefold())
+            if name is not None:
+                found.append(Mention(start, end, name))
+        for start, end in self._exact_re.spans(text, data):
+            if (name := self._exact.get(text[start:end])) is not None:
+                found.append(Mention(start, end, name))
         found.sort(key=lambda mention: (mention.start, -mention.end))
         kept: list[Mention] = []
         for mention in found:
@@ -172,9 +174,41 @@ class Gazetteer:
         return [entity.name for entity in self.entities]
 
 
-def _alternation(aliases: Mapping[str, str], flags: int) -> re.Pattern[str] | None:
-    if not aliases:
-        return None
-    ordered = sorted(aliases, key=lambda alias: (-len(alias), alias))
-    # (?<!\w) / (?!\w) rather than \b: aliases may start or end with punctuation ("together.ai", "Lambda, Inc").
-    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(alias) for alias in ordered) + r")(?!\w)", flags)
+_NOT_WORD = rb"[^\pL\pN_]"  # what Python's \w is not: a letter, a number or "_"
+
+
+class _Alternation:
+    """Literal aliases at word boundaries, longest first, found by one RE2 program (linear in the text).
+
+    A boundary is a character that is not a letter, number or "_" (or the text's edge), so aliases may start or
+    end with punctuation ("together.ai", "U.S."). The program reads the boundary characters around an alias, and
+    the next search starts where the alias ends, so that "NVIDIA AMD" finds both."""
+
+    def __init__(self, aliases: Iterable[str], *, case_sensitive: bool) -> None:
+        ordered = sorted(set(aliases), key=lambda alias: (-len(alias), alias))
+        self._program: Any = None
+        if ordered:
+            options = re2.Options()
+            options.log_errors = False
+            options.case_sensitive = case_sensitive
+            options.max_mem = 64 << 20  # a few thousand aliases
+            escaped = b"|".join(re2.escape(alias).encode("utf-8") for alias in ordered)
+            self._program = re2.compile(b"(?:^|" + _NOT_WORD + b")(" + escaped + b")(?:" + _NOT_WORD + b"|$)", options)
+
+    def spans(self, text: str, data: bytes) -> Iterator[tuple[int, int]]:
+        """The (start, end) character offsets in ``text`` of each alias found in ``data`` (``text`` as UTF-8)."""
+        if self._program is None:
+            return
+        ascii_only = len(data) == len(text)
+        chars = done = position = 0
+        while (match := self._program.search(data, position)) is not None:
+            start, end = match.span(1)
+            if ascii_only:
+                yield start, end
+            else:  # byte offsets to character offsets, decoding each stretch once
+                chars += len(data[done:start].decode("utf-8"))
+                length = len(data[start:end].decode("utf-8"))
+                yield chars, chars + length
+                chars += length
+                done = end
+            position = end
