@@ -17,7 +17,7 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from stackwatch.signals.baselines import BaselinePoint
 from stackwatch.signals.composite import CompositeIndex
@@ -129,8 +129,58 @@ def _own_series(update: IndicatorUpdate, scope: Scope, measure: str, window: str
     return f"{scope.dynamic}|{window}" if ok else None
 
 
+class _OneSeries:
+    """What the conditions over one scope's series share: the scope, the series key and the alert fields."""
+
+    __slots__ = ()
+    dynamic: str
+    entity: str
+    source: str
+    window: str
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.dynamic, self.entity, self.source)
+
+    @property
+    def measure(self) -> str:
+        """The measure series the value comes from."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """The alert's ``indicator`` field: the store's indicator name."""
+        raise NotImplementedError
+
+    def series(self, update: IndicatorUpdate) -> str | None:
+        return _own_series(update, self.scope, self.measure, self.window)
+
+    def fields(self) -> dict[str, str]:
+        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
+
+
+class _SignalOfMeasure(_OneSeries):
+    """A signal (``SIGNAL``: the store's z-score or momentum) of any measure of one scope."""
+
+    __slots__ = ()
+    SIGNAL: ClassVar[str]
+    indicator: str
+
+    @property
+    def measure(self) -> str:
+        return self.indicator
+
+    @property
+    def signal(self) -> str:
+        return self.SIGNAL
+
+    @property
+    def label(self) -> str:
+        return self.SIGNAL if self.indicator == "article_count" else f"{self.SIGNAL}({self.indicator})"
+
+
 @dataclass(frozen=True, slots=True)
-class Threshold:
+class Threshold(_OneSeries):
     """One indicator of one scope in one bucket compared with a value: ``share >= 0.3`` of capex in a 1h bucket,
     ``zscore >= 3`` of decoupling, ``source_count > 5`` of the articles naming Microsoft.
 
@@ -148,12 +198,7 @@ class Threshold:
     warmup: int = 24
 
     @property
-    def scope(self) -> Scope:
-        return Scope(self.dynamic, self.entity, self.source)
-
-    @property
     def measure(self) -> str:
-        """The measure series the value comes from."""
         return self.indicator if self.indicator in MEASURES else "article_count"
 
     @property
@@ -163,21 +208,15 @@ class Threshold:
 
     @property
     def label(self) -> str:
-        """The alert's ``indicator`` field: the store's indicator name."""
         return self.indicator
-
-    def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.scope, self.measure, self.window)
-
-    def fields(self) -> dict[str, str]:
-        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
 
 
 @dataclass(frozen=True, slots=True)
-class Spike:
+class Spike(_SignalOfMeasure):
     """The bucket's z-score (the store's: against the EWMA baseline before it) of one measure of one scope,
     judged once the series has ``baseline`` buckets before the bucket (its warm-up)."""
 
+    SIGNAL: ClassVar[str] = "zscore"
     dynamic: str = ALL
     indicator: str = "article_count"
     window: str = "1h"
@@ -188,37 +227,16 @@ class Spike:
     source: str = ALL
 
     @property
-    def scope(self) -> Scope:
-        return Scope(self.dynamic, self.entity, self.source)
-
-    @property
-    def measure(self) -> str:
-        return self.indicator
-
-    @property
-    def signal(self) -> str:
-        return "zscore"
-
-    @property
     def warmup(self) -> int:
         return self.baseline
 
-    @property
-    def label(self) -> str:
-        return "zscore" if self.indicator == "article_count" else f"zscore({self.indicator})"
-
-    def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.scope, self.measure, self.window)
-
-    def fields(self) -> dict[str, str]:
-        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
-
 
 @dataclass(frozen=True, slots=True)
-class Trend:
+class Trend(_SignalOfMeasure):
     """Momentum (the store's: fast EWMA − slow EWMA, in the measure's unit per bucket; positive: rising) of one
     measure of one scope, judged once the series has ``buckets`` buckets before the bucket (its warm-up)."""
 
+    SIGNAL: ClassVar[str] = "momentum"
     dynamic: str = ALL
     indicator: str = "article_count"
     window: str = "1d"
@@ -229,30 +247,8 @@ class Trend:
     source: str = ALL
 
     @property
-    def scope(self) -> Scope:
-        return Scope(self.dynamic, self.entity, self.source)
-
-    @property
-    def measure(self) -> str:
-        return self.indicator
-
-    @property
-    def signal(self) -> str:
-        return "momentum"
-
-    @property
     def warmup(self) -> int:
         return self.buckets
-
-    @property
-    def label(self) -> str:
-        return "momentum" if self.indicator == "article_count" else f"momentum({self.indicator})"
-
-    def series(self, update: IndicatorUpdate) -> str | None:
-        return _own_series(update, self.scope, self.measure, self.window)
-
-    def fields(self) -> dict[str, str]:
-        return {**self.scope.fields(), "indicator": self.label, "window": self.window}
 
 
 SeriesCondition = Threshold | Spike | Trend
