@@ -170,6 +170,23 @@ def test_cross_checks_of_a_file_the_schema_accepts_are_all_reported() -> None:
     ]
 
 
+def test_a_digest_naming_an_unknown_dynamic_or_webhook_is_refused_when_the_file_loads() -> None:
+    message = refused(
+        {
+            "webhooks": [{"name": "ops", "url": "http://127.0.0.1:9000/hook"}],
+            "digests": [
+                {"name": "morning", "dynamics": ["CapEx", "weather"], "webhooks": ["ops", "chat"]},
+                {"name": "morning", "webhooks": ["ops"]},
+            ],
+        }
+    )
+    assert message.splitlines()[1:] == [
+        "  digests: duplicate name(s) morning",
+        "  digests[0].dynamics: unknown dynamic(s) weather (known: exclusivity, capex, decoupling, edge)",
+        "  digests[0].webhooks: unknown webhook(s) chat (defined: ops)",
+    ]
+
+
 # -- hosts -------------------------------------------------------------------------------------------------------
 
 

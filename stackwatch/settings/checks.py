@@ -30,7 +30,7 @@ __all__ = ["References", "host_problem", "reference_problems"]
 _LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
 _RULE = TypeAdapter[RuleSettings](RuleSettings)
-_NAMED = ("sources", "webhooks", "rules", "dynamics")
+_NAMED = ("sources", "webhooks", "rules", "dynamics", "digests")
 
 
 def host_problem(host: str, *, brackets: bool = False) -> str | None:
@@ -55,13 +55,15 @@ class References:
     """What the cross-section checks look at."""
 
     names: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    """Declared names of ``sources``, ``webhooks``, ``rules`` and ``dynamics``, in file order."""
+    """Declared names of ``sources``, ``webhooks``, ``rules``, ``dynamics`` and ``digests``, in file order."""
     dynamics: Sequence[str] = ()
     """Every dynamic a rule may name: the built-in ones and those the file declares."""
     rules: Sequence[tuple[int, RuleSettings]] = ()
     """The rules that are valid on their own, with their index in the file."""
     routes: Sequence[tuple[int, Sequence[str]]] = ()
     """Each ``alerting.routes`` entry's webhooks."""
+    digests: Sequence[tuple[int, Sequence[str], Sequence[str]]] = ()
+    """Each ``digests`` entry's dynamics and webhooks."""
     web_host: str | None = None
     kafka_hosts: Sequence[tuple[int, str]] = ()
     """The host part of each ``kafka.bootstrap_servers`` entry."""
@@ -74,10 +76,12 @@ class References:
                 "webhooks": [item.name for item in settings.webhooks],
                 "rules": [item.name for item in settings.rules],
                 "dynamics": [item.name for item in settings.dynamics],
+                "digests": [item.name for item in settings.digests],
             },
             dynamics=settings.taxonomy().names,
             rules=list(enumerate(settings.rules)),
             routes=[(index, route.webhooks) for index, route in enumerate(settings.alerting.routes)],
+            digests=[(index, item.dynamics, item.webhooks) for index, item in enumerate(settings.digests)],
             web_host=settings.web.host,
             kafka_hosts=list(enumerate(_host_of(server) for server in settings.kafka.bootstrap_servers or [])),
         )
@@ -98,6 +102,11 @@ class References:
             for index, route in enumerate(_list(alerting.get("routes") if isinstance(alerting, dict) else None))
             if isinstance(route, dict)
         ]
+        digests = [
+            (index, _strings(item.get("dynamics")), _strings(item.get("webhooks")))
+            for index, item in enumerate(_list(data.get("digests")))
+            if isinstance(item, dict)
+        ]
         web = data.get("web")
         host = web.get("host") if isinstance(web, dict) else None
         return cls(
@@ -105,6 +114,7 @@ class References:
             dynamics=(*Taxonomy().names, *names["dynamics"]),
             rules=rules,
             routes=routes,
+            digests=digests,
             web_host=host if isinstance(host, str) else None,
             kafka_hosts=_raw_kafka_hosts(data.get("kafka")),
         )
@@ -140,6 +150,16 @@ def reference_problems(refs: References) -> list[str]:
         unknown = sorted(set(route_hooks) - hooks)
         if unknown:
             problems.append(f"alerting.routes[{index}].webhooks: unknown webhook(s) {', '.join(unknown)}")
+    for index, dynamics, digest_hooks in refs.digests:
+        known = ", ".join(refs.dynamics)
+        folded = {dynamic.casefold() for dynamic in refs.dynamics}
+        if unknown := [dynamic for dynamic in dynamics if dynamic.casefold() not in folded]:  # any case, as digests
+            problems.append(f"digests[{index}].dynamics: unknown dynamic(s) {', '.join(unknown)} (known: {known})")
+        if unknown := sorted(set(digest_hooks) - hooks):
+            problems.append(
+                f"digests[{index}].webhooks: unknown webhook(s) {', '.join(unknown)} "
+                f"(defined: {', '.join(sorted(hooks)) or 'none'})"
+            )
     if refs.web_host is not None and (problem := host_problem(refs.web_host)):
         problems.append(f"web.host: {problem}")
     for index, host in refs.kafka_hosts:
@@ -150,6 +170,10 @@ def reference_problems(refs: References) -> list[str]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _strings(value: object) -> list[str]:
+    return [item for item in _list(value) if isinstance(item, str)]
 
 
 def _raw_names(section: object) -> list[str]:

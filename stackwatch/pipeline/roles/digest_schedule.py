@@ -24,7 +24,7 @@ import httpx
 from mode import Service
 from standardwebhooks import Webhook
 
-from stackwatch.errors import ConfigError, StackwatchError
+from stackwatch.errors import StackwatchError
 from stackwatch.pipeline.roles.delivery.sending import Attempt, post
 from stackwatch.pipeline.roles.digests import digest_body
 from stackwatch.pipeline.roles.storethread import StoreThread
@@ -191,26 +191,14 @@ class DigestService(Service):
 
 
 def digest_dynamics(settings: Settings) -> dict[str, tuple[str, ...]]:
-    """Each digest's dynamics, spelt as the taxonomy spells them. ConfigError naming ``digests[i].dynamics`` or
-    ``digests[i].webhooks`` for a name that is not configured (and ``digests[i].name`` for a repeated name)."""
+    """Each digest's dynamics, spelt as the taxonomy spells them (all of them when it names none). The names were
+    checked when the settings loaded (:mod:`stackwatch.settings.checks`)."""
     known = settings.taxonomy().names
-    hooks = {hook.name for hook in settings.webhooks}
-    problems: list[str] = []
+    folded = {name.casefold(): name for name in known}
     out: dict[str, tuple[str, ...]] = {}
-    for index, digest in enumerate(settings.digests):
-        if digest.name in out:
-            problems.append(f"digests[{index}].name: {digest.name!r} is the name of an earlier digest")
-        folded = {name.casefold(): name for name in known}
-        unknown = [name for name in digest.dynamics if name.casefold() not in folded]
-        if unknown:
-            problems.append(f"digests[{index}].dynamics: unknown {', '.join(unknown)} (known: {', '.join(known)})")
-        missing = [name for name in digest.webhooks if name not in hooks]
-        if missing:
-            problems.append(f"digests[{index}].webhooks: no webhook named {', '.join(missing)} in webhooks:")
+    for digest in settings.digests:
         named = tuple(dict.fromkeys(folded[name.casefold()] for name in digest.dynamics if name.casefold() in folded))
         out[digest.name] = named or known
-    if problems:
-        raise ConfigError("invalid digests:\n" + "\n".join(f"  {line}" for line in problems))
     return out
 
 
