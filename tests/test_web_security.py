@@ -246,6 +246,7 @@ READ_ONLY = {
     "/api/sources",
     "/api/sql",
     "/api/alerts",
+    "/api/alerts/{alert_id}",
     "/api/silences",
     "/dashboard/",
     "/dashboard/dynamic/{name}",

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import enum
 import getpass
+import json
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import click
 
@@ -114,11 +116,15 @@ def _service(
     return body
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @config_option
 @click.option("-n", "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
-def alerts(config: str | None, limit: int) -> None:
-    """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited)."""
+@click.pass_context
+def alerts(context: click.Context, config: str | None, limit: int) -> None:
+    """Recent alerts with their delivery status per webhook (pending, delivered, dead, silenced, inhibited);
+    ``alerts show ID`` prints one in full."""
+    if context.invoked_subcommand is not None:
+        return
     settings = cli_settings(config, secrets=False)
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
     answer = _service(settings, "GET", "/api/alerts", params={"limit": limit})
@@ -128,6 +134,55 @@ def alerts(config: str | None, limit: int) -> None:
     else:
         rows = answer["rows"]
     click.echo(render(columns, rows, "table"))
+
+
+@alerts.command("show")
+@config_option
+@click.argument("alert_id")
+def alerts_show(config: str | None, alert_id: str) -> None:
+    """One alert in full: what was judged and why (labels, values), the articles stored as its evidence, the SQL
+    that reproduces its value (run it with ``stackwatch sql``), and its deliveries. ALERT_ID may be the id's first
+    10 or more characters."""
+    settings = cli_settings(config, secrets=False)
+    answer = _service(settings, "GET", f"/api/alerts/{urllib.parse.quote(alert_id, safe='')}")
+    if answer is _OFFLINE:
+        with _store(settings, write=False) as store:
+            try:
+                record = history.alert_record(store.connection, alert_id)
+            except ValueError as error:
+                raise click.BadParameter(str(error)) from None
+        if record is None:
+            raise click.ClickException(f"no alert with id {alert_id!r}")
+        answer = json.loads(json.dumps(record, default=str))
+    assert isinstance(answer, dict)
+    click.echo(alert_text(answer))
+
+
+def alert_text(record: Mapping[str, Any]) -> str:
+    """An alert record (:func:`~stackwatch.storage.history.alert_record`, as JSON) as terminal text."""
+    lines = [
+        f"{record['id']}  {record['status']}  {record['severity']}  rule {record['rule']} ({record['kind']})",
+        str(record["message"]),
+        f"{record['indicator']} of {record['dynamic']} in the {record['window']} bucket from {record['bucket_start']}:"
+        f" {record['value']:g} against {record['threshold']:g}; stored {record['stored_at']}",
+        "labels: " + ", ".join(f"{key}={value}" for key, value in sorted(record["labels"].items())),
+    ]
+    evidence = record.get("evidence") or {}
+    articles = evidence.get("articles") or []
+    lines.append(f"evidence: {len(articles)} article(s)")
+    for article in articles:
+        shown = {key: article[key] for key in ("published_at", "source", "title") if key in article}
+        lines.append("  " + "  ".join(str(value) for value in shown.values()))
+    if evidence.get("sql"):
+        lines += ["reproduce it with stackwatch sql:", "  " + str(evidence["sql"]).replace("\n", "\n  ")]
+    lines.append(
+        "deliveries: "
+        + (
+            ", ".join(f"{d['webhook']} {d['status']} ({d['attempts']} attempt(s))" for d in record["deliveries"])
+            or "none"
+        )
+    )
+    return "\n".join(lines)
 
 
 @click.group()
@@ -205,8 +260,6 @@ def silence_list(config: str | None, include_expired: bool) -> None:
 @click.argument("silence_id")
 def silence_expire(config: str | None, silence_id: str) -> None:
     """End a silence now."""
-    import urllib.parse
-
     settings = cli_settings(config, secrets=False)
     answer = _service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
     if answer is _OFFLINE:

@@ -2,6 +2,8 @@
 ``stackwatch alerts`` and ``stackwatch silence`` work while the service runs:
 
 - ``GET /api/alerts?limit=20``: recent alerts with their delivery status per webhook;
+- ``GET /api/alerts/{id}``: one alert in full (its labels, values, evidence and deliveries; an id's first 10 or
+  more characters do), 404 when there is none;
 - ``GET /api/silences`` (``?all=1`` with expired ones);
 - ``POST /api/silences`` with ``{"matchers": ["alertname=capex-surge", "dynamic=~cap.*"], "duration": "2h",
   "comment": "...", "created_by": "..."}``: 201 with the silence and its ``id``, and, when this process runs the
@@ -37,6 +39,7 @@ __all__ = [
     "MAX_SILENCE_BODY",
     "ROUTES",
     "Alerts",
+    "OneAlert",
     "Silence",
     "SilenceRequest",
     "Silences",
@@ -121,6 +124,14 @@ async def recent_alerts(thread: StoreThread, query: Mapping[str, str]) -> Respon
     return json_answer({"columns": list(ALERT_COLUMNS), "rows": [list(row) for row in rows]})
 
 
+async def one_alert(thread: StoreThread, alert_id: str) -> Response:
+    """:func:`~stackwatch.storage.history.alert_record` of ``alert_id``; 404 when there is none."""
+    record = await thread.call(history.alert_record, thread.store.connection, alert_id)
+    if record is None:
+        raise BadRequest(f"no alert with id {alert_id[:80]!r}", status=404)
+    return json_answer(record)
+
+
 async def list_silences(thread: StoreThread, query: Mapping[str, str]) -> Response:
     """The active silences (``?all=1``: the expired ones too)."""
     everything = flag(query, "all")
@@ -177,6 +188,13 @@ class Alerts(View):
         return await on_store(context_of(request).runtime, lambda thread: recent_alerts(thread, request.query))
 
 
+class OneAlert(View):
+    """``GET /api/alerts/{alert_id}``: :func:`one_alert`."""
+
+    async def get(self, request: Request, alert_id: str) -> Response:
+        return await on_store(context_of(request).runtime, lambda thread: one_alert(thread, alert_id))
+
+
 class Silences(View):
     """``GET /api/silences``: :func:`list_silences`; ``POST /api/silences``: :func:`add_silence`."""
 
@@ -198,6 +216,7 @@ class Silence(View):
 
 ROUTES: Routes = (
     ("/api/alerts", Alerts),
+    ("/api/alerts/{alert_id}", OneAlert),
     ("/api/silences", Silences),
     ("/api/silences/{silence_id}", Silence),
 )
