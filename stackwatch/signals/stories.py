@@ -57,7 +57,7 @@ added word moves several bits; on the labelled corpus no two distinct stories co
 BANDS = 8
 """Fingerprints split into 8 bands of 8 bits: two within 7 bits of each other share at least one band exactly."""
 STORY_WINDOW = timedelta(days=3)
-EVENT_SIMILARITY = 0.47
+EVENT_SIMILARITY = 0.39
 """Cosine similarity of two articles' embeddings at or above which they report one event: chosen on the tuning
 half of tests/data/event_pairs.jsonl (``python -m benchmarks.event_pairs``)."""
 EVENT_WINDOW = timedelta(hours=48)
