@@ -14,11 +14,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
-from aiohttp import web as aioweb
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from stackwatch.pipeline.app import build_runtime
-from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.settings import settings_from_mapping
 from tests.helpers.digest_store import HOSTILE_TITLE, UNTIL, fill_digest_store
 from tests.helpers.web_app import served_web
@@ -99,18 +95,7 @@ async def test_every_link_to_another_page_carries_the_range_the_address_names(se
 
 async def test_a_process_without_the_store_answers_with_its_503_page(tmp_path: Path) -> None:
     settings = settings_from_mapping({"storage": {"path": str(tmp_path / "s.duckdb")}}, environ={})
-    runtime = build_runtime(settings, ["sink"], ["127.0.0.1:9"], web_port=free_port())
-    server = runtime.app.web
-    assert isinstance(server, AiohttpWeb)
-    server.init_server()
-    runner = aioweb.AppRunner(server.web_app)
-    await runner.setup()
-    port = free_port()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            answer = await client.get("/dashboard/digest")
-    finally:
-        await runner.cleanup()
+    async with served_web(settings) as base, httpx.AsyncClient(base_url=base) as client:
+        answer = await client.get("/dashboard/digest")
     assert answer.status_code == 503
     assert "this process does not hold the store" in answer.text

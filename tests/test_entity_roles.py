@@ -14,14 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiohttp import web as aioweb
 from click.testing import CliRunner
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from stackwatch.pipeline.app import build_runtime
 from stackwatch.pipeline.cli.main import cli
-from stackwatch.pipeline.kafka.broker import free_port
-from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import settings_from_mapping
 from stackwatch.settings.entities import EntitySettings, gazetteer_from
 from stackwatch.signals.entities import DEFAULT_ENTITIES, KINDS, Entity, Gazetteer, load_entities
@@ -31,6 +26,7 @@ from stackwatch.storage.dashboard import Range, dynamic_detail, entity_detail
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.store import Batch, Store
 from tests.entity_sentences import CASES, HELD_OUT, HELD_OUT_2
+from tests.helpers.web_app import served_web
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 HOSTILE = "<b>Evil & Co</b>"
@@ -287,21 +283,8 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
     settings = settings_from_mapping({"storage": {"path": str(path)}, "entities": entities}, environ={})
     with Store.open(path, derivation=Derivation(gazetteer=gazetteer_from(settings.entities))) as store:
         store.write(Batch(tagged=ARTICLES))
-    runtime = build_runtime(settings, ["sink"], ["127.0.0.1:9"], web_port=free_port())
-    assert runtime.sink is not None
-    runtime.sink.store_thread = StoreThread(Store.open(path, read_only=True))
-    server = runtime.app.web
-    assert isinstance(server, AiohttpWeb)
-    server.init_server()
-    runner = aioweb.AppRunner(server.web_app)
-    await runner.setup()
-    port = free_port()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-        await runtime.sink.store_thread.close()
+    async with served_web(settings, store=path) as base:
+        yield base
 
 
 async def test_the_dynamic_and_entity_pages_show_roles_with_names_escaped(served: str) -> None:
