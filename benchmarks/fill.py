@@ -243,9 +243,11 @@ def _slots(weights: Sequence[float]) -> list[int]:
 
 
 def phrase(entity: Entity, gazetteer: Gazetteer) -> str:
-    """How a title names ``entity``: its name, else its first alias the gazetteer finds as it alone."""
+    """How a title names ``entity``: its name, else its first alias the gazetteer finds as it alone (and as its
+    owner, which a mention of a product, chip or person counts for too)."""
+    alone = {entity.name: 1} | ({entity.owner: 1} if entity.owner else {})
     for text in (entity.name, *entity.exact, *entity.aliases):
-        if gazetteer.find(text) == {entity.name: 1}:
+        if gazetteer.find(text) == alone:
             return text
     raise ValueError(f"the gazetteer finds no name of {entity.name}")
 
