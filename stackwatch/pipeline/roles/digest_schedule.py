@@ -22,10 +22,9 @@ from typing import Any
 
 import httpx
 from mode import Service
-from standardwebhooks import Webhook
 
-from stackwatch.errors import StackwatchError
-from stackwatch.pipeline.roles.delivery.sending import Attempt, post
+from stackwatch.errors import DeliveryError, StackwatchError
+from stackwatch.pipeline.roles.delivery.sending import Attempt, post, signed_headers
 from stackwatch.pipeline.roles.digests import digest_body
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import Settings, WebhookSettings
@@ -60,18 +59,6 @@ def last_due(digest: DigestSettings, now: datetime) -> Period:
     if end > now:
         end -= span
     return Period(end - span, end)
-
-
-def _signed(body: bytes, key: str, hook: WebhookSettings, now: datetime) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": key,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "user-agent": "stackwatch-webhooks/0.1",
-    }
-    if hook.secret is not None:
-        headers["webhook-signature"] = Webhook(hook.secret.get_secret_value()).sign(key, now, body.decode())
-    return headers
 
 
 class DigestSender:
@@ -147,12 +134,14 @@ class DigestSender:
         """One attempt, stamped and signed with the time it is sent (a receiver checks that against its clock)."""
         attempt = Attempt()
         now = utcnow()
-        if hook.secret_env is not None and hook.secret is None:
-            attempt.error = f"the secret named by secret_env ({hook.secret_env}) was not loaded; not sending unsigned"
-            return attempt
-        body = json.dumps(digest_body(digest, hook.format, now), separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(digest_body(digest, hook.format, now), separators=(",", ":"), ensure_ascii=False)
         try:
-            await post(self._client, str(hook.url), body, _signed(body, key, hook, now), hook.timeout, attempt)
+            headers = signed_headers(key, text, hook, now)
+        except DeliveryError as error:  # a secret that was not loaded: never sent unsigned
+            attempt.error = str(error)
+            return attempt
+        try:
+            await post(self._client, str(hook.url), text.encode(), headers, hook.timeout, attempt)
         except httpx.HTTPError as error:
             attempt.error = f"{type(error).__name__}: {error}"[:300]
         return attempt

@@ -24,26 +24,32 @@ from stackwatch.pipeline.roles.delivery.retry import retry_after_seconds
 from stackwatch.settings import WebhookSettings
 from stackwatch.storage.outbox import Notification
 
-__all__ = ["MAX_REDIRECTS", "MAX_RESPONSE_BYTES", "Attempt", "post", "signed_request"]
+__all__ = ["MAX_REDIRECTS", "MAX_RESPONSE_BYTES", "Attempt", "post", "signed_headers", "signed_request"]
 
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_REDIRECTS = 3
 
 
-def signed_request(note: Notification, hook: WebhookSettings, now: datetime) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one attempt, signed per Standard Webhooks when the webhook has a secret."""
+def signed_headers(webhook_id: str, body: str, hook: WebhookSettings, now: datetime) -> dict[str, str]:
+    """The headers of one attempt to send ``body`` (alerts or a digest), signed per Standard Webhooks when the
+    webhook has a secret; DeliveryError when its ``secret_env`` names a secret that was not loaded."""
     if hook.secret_env is not None and hook.secret is None:
         raise DeliveryError(f"the secret named by secret_env ({hook.secret_env}) was not loaded; not sending unsigned")
-    body = json.dumps(render_body(note, hook.format, now), separators=(",", ":"), default=str)
     headers = {
         "content-type": "application/json",
-        "webhook-id": note.id,
+        "webhook-id": webhook_id,
         "webhook-timestamp": str(int(now.timestamp())),
         "user-agent": "stackwatch-webhooks/0.1",
     }
     if hook.secret is not None:
-        headers["webhook-signature"] = Webhook(hook.secret.get_secret_value()).sign(note.id, now, body)
-    return body.encode(), headers
+        headers["webhook-signature"] = Webhook(hook.secret.get_secret_value()).sign(webhook_id, now, body)
+    return headers
+
+
+def signed_request(note: Notification, hook: WebhookSettings, now: datetime) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one attempt of a notification."""
+    body = json.dumps(render_body(note, hook.format, now), separators=(",", ":"), default=str)
+    return body.encode(), signed_headers(note.id, body, hook, now)
 
 
 class Attempt:
