@@ -16,22 +16,19 @@ an error, they show it.
 
 from __future__ import annotations
 
-import enum
-import getpass
 import json
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import click
 
-from stackwatch.errors import ConfigError, StoreError
 from stackwatch.pipeline.cli.common import JSONValue, cli_settings, config_option
 from stackwatch.pipeline.cli.output import render
+from stackwatch.pipeline.cli.service import OFFLINE, ask_service, current_user, open_store
 from stackwatch.pipeline.cli.storage import read_store
 from stackwatch.settings import Settings, parse_duration
 from stackwatch.signals.alerting import Matcher
@@ -40,80 +37,8 @@ from stackwatch.signals.messages import Alert, parse_time, utcnow
 from stackwatch.signals.rules import replay, replay_observations
 from stackwatch.signals.silence_check import silence_warnings
 from stackwatch.storage import history, silences
-from stackwatch.storage.store import Store
 
 __all__ = ["alerts", "backtest_table", "rules", "silence", "spark"]
-
-
-class _Offline(enum.Enum):
-    OFFLINE = enum.auto()
-
-
-_OFFLINE: Literal[_Offline.OFFLINE] = _Offline.OFFLINE
-"""What :func:`_service` returns when no service listens at the configured web address."""
-
-
-@contextmanager
-def _store(settings: Settings, *, write: bool) -> Iterator[Store]:
-    if not write and not settings.storage.path.exists():
-        raise click.ClickException(f"no store at {settings.storage.path}")
-    try:
-        opened = Store.open(settings.storage.path, read_only=not write)
-    except StoreError as error:
-        raise click.ClickException(
-            f"{error} (another process holds the file, and no stackwatch service answers at web.host:web.port "
-            f"{settings.web.host}:{settings.web.port} to do this for us)"
-        ) from None
-    with opened as store:
-        try:
-            yield store
-        except StoreError as error:
-            raise click.ClickException(str(error)) from None
-
-
-def _service(
-    settings: Settings,
-    method: str,
-    path: str,
-    *,
-    params: dict[str, int] | None = None,
-    json: Mapping[str, object] | None = None,
-) -> JSONValue | Literal[_Offline.OFFLINE]:
-    """The JSON answer of the running service to ``method path``, or ``_OFFLINE`` when nothing listens there.
-
-    An answer that is an error (a refused request, a wrong token, a store failure) is a ClickException with the
-    service's message: the caller must not fall back to the file, which the service holds.
-    """
-    import httpx
-
-    hint = ""
-    try:
-        base, headers = settings.web.client_target()
-    except ConfigError as error:
-        if settings.web.token_env is None:
-            raise click.ClickException(str(error)) from None
-        # No token here: still ask without one, to use the file when nothing listens or say why the service refuses.
-        base, _ = settings.web.client_target({settings.web.token_env: "unset"})
-        headers, hint = {}, f" ({error})"
-    url = f"{base}{path}"
-    try:
-        response = httpx.request(method, url, headers=headers, timeout=30.0, params=params, json=json)
-    except (httpx.ConnectError, httpx.ConnectTimeout):
-        return _OFFLINE
-    except httpx.HTTPError as error:
-        raise click.ClickException(f"the service at {base} did not answer {method} {path}: {error}") from None
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not response.is_success:
-        reason = body.get("error") if isinstance(body, dict) else response.text[:200].strip()
-        raise click.ClickException(
-            f"{method} {url}: HTTP {response.status_code}: {reason or response.reason_phrase}{hint}"
-        )
-    if body is None:
-        raise click.ClickException(f"{method} {url}: the answer is not JSON (is stackwatch listening there?)")
-    return body
 
 
 @click.group(invoke_without_command=True)
@@ -127,9 +52,9 @@ def alerts(context: click.Context, config: str | None, limit: int) -> None:
         return
     settings = cli_settings(config, secrets=False)
     columns = ["bucket_start", "rule", "severity", "status", "dynamic", "value", "deliveries"]
-    answer = _service(settings, "GET", "/api/alerts", params={"limit": limit})
-    if answer is _OFFLINE:
-        with _store(settings, write=False) as store:
+    answer = ask_service(settings, "GET", "/api/alerts", params={"limit": limit})
+    if answer is OFFLINE:
+        with open_store(settings, write=False) as store:
             rows = [list(row) for row in history.recent_alerts(store.connection, limit)]
     else:
         rows = answer["rows"]
@@ -144,9 +69,9 @@ def alerts_show(config: str | None, alert_id: str) -> None:
     that reproduces its value (run it with ``stackwatch sql``), and its deliveries. ALERT_ID may be the id's first
     10 or more characters."""
     settings = cli_settings(config, secrets=False)
-    answer = _service(settings, "GET", f"/api/alerts/{urllib.parse.quote(alert_id, safe='')}")
-    if answer is _OFFLINE:
-        with _store(settings, write=False) as store:
+    answer = ask_service(settings, "GET", f"/api/alerts/{urllib.parse.quote(alert_id, safe='')}")
+    if answer is OFFLINE:
+        with open_store(settings, write=False) as store:
             try:
                 record = history.alert_record(store.connection, alert_id)
             except ValueError as error:
@@ -206,9 +131,9 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
     settings = cli_settings(config, secrets=False)
-    wanted = {"matchers": list(matchers), "duration": duration, "comment": comment, "created_by": _user()}
-    answer = _service(settings, "POST", "/api/silences", json=wanted)
-    if answer is not _OFFLINE:
+    wanted = {"matchers": list(matchers), "duration": duration, "comment": comment, "created_by": current_user()}
+    answer = ask_service(settings, "POST", "/api/silences", json=wanted)
+    if answer is not OFFLINE:
         said = answer.get("warnings")  # the service judges by the rules it runs, when it runs them
         _warn(said if isinstance(said, list) else silence_warnings(parsed, _configured_rules(settings)))
         click.echo(answer["id"])
@@ -218,10 +143,10 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
         ends_at = now + timedelta(seconds=seconds)
     except OverflowError:
         raise click.BadParameter(f"--for {duration}: longer than {silences.MAX_SILENCE.days}d") from None
-    with _store(settings, write=True) as store:
+    with open_store(settings, write=True) as store:
         try:
             silence_id = silences.add_silence(
-                store.connection, parsed, ends_at, now=now, comment=comment, created_by=_user()
+                store.connection, parsed, ends_at, now=now, comment=comment, created_by=current_user()
             )
         except ValueError as error:
             raise click.BadParameter(str(error)) from None
@@ -244,9 +169,9 @@ def _warn(warnings: Sequence[JSONValue]) -> None:
 def silence_list(config: str | None, include_expired: bool) -> None:
     """Active silences (and expired ones with --all)."""
     settings = cli_settings(config, secrets=False)
-    answer = _service(settings, "GET", "/api/silences", params={"all": int(include_expired)})
-    if answer is _OFFLINE:
-        with _store(settings, write=False) as store:
+    answer = ask_service(settings, "GET", "/api/silences", params={"all": int(include_expired)})
+    if answer is OFFLINE:
+        with open_store(settings, write=False) as store:
             answer = silences.silence_records(store.connection, utcnow(), include_expired=include_expired)
     rows = [
         [item["id"], " ".join(item["matchers"]), item["ends_at"], item["state"], item["created_by"], item["comment"]]
@@ -261,19 +186,12 @@ def silence_list(config: str | None, include_expired: bool) -> None:
 def silence_expire(config: str | None, silence_id: str) -> None:
     """End a silence now."""
     settings = cli_settings(config, secrets=False)
-    answer = _service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
-    if answer is _OFFLINE:
-        with _store(settings, write=True) as store:
+    answer = ask_service(settings, "DELETE", f"/api/silences/{urllib.parse.quote(silence_id, safe='')}")
+    if answer is OFFLINE:
+        with open_store(settings, write=True) as store:
             if not silences.expire_silence(store.connection, silence_id, utcnow()):
                 raise click.ClickException(f"no active silence {silence_id!r}")
     click.echo(f"expired {silence_id}")
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @click.group()

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import click
 
-from stackwatch.pipeline.cli.alerts import _OFFLINE, _service, _store, _user
 from stackwatch.pipeline.cli.common import cli_settings, config_option
+from stackwatch.pipeline.cli.service import OFFLINE, ask_service, current_user, open_store
 from stackwatch.signals.messages import utcnow
 from stackwatch.storage import corrections
 
@@ -40,14 +40,14 @@ def label(config: str | None, article_id: str, add: Sequence[str], remove: Seque
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}: not a configured dynamic ({', '.join(sorted(known))})")
     path = f"/api/articles/{urllib.parse.quote(article_id, safe='')}/labels"
-    answer = _service(settings, "POST", path, json={"add": list(add), "remove": list(remove), "by": _user()})
-    if answer is not _OFFLINE:
+    answer = ask_service(settings, "POST", path, json={"add": list(add), "remove": list(remove), "by": current_user()})
+    if answer is not OFFLINE:
         labels, was = answer["labels"], answer["model_labels"]
     else:
-        with _store(settings, write=True) as store:
+        with open_store(settings, write=True) as store:
             try:
                 corrected = corrections.correct_labels(
-                    store.connection, article_id, add=add, remove=remove, by=_user(), now=utcnow()
+                    store.connection, article_id, add=add, remove=remove, by=current_user(), now=utcnow()
                 )
             except ValueError as error:
                 raise click.BadParameter(str(error)) from None
