@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from stackwatch.errors import ConfigError
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.cli.ops import render_status
-from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.process.logs import JsonFormatter, log_formatter, log_level
 from stackwatch.pipeline.web.auth import token_guard
 from stackwatch.pipeline.web.dashboard import charts
@@ -26,6 +25,7 @@ from stackwatch.pipeline.web.dashboard.templating import build_environment, safe
 from stackwatch.pipeline.web.headers import CSP, security_headers
 from stackwatch.settings import settings_from_mapping
 from stackwatch.storage.dashboard import Point, Range, Series
+from tests.helpers.web_app import served_app
 
 
 def test_a_non_loopback_bind_needs_a_token_from_the_environment() -> None:
@@ -47,14 +47,8 @@ async def guarded() -> AsyncIterator[str]:
     app = aioweb.Application(middlewares=[security_headers, token_guard("s3cret")])
     app.router.add_get("/healthz", hello)
     app.router.add_get("/dashboard/", hello)
-    runner = aioweb.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with served_app(app) as base:
+        yield base
 
 
 async def test_the_guard_wants_the_token_except_on_probes_and_sets_headers_everywhere(guarded: str) -> None:

@@ -22,7 +22,20 @@ from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import Settings
 from stackwatch.storage.store import Store
 
-__all__ = ["served_web"]
+__all__ = ["served_app", "served_web"]
+
+
+@asynccontextmanager
+async def served_app(app: aioweb.Application) -> AsyncIterator[str]:
+    """``app`` served on a free port of 127.0.0.1 until the block ends: its base address."""
+    runner = aioweb.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @asynccontextmanager
@@ -35,13 +48,9 @@ async def served_web(settings: Settings, store: Path | None = None) -> AsyncIter
     server = runtime.app.web
     assert isinstance(server, AiohttpWeb)
     server.init_server()  # Faust's own pages and ours
-    runner = aioweb.AppRunner(server.web_app)
-    await runner.setup()
-    port = free_port()
-    await aioweb.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with served_app(server.web_app) as base:
+            yield base
     finally:
-        await runner.cleanup()
         if thread is not None:
             await thread.close()
