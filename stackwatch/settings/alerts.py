@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import os
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -58,6 +59,7 @@ __all__ = [
     "ThresholdRuleSettings",
     "TrendRuleSettings",
     "WebhookSettings",
+    "engine_rules",
     "secret_problem",
 ]
 
@@ -454,6 +456,12 @@ RuleSettings = Annotated[
     Field(discriminator="kind"),
 ]
 RULE_KINDS = ("threshold", "spike", "trend", "composite", "silence", "cooccurrence", "first_seen", "source_health")
+
+
+def engine_rules(rules: Sequence[RuleSettings]) -> list[Rule]:
+    """The rules the stream's engine judges: every kind but ``source_health``, which the source-health watcher
+    judges on the wall clock."""
+    return [item.to_rule() for item in rules if not isinstance(item, SourceHealthRuleSettings)]
 
 
 class RouteSettings(Section):

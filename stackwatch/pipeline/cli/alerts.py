@@ -31,6 +31,7 @@ from stackwatch.pipeline.cli.output import render
 from stackwatch.pipeline.cli.service import OFFLINE, ask_service, current_user, open_store
 from stackwatch.pipeline.cli.storage import read_store
 from stackwatch.settings import Settings, parse_duration
+from stackwatch.settings.alerts import engine_rules
 from stackwatch.signals.alerting import Matcher
 from stackwatch.signals.conditions import Rule
 from stackwatch.signals.messages import Alert, parse_time, utcnow
@@ -155,7 +156,7 @@ def silence_add(config: str | None, matchers: Sequence[str], duration: str, comm
 
 
 def _configured_rules(settings: Settings) -> list[Rule]:
-    return [item.to_rule() for item in settings.rules if item.kind != "source_health"]
+    return engine_rules(settings.rules)
 
 
 def _warn(warnings: Sequence[JSONValue]) -> None:

@@ -31,6 +31,7 @@ from stackwatch.pipeline.kafka.codec import decode, encode
 from stackwatch.pipeline.roles.agents.common import AgentTopics, BufferedTable, DeadLetters
 from stackwatch.pipeline.roles.agents.recovery import Recovery
 from stackwatch.settings import AlertingSettings, RuleSettings
+from stackwatch.settings.alerts import engine_rules
 from stackwatch.signals.alerting import Route, route
 from stackwatch.signals.baselines import BaselineParams
 from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
@@ -49,8 +50,9 @@ def build_engine(
     """The engine for the ``rules:`` section, with label routes from ``alerting.routes`` and the store's EWMA
     parameters (``indicators:``), so a rule's z-score and momentum are the stored ones."""
     routes = [Route(item.match, tuple(item.webhooks)) for item in alerting.routes]
-    engine_rules = [item.to_rule() for item in rules if item.kind != "source_health"]  # judged on the wall clock
-    return RuleEngine(engine_rules, router=lambda labels: route(labels, routes), baseline=baseline or BaselineParams())
+    return RuleEngine(
+        engine_rules(rules), router=lambda labels: route(labels, routes), baseline=baseline or BaselineParams()
+    )
 
 
 def register_rules(
