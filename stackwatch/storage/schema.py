@@ -401,6 +401,10 @@ MIGRATIONS: tuple[str, ...] = (
         corrected_at  TIMESTAMPTZ NOT NULL
     );
     """,
+    # 12: reserved (story id aliases)
+    "SELECT 1",
+    # 13: reserved (label explanations)
+    "SELECT 1",
 )
 
 
