@@ -100,7 +100,7 @@ def test_the_sink_keeps_its_buffer_when_a_flush_fails(tmp_path: Path) -> None:
     with Store.open(path) as reopened:
         retry = DuckDBSink(reopened)
         retry.add(tagged("a"))
-        assert retry.flush() == 1
+        assert retry.flush().records == 1
         assert reopened.count("articles") == 1
 
 

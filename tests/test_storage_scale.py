@@ -141,7 +141,7 @@ def test_the_sink_writes_into_a_full_store_and_rebuild_equals_what_it_produced(s
     for number, batch in enumerate(batches):
         for item in batch:
             sink.add(item)
-        assert sink.flush() == len(batch)
+        assert sink.flush().records == len(batch)
         if number == 0:
             stored_at = dict(store.query("SELECT id, stored_at FROM articles WHERE id LIKE 'n1_%'").rows)
     written = 3_000

@@ -28,7 +28,6 @@ from stackwatch.pipeline.roles.source_health import source_health_service
 from stackwatch.pipeline.runtime import ROLES, Runtime
 from stackwatch.pipeline.web.app import register_web
 from stackwatch.settings import Settings
-from stackwatch.settings.entities import gazetteer_from
 
 __all__ = ["ROLES", "Runtime", "build_runtime"]
 
@@ -104,7 +103,6 @@ def build_runtime(
             topics,
             lambda: build_service_classifier(classifier, taxonomy),
             runtime.current_rules,
-            gazetteer_from(settings.entities),
             batch_size=settings.classifier.batch_size,
             batch_timeout=settings.classifier.batch_timeout,
             stream_retention=timedelta(seconds=settings.indicators.stream_retention),

@@ -18,11 +18,16 @@ Every timer lives in ``alert_groups`` and ``alert_group_members`` (schema 10), a
 so a restart resumes the timers where the last committed round left them: a due notification is never lost and
 a repeat is never early. Silences and inhibitions are judged at each flush, as Alertmanager does: an alert
 muted at one flush is notified at the first flush after its silence ends, if it still fires.
+
+A notification's evidence is assembled when the notification is made, from what the store holds then
+(:func:`~stackwatch.storage.evidence.evidence_for`): articles stored after the alert (late reports of its bucket)
+are in it, and a repeat carries the evidence of its own time. Retries of one notification send the same body.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -34,7 +39,7 @@ import duckdb
 
 from stackwatch.signals.alerting import Inhibition, Silence, group_key, inhibited_by, silenced_by
 from stackwatch.signals.messages import Alert, parse_time
-from stackwatch.storage.evidence import alert_labels
+from stackwatch.storage.evidence import alert_labels, evidence_for
 from stackwatch.storage.outbox_rows import ALERT_COLUMNS, AlertRow, alert_row, transaction
 from stackwatch.storage.silences import active_silences
 
@@ -222,6 +227,8 @@ class _Changes:
     sent_resolutions: list[str] = field(default_factory=list)
     groups: list[list[Any]] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    sent: dict[str, Alert] = field(default_factory=dict)
+    """The alerts the round's notifications carry: their evidence is assembled again as they are sent."""
 
 
 def _flush_due(connection: duckdb.DuckDBPyConnection, now: datetime, grouping: Grouping) -> int:
@@ -315,6 +322,7 @@ def _flush(
     note = "msg_" + hashlib.sha256(seed.encode()).hexdigest()[:24]
     changes.notes.append([note, group.webhook, group.key, alert_ids, repeat])
     changes.carried += [(member.delivery, note) for member in carried]
+    changes.sent.update((member.item.alert.id, member.item.alert) for member in carried)
     changes.notified += [member.delivery for member in firing]
     changes.sent_resolutions += [member.delivery for member in resolved]
     if not firing and len(members) == len(resolved):  # everything it held is resolved and sent: the group ends
@@ -354,6 +362,11 @@ def _next_tick(due: datetime, now: datetime, interval: timedelta) -> datetime:
 def _write(connection: duckdb.DuckDBPyConnection, changes: _Changes, now: datetime) -> None:
     """Write one flush round's changes, one statement for each kind."""
     _mark(connection, changes.marks)
+    for alert in changes.sent.values():  # what the store holds now: articles stored after the alert count too
+        connection.execute(
+            "UPDATE alert_details SET evidence = ? WHERE alert_id = ?",
+            [json.dumps(evidence_for(connection, alert)), alert.id],
+        )
     if changes.notes:
         notes = list(zip(*changes.notes, strict=True))
         connection.execute(

@@ -3,6 +3,7 @@ alerts already recorded. Functions over a DuckDB connection, called on the store
 
     stored_ids(store.connection, ["a1", "a2"])                  # {"a1"}: a1 is stored (or dead-lettered)
     stored_history(store.connection, since)                     # what the rules agent saw, in stored order
+    stored_observations(store.connection, store.write(batch))   # what the sink sends the rules agent after a write
     recorded_alerts(store.connection, ["capex-surge"])          # the alerts the store holds of those rules
 
 With the embedded (memory-only) broker the store is the only durable state: sources count an article as done
@@ -11,9 +12,10 @@ only once :func:`stored_ids` says so, and the rules agent rebuilds its state fro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import duckdb
 
@@ -21,7 +23,7 @@ from stackwatch.signals.messages import Observation, parse_time
 from stackwatch.signals.rule_state import Notice, StoredObservation
 from stackwatch.storage.store import as_store_error
 
-__all__ = ["RecordedAlerts", "recorded_alerts", "stored_history", "stored_ids"]
+__all__ = ["RecordedAlerts", "recorded_alerts", "stored_history", "stored_ids", "stored_observations"]
 
 DONE_STAGES = ("classify",)
 """Dead letters of these stages name the article id as their origin: such an article is done, not lost."""
@@ -47,36 +49,58 @@ def stored_history(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
     shares one ``stored_at``)."""
     with as_store_error("cannot read the stored history"):
         rows = connection.execute(
-            "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels, e.entities, d.dynamics, d.scores,"
-            " s.story_id, s.novelty"
-            " FROM articles a"
-            " LEFT JOIN (SELECT article_id, list(entity ORDER BY entity) AS entities FROM article_entities"
-            "   WHERE published_at >= $since GROUP BY article_id) e ON e.article_id = a.id"
-            " LEFT JOIN (SELECT article_id, list(dynamic ORDER BY dynamic) AS dynamics,"
-            "   list(score ORDER BY dynamic) AS scores FROM article_dynamics WHERE label AND published_at >= $since"
-            "   GROUP BY article_id) d ON d.article_id = a.id"
-            " LEFT JOIN (SELECT article_id, story_id, novelty FROM article_stories WHERE published_at >= $since)"
-            "   s ON s.article_id = a.id"
-            " WHERE a.published_at >= $since"
-            " ORDER BY a.stored_at, a.published_at, a.id",
+            _observations("published_at >= $since") + " ORDER BY a.stored_at, a.published_at, a.id",
             {"since": since},
         ).fetchall()
-    return [
-        StoredObservation(
-            parse_time(row[0]),
-            Observation(
-                row[1],
-                row[2],
-                parse_time(row[3]),
-                tuple(row[4] or ()),
-                tuple(row[5] or ()),
-                dict(zip(row[6] or (), (float(score) for score in row[7] or ()), strict=True)),
-                row[8] or "",
-                1.0 if row[9] is None else float(row[9]),
-            ),
-        )
-        for row in rows
-    ]
+    return [StoredObservation(parse_time(row[0]), _observation(row[1:])) for row in rows]
+
+
+def stored_observations(connection: duckdb.DuckDBPyConnection, dated: Mapping[str, datetime]) -> list[Observation]:
+    """The articles of ``dated`` (id: ``published_at``, as :meth:`~stackwatch.storage.store.Store.write` returns
+    them) as the rules stage sees them, read just as :func:`stored_history` reads them, in time order."""
+    if not dated:
+        return []
+    with as_store_error("cannot read the stored observations"):
+        rows = connection.execute(
+            _observations("published_at BETWEEN $lo AND $hi", listed=True) + " ORDER BY a.published_at, a.id",
+            {"ids": list(dated), "lo": min(dated.values()), "hi": max(dated.values())},
+        ).fetchall()
+    return [_observation(row[1:]) for row in rows]
+
+
+def _observations(dates: str, *, listed: bool = False) -> str:
+    """The query of articles' observations, with when each was stored: articles and their derived rows within
+    ``dates`` (a condition on ``published_at``: the zone maps skip the rest), only those of ``$ids`` if
+    ``listed``."""
+    only = " AND list_contains($ids, article_id)" if listed else ""
+    # Our constant fragments only; every value is a parameter.
+    return (
+        "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels, e.entities, d.dynamics, d.scores,"  # noqa: S608
+        " s.story_id, s.novelty"
+        " FROM articles a"
+        " LEFT JOIN (SELECT article_id, list(entity ORDER BY entity) AS entities FROM article_entities"
+        f"   WHERE {dates}{only} GROUP BY article_id) e ON e.article_id = a.id"
+        " LEFT JOIN (SELECT article_id, list(dynamic ORDER BY dynamic) AS dynamics,"
+        f"   list(score ORDER BY dynamic) AS scores FROM article_dynamics WHERE label AND {dates}{only}"
+        "   GROUP BY article_id) d ON d.article_id = a.id"
+        f" LEFT JOIN (SELECT article_id, story_id, novelty FROM article_stories WHERE {dates}{only})"
+        "   s ON s.article_id = a.id"
+        f" WHERE a.{dates}" + (" AND list_contains($ids, a.id)" if listed else "")
+    )
+
+
+def _observation(row: Sequence[Any]) -> Observation:
+    article_id, source, published_at, labels, entities, dynamics, scores, story_id, novelty = row
+    return Observation(
+        article_id,
+        source,
+        parse_time(published_at),
+        tuple(labels or ()),
+        tuple(entities or ()),
+        dict(zip(dynamics or (), (float(score) for score in scores or ()), strict=True)),
+        story_id or "",
+        1.0 if novelty is None else float(novelty),
+    )
 
 
 @dataclass(frozen=True, slots=True)

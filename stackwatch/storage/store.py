@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -204,15 +205,20 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def write(self, batch: Batch) -> None:
-        """Write a batch in one transaction: all of it lands, or none of it (and StoreError is raised)."""
+    def write(self, batch: Batch) -> dict[str, datetime]:
+        """Write a batch in one transaction: all of it lands, or none of it (and StoreError is raised). Returns
+        the articles whose facts the rules read changed (id: ``published_at``): the batch's, and the stored ones
+        whose story or novelty the batch changed."""
         if not len(batch):
-            return
+            return {}
         with self._transaction(f"cannot write batch of {len(batch)} records to {self.path}"):
-            self.derivation.apply(self._connection, self._write_articles(batch.tagged))
+            changes = self._write_articles(batch.tagged)
+            self.derivation.apply(self._connection, changes)
             self._write_indicators(batch.indicators)
             self._write_alerts(batch.alerts)
             self._write_dead_letters(batch.dead_letters)
+        return {**{key: value[2] for key, value in changes.restoried.items()}, **changes.articles}
+
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[None]:

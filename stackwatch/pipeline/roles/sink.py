@@ -1,7 +1,15 @@
 """The sink role: the single DuckDB writer, fed from topics, plus webhook delivery from its outbox.
 
-Consume a batch → write it in one DuckDB transaction → commit the Kafka offsets. A failed write commits
-nothing and consumes nothing more until it succeeds: data waits in Kafka instead of being dropped.
+Consume a batch → write it in one DuckDB transaction → send the rules stage what the store now holds of the
+articles the write changed → commit the Kafka offsets. A failed write commits nothing and consumes nothing more
+until it succeeds: data waits in Kafka instead of being dropped.
+
+The rules stage reads its observations from here, after the write, not from the classifier: an article's story
+and novelty exist only once the store has grouped it, so a rule counting stories sees the store's stories, and
+a later report that regroups stored articles sends their new facts too. It also means an alert's bucket is
+stored by the time the alert is judged. A crash after the write and before the send loses nothing: the offsets
+are not committed, so the records are written again (changing nothing) and their observations sent; with the
+embedded broker, the rules' state is rebuilt from the store at start anyway.
 
 A transaction's cost is mostly fixed (it recomputes every bucket the batch touched, whole), so under load the sink
 gathers for longer: after a write that took ``w`` seconds it gathers for ``9 w``, within ``storage.flush_interval``
@@ -15,6 +23,7 @@ new record ends the gathering early, so the end of a burst is written at once::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -23,28 +32,40 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from stackwatch.errors import StoreError
+from stackwatch.errors import BrokerError, StoreError
 from stackwatch.pipeline import metrics
-from stackwatch.pipeline.kafka.codec import decode
-from stackwatch.pipeline.kafka.producer import start_with_retry
+from stackwatch.pipeline.kafka.codec import decode, encode
+from stackwatch.pipeline.kafka.producer import AckedProducer, start_with_retry
 from stackwatch.pipeline.kafka.topics import TopicNames
+from stackwatch.pipeline.roles.agents.common import RULES_KEY
 from stackwatch.pipeline.roles.delivery import Deliverer
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import KafkaSettings, StorageSettings, WebhookSettings
-from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, MessageError, TaggedArticle
+from stackwatch.signals.messages import (
+    Alert,
+    DeadLetter,
+    IndicatorUpdate,
+    MessageError,
+    Observation,
+    Observations,
+    TaggedArticle,
+)
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.maintenance import apply_retention, snapshot
 from stackwatch.storage.outbox import Grouping
-from stackwatch.storage.recovery import stored_ids
-from stackwatch.storage.sink import DuckDBSink, SinkMessage
+from stackwatch.storage.recovery import stored_ids, stored_observations
+from stackwatch.storage.sink import DuckDBSink, Flushed, SinkMessage
 from stackwatch.storage.store import Store
 
-__all__ = ["SinkService", "gather_seconds"]
+__all__ = ["OBSERVATIONS_PER_RECORD", "SinkService", "gather_seconds"]
 
 log = logging.getLogger(__name__)
 
 WRITE_SHARE = 0.1
 """Under load, the share of the sink's time its DuckDB transactions may take."""
+
+OBSERVATIONS_PER_RECORD = 1000
+"""Observations per record of the observations topic (about 300 bytes each)."""
 
 
 def gather_seconds(last_write: float, storage: StorageSettings) -> float:
@@ -88,6 +109,7 @@ class SinkService(Service):
         }
         self.servers = list(servers)
         self.consumer: AIOKafkaConsumer | None = None
+        self.producer = AckedProducer(self.servers, f"{kafka.app_id}-sink", kafka.request_timeout)
         self.store_thread: StoreThread | None = None
         self.deliverer: Deliverer | None = None
         self.rows_written = 0
@@ -128,6 +150,10 @@ class SinkService(Service):
                 await self.consumer.stop()
         except KafkaError as error:
             log.warning("sink: error while leaving the consumer group: %s", error)
+        try:
+            await self.producer.stop()
+        except KafkaError as error:
+            log.warning("sink: error while stopping the producer: %s", error)
         if self.deliverer is not None:
             await self.deliverer.close()
         if self.store_thread is not None:
@@ -150,6 +176,8 @@ class SinkService(Service):
         )
         if not await start_with_retry(consumer, "sink consumer", self.servers, self._stopping):
             return
+        if not await self.producer.start(self._stopping):
+            return
         sink = DuckDBSink(self.store_thread.store)
         backoff = 1.0
         while not self._stopping.is_set():
@@ -161,7 +189,7 @@ class SinkService(Service):
             articles = sink.pending_articles
             try:
                 with metrics.SINK_COMMIT_SECONDS.time():
-                    written = await self.store_thread.call(sink.flush)
+                    flushed = await self.store_thread.call(sink.flush)
             except StoreError as error:
                 self.last_error = str(error)
                 log.error(
@@ -176,8 +204,10 @@ class SinkService(Service):
             backoff = 1.0
             self.last_error = None
             self.last_write_seconds = asyncio.get_running_loop().time() - started
-            self.rows_written += written
+            self.rows_written += flushed.records
             metrics.ARTICLES_STORED.inc(articles)
+            if not await self._tell_rules(flushed):
+                return  # stopping before the rules heard of the write: the records are read again after restart
             try:
                 await consumer.commit()
             except KafkaError as error:
@@ -185,6 +215,28 @@ class SinkService(Service):
                 log.warning("sink: offset commit failed after a successful write: %s", error)
             if self.deliverer is not None:
                 self.deliverer.wake()
+
+    async def _tell_rules(self, flushed: Flushed) -> bool:
+        """Send the rules stage the stored facts of the articles ``flushed`` changed, retrying until the broker
+        acknowledges them; False if the service stops first."""
+        if not flushed.articles:
+            return True
+        assert self.store_thread is not None
+        thread = self.store_thread
+        backoff = 1.0
+        while True:
+            try:
+                observed = await thread.call(stored_observations, thread.store.connection, flushed.articles)
+                await self.producer.send_all(observation_records(self.topics.observations, observed))
+                return True
+            except (BrokerError, StoreError) as error:
+                log.warning("sink: cannot tell the rules of %d stored articles: %s", len(flushed.articles), error)
+            if self._stopping.is_set():
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):  # not wait_for: see Scheduler._run
+                    await self._stopping.wait()
+            backoff = min(backoff * 2, 30.0)
 
     async def _fill(self, consumer: AIOKafkaConsumer, sink: DuckDBSink) -> None:
         """Wait for records, then keep taking them until ``storage.batch_size``, :func:`gather_seconds` after the
@@ -256,3 +308,11 @@ class SinkService(Service):
             log.warning("sink: undecodable record %s: %s", origin, error)
             payload = (value or b"")[:4000].decode("utf-8", "replace")
             return DeadLetter(stage="sink", reason=f"{kind.__name__}: {error}", payload=payload, origin=origin)
+
+
+def observation_records(topic: str, observed: Sequence[Observation]) -> list[tuple[str, bytes | None, bytes]]:
+    """``observed`` as records of the observations topic, in order, all under the one key of the rules stage."""
+    return [
+        (topic, RULES_KEY, encode(Observations(tuple(observed[start : start + OBSERVATIONS_PER_RECORD]))))
+        for start in range(0, len(observed), OBSERVATIONS_PER_RECORD)
+    ]

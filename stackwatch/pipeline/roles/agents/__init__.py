@@ -1,4 +1,5 @@
-"""The Faust agents of the worker role: classify (in batches) → count per bucket and evaluate rules.
+"""The Faust agents of the worker role: classify (in batches) → tagged articles for the sink; the sink's
+observations of what it stored → count per bucket and evaluate rules.
 
 Every agent is at-least-once: a crash replays records since the last commit, and every stage is idempotent
 (article ids are stable, indicator values are full values computed from id sets, alert ids derive from the
@@ -19,7 +20,6 @@ from stackwatch.pipeline.roles.agents.common import AgentTopics, DeadLetters
 from stackwatch.pipeline.roles.agents.recovery import Recovery
 from stackwatch.pipeline.roles.agents.rules import register_rules
 from stackwatch.signals.classifier import Classifier
-from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.rules import RuleEngine
 
 __all__ = ["AgentTopics", "DeadLetters", "register_agents"]
@@ -30,7 +30,6 @@ def register_agents(
     topics: AgentTopics,
     load_classifier: Callable[[], Classifier],
     rules: Callable[[], RuleEngine],
-    gazetteer: Gazetteer,
     *,
     batch_size: int,
     batch_timeout: float,
@@ -39,8 +38,6 @@ def register_agents(
 ) -> Future[Classifier]:
     """Attach the worker role's agents to ``app``; returns the classifier's loading future. ``recovery``: keep the
     rules' state in memory and rebuild it from the store at start (the embedded broker keeps nothing)."""
-    loading = register_classify(
-        app, topics, load_classifier, gazetteer, batch_size=batch_size, batch_timeout=batch_timeout
-    )
+    loading = register_classify(app, topics, load_classifier, batch_size=batch_size, batch_timeout=batch_timeout)
     register_rules(app, topics, rules, retention=stream_retention, recovery=recovery)
     return loading

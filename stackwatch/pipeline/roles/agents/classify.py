@@ -1,13 +1,12 @@
 """The classify agent: raw articles in batches → the classifier (off the event loop) → tagged articles.
 
-Each batch also becomes one :class:`Observations` record for the rules stage (ids, sources, times, dynamics and
-entities of its articles): one record per batch instead of several per article keeps the per-event cost of the
-stages after classification far below the classifier's own.
+The rules stage hears of the tagged articles from the sink, once they are stored and grouped into stories
+(:mod:`stackwatch.pipeline.roles.sink`).
 
 Batches are pipelined, so the model processes do not wait while the agent sends one batch's results and gathers
 the next: up to :data:`IN_FLIGHT` batches are between take and acknowledgement, the next queued in the model
 processes behind the running one. A batch's records are acknowledged (and so become committable) only after its
-tagged articles, observations and dead letters were sent, batch after batch in the order taken and record after
+tagged articles and dead letters were sent, batch after batch in the order taken and record after
 record in offset order: a crash, a kill or a stop at any point leaves them to be read again.
 """
 
@@ -25,10 +24,9 @@ from faust import EventT
 
 from stackwatch.pipeline import metrics
 from stackwatch.pipeline.kafka.codec import decode, encode
-from stackwatch.pipeline.roles.agents.common import RULES_KEY, AgentTopics, DeadLetters
+from stackwatch.pipeline.roles.agents.common import AgentTopics, DeadLetters
 from stackwatch.signals.classifier import NO_TEXT, Classification, Classifier
-from stackwatch.signals.entities import Gazetteer
-from stackwatch.signals.messages import Article, MessageError, Observation, Observations, TaggedArticle
+from stackwatch.signals.messages import Article, MessageError, TaggedArticle
 
 __all__ = ["IN_FLIGHT", "register_classify"]
 
@@ -71,7 +69,6 @@ def register_classify(
     app: faust.App,
     topics: AgentTopics,
     load_classifier: Callable[[], Classifier],
-    gazetteer: Gazetteer,
     *,
     batch_size: int,
     batch_timeout: float,
@@ -116,8 +113,7 @@ def register_classify(
                     if failure is not None:
                         for article in batch.articles:
                             await dead.send("classify", failure, encode(article), article.id)
-                    elif batch.articles:
-                        observed = []
+                    else:
                         for article, result in zip(batch.articles, results, strict=True):
                             tagged = TaggedArticle(
                                 article,
@@ -125,11 +121,9 @@ def register_classify(
                                 result.scores,
                                 classifier.version,
                                 embedding=result.embedding,
+                                explanations=result.explanations,
                             )
                             await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
-                            observed.append(Observation.of(tagged, gazetteer.find(article.text)))
-                        # One key: the rules stage needs every observation, in order, on one partition.
-                        await topics.observations.send(key=RULES_KEY, value=encode(Observations(tuple(observed))))
                 except Exception:
                     log.exception(
                         "classify: sending a batch failed; its records stay unacknowledged and are read again"

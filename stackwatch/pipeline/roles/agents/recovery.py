@@ -6,8 +6,9 @@
     for alert in recovered.missing: ...             # alerts lost in flight at the crash: sent now, same ids
 
 The replayed state's firing series are then made to agree with the alerts the store recorded
-(:func:`stackwatch.signals.rule_state.reconcile`): the replay runs the store's transactions as batches, which are
-not the batches the agent read, so its verdicts can differ where articles arrived late.
+(:func:`stackwatch.signals.rule_state.reconcile`): the replay runs the store's transactions as batches, as the
+sink sent them, but with each article's story as stored now, so its verdicts can differ where articles arrived
+late or stories grew later.
 
 The replay is :func:`stackwatch.signals.rule_state.rebuild`, the engine code the stream and ``rules backtest`` run.
 """

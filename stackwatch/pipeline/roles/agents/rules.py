@@ -1,9 +1,12 @@
 """The rules agent: observations → bucket counts → the rule engine → indicator updates and alerts.
 
-Every observation batch is keyed alike (``RULES_KEY``), so one partition (one worker) sees all of them in order:
-rules that span dynamics (composite indices, quiet dynamics) need the whole stream, and the stream is small
-(one record per classified batch). The agent's state is bucket membership (``bucket-shards``) and the engine's
-state (bucket history, ``for`` streaks, cooldowns, firing/resolved, first-seen arming, in ``rule-state``):
+The sink sends the observations after each write: the stored facts of the articles the write changed, their
+stories included (:mod:`stackwatch.pipeline.roles.sink`). Every observation batch is keyed alike
+(``RULES_KEY``), so one partition (one worker) sees all of them in order: rules that span dynamics (composite
+indices, quiet dynamics) need the whole stream, and the stream is small (one record per store write).
+
+The agent's state is bucket membership (``bucket-shards``) and the engine's state (bucket history, ``for``
+streaks, cooldowns, firing/resolved, first-seen arming, in ``rule-state``):
 
 - on a real Kafka it lives in changelogged tables, so a restarted worker picks up where the last one stopped;
 - with the embedded broker, which keeps nothing across a restart, it lives in memory and is rebuilt from the
