@@ -27,7 +27,7 @@ from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import WebhookSettings, settings_from_mapping
 from stackwatch.signals.alerting import Matcher
 from stackwatch.signals.conditions import Rule, Threshold
-from stackwatch.signals.messages import Alert, IndicatorUpdate
+from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, TaggedArticle
 from stackwatch.signals.rules import RuleEngine
 from stackwatch.storage import silences
 from stackwatch.storage.outbox import AlertRow, Grouping, Notification, dispatch
@@ -324,3 +324,16 @@ def test_a_message_the_rule_wrote_for_people_is_shown_as_it_is() -> None:
     written = "capex share of coverage was 34.1 % in the hour from 2026-12-02 10:00 UTC, at or above 30 %"
     alert = Alert("a3", "capex-share", "warning", "capex", "share", "1h", T0, 0.341, 0.3, written, ())
     assert sentence(alert) == written
+
+
+def test_a_notification_carries_the_articles_stored_after_its_alert(store: Store, receiver: LocalServer) -> None:
+    """Evidence is assembled when the notification is made: a report of the bucket that reached the store after
+    the alert is in it."""
+    store.write(Batch(alerts=[alert()]))
+    when = at(minutes=5)
+    late = Article("late-1", "https://w.test/1", "Hyperscaler raises capex", "", "wire", "rss", when, when)
+    store.write(Batch(tagged=[TaggedArticle(late, ("capex",), {"capex": 0.9}, "v1", at(minutes=6))]))
+    assert deliver(store, receiver, T0, FIRST) == 1
+    (request,) = receiver.received("/hook")
+    (sent,) = json.loads(request.body)["data"]["alerts"]
+    assert [item["id"] for item in sent["evidence"]["articles"]] == ["late-1"]
