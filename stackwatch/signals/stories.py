@@ -9,10 +9,10 @@ Two articles are in one story when either link holds:
   article) is at least ``EVENT_SIMILARITY``, they were published within ``EVENT_WINDOW`` of each other, and
   :func:`entities_agree` (two articles that name companies must name at least one in common).
 
-A story is a connected component of those links. Its id is the id of its earliest article (ties broken by id),
-whatever order the articles arrive in: later reports leave it as it is; a report published before the story's
-first one, arriving afterwards, gives the story its id; when one article joins two stories, the story first seen
-earliest keeps its id (docs/stories.md)::
+A story is a connected component of those links. Its id is the id of its article fetched first (ties broken by
+id), whatever order the articles are stored in: a report fetched later, even one published before the story's
+first, joins under that id; when one article joins two stories, the story holding the article fetched first keeps
+its id, and the store keeps the other as an alias of it (storage/clustering.py, docs/stories.md)::
 
     >>> a = simhash("Nvidia unveils Rubin GPUs at GTC, promising twice the performance of Blackwell")
     >>> b = simhash("Nvidia unveils Rubin GPUs at GTC, promising twice the performance of Blackwell | Wire")

@@ -1,7 +1,10 @@
 """Stories, kept inside the write transaction: each new or changed article is linked to stored articles that
 are syndicated copies of it (SimHash within MAX_DISTANCE bits, STORY_WINDOW apart) or reports of the same event
 (embeddings at least EVENT_SIMILARITY alike, EVENT_WINDOW apart, entities that agree: signals/stories.py), and
-each story's members, id and novelty are recomputed::
+each story's members, id and novelty are recomputed. A story's id is the id of its article fetched first (ties by
+id): a report fetched later, however early it was published, joins under it; when one article joins stories, the
+merged story keeps the id of the one holding the article fetched first, and the others are retired to
+``story_aliases`` (story_aliases.py)::
 
     restoried = cluster(connection, tagged, replaced={"id": former_published_at})
     # {article id: (former story id, former novelty, published_at)} of the articles whose story or novelty changed
@@ -19,7 +22,7 @@ dates of replaced ones, and the span of the stories they join, taken from the ``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 import numpy as np
@@ -39,6 +42,7 @@ from stackwatch.signals.stories import (
     unit_rows,
 )
 from stackwatch.storage.scratch import registered
+from stackwatch.storage.story_aliases import retire
 from stackwatch.storage.zonemaps import at, span
 
 __all__ = ["cluster"]
@@ -121,10 +125,15 @@ def cluster(
     members_at = f"published_at BETWEEN {first} AND {last}"  # every member of every story touched
     published = {row[0]: row[2] for row in members}
     before = {row[0]: (row[1], row[3]) for row in members}
+    batch = {item.article.id for item, _ in fresh}
+    held = {row[0]: row[1] for row in members if row[0] not in batch}  # the ids stories were given before
+    rank = _fetch_order(connection, list(published), members_at)
     updates: list[tuple[str, str, float]] = []
+    merges: list[tuple[str, str]] = []
     for group in components(published, links):
         dated = [(article, published[article]) for article in group if article in published]
-        root = min(dated, key=lambda member: (member[1], member[0]))[0]
+        root, retired = _story_id([article for article, _ in dated], held, rank)
+        merges += [(story, root) for story in retired]
         scores = novelty(dated)
         updates += [(article, root, scores[article]) for article, _ in dated]
     # Only members whose story or novelty changed need their buckets recomputed: a story of hundreds gaining a
@@ -160,8 +169,35 @@ def cluster(
         """,  # noqa: S608 (only literals we made are interpolated)
         [roots],
     )
+    retire(connection, merges)
     _prune_embeddings(connection)
     return {update[0]: (*before[update[0]], published[update[0]]) for update in updates}
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+def _fetch_order(
+    connection: duckdb.DuckDBPyConnection, articles: list[str], members_at: str
+) -> dict[str, tuple[datetime, str]]:
+    """Each article's place in the order the sources delivered them: ``fetched_at`` (a record's own field, so a
+    replay in any order or a rebuild finds the same), then the id."""
+    rows = connection.execute(
+        f"SELECT id, fetched_at FROM articles WHERE {members_at} AND list_contains(?, id)",  # noqa: S608
+        [articles],
+    ).fetchall()
+    return {row[0]: (row[1], row[0]) for row in rows}
+
+
+def _story_id(
+    group: list[str], held: Mapping[str, str], rank: Mapping[str, tuple[datetime, str]]
+) -> tuple[str, list[str]]:
+    """The id of one story (``group``: its articles) and the ids it retires: the id of its article fetched first,
+    and the other ids its articles held before this write (``held``: article to story id, for the articles stored
+    before). A report fetched later, however early it was published, leaves the id as it is; of two stories that
+    one article joins, the one holding the article fetched first keeps its id."""
+    root = min(group, key=lambda article: rank.get(article, (_NEVER, article)))
+    return root, sorted({held[article] for article in group if article in held} - {root})
 
 
 def _insert_embeddings(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedArticle]) -> None:

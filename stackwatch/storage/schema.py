@@ -401,8 +401,18 @@ MIGRATIONS: tuple[str, ...] = (
         corrected_at  TIMESTAMPTZ NOT NULL
     );
     """,
-    # 12: reserved (story id aliases)
-    "SELECT 1",
+    # 12: stable story ids (issue 21). A story's id is its article fetched first, so a late report leaves it as it
+    # is; when one article joins two stories, the merged story keeps one of their ids and the other is retired
+    # here, mapped to the id it was merged into, so a link or a digest that named it still finds the story
+    # (storage/story_aliases.py).
+    """
+    CREATE TABLE story_aliases (
+        alias         VARCHAR NOT NULL,   -- a retired story id
+        story_id      VARCHAR NOT NULL,   -- the story it was merged into (rewritten when that one merges in turn)
+        merged_at     TIMESTAMPTZ NOT NULL
+        -- unique by alias: the store keeps it so
+    );
+    """,
     # 13: reserved (label explanations)
     "SELECT 1",
 )
