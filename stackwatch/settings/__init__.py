@@ -108,7 +108,8 @@ class Settings(Section):
 
     def taxonomy(self) -> Taxonomy:
         return Taxonomy.with_overrides(
-            Dynamic(d.name, d.description, tuple(d.examples), tuple(d.keywords)) for d in self.dynamics
+            Dynamic(d.name, d.description, tuple(d.examples), tuple(d.keywords), d.threshold, d.head)
+            for d in self.dynamics
         )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from stackwatch.settings.base import Section, parse_duration
+from stackwatch.signals.user_dynamics import keyword_problem
 
 __all__ = ["ClassifierSettings", "DynamicSettings"]
 
@@ -16,12 +17,44 @@ DynamicName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
 class DynamicSettings(Section):
-    """One market dynamic. Entries named like a built-in dynamic replace it; new names add one."""
+    """One market dynamic. Entries named like a built-in dynamic replace it; new names add one.
+
+    ``threshold`` and ``head`` are for the transformer backend (:mod:`stackwatch.signals.user_dynamics`).
+    """
 
     name: DynamicName
     description: str = Field(min_length=1)
     examples: list[str] = []
-    keywords: list[str] = Field(default=[], description="regular expressions for the keyword backend")
+    keywords: list[str] = Field(
+        default=[],
+        description="regular expressions (any case) for the keyword backend; the transformer backend counts a "
+        "whole-word match as a feature",
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="where it becomes a label: the cosine similarity when scored by similarity (null: "
+        "classifier.similarity_threshold), the probability when a head scores it (null: the head's)",
+    )
+    head: Path | None = Field(default=None, description="its own head file from `stackwatch train --dynamic`")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _threshold_in_range(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("threshold") is not None:
+            value = data["threshold"]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+                raise ValueError(
+                    f"threshold: dynamic {data.get('name')!r}: expected a number between 0 and 1 (both excluded), "
+                    f"got {value!r}"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _keywords_compile(self) -> DynamicSettings:
+        for pattern in self.keywords:
+            if (problem := keyword_problem(pattern)) is not None:
+                raise ValueError(f"keywords: dynamic {self.name!r}: keyword {pattern!r}: {problem}")
+        return self
 
 
 class ClassifierSettings(Section):

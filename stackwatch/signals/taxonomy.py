@@ -11,18 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 __all__ = ["BUILTIN_DYNAMICS", "Dynamic", "Taxonomy", "match_dynamic"]
 
 
 @dataclass(frozen=True, slots=True)
 class Dynamic:
-    """A market dynamic: its name, what it means, examples and keyword patterns for the keyword backend."""
+    """A market dynamic: its name, what it means, examples and keyword patterns.
+
+    The keyword backend labels by ``keywords`` alone; the transformer backend scores a dynamic its head has no
+    weights for by similarity to ``description`` and ``examples`` (a keyword match raises it), labelled at
+    ``threshold`` (None: ``classifier.similarity_threshold``), or by the trained file in ``head`` when it has one
+    (see :mod:`stackwatch.signals.user_dynamics`).
+    """
 
     name: str
     description: str
     examples: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    threshold: float | None = None
+    """The cut on this dynamic's raw score: a cosine similarity, or a head's probability (None: the default)."""
+    head: Path | None = None
+    """A head file for this dynamic alone (``stackwatch train --dynamic``)."""
 
 
 BUILTIN_DYNAMICS: tuple[Dynamic, ...] = (

@@ -4,10 +4,12 @@
     >>> classifier.classify(["Anthropic will train on a million Google TPUs"])[0].labels       # doctest: +SKIP
     ('decoupling',)
 
-Dynamics the head has weights for use them and their validation-chosen thresholds. A dynamic the head does not
-know (one a user added in ``dynamics:``) is scored by similarity instead: the cosine between the text and the
-closest of the dynamic's description and examples, labelled at ``similarity_threshold`` (0.45 by default) and
-reported as a probability-like score through a logistic curve centred on that threshold.
+Dynamics the head has weights for use them and their validation-chosen thresholds (or ``dynamics[].threshold``).
+A dynamic the head does not know (one a user added in ``dynamics:``) is scored by its own head file, if it names
+one, else by similarity: the cosine between the text and the closest of the dynamic's description and examples,
+raised when one of its keywords matches, labelled at its ``threshold`` (``similarity_threshold``, 0.45, by default)
+and reported as a probability-like score through a logistic curve centred there
+(:mod:`stackwatch.signals.user_dynamics`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from stackwatch.signals.head import Head
 from stackwatch.signals.messages import Embedding
 from stackwatch.signals.stories import quantize
 from stackwatch.signals.taxonomy import Taxonomy
+from stackwatch.signals.user_dynamics import SIMILARITY_SHARPNESS, DynamicScorer
 
 __all__ = ["SIMILARITY_SHARPNESS", "SIMILARITY_THRESHOLD", "TransformerClassifier"]
 
@@ -30,8 +33,6 @@ log = logging.getLogger(__name__)
 
 SIMILARITY_THRESHOLD = 0.45
 """Cosine similarity (MiniLM embeddings) at which a head-less dynamic becomes a label."""
-SIMILARITY_SHARPNESS = 20.0
-"""Slope of the logistic curve that turns a similarity into a score: ±0.1 around the threshold is 0.12 / 0.88."""
 
 
 class TransformerClassifier:
@@ -62,13 +63,17 @@ class TransformerClassifier:
         self._encoder = encoder
         self._taxonomy = taxonomy
         self._threshold = similarity_threshold
-        known = set(head.names) if head is not None else set()
+        own = {dynamic.name for dynamic in taxonomy if dynamic.head is not None}  # a dynamic's own head wins
+        known = set(head.names) - own if head is not None else set()
         self._head = head
         self._thresholds = {d.name: d.threshold for d in head.dynamics} if head is not None else {}
-        self._prototypes: dict[str, np.ndarray] = {}
-        for dynamic in taxonomy:
-            if dynamic.name not in known:
-                self._prototypes[dynamic.name] = encoder.encode([dynamic.description, *dynamic.examples])
+        self._thresholds |= {d.name: d.threshold for d in taxonomy if d.name in known and d.threshold is not None}
+        self._scorers = {
+            dynamic.name: DynamicScorer.build(dynamic, encoder, similarity_threshold)
+            for dynamic in taxonomy
+            if dynamic.name not in known
+        }
+        self._prototypes = {name: scorer.prototypes for name, scorer in self._scorers.items()}
         self._version = head.version if head is not None else f"{encoder.name}+similarity"
         self._space = f"{encoder.name}+{encoder.adapter}" if encoder.adapter else encoder.name
 
@@ -82,23 +87,22 @@ class TransformerClassifier:
 
     @property
     def similarity_dynamics(self) -> tuple[str, ...]:
-        """The dynamics scored by similarity because the head has no weights for them."""
-        return tuple(self._prototypes)
+        """The dynamics scored by similarity because no head has weights for them."""
+        return tuple(name for name, scorer in self._scorers.items() if scorer.kind == "similarity")
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
         if not texts:
             return []
-        return self.classify_embeddings(self._encoder.encode(texts))
+        return self.classify_embeddings(self._encoder.encode(texts), texts)
 
-    def classify_embeddings(self, embeddings: np.ndarray) -> list[Classification]:
+    def classify_embeddings(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> list[Classification]:
         """Classify already encoded texts (for evaluation and benchmarks that reuse embeddings); each result
-        carries its text's embedding, int8-quantized, for the store's event clustering."""
+        carries its text's embedding, int8-quantized, for the store's event clustering. Without ``texts`` no
+        user dynamic's keyword matches."""
         probabilities = self._head.probabilities(embeddings) if self._head is not None else {}
         cuts = dict(self._thresholds)
-        for name, prototypes in self._prototypes.items():
-            similarity = (embeddings @ prototypes.T).max(axis=1)
-            probabilities[name] = 1.0 / (1.0 + np.exp(-SIMILARITY_SHARPNESS * (similarity - self._threshold)))
-            cuts[name] = 0.5
+        for name, scorer in self._scorers.items():
+            probabilities[name], cuts[name] = scorer.score(embeddings, texts)
         names = self._taxonomy.names
         results = []
         for row in range(embeddings.shape[0]):

@@ -7,6 +7,7 @@
     stackwatch eval corpus/test.jsonl             # per-dynamic P/R/F1 and macro-F1, keyword baseline beside it
     stackwatch train corpus/train.jsonl --with-feedback   # analysts' corrections (``stackwatch label``) join in
     stackwatch eval --feedback                    # the model on the corrections held out of training
+    stackwatch train --dynamic sovereignty --examples sovereignty.jsonl   # one dynamic's head from a few examples
 
 A bad input line gives an ``{"line", "error"}`` record and the rest goes on.
 """
@@ -166,7 +167,7 @@ def _corrections(settings: Settings, *, held_out: bool) -> list[LabelledText]:
 
 @click.command()
 @_config_option
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option(
     "--validation",
     type=click.Path(exists=True, dir_okay=False),
@@ -186,14 +187,23 @@ def _corrections(settings: Settings, *, held_out: bool) -> list[LabelledText]:
     is_flag=True,
     help="Add the analysts' corrections in the store (stackwatch label) to DATA, but those held out for eval.",
 )
+@click.option("--dynamic", default=None, help="Train this one dynamic's own head from --examples instead of DATA.")
+@click.option(
+    "--examples",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help='With --dynamic: JSONL of {"text", "label": true/false}, at least 5 of each label.',
+)
 def train(
     config: str | None,
-    data: str,
+    data: str | None,
     validation: str | None,
     out: str | None,
     version: str | None,
     epochs: int | None,
     with_feedback: bool,
+    dynamic: str | None,
+    examples: str | None,
 ) -> None:
     """Train a new head on labelled JSONL ({"title", "text", "labels"}) and write it with a version.
 
@@ -202,7 +212,23 @@ def train(
     fine-tuned with the head (kept only if it beats the frozen encoder on validation, and stored in the head
     file); then the head is fitted on fp32 and int8 embeddings of every text through the adapted encoder (two
     views), so either precision can use it with the same thresholds.
+
+    ``--dynamic NAME --examples FILE`` instead fits one dynamic's own head (``dynamics[].head``) on a handful of
+    labelled texts (:mod:`stackwatch.pipeline.cli.train_dynamic`).
     """
+    if dynamic is not None or examples is not None:
+        if dynamic is None or examples is None:
+            raise click.UsageError("--dynamic and --examples go together")
+        if data is not None or validation is not None or epochs is not None or with_feedback:
+            raise click.UsageError(
+                "--dynamic trains on --examples alone: no DATA, --validation, --epochs or --with-feedback"
+            )
+        from stackwatch.pipeline.cli.train_dynamic import train_dynamic
+
+        train_dynamic(_settings(config), dynamic, examples, out, version)
+        return
+    if data is None:
+        raise click.UsageError("give labelled DATA (or --dynamic NAME --examples FILE)")
     import numpy as np
     from tqdm import tqdm
 
