@@ -26,7 +26,7 @@ from stackwatch.errors import ConfigError
 from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.kafka.codec import decode
 from stackwatch.pipeline.roles.agents.rules import build_engine
-from stackwatch.pipeline.roles.source_health import CHECK_EVERY, HealthWatcher, source_health_service
+from stackwatch.pipeline.roles.source_health import CHECK_EVERY, HealthWatcher, source_health_service, watched
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.messages import Alert, Article, DeadLetter, TaggedArticle, utcnow
@@ -341,6 +341,22 @@ def test_a_valid_rule_is_watched_on_the_wall_clock_and_not_by_the_stream(tmp_pat
         HealthRule("feeds", None, timedelta(hours=2), timedelta(minutes=30), labels={"team": "ops"}),
     )
     assert health.watcher.sources == ["wire"]
+
+
+def test_a_reload_gives_the_watcher_its_new_rules_and_sources(tmp_path: Path) -> None:
+    """A service started with no source_health rule watches from the reload that adds one."""
+    state = {"path": str(tmp_path)}
+    before = settings_from_mapping({"sources": config()["sources"], "state": state}, secrets=False)
+    health = source_health_service(before, no_store, ["127.0.0.1:1"])
+    assert health.watcher.rules == ()
+    assert asyncio.run(health.watcher.tick(T0)) == []  # nothing to judge: the store is not read
+    more = {"name": "blog", "type": "rss", "url": "https://blog.example/feed.xml"}
+    after = settings_from_mapping(
+        {**config(stale_after="2h"), "sources": [*config()["sources"], more], "state": state}, secrets=False
+    )
+    health.watcher.reconfigure(*watched(after))
+    assert [rule.name for rule in health.watcher.rules] == ["feeds"]
+    assert health.watcher.sources == ["wire", "blog"]
 
 
 async def test_the_service_sends_its_alerts_to_the_alerts_topic(broker: str, unique: str, tmp_path: Path) -> None:

@@ -4,8 +4,8 @@
     faust.Worker(runtime.app, *runtime.services).execute_from_commandline()
 
 Roles: ``ingest`` (connectors → raw topic), ``worker`` (the Faust agents; run N of them to spread partitions),
-``sink`` (the single DuckDB writer and webhook delivery, and the source-health watcher when a ``source_health`` rule
-is configured). ``stackwatch up`` runs all three in one process.
+``sink`` (the single DuckDB writer and webhook delivery, and the watcher of the ``source_health`` rules).
+``stackwatch up`` runs all three in one process.
 """
 
 from __future__ import annotations
@@ -114,9 +114,8 @@ def build_runtime(
         runtime.services.append(runtime.ingest)
     if runtime.sink is not None:
         runtime.services.append(runtime.sink)
-        health = source_health_service(settings, runtime.sink.store, servers, loop=app.loop)
-        if health is not None:
-            runtime.services.append(health)
+        runtime.health = source_health_service(settings, runtime.sink.store, servers, loop=app.loop)
+        runtime.services.append(runtime.health)
         digests = digest_service(settings, runtime.sink.store, loop=app.loop)
         if digests is not None:
             runtime.services.append(digests)

@@ -11,6 +11,7 @@ from mode import Service
 
 from stackwatch.pipeline.roles.ingest import IngestService
 from stackwatch.pipeline.roles.sink import SinkService
+from stackwatch.pipeline.roles.source_health import SourceHealthService
 from stackwatch.signals.classifier import Classifier
 from stackwatch.signals.rules import RuleEngine
 
@@ -30,6 +31,8 @@ class Runtime:
     classifier: Future[Classifier] | None = None
     rules: RuleEngine | None = None
     """The worker's rule engine; a reload replaces it."""
+    health: SourceHealthService | None = None
+    """The sink's watcher of the ``source_health`` rules; a reload reconfigures it."""
 
     def current_rules(self) -> RuleEngine:
         """The engine the rules agent applies to each update (read per update, so a reload takes effect)."""

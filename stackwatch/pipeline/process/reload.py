@@ -6,7 +6,8 @@
 What changes live: ``sources`` (the ingest role restarts its scheduler on the new list; sources whose settings
 did not change keep their state and checkpoint, so nothing is fetched twice) and ``webhooks`` / ``alerting``
 (the sink's deliverer takes the new targets and grouping from its next round), and ``rules`` (the worker's
-engine is replaced; rules that stay keep their state). Silences live in DuckDB and apply when a group is sent,
+engine is replaced; rules that stay keep their state; the ``source_health`` watcher judges the new rules and
+sources from its next round). Silences live in DuckDB and apply when a group is sent,
 so they need no reload. ``kafka``, ``storage``, ``state``, ``web``,
 ``classifier``, ``dynamics``, ``entities`` and ``indicators`` need a restart: a reload reports them and leaves
 them as they were. An invalid file is refused with its reason and the running configuration is kept.
@@ -26,6 +27,7 @@ from faust.web import Request, Response, View
 from stackwatch.errors import ConfigError
 from stackwatch.pipeline.roles.agents.rules import build_engine
 from stackwatch.pipeline.roles.delivery import grouping_from
+from stackwatch.pipeline.roles.source_health import watched
 from stackwatch.pipeline.runtime import Runtime
 from stackwatch.settings import Settings, load_settings
 
@@ -51,8 +53,9 @@ class Reloader:
     """Holds the running settings and swaps the live parts for a newly validated file.
 
     It holds the whole file, since a reload compares every section to say which changed and need a restart; each
-    live section goes to the one part that uses it (``sources`` to the ingest, ``rules`` and ``alerting.routes``
-    to the rule engine, ``webhooks`` and ``alerting`` to the deliverer)."""
+    live section goes to the parts that use it (``sources`` to the ingest, ``rules`` and ``alerting.routes``
+    to the rule engine, those and ``sources`` to the source-health watcher, ``webhooks`` and ``alerting`` to the
+    deliverer)."""
 
     def __init__(self, runtime: Runtime, settings: Settings, path: Path) -> None:
         self.runtime = runtime
@@ -76,6 +79,8 @@ class Reloader:
             if ("rules" in applied or "alerting" in applied) and self.runtime.rules is not None:
                 # Rule state is keyed by rule name and dedup key: rules that stay keep their streaks and cooldowns.
                 self.runtime.rules = build_engine(new.rules, new.alerting, new.indicators.baseline_params())
+            if {"rules", "sources", "alerting"} & set(applied) and self.runtime.health is not None:
+                self.runtime.health.watcher.reconfigure(*watched(new))
             if ("webhooks" in applied or "alerting" in applied) and self.runtime.sink is not None:
                 deliverer = self.runtime.sink.deliverer
                 if deliverer is not None:

@@ -35,7 +35,7 @@ from stackwatch.signals.messages import Alert, utcnow
 from stackwatch.signals.source_health import Firing, HealthRule, Router, SourceReport, judge
 from stackwatch.storage.source_activity import newest_stored, open_health_alerts
 
-__all__ = ["CHECK_EVERY", "HealthWatcher", "SourceHealthService", "source_health_service"]
+__all__ = ["CHECK_EVERY", "HealthWatcher", "SourceHealthService", "source_health_service", "watched"]
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,17 @@ class HealthWatcher:
         self._delivered: dict[str, datetime] = {}
         self._high_water: datetime | None = None
 
+    def reconfigure(self, rules: Sequence[HealthRule], sources: Sequence[str], router: Router) -> None:
+        """Judge these rules and sources from the next round (a reload). Open alerts carry over: a source no
+        longer watched resolves as gone, and an alert of a rule removed stays as it was."""
+        self.rules, self.sources, self._router = tuple(rules), list(sources), router
+
     async def tick(self, now: datetime) -> list[Alert]:
         """One round at ``now``: the alerts it sent. Raises StoreError or BrokerError; the next round retries."""
         if self.started is None:
             self.started = now
+        if not self.rules:
+            return []
         thread = await self._store()
         connection = thread.store.connection
         if self._firing is None:
@@ -164,22 +171,28 @@ class SourceHealthService(Service):
         await self.producer.stop()
 
 
+def watched(settings: Settings) -> tuple[list[HealthRule], list[str], Router]:
+    """What a watcher judges under ``settings``: its ``source_health`` rules, the enabled sources, the routes."""
+    rules = [item.health_rule() for item in settings.rules if isinstance(item, SourceHealthRuleSettings)]
+    sources = [source.name for source in settings.sources if source.enabled]
+    routes = [Route(item.match, tuple(item.webhooks)) for item in settings.alerting.routes]
+
+    def router(labels: Any) -> list[str]:
+        return route(labels, routes)
+
+    return rules, sources, router
+
+
 def source_health_service(
     settings: Settings,
     store: Callable[[], Awaitable[StoreThread]],
     servers: Sequence[str],
     **kwargs: Any,
-) -> SourceHealthService | None:
-    """The watcher of the ``source_health`` rules of ``settings`` (None when there is none), reading ``store``."""
-    rules = [item.health_rule() for item in settings.rules if isinstance(item, SourceHealthRuleSettings)]
-    if not rules:
-        return None
-    sources = [source.name for source in settings.sources if source.enabled]
+) -> SourceHealthService:
+    """The watcher of the ``source_health`` rules of ``settings``, reading ``store``. With no such rule it idles
+    until a reload brings one (:meth:`HealthWatcher.reconfigure`)."""
+    rules, sources, router = watched(settings)
     polls = PollLog.beside(CheckpointStore(settings.state.path / "checkpoints"))
-    routes = [Route(item.match, tuple(item.webhooks)) for item in settings.alerting.routes]
-
-    def router(labels: Any) -> list[str]:
-        return route(labels, routes)
 
     def make(publish: Publish) -> HealthWatcher:
         return HealthWatcher(rules, sources, store, polls, publish, router=router)
