@@ -233,3 +233,31 @@ def test_a_head_for_another_encoder_falls_back_to_similarity_and_a_wrong_file_is
     (tmp_path / "broken.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ClassifierError, match="not a stackwatch dynamic head"):
         custom(classifier, replace(SOVEREIGNTY, head=tmp_path / "broken.json"))
+
+
+def test_a_head_scores_by_its_weights_and_keyword_and_a_configured_threshold_overrides_its_cut(
+    classifier: TransformerClassifier, tmp_path: Path
+) -> None:
+    encoder = classifier.encoder
+    keyword_only = DynamicHead(
+        "sovereignty",
+        "v",
+        encoder.name,
+        encoder.adapter,
+        (0.0,) * encoder.dimension,
+        -1.0,
+        2.0,
+        ("gigafactor(y|ies)",),
+        0.5,
+    )
+    dynamic = replace(SOVEREIGNTY, head=keyword_only.save(tmp_path / "keyword.json"))
+    scored = custom(classifier, dynamic)
+    assert scored.similarity_dynamics == ()
+    hit, miss = scored.classify(["Brussels picks five AI gigafactories", "Brussels picks five AI factories"])
+    assert (hit.scores["sovereignty"], miss.scores["sovereignty"]) == (
+        round(1 / (1 + math.exp(-1)), 4),
+        round(1 / (1 + math.exp(1)), 4),
+    )
+    assert ("sovereignty" in hit.labels, "sovereignty" in miss.labels) == (True, False)
+    stricter = custom(classifier, replace(dynamic, threshold=0.8))
+    assert "sovereignty" not in stricter.classify(["Brussels picks five AI gigafactories"])[0].labels
