@@ -6,15 +6,16 @@ it is derived again at start from the articles the store holds, by the same engi
 ``rules backtest`` run, over the stretch of event time the configured rules look back::
 
     since = utcnow() - lookback(engine.rules)
-    rebuilt = rebuild(engine, stored_history_since(since), retention=timedelta(days=3))
+    seed = seeds(engine, stored_baselines_before(since))   # EWMA signals go on from the store's, not from zero
+    rebuilt = rebuild(engine, stored_history_since(since), retention=timedelta(days=3), seed=seed)
     state, counts = rebuilt.state, rebuilt.counts      # the agent goes on from these
     missing = unrecorded(rebuilt.alerts, recorded)      # alerts lost in flight at the crash: send them now
     reconcile(state, [*recorded_notices, *map(Notice.of, missing)])   # what receivers were told wins
 
 Articles are replayed in the order they were stored, each batch (one store transaction) at the time it was
 stored, so buckets close, streaks grow and late articles are ignored much as they were when the stream saw them.
-Much, not exactly: the rules agent reads its own batches off the observations topic, which are not the store's
-transactions, and a bucket judged before its late articles arrived can be judged otherwise by the replay. What the
+Much, not exactly: the replay sees each article's story as stored now, not as it was when the stream judged it,
+and a bucket judged before its late articles arrived can be judged otherwise by the replay. What the
 receivers were told is recorded, though, so :func:`reconcile` makes each series' firing state agree with the alerts
 the store holds: a series whose firing was sent stays firing (no second page, and its resolution keeps the id of
 that firing), and one whose resolution was sent is not firing.
@@ -39,11 +40,22 @@ from stackwatch.signals.conditions import (
     Trend,
 )
 from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
-from stackwatch.signals.indicators import WINDOWS
+from stackwatch.signals.indicators import ALL, WINDOWS, bucket_start
 from stackwatch.signals.messages import Alert, Observation
-from stackwatch.signals.rules import RuleEngine, fresh_series
+from stackwatch.signals.rules import RuleEngine, fresh_series, signal_key
 
-__all__ = ["Notice", "Rebuilt", "StoredObservation", "lookback", "rebuild", "reconcile", "unrecorded"]
+__all__ = [
+    "Notice",
+    "Rebuilt",
+    "StoredBaseline",
+    "StoredObservation",
+    "baselines_wanted",
+    "lookback",
+    "rebuild",
+    "reconcile",
+    "seeds",
+    "unrecorded",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +105,72 @@ def lookback(rules: Iterable[Rule], *, floor: timedelta = DEFAULT_RETENTION) -> 
     return max([floor, *(_rule_lookback(rule) for rule in rules)])
 
 
-def rebuild(
-    engine: RuleEngine, history: Iterable[StoredObservation], *, retention: timedelta = DEFAULT_RETENTION
-) -> Rebuilt:
-    """Replay ``history`` (in stored order) through ``engine`` from an empty state, as the rules agent would
-    have evaluated it: one batch per store transaction, judged at the time it was stored."""
+@dataclass(frozen=True, slots=True)
+class StoredBaseline:
+    """The store's EWMA state of a dynamic's ``article_count`` series at its last bucket before the replay."""
+
+    bucket_start: datetime
+    state: tuple[float, float, float, float]
+    """Mean, variance, fast and slow EWMAs after that bucket (:class:`~stackwatch.signals.baselines.BaselineState`)."""
+    buckets: int
+    """Buckets folded into it, from the series' first."""
+    following: float
+    """The stored count of the bucket after it (0 when none is stored)."""
+
+
+def _seedable(engine: RuleEngine) -> list[tuple[str, Threshold | Spike | Trend]]:
+    """The rules judging a signal (z-score, momentum) of a dynamic's article count: the series the store keeps
+    EWMA state for."""
+    found: list[tuple[str, Threshold | Spike | Trend]] = []
+    for rule in engine.rules:
+        condition = rule.condition
+        if not isinstance(condition, Threshold | Spike | Trend) or condition.signal is None:
+            continue
+        scope = condition.scope
+        if condition.measure == "article_count" and scope.entity == ALL and scope.source == ALL:
+            found.append((rule.name, condition))
+    return found
+
+
+def baselines_wanted(engine: RuleEngine, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(dynamic, window, before) of each series :func:`seeds` needs: its last stored state before the bucket
+    preceding the replay's first, so the replay folds that bucket itself."""
+    wanted = set()
+    for _, condition in _seedable(engine):
+        window = WINDOWS[condition.window]
+        wanted.add((condition.scope.dynamic, condition.window, bucket_start(since, condition.window) - window))
+    return sorted(wanted)
+
+
+def seeds(engine: RuleEngine, stored: Mapping[tuple[str, str], StoredBaseline]) -> dict[str, Any]:
+    """The engine's state for its signal series as the store's EWMA left them before the replay (keyed by
+    (dynamic, window), as :func:`baselines_wanted` asks). Without it a replay starts each EWMA from zero at the
+    replay's start, and the z-scores it judges after a restart differ from the stream's and the store's."""
     state: dict[str, Any] = {}
+    for name, condition in _seedable(engine):
+        found = stored.get((condition.scope.dynamic, condition.window))
+        if found is None:
+            continue
+        following = found.bucket_start + WINDOWS[condition.window]
+        state[signal_key(name, condition)] = {
+            "open": following.isoformat(),
+            "value": found.following,
+            "state": list(found.state),
+            "count": found.buckets,
+        }
+    return state
+
+
+def rebuild(
+    engine: RuleEngine,
+    history: Iterable[StoredObservation],
+    *,
+    retention: timedelta = DEFAULT_RETENTION,
+    seed: Mapping[str, Any] | None = None,
+) -> Rebuilt:
+    """Replay ``history`` (in stored order) through ``engine`` from ``seed`` (else an empty state), as the rules
+    agent would have evaluated it: one batch per store transaction, judged at the time it was stored."""
+    state: dict[str, Any] = dict(seed or {})
     table: dict[str, list[str]] = {}
     counts = BucketCounts(table, retention)
     alerts: list[Alert] = []

@@ -53,6 +53,7 @@ __all__ = [
     "fresh_series",
     "replay",
     "replay_observations",
+    "signal_key",
 ]
 
 HISTORY_BUCKETS = 400
@@ -219,7 +220,7 @@ class RuleEngine:
 
         The series runs as the store's does: from its first bucket, dense (a quiet bucket is 0), each bucket folded
         into the EWMA state once the next one begins."""
-        key = f"b|{rule.name}|{condition.scope.key}|{condition.measure}|{condition.window}"
+        key = signal_key(rule.name, condition)
         record = dict(state.get(key) or {"open": None, "value": 0.0, "state": None, "count": 0})
         stamp = bucket.isoformat()
         if record["open"] is not None and stamp < record["open"]:
@@ -497,6 +498,12 @@ def _scopes(condition: Threshold | Spike | Trend | Composite) -> set[Scope]:
     scopes = set(condition.scopes) if isinstance(condition, Composite) else {condition.scope}
     measure = condition.indicator if isinstance(condition, Composite) else condition.measure
     return scopes | {Scope()} if measure == "share" else scopes
+
+
+def signal_key(rule: str, condition: Threshold | Spike | Trend) -> str:
+    """The engine's state key of a rule's signal series: ``{"open": bucket, "value": its measure so far, "state":
+    the EWMA state of the buckets before it, "count": how many those are}``."""
+    return f"b|{rule}|{condition.scope.key}|{condition.measure}|{condition.window}"
 
 
 def _baseline_state(values: Sequence[float] | None) -> BaselineState | None:

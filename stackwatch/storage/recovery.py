@@ -19,11 +19,19 @@ from typing import Any
 
 import duckdb
 
+from stackwatch.signals.indicators import WINDOWS
 from stackwatch.signals.messages import Observation, parse_time
-from stackwatch.signals.rule_state import Notice, StoredObservation
+from stackwatch.signals.rule_state import Notice, StoredBaseline, StoredObservation
 from stackwatch.storage.store import as_store_error
 
-__all__ = ["RecordedAlerts", "recorded_alerts", "stored_history", "stored_ids", "stored_observations"]
+__all__ = [
+    "RecordedAlerts",
+    "recorded_alerts",
+    "stored_baselines",
+    "stored_history",
+    "stored_ids",
+    "stored_observations",
+]
 
 DONE_STAGES = ("classify",)
 """Dead letters of these stages name the article id as their origin: such an article is done, not lost."""
@@ -101,6 +109,34 @@ def _observation(row: Sequence[Any]) -> Observation:
         story_id or "",
         1.0 if novelty is None else float(novelty),
     )
+
+
+def stored_baselines(
+    connection: duckdb.DuckDBPyConnection, wanted: Sequence[tuple[str, str, datetime]]
+) -> dict[tuple[str, str], StoredBaseline]:
+    """For each (dynamic, window, before) of ``wanted``: the store's EWMA state of the dynamic's article count at
+    its last bucket before ``before``, keyed by (dynamic, window); absent when the series starts later."""
+    found: dict[tuple[str, str], StoredBaseline] = {}
+    with as_store_error("cannot read the stored baselines"):
+        for dynamic, window, before in wanted:
+            row = connection.execute(
+                "SELECT bucket_start, mean, variance, fast, slow, count(*) OVER (ORDER BY bucket_start)"
+                " FROM baseline_state WHERE dynamic = ? AND bucket_width = ? AND bucket_start < ?"
+                " ORDER BY bucket_start DESC LIMIT 1",
+                [dynamic, window, before],
+            ).fetchone()
+            if row is None:
+                continue
+            last = parse_time(row[0])
+            following = connection.execute(
+                "SELECT value FROM indicators WHERE indicator = 'article_count' AND dynamic = ? AND entity = '*'"
+                " AND source = '*' AND bucket_width = ? AND bucket_start = ?",
+                [dynamic, window, last + WINDOWS[window]],
+            ).fetchone()
+            state = (float(row[1]), float(row[2]), float(row[3]), float(row[4]))
+            value = float(following[0]) if following else 0.0
+            found[(dynamic, window)] = StoredBaseline(last, state, int(row[5]), value)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

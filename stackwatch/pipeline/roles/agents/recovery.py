@@ -11,6 +11,8 @@ sink sent them, but with each article's story as stored now, so its verdicts can
 late or stories grew later.
 
 The replay is :func:`stackwatch.signals.rule_state.rebuild`, the engine code the stream and ``rules backtest`` run.
+Rules on a z-score or momentum of a dynamic's article count start it from the store's EWMA state before the
+replay (``seeds``), so their signals go on as the store's do instead of warming up again from zero.
 """
 
 from __future__ import annotations
@@ -24,9 +26,18 @@ from datetime import datetime, timedelta
 from stackwatch.pipeline.roles.storethread import StoreThread
 from stackwatch.signals.indicators import bucket_start
 from stackwatch.signals.messages import Alert, utcnow
-from stackwatch.signals.rule_state import Notice, Rebuilt, lookback, rebuild, reconcile, unrecorded
+from stackwatch.signals.rule_state import (
+    Notice,
+    Rebuilt,
+    baselines_wanted,
+    lookback,
+    rebuild,
+    reconcile,
+    seeds,
+    unrecorded,
+)
 from stackwatch.signals.rules import RuleEngine
-from stackwatch.storage.recovery import recorded_alerts, stored_history
+from stackwatch.storage.recovery import recorded_alerts, stored_baselines, stored_history
 
 __all__ = ["Recovered", "Recovery", "StoreRecovery"]
 
@@ -62,7 +73,9 @@ class StoreRecovery:
             since = min(since, recorded.firing_since - reach)  # a series still firing: replay from its start
         since = bucket_start(since, "1d")  # whole buckets only: a partial first bucket would count too few
         history = await thread.call(stored_history, connection, since)
-        rebuilt = await asyncio.to_thread(rebuild, engine, history, retention=retention)
+        baselines = await thread.call(stored_baselines, connection, baselines_wanted(engine, since))
+        seed = seeds(engine, baselines)
+        rebuilt = await asyncio.to_thread(rebuild, engine, history, retention=retention, seed=seed)
         missing = unrecorded(rebuilt.alerts, recorded.newest, recorded.ids)
         reconciled = reconcile(rebuilt.state, [*recorded.notices, *map(Notice.of, missing)])
         log.info(
