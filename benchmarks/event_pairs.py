@@ -2,16 +2,18 @@
 
 Each line is two short news items and whether they report the same event; ``kind`` marks the hard ones (the
 same companies in two events, one event with another company named first). Half the pairs (``split: tune``)
-choose the similarity threshold; the other half (``split: test``) are scored through the store's own clustering:
+choose the event score's threshold and weights (signals/stories.py: the embeddings' cosine, the entities in
+common, the amounts stated); the other half (``split: test``) are scored through the store's own clustering:
 every pair is written at a time of its own, 30 days from the next, so pairs never meet, and a pair is predicted
 "same event" when its two articles end in one story::
 
-    python -m benchmarks.event_pairs          # prints the chosen threshold and precision, recall, F1 per half
+    python -m benchmarks.event_pairs          # prints the chosen parameters and precision, recall, F1 per half
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 from collections.abc import Sequence
@@ -21,13 +23,31 @@ from pathlib import Path
 
 import numpy as np
 
+from stackwatch.signals.amounts import Amount, amounts
 from stackwatch.signals.classifier import Classifier
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.messages import Article, TaggedArticle
-from stackwatch.signals.stories import EVENT_SIMILARITY, entities_agree, unit_rows
+from stackwatch.signals.stories import (
+    AMOUNT_PENALTY,
+    ENTITY_WEIGHT,
+    EVENT_SIMILARITY,
+    entities_agree,
+    event_score,
+    unit_rows,
+)
 from stackwatch.storage.store import Batch, Store
 
-__all__ = ["PAIRS", "Pair", "Scores", "choose_threshold", "cluster_pairs", "load_pairs", "scores", "tag_pairs"]
+__all__ = [
+    "PAIRS",
+    "Pair",
+    "Parameters",
+    "Scores",
+    "choose_parameters",
+    "cluster_pairs",
+    "load_pairs",
+    "scores",
+    "tag_pairs",
+]
 
 PAIRS = Path(__file__).resolve().parent.parent / "tests" / "data" / "event_pairs.jsonl"
 START = datetime(2024, 1, 1, 9, tzinfo=UTC)
@@ -120,29 +140,54 @@ def scores(pairs: Sequence[Pair], predicted: dict[str, bool]) -> Scores:
 
 PRECISION_FLOOR = 0.8
 """Merging two events is the costlier mistake (a story that is two events misleads every count of it), so the
-threshold is the F1-best among those whose precision on the tuning half is at least this."""
+parameters are the F1-best among those whose precision on the tuning half is at least this."""
+
+WEIGHTS = (0.0, 0.1, 0.2, 0.3)
+"""The entity weights and amount penalties tried (each with every threshold from 0.30 to 0.90 by 0.01)."""
 
 
-def choose_threshold(pairs: Sequence[Pair], tagged: Sequence[TaggedArticle]) -> tuple[float, Scores]:
-    """The cosine threshold (0.30 to 0.90 by 0.01) with the best F1 over ``pairs`` among those with a precision of
-    at least :data:`PRECISION_FLOOR` (the lowest of equals; the F1-best of all when none reaches it), with the
-    entity guard applied as the store applies it."""
+@dataclass(frozen=True)
+class Parameters:
+    threshold: float
+    entity_weight: float
+    amount_penalty: float
+
+    def __str__(self) -> str:
+        return (
+            f"threshold {self.threshold:.2f}, entity weight {self.entity_weight:.2f},"
+            f" amount penalty {self.amount_penalty:.2f}"
+        )
+
+
+def choose_parameters(pairs: Sequence[Pair], tagged: Sequence[TaggedArticle]) -> tuple[Parameters, Scores]:
+    """The event-score parameters with the best F1 over ``pairs`` among those with a precision of at least
+    :data:`PRECISION_FLOOR` (of equals: the lowest threshold, then the smallest weights; the F1-best of all when
+    none reaches it), with the entity guard applied as the store applies it."""
     by_id = {item.article.id: item for item in tagged}
     gazetteer = Gazetteer()
-    similarity: dict[str, float] = {}
+    features: dict[str, tuple[float, set[str], set[str], frozenset[Amount], frozenset[Amount]] | None] = {}
     for pair in pairs:
         first, second = by_id[pair.a.id], by_id[pair.b.id]
         if first.embedding is None or second.embedding is None:
             raise ValueError(f"pair {pair.id}: the classifier gave no embedding (the transformer backend gives one)")
         rows = unit_rows([first.embedding.values, second.embedding.values])
-        agree = entities_agree(gazetteer.find(pair.a.text), gazetteer.find(pair.b.text))
-        similarity[pair.id] = float(rows[0] @ rows[1]) if agree else -1.0
-    candidates = [
-        (float(threshold), scores(pairs, {key: value >= threshold for key, value in similarity.items()}))
-        for threshold in np.round(np.arange(0.30, 0.905, 0.01), 2)
-    ]
+        named = set(gazetteer.find(pair.a.text)), set(gazetteer.find(pair.b.text))
+        value = (float(rows[0] @ rows[1]), *named, amounts(pair.a.text), amounts(pair.b.text))
+        features[pair.id] = value if entities_agree(*named) else None  # the guard holds it apart at any score
+    candidates = []
+    for weight, penalty in itertools.product(WEIGHTS, WEIGHTS):
+        score = {
+            key: -1.0 if value is None else event_score(*value, entity_weight=weight, amount_penalty=penalty)
+            for key, value in features.items()
+        }
+        for threshold in np.round(np.arange(0.30, 0.905, 0.01), 2):
+            chosen = Parameters(float(threshold), weight, penalty)
+            candidates.append((chosen, scores(pairs, {key: value >= threshold for key, value in score.items()})))
     precise = [item for item in candidates if item[1].precision >= PRECISION_FLOOR] or candidates
-    return max(precise, key=lambda item: (item[1].f1, -item[0]))
+    return max(
+        precise,
+        key=lambda item: (item[1].f1, -item[0].threshold, -item[0].entity_weight, -item[0].amount_penalty),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -156,12 +201,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     pairs = load_pairs(args.pairs)
     tagged = tag_pairs(pairs, build_classifier(ClassifierSettings(), Taxonomy.builtin()))
     tune = [pair for pair in pairs if pair.split == "tune"]
-    threshold, tuned = choose_threshold(tune, tagged)
+    chosen, tuned = choose_parameters(tune, tagged)
+    shipped = Parameters(EVENT_SIMILARITY, ENTITY_WEIGHT, AMOUNT_PENALTY)
     print(
         f"pairs: {len(pairs)} ({sum(p.same_event for p in pairs)} same event),"
         f" tune {len(tune)}, test {len(pairs) - len(tune)}"
     )
-    print(f"threshold chosen on the tune half: {threshold:.2f} ({tuned}); EVENT_SIMILARITY = {EVENT_SIMILARITY:.2f}")
+    print(f"chosen on the tune half: {chosen} ({tuned})")
+    print(f"in signals/stories.py:   {shipped}")
     with tempfile.TemporaryDirectory() as directory:
         story = cluster_pairs(tagged, Path(directory))
     predicted = {pair.id: story[pair.a.id] == story[pair.b.id] for pair in pairs}

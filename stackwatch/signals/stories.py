@@ -5,9 +5,11 @@ Two articles are in one story when either link holds:
 - **syndicated copy**: their 64-bit SimHash fingerprints over title and summary differ in at most
   ``MAX_DISTANCE`` bits and they were published within ``STORY_WINDOW`` of each other (a wire story run by 40
   outlets);
-- **same event**: the cosine similarity of their sentence embeddings (the classifier's, carried on the tagged
-  article) is at least ``EVENT_SIMILARITY``, they were published within ``EVENT_WINDOW`` of each other, and
-  :func:`entities_agree` (two articles that name companies must name at least one in common).
+- **same event**: their :func:`event_score` is at least ``EVENT_SIMILARITY``: the cosine similarity of their
+  sentence embeddings (the classifier's, carried on the tagged article), raised by the share of the entities they
+  name in common and lowered when they state different amounts (signals/amounts.py); they were published within
+  ``EVENT_WINDOW`` of each other, and :func:`entities_agree` (two articles that name companies must name at
+  least one in common).
 
 A story is a connected component of those links. Its id is the id of its article fetched first (ties broken by
 id), whatever order the articles are stored in: a report fetched later, even one published before the story's
@@ -20,6 +22,12 @@ its id, and the store keeps the other as an alias of it (storage/clustering.py, 
     True
     >>> entities_agree({"Anthropic", "Google"}, {"Google"}), entities_agree({"Meta"}, {"Oracle"})
     (True, False)
+    >>> from stackwatch.signals.amounts import amounts
+    >>> fourteen, six = amounts("CoreWeave signs $14 billion deal"), amounts("a $6.5bn expansion")
+    >>> round(event_score(0.40, {"CoreWeave", "Meta"}, {"CoreWeave", "Meta"}, fourteen, amounts("$14bn")), 2)
+    0.6
+    >>> round(event_score(0.40, {"CoreWeave", "Meta"}, {"CoreWeave", "OpenAI"}, fourteen, six), 2)
+    0.27
 """
 
 from __future__ import annotations
@@ -32,8 +40,13 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from stackwatch.signals.amounts import Amount, amounts_conflict
+
 __all__ = [
+    "AMOUNT_PENALTY",
     "BANDS",
+    "CANDIDATE_SIMILARITY",
+    "ENTITY_WEIGHT",
     "EVENT_SIMILARITY",
     "EVENT_WINDOW",
     "MAX_DISTANCE",
@@ -44,6 +57,7 @@ __all__ = [
     "components",
     "distance",
     "entities_agree",
+    "event_score",
     "novelty",
     "quantize",
     "simhash",
@@ -57,9 +71,16 @@ added word moves several bits; on the labelled corpus no two distinct stories co
 BANDS = 8
 """Fingerprints split into 8 bands of 8 bits: two within 7 bits of each other share at least one band exactly."""
 STORY_WINDOW = timedelta(days=3)
-EVENT_SIMILARITY = 0.39
-"""Cosine similarity of two articles' embeddings at or above which they report one event: chosen on the tuning
-half of tests/data/event_pairs.jsonl (``python -m benchmarks.event_pairs``)."""
+EVENT_SIMILARITY = 0.47
+"""The :func:`event_score` at or above which two articles report one event. It, ``ENTITY_WEIGHT`` and
+``AMOUNT_PENALTY`` were chosen together on the tuning half of tests/data/event_pairs.jsonl
+(``python -m benchmarks.event_pairs``)."""
+ENTITY_WEIGHT = 0.2
+"""How much the Jaccard similarity of two articles' entity sets adds to the cosine of their embeddings."""
+AMOUNT_PENALTY = 0.2
+"""How much is taken off when two articles state amounts of one unit and none in common ($14bn against $6.5bn)."""
+CANDIDATE_SIMILARITY = EVENT_SIMILARITY - ENTITY_WEIGHT
+"""Below this cosine no entity overlap lifts a pair to ``EVENT_SIMILARITY``: pairs under it are not scored."""
 EVENT_WINDOW = timedelta(hours=48)
 """Two reports of one event are at most this far apart; the store keeps the embeddings of this much news only."""
 NOVELTY_WINDOW = timedelta(hours=24)
@@ -222,3 +243,26 @@ def entities_agree(first: Iterable[str], second: Iterable[str]) -> bool:
     multi-gigawatt compute deal") but name different companies. An article that names none is not held back."""
     a, b = set(first), set(second)
     return not a or not b or not a.isdisjoint(b)
+
+
+def event_score(
+    cosine: float,
+    first_entities: Iterable[str],
+    second_entities: Iterable[str],
+    first_amounts: frozenset[Amount],
+    second_amounts: frozenset[Amount],
+    *,
+    entity_weight: float = ENTITY_WEIGHT,
+    amount_penalty: float = AMOUNT_PENALTY,
+) -> float:
+    """How alike two reports are as reports of one event: the cosine of their embeddings, plus ``entity_weight``
+    times the Jaccard similarity of the entities they name, minus ``amount_penalty`` when the amounts they state
+    conflict (:func:`~stackwatch.signals.amounts.amounts_conflict`). The benchmark tries other weights.
+
+    Two outlets' write-ups of one event name the same parties and the same sum in different words; two deals of
+    the same companies read alike but name other partners or other sums."""
+    a, b = set(first_entities), set(second_entities)
+    union = a | b
+    shared = len(a & b) / len(union) if union else 0.0
+    conflict = amounts_conflict(first_amounts, second_amounts)
+    return cosine + entity_weight * shared - (amount_penalty if conflict else 0.0)

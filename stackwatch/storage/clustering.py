@@ -1,10 +1,10 @@
 """Stories, kept inside the write transaction: each new or changed article is linked to stored articles that
 are syndicated copies of it (SimHash within MAX_DISTANCE bits, STORY_WINDOW apart) or reports of the same event
-(embeddings at least EVENT_SIMILARITY alike, EVENT_WINDOW apart, entities that agree: signals/stories.py), and
-each story's members, id and novelty are recomputed. A story's id is the id of its article fetched first (ties by
-id): a report fetched later, however early it was published, joins under it; when one article joins stories, the
-merged story keeps the id of the one holding the article fetched first, and the others are retired to
-``story_aliases`` (story_aliases.py)::
+(EVENT_WINDOW apart, entities that agree, and an event score of at least EVENT_SIMILARITY from their embeddings,
+the entities they share and the amounts they state: signals/stories.py), and each story's members, id and novelty
+are recomputed. A story's id is the id of its article fetched first (ties by id): a report fetched later, however
+early it was published, joins under it; when one article joins stories, the merged story keeps the id of the one
+holding the article fetched first, and the others are retired to ``story_aliases`` (story_aliases.py)::
 
     restoried = cluster(connection, tagged, replaced={"id": former_published_at})
     # {article id: (former story id, former novelty, published_at)} of the articles whose story or novelty changed
@@ -28,15 +28,18 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from stackwatch.signals.amounts import Amount, amounts
 from stackwatch.signals.messages import TaggedArticle
 from stackwatch.signals.stories import (
     BANDS,
+    CANDIDATE_SIMILARITY,
     EVENT_SIMILARITY,
     EVENT_WINDOW,
     MAX_DISTANCE,
     STORY_WINDOW,
     components,
     entities_agree,
+    event_score,
     novelty,
     simhash_many,
     unit_rows,
@@ -218,8 +221,9 @@ def _insert_embeddings(connection: duckdb.DuckDBPyConnection, items: Sequence[Ta
 
 def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedArticle]) -> list[tuple[str, str, str]]:
     """(new article, stored article, its story) for every stored article (the batch's included) that reports the
-    same event as a new one: embeddings of one space at least EVENT_SIMILARITY alike, published within
-    EVENT_WINDOW of each other, and entities that agree."""
+    same event as a new one: embeddings of one space, published within EVENT_WINDOW of each other, entities that
+    agree, and an event score (the cosine, the entities in common, the amounts stated) of at least
+    EVENT_SIMILARITY."""
     carried = [item for item in items if item.embedding is not None]
     if not carried:
         return []
@@ -235,7 +239,7 @@ def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedAr
         """,  # noqa: S608 (only literals we made are interpolated)
         [sorted({item.embedding.space for item in carried if item.embedding is not None})],
     ).fetchall()
-    candidates: list[tuple[str, str, str]] = []
+    candidates: list[tuple[str, str, str, float]] = []
     for space in sorted({row[2] for row in stored}):
         mine = [item for item in carried if item.embedding is not None and item.embedding.space == space]
         theirs = [row for row in stored if row[2] == space]
@@ -245,20 +249,36 @@ def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedAr
             part = mine[start : start + _ROWS_PER_PASS]
             similar = unit_rows([item.embedding.values for item in part if item.embedding is not None]) @ their_rows.T
             gap = np.abs(np.array([item.article.published_at.timestamp() for item in part])[:, None] - their_times)
-            near = (similar >= EVENT_SIMILARITY) & (gap <= EVENT_WINDOW.total_seconds())
+            near = (similar >= CANDIDATE_SIMILARITY) & (gap <= EVENT_WINDOW.total_seconds())
             for i, j in zip(*np.nonzero(near), strict=True):
                 if part[i].article.id != theirs[j][0]:
-                    candidates.append((part[i].article.id, theirs[j][0], theirs[j][4]))
+                    candidates.append((part[i].article.id, theirs[j][0], theirs[j][4], float(similar[i, j])))
     if not candidates:
         return []
+    ids = sorted({edge[0] for edge in candidates} | {edge[1] for edge in candidates})
     named: dict[str, set[str]] = {}
     for article, entity in connection.execute(
         f"SELECT article_id, entity FROM article_entities WHERE published_at BETWEEN {lo} AND {hi}"  # noqa: S608
         " AND list_contains(?, article_id)",
-        [sorted({edge[0] for edge in candidates} | {edge[1] for edge in candidates})],
+        [ids],
     ).fetchall():
         named.setdefault(article, set()).add(entity)
-    return [edge for edge in candidates if entities_agree(named.get(edge[0], ()), named.get(edge[1], ()))]
+    stated = {
+        row[0]: amounts(f"{row[1]}\n{row[2] or ''}")
+        for row in connection.execute(
+            f"SELECT id, title, summary FROM articles WHERE published_at BETWEEN {lo} AND {hi}"  # noqa: S608
+            " AND list_contains(?, id)",
+            [ids],
+        ).fetchall()
+    }
+    none: frozenset[Amount] = frozenset()
+    return [
+        (new, old, story)
+        for new, old, story, cosine in candidates
+        if entities_agree(named.get(new, ()), named.get(old, ()))
+        and event_score(cosine, named.get(new, ()), named.get(old, ()), stated.get(new, none), stated.get(old, none))
+        >= EVENT_SIMILARITY
+    ]
 
 
 def _prune_embeddings(connection: duckdb.DuckDBPyConnection) -> None:
