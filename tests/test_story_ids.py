@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
 from stackwatch.signals.messages import Article, Embedding, TaggedArticle
 from stackwatch.signals.stories import quantize
 from stackwatch.storage.dashboard import article_detail
+from stackwatch.storage.schema import MIGRATIONS, current_version
 from stackwatch.storage.store import Batch, Store
 from stackwatch.storage.story_aliases import resolve
 
@@ -150,3 +152,40 @@ def test_a_report_fetched_earlier_but_stored_later_gives_the_story_its_id(store:
     assert stories_of(store) == {"chips": "chips", "earlier": "chips"}
     assert aliases(store) == {"earlier": "chips"}
     assert resolve(store.connection, "earlier") == "chips"
+
+
+def test_a_store_from_before_renames_its_stories_once_and_keeps_the_former_ids_as_aliases(tmp_path: Path) -> None:
+    """Schema 12: stories named by their earliest article take the id of their article fetched first."""
+    with Store.open(tmp_path / "current.duckdb") as current:
+        for item in (POWER, CLOUD, CHIPS, EARLIER):
+            current.write(Batch(tagged=[item]))
+        expected = stories_of(current)
+    path = tmp_path / "v11.duckdb"
+    with duckdb.connect(str(path)) as old:  # the same rows as schema 11 left them, named by the earliest article
+        current_version(old)
+        for number, script in enumerate(MIGRATIONS[:11], start=1):
+            old.execute(script)
+            old.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+        old.execute(f"ATTACH '{tmp_path / 'current.duckdb'}' AS current (READ_ONLY)")
+        for table in (
+            "articles",
+            "article_dynamics",
+            "article_entities",
+            "article_stories",
+            "stories",
+            "article_embeddings",
+        ):
+            old.execute(f"INSERT INTO {table} SELECT * FROM current.{table}")
+        old.execute("UPDATE article_stories SET story_id = 'earlier' WHERE story_id = 'chips'")
+        old.execute("UPDATE stories SET story_id = 'earlier' WHERE story_id = 'chips'")
+    with Store.open(path) as migrated:
+        assert expected == {"power": "power", "cloud": "cloud", "chips": "chips", "earlier": "chips"}
+        assert stories_of(migrated) == expected
+        assert migrated.query("SELECT story_id, articles FROM stories ORDER BY 1").rows == [
+            ("chips", 2),
+            ("cloud", 1),
+            ("power", 1),
+        ]
+        assert aliases(migrated) == {"earlier": "chips"}
+        migrated.write(Batch(tagged=[BOTH]))  # and from then on, as any store
+        assert aliases(migrated) == {"earlier": "cloud", "chips": "cloud"}

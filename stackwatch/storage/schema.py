@@ -404,7 +404,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 12: stable story ids (issue 21). A story's id is its article fetched first, so a late report leaves it as it
     # is; when one article joins two stories, the merged story keeps one of their ids and the other is retired
     # here, mapped to the id it was merged into, so a link or a digest that named it still finds the story
-    # (storage/story_aliases.py).
+    # (storage/story_aliases.py). The stories of a store from before (named by their earliest article) take their
+    # ids by that rule now, once, the former ids kept as aliases; counts do not depend on ids, so nothing is
+    # rebuilt.
     """
     CREATE TABLE story_aliases (
         alias         VARCHAR NOT NULL,   -- a retired story id
@@ -412,6 +414,15 @@ MIGRATIONS: tuple[str, ...] = (
         merged_at     TIMESTAMPTZ NOT NULL
         -- unique by alias: the store keeps it so
     );
+    CREATE TEMP TABLE _story_roots AS
+        SELECT former, root FROM (
+            SELECT s.story_id AS former, arg_min(s.article_id, (a.fetched_at, s.article_id)) AS root
+            FROM article_stories s JOIN articles a ON a.id = s.article_id GROUP BY s.story_id
+        ) WHERE former <> root;
+    INSERT INTO story_aliases SELECT former, root, now() FROM _story_roots;
+    UPDATE article_stories SET story_id = r.root FROM _story_roots r WHERE article_stories.story_id = r.former;
+    UPDATE stories SET story_id = r.root FROM _story_roots r WHERE stories.story_id = r.former;
+    DROP TABLE _story_roots;
     """,
     # 13: reserved (label explanations)
     "SELECT 1",
