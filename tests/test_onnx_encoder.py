@@ -172,17 +172,19 @@ def test_the_service_and_its_model_processes_never_load_torch(tmp_path: Path) ->
     assert len(list(cache.iterdir())) == 1
 
 
-def test_an_export_from_before_static_activations_is_not_reused(cache: Path, tmp_path: Path) -> None:
-    """Format 1 quantized activations per batch; its directories are named and marked apart, and refused."""
+def test_an_export_of_an_older_format_is_not_reused(cache: Path, tmp_path: Path) -> None:
+    """Format 1 quantized activations per batch and format 2 returned no token states; their directories are named
+    and marked apart, and refused."""
     current = export(None, precision="int8", adapter=Head.bundled().adapter, cache=cache)
     meta = json.loads((current / "encoder.json").read_text(encoding="utf-8"))
-    assert meta["format"] == 2
+    assert meta["format"] == 3
     assert meta["calibration"]
-    old = tmp_path / current.name
-    shutil.copytree(current, old)
-    (old / "encoder.json").write_text(json.dumps({**meta, "format": 1}), encoding="utf-8")
-    with pytest.raises(ClassifierError, match="format 1, expected 2"):
-        OnnxEncoder.load(old)
+    for older in (1, 2):
+        old = tmp_path / f"{current.name}-{older}"
+        shutil.copytree(current, old)
+        (old / "encoder.json").write_text(json.dumps({**meta, "format": older}), encoding="utf-8")
+        with pytest.raises(ClassifierError, match=f"format {older}, expected 3"):
+            OnnxEncoder.load(old)
 
 
 def test_a_cache_that_cannot_be_written_is_an_error_naming_the_setting(tmp_path: Path) -> None:

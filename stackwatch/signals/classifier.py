@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stackwatch.signals.messages import Embedding
+from stackwatch.signals.messages import Embedding, Explanation
 from stackwatch.signals.taxonomy import Taxonomy
 
 __all__ = ["NO_TEXT", "Classification", "Classifier", "KeywordClassifier"]
@@ -25,12 +25,14 @@ NO_TEXT = "no text to classify"
 
 @dataclass(frozen=True, slots=True)
 class Classification:
-    """The dynamics one text speaks to, with a probability-like score per dynamic, and the text's sentence
-    embedding if the backend computed one (the store groups articles into events by it)."""
+    """The dynamics one text speaks to, with a probability-like score per dynamic, the text's sentence
+    embedding if the backend computed one (the store groups articles into events by it), and the explanation of
+    each label if the backend gives them (the transformer backend: :mod:`stackwatch.signals.explanations`)."""
 
     labels: tuple[str, ...]
     scores: dict[str, float]
     embedding: Embedding | None = None
+    explanations: tuple[Explanation, ...] = ()
 
 
 class Classifier(Protocol):

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from stackwatch.errors import ClassifierError
+from stackwatch.signals.explanations import TokenStates
 
 if TYPE_CHECKING:
     import torch
@@ -48,6 +49,7 @@ __all__ = [
     "bundled_model_path",
     "default_threads",
     "encode_by_length",
+    "encode_tokens_by_length",
     "mean_pool",
 ]
 
@@ -94,6 +96,23 @@ def encode_by_length(
         chunk = order[start : start + batch_size]
         out[chunk] = forward([texts[index] for index in chunk])
     return out
+
+
+def encode_tokens_by_length(
+    texts: Sequence[str],
+    batch_size: int,
+    dimension: int,
+    forward: Callable[[list[str]], tuple[np.ndarray, list[TokenStates]]],
+) -> tuple[np.ndarray, list[TokenStates]]:
+    """:func:`encode_by_length` for a ``forward`` that also gives each text's token states."""
+    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    tokens: dict[int, TokenStates] = {}
+    order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        out[chunk], states = forward([texts[index] for index in chunk])
+        tokens.update(zip(chunk, states, strict=True))
+    return out, [tokens[index] for index in range(len(texts))]
 
 
 def _array_to_text(array: np.ndarray) -> str:
@@ -217,6 +236,11 @@ class SentenceEncoder(Protocol):
         """One unit-length embedding row per text, in input order."""
         ...
 
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenStates]]:
+        """:meth:`encode`, and each text's token states from the same forward pass (what the embedding is the
+        normalised mean of)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Encoder:
@@ -292,10 +316,45 @@ class Encoder:
         with torch.inference_mode():
             return encode_by_length(texts, batch_size, self.dimension, self._forward)
 
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenStates]]:
+        """:meth:`encode`, and each text's token states from the same forward pass."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32), []
+        import torch
+
+        batch_size = 1 if self.precision == "int8" else self.batch_size
+        with torch.inference_mode():
+            return encode_tokens_by_length(texts, batch_size, self.dimension, self._forward_tokens)
+
     def _forward(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         hidden = self.model(**batch).last_hidden_state
         return mean_pool(hidden, batch["attention_mask"]).float().numpy()
+
+    def _forward_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenStates]]:
+        fast = bool(getattr(self.tokenizer, "is_fast", False))  # only a fast tokenizer knows token offsets
+        batch = self.tokenizer(
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+            return_offsets_mapping=fast,
+            return_special_tokens_mask=True,
+        )
+        offsets = batch.pop("offset_mapping", None)
+        special = batch.pop("special_tokens_mask")
+        hidden = self.model(**batch).last_hidden_state
+        pooled = mean_pool(hidden, batch["attention_mask"]).float().numpy()
+        states = hidden.float().numpy()
+        counts = batch["attention_mask"].sum(dim=1).tolist()
+        tokens = []
+        for row, count in enumerate(counts):
+            starts = np.full(count, -1, dtype=np.int64)
+            if offsets is not None:
+                starts = np.where(special[row, :count].numpy() == 1, -1, offsets[row, :count, 0].numpy())
+            tokens.append(TokenStates(states[row, :count], starts))
+        return pooled, tokens
 
 
 def _quantize(network: torch.nn.Module) -> torch.nn.Module:

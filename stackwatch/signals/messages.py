@@ -22,6 +22,7 @@ __all__ = [
     "DeadLetter",
     "DynamicHit",
     "Embedding",
+    "Explanation",
     "IndicatorUpdate",
     "MessageError",
     "Observation",
@@ -174,9 +175,28 @@ class Embedding(_Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Explanation(_Message):
+    """Why an article carries one label: the sentence of its text that added most to the dynamic's score, and what
+    it added, in log-odds (see :mod:`stackwatch.signals.explanations`)::
+
+        >>> Explanation.from_dict({"dynamic": "capex", "sentence": "Meta lifts capex to $70bn.", "score": 2.41})
+        Explanation(dynamic='capex', sentence='Meta lifts capex to $70bn.', score=2.41)
+    """
+
+    dynamic: str
+    sentence: str
+    score: float
+
+    @classmethod
+    def from_dict(cls, data: object) -> Self:
+        item = _mapping(data, "explanation")
+        return cls(dynamic=_text(item, "dynamic"), sentence=_text(item, "sentence"), score=_number(item, "score"))
+
+
+@dataclass(frozen=True, slots=True)
 class TaggedArticle(_Message):
-    """An article with the dynamics the classifier found in it, and its sentence embedding when the classifier
-    has one (the transformer backend; records written without it still parse)."""
+    """An article with the dynamics the classifier found in it, its sentence embedding and the explanation of each
+    label when the classifier has them (the transformer backend; records written without them still parse)."""
 
     article: Article
     labels: tuple[str, ...]
@@ -184,11 +204,14 @@ class TaggedArticle(_Message):
     model_version: str
     tagged_at: datetime = field(default_factory=utcnow)
     embedding: Embedding | None = None
+    explanations: tuple[Explanation, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = _Message.to_dict(self)
         if self.embedding is None:
             del data["embedding"]  # a record without one reads as before
+        if not self.explanations:
+            del data["explanations"]
         return data
 
     @classmethod
@@ -199,6 +222,9 @@ class TaggedArticle(_Message):
         if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
             raise MessageError("labels: expected a list of dynamic names")
         embedding = item.get("embedding")
+        explanations = item.get("explanations", [])
+        if not isinstance(explanations, list):
+            raise MessageError(f"explanations: expected a list, got {type(explanations).__name__}")
         return cls(
             article=Article.from_dict(item.get("article")),
             labels=tuple(labels),
@@ -206,6 +232,7 @@ class TaggedArticle(_Message):
             model_version=_text(item, "model_version"),
             tagged_at=parse_time(item.get("tagged_at"), "tagged_at"),
             embedding=None if embedding is None else Embedding.from_dict(embedding),
+            explanations=tuple(Explanation.from_dict(entry) for entry in explanations),
         )
 
 

@@ -2,7 +2,8 @@
 torch in the process that computes them.
 
 :func:`export` builds the encoder once with torch (the adapter merged into the fp32 weights), writes it to ONNX with
-the mean pooling and L2 norm inside the graph, and for ``int8`` quantizes the Linear layers' MatMuls (int8 weights
+the mean pooling and L2 norm inside the graph (and the token states they pool as a second output, which the
+classifier's explanations read), and for ``int8`` quantizes the Linear layers' MatMuls (int8 weights
 per output channel) and the word embeddings with ONNX Runtime. The Linear layers' inputs are quantized statically,
 on ranges calibrated once on fixed texts (:mod:`stackwatch.signals.onnx_static`), so a text's embedding is the same
 whatever batch it is encoded in. The result is a directory in a cache, named by the model, the adapter's digest,
@@ -44,7 +45,9 @@ from stackwatch.signals.encoder import (
     bundled_model_path,
     default_threads,
     encode_by_length,
+    encode_tokens_by_length,
 )
+from stackwatch.signals.explanations import TokenStates
 from stackwatch.signals.onnx_static import activations, calibrate, calibration_digest, calibration_texts, make_static
 
 if TYPE_CHECKING:
@@ -52,9 +55,10 @@ if TYPE_CHECKING:
 
 __all__ = ["EXPORT_FORMAT", "OnnxEncoder", "cache_directory", "default_cache", "export", "exported"]
 
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 """Part of every cache key: raise it when what :func:`export` writes changes, and old directories are ignored.
-Format 2: int8 activations quantized on calibrated ranges (format 1 measured them per batch)."""
+Format 2: int8 activations quantized on calibrated ranges (format 1 measured them per batch). Format 3: the token
+states are a second output, ``tokens``."""
 _CALIBRATED_TOKENS = 128
 """Calibration texts are truncated where ``classifier.max_length`` truncates by default."""
 _META = "encoder.json"
@@ -205,9 +209,10 @@ def _export_onnx(encoder: Encoder, file: Path) -> list[str]:
             super().__init__()
             self.network = network
 
-        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+        def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             named = dict(zip(inputs, tensors, strict=True))
-            return mean_pool(self.network(**named).last_hidden_state, named["attention_mask"])
+            hidden = self.network(**named).last_hidden_state
+            return mean_pool(hidden, named["attention_mask"]), hidden
 
     axes = {name: {0: "batch", 1: "tokens"} for name in inputs}
     with warnings.catch_warnings(), torch.no_grad():
@@ -219,8 +224,8 @@ def _export_onnx(encoder: Encoder, file: Path) -> list[str]:
             str(file),
             dynamo=False,
             input_names=inputs,
-            output_names=["embedding"],
-            dynamic_axes={**axes, "embedding": {0: "batch"}},
+            output_names=["embedding", "tokens"],
+            dynamic_axes={**axes, "embedding": {0: "batch"}, "tokens": {0: "batch", 1: "tokens"}},
             opset_version=17,
         )
     return inputs
@@ -302,8 +307,27 @@ class OnnxEncoder:
         to its longest text, as :meth:`Encoder.encode <stackwatch.signals.encoder.Encoder.encode>` does."""
         return encode_by_length(texts, self.batch_size, self.dimension, self._forward)
 
+    def encode_tokens(self, texts: Sequence[str]) -> tuple[np.ndarray, list[TokenStates]]:
+        """:meth:`encode`, and each text's token states from the same forward pass."""
+        return encode_tokens_by_length(texts, self.batch_size, self.dimension, self._forward_tokens)
+
     def _forward(self, texts: list[str]) -> np.ndarray:
+        embeddings, _ = self._run(self.tokenizer.encode_batch(texts), ["embedding"])
+        return embeddings
+
+    def _forward_tokens(self, texts: list[str]) -> tuple[np.ndarray, list[TokenStates]]:
         encodings = self.tokenizer.encode_batch(texts)
+        embeddings, states = self._run(encodings, ["embedding", "tokens"])
+        tokens = []
+        for row, encoding in enumerate(encodings):
+            count = sum(encoding.attention_mask)
+            starts = np.array([start for start, _ in encoding.offsets[:count]], dtype=np.int64)
+            starts[np.asarray(encoding.special_tokens_mask[:count], dtype=bool)] = -1
+            tokens.append(TokenStates(states[row, :count], starts))
+        return embeddings, tokens
+
+    def _run(self, encodings: list[Any], outputs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ``outputs`` of the network on ``encodings`` (the second one empty when only one is asked for)."""
         columns = {
             "input_ids": [encoding.ids for encoding in encodings],
             "attention_mask": [encoding.attention_mask for encoding in encodings],
@@ -311,10 +335,10 @@ class OnnxEncoder:
         }
         feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self.inputs}
         try:
-            embeddings: np.ndarray = self.session.run(None, feed)[0]
+            found: list[np.ndarray] = self.session.run(outputs, feed)
         except _runtime_errors() as error:  # not picklable: a model process could not send them back
-            raise ClassifierError(f"the ONNX encoder failed on a batch of {len(texts)}: {error}") from error
-        return embeddings
+            raise ClassifierError(f"the ONNX encoder failed on a batch of {len(encodings)}: {error}") from error
+        return found[0], found[1] if len(found) > 1 else np.zeros((0,), dtype=np.float32)
 
 
 def _runtime_errors() -> tuple[type[Exception], ...]:

@@ -10,10 +10,14 @@ one, else by similarity: the cosine between the text and the closest of the dyna
 raised when one of its keywords matches, labelled at its ``threshold`` (``similarity_threshold``, 0.45, by default)
 and reported as a probability-like score through a logistic curve centred there
 (:mod:`stackwatch.signals.user_dynamics`).
+
+Each label comes with its explanation: the sentence that added most to the dynamic's logit, read from the token
+states of the same forward pass (:mod:`stackwatch.signals.explanations`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
@@ -21,11 +25,12 @@ import numpy as np
 
 from stackwatch.signals.classifier import Classification
 from stackwatch.signals.encoder import SentenceEncoder
+from stackwatch.signals.explanations import TokenStates, strongest
 from stackwatch.signals.head import Head
-from stackwatch.signals.messages import Embedding
+from stackwatch.signals.messages import Embedding, Explanation
 from stackwatch.signals.stories import quantize
 from stackwatch.signals.taxonomy import Taxonomy
-from stackwatch.signals.user_dynamics import SIMILARITY_SHARPNESS, DynamicScorer
+from stackwatch.signals.user_dynamics import KEYWORD_BOOST, SIMILARITY_SHARPNESS, DynamicScorer
 
 __all__ = ["SIMILARITY_SHARPNESS", "SIMILARITY_THRESHOLD", "TransformerClassifier"]
 
@@ -68,6 +73,9 @@ class TransformerClassifier:
         self._head = head
         self._thresholds = {d.name: d.threshold for d in head.dynamics} if head is not None else {}
         self._thresholds |= {d.name: d.threshold for d in taxonomy if d.name in known and d.threshold is not None}
+        self._weights = {
+            d.name: (np.array(d.weights, dtype=np.float32), d.bias) for d in (head.dynamics if head is not None else ())
+        }
         self._scorers = {
             dynamic.name: DynamicScorer.build(dynamic, encoder, similarity_threshold)
             for dynamic in taxonomy
@@ -91,9 +99,50 @@ class TransformerClassifier:
         return tuple(name for name, scorer in self._scorers.items() if scorer.kind == "similarity")
 
     def classify(self, texts: Sequence[str]) -> list[Classification]:
+        """Labels, scores and embedding of each text, and the explanation of each label."""
         if not texts:
             return []
-        return self.classify_embeddings(self._encoder.encode(texts), texts)
+        embeddings, tokens = self._encoder.encode_tokens(texts)
+        results = self.classify_embeddings(embeddings, texts)
+        return [
+            self._explained(text, states, result, embedding)
+            for text, states, result, embedding in zip(texts, tokens, results, embeddings, strict=True)
+        ]
+
+    def _explained(
+        self, text: str, tokens: TokenStates, result: Classification, embedding: np.ndarray
+    ) -> Classification:
+        if not result.labels:
+            return result
+        linear = [self._linear(name, text, embedding) for name in result.labels]
+        found = strongest(
+            text,
+            tokens,
+            np.stack([direction for direction, _, _ in linear]),
+            np.array([offset for _, offset, _ in linear]),
+            np.array([scale for _, _, scale in linear]),
+        )
+        explanations = tuple(
+            Explanation(name, sentence, score)
+            for name, (sentence, score) in zip(result.labels, found, strict=True)
+            if sentence
+        )
+        return dataclasses.replace(result, explanations=explanations)
+
+    def _linear(self, name: str, text: str, embedding: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """``(d, c, k)`` with ``name``'s logit for this text equal to ``k (d·e + c)``: what its explanation splits.
+        A keyword feature is constant over the text, so it joins the bias ``c``."""
+        scorer = self._scorers.get(name)
+        if scorer is None:
+            weights, bias = self._weights[name]
+            return weights, bias, 1.0
+        hit = float(scorer.keywords.hits([text])[0])
+        if scorer.head is not None:
+            head = scorer.head
+            return np.asarray(head.weights, dtype=np.float32), head.bias + head.keyword_weight * hit, 1.0
+        # the logit of the similarity curve, through the prototype that gave the similarity
+        prototype = scorer.prototypes[int(np.argmax(scorer.prototypes @ embedding))]
+        return prototype, KEYWORD_BOOST * hit - scorer.threshold, SIMILARITY_SHARPNESS
 
     def classify_embeddings(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> list[Classification]:
         """Classify already encoded texts (for evaluation and benchmarks that reuse embeddings); each result

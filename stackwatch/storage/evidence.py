@@ -1,4 +1,6 @@
 """Alert evidence: the articles behind an alert and the SQL that reproduces its value, stored with the alert.
+Each article carries the explanation of its label for the alert's dynamic when the store has one (the sentence
+that drove it and its share of the logit: :mod:`stackwatch.storage.explanations`).
 
 write_alert_details(store.connection, alerts)     # in the sink's write transaction
 evidence_for(store.connection, alert)             # {"articles": [...], "sql": "...", ...}
@@ -53,11 +55,15 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
     joined = "FROM articles a JOIN article_dynamics d ON d.article_id = a.id"
     sql = f"SELECT d.dynamic, count(DISTINCT a.id) AS article_count {joined} WHERE {where} GROUP BY d.dynamic"
     top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score, a.id {joined} WHERE {where}"
-    rows = connection.execute(
-        f"{top} ORDER BY d.score DESC, a.published_at DESC, a.id LIMIT ?", [TOP_ARTICLES]
-    ).fetchall()
-    articles = [
-        {
+    explained = (
+        f"SELECT t.*, x.sentence, x.score FROM ({top} ORDER BY d.score DESC, a.published_at DESC, a.id LIMIT ?) t"  # noqa: S608
+        f" LEFT JOIN article_explanations x ON x.article_id = t.id AND x.dynamic = t.dynamic AND {within('x')}"
+        " ORDER BY t.score DESC, t.published_at DESC, t.id"
+    )
+    rows = connection.execute(explained, [TOP_ARTICLES]).fetchall()
+    articles = []
+    for row in rows:
+        article = {
             "id": row[6],
             "title": row[0],
             "url": row[1],
@@ -65,8 +71,9 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
             "published_at": row[3].isoformat(),
             "scores": {row[4]: round(float(row[5]), 4)},
         }
-        for row in rows
-    ]
+        if row[7] is not None:
+            article["explanation"] = {"sentence": row[7], "score": float(row[8])}
+        articles.append(article)
     return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql}
 
 

@@ -424,8 +424,20 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE stories SET story_id = r.root FROM _story_roots r WHERE stories.story_id = r.former;
     DROP TABLE _story_roots;
     """,
-    # 13: reserved (label explanations)
-    "SELECT 1",
+    # 13: label explanations (issue 17). For each label of an article, the sentence that added most to the
+    # dynamic's logit and that share, in log-odds (signals/explanations.py); replaced with the article's labels
+    # (storage/explanations.py).
+    """
+    CREATE TABLE article_explanations (
+        article_id    VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        sentence      VARCHAR NOT NULL,
+        score         DOUBLE NOT NULL,
+        model_version VARCHAR NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL  -- the article's
+        -- unique by (article_id, dynamic): the store keeps it so
+    );
+    """,
 )
 
 

@@ -31,6 +31,7 @@ from stackwatch.signals.messages import Alert, DeadLetter, IndicatorUpdate, Tagg
 from stackwatch.sizes import parse_size
 from stackwatch.storage.derive import Changes, Derivation
 from stackwatch.storage.evidence import write_alert_details
+from stackwatch.storage.explanations import write_explanations
 from stackwatch.storage.increments import capture
 from stackwatch.storage.readonly import check_query
 from stackwatch.storage.rebuild_plan import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, rebuild_chunks
@@ -308,6 +309,7 @@ class Store:
             )
             connection.execute("INSERT INTO article_dynamics SELECT * FROM _dynamic_rows")
         replaced = {row[0]: row[1] for row in previous}
+        write_explanations(connection, latest, replaced)
         return self.derivation.derive_articles(connection, latest, replaced, before)
 
     def _write_indicators(self, updates: Sequence[IndicatorUpdate]) -> None:

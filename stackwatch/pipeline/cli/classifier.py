@@ -3,6 +3,7 @@
     stackwatch classify articles.jsonl            # JSONL {"id", "title", "text"} in → {"id", "labels", "scores"}
     cat articles.jsonl | stackwatch classify -    # the same from stdin
     stackwatch classify --text "Meta signs a TPU deal with Google"
+    stackwatch classify --explain articles.jsonl  # each label with the sentence that drove it and its share
     stackwatch train corpus/train.jsonl --validation corpus/validation.jsonl --out heads/head.json
     stackwatch eval corpus/test.jsonl             # per-dynamic P/R/F1 and macro-F1, keyword baseline beside it
     stackwatch train corpus/train.jsonl --with-feedback   # analysts' corrections (``stackwatch label``) join in
@@ -28,7 +29,7 @@ from stackwatch.settings import Settings, load_settings
 if TYPE_CHECKING:
     import numpy as np
 
-    from stackwatch.signals.classifier import Classifier
+    from stackwatch.signals.classifier import Classification, Classifier
     from stackwatch.signals.corpus import LabelledText
     from stackwatch.signals.encoder import Precision
 
@@ -106,8 +107,13 @@ def _batches(stream: IO[str]) -> Iterator[list[tuple[Record, str | None]]]:
         yield batch
 
 
-def _result(head: Record, labels: tuple[str, ...], scores: dict[str, float]) -> str:
-    return json.dumps({**head, "labels": list(labels), "scores": scores}, ensure_ascii=False)
+def _result(head: Record, result: Classification, explain: bool) -> str:
+    record: Record = {**head, "labels": list(result.labels), "scores": result.scores}
+    if explain:
+        record["explanations"] = [
+            {"dynamic": item.dynamic, "sentence": item.sentence, "score": item.score} for item in result.explanations
+        ]
+    return json.dumps(record, ensure_ascii=False)
 
 
 @click.command()
@@ -115,14 +121,21 @@ def _result(head: Record, labels: tuple[str, ...], scores: dict[str, float]) -> 
 @_backend_option
 @click.argument("file", type=click.File("r", encoding="utf-8"), default="-")
 @click.option("--text", "text", default=None, help="Classify this one text instead of reading JSONL.")
-def classify(config: str | None, backend: str | None, file: IO[str], text: str | None) -> None:
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Add each label's explanation: the sentence that drove it and its share of the logit (log-odds).",
+)
+def classify(config: str | None, backend: str | None, file: IO[str], text: str | None, explain: bool) -> None:
     """Tag JSONL records ({"id", "title", "text"}) with dynamics; one JSONL result per input line."""
-    classifier = _classifier(_settings(config, backend))
+    settings = _settings(config, backend)
+    classifier = _classifier(settings)
+    if explain and settings.classifier.backend != "transformer":
+        click.echo(f"--explain: the {settings.classifier.backend} backend gives no explanations", err=True)
     if text is not None:
         if not text.strip():
             raise click.ClickException("--text: no text to classify")
-        result = classifier.classify([text])[0]
-        click.echo(_result({}, result.labels, result.scores))
+        click.echo(_result({}, classifier.classify([text])[0], explain))
         return
     for batch in _batches(file):
         texts = [content for _, content in batch if content is not None]
@@ -131,8 +144,7 @@ def classify(config: str | None, backend: str | None, file: IO[str], text: str |
             if content is None:
                 click.echo(json.dumps(head, ensure_ascii=False))
             else:
-                result = next(results)
-                click.echo(_result(head, result.labels, result.scores))
+                click.echo(_result(head, next(results), explain))
 
 
 def _read(path: str) -> list[LabelledText]:

@@ -37,6 +37,7 @@ from stackwatch.storage.dashboard.records import (
     Series,
     SourceVolume,
 )
+from stackwatch.storage.explanations import explanations_of
 from stackwatch.storage.zonemaps import at
 
 __all__ = [
@@ -264,4 +265,5 @@ def article_detail(
         alerts=tuple(alert_views(connection, fed, [labelled, published, published - timedelta(days=1), published], 20))
         if labelled
         else (),
+        explanations=explanations_of(connection, str(key), published),
     )

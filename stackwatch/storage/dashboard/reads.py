@@ -229,6 +229,8 @@ def _evidence(text: str | None) -> tuple[Evidence, ...]:
         except ValueError:
             published = None
         key = item.get("id")
+        explanation = item.get("explanation")
+        why = explanation.get("sentence") if isinstance(explanation, dict) else None
         out.append(
             Evidence(
                 id=str(key) if key else None,
@@ -236,6 +238,7 @@ def _evidence(text: str | None) -> tuple[Evidence, ...]:
                 url=str(item.get("url") or ""),
                 source=str(item.get("source") or ""),
                 published_at=published,
+                why=why if isinstance(why, str) else "",
             )
         )
     return tuple(out)

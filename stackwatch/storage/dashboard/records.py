@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from stackwatch.signals.messages import Explanation
+
 __all__ = [
     "WIDTHS",
     "AlertView",
@@ -153,6 +155,8 @@ class Evidence:
     url: str
     source: str
     published_at: datetime | None
+    why: str = ""
+    """The sentence that drove the article's label for the alert's dynamic, when the evidence stored one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,3 +275,5 @@ class ArticleDetail:
     entities: tuple[tuple[str, int], ...]
     story: StoryRow | None
     alerts: tuple[AlertView, ...]
+    explanations: tuple[Explanation, ...] = ()
+    """Per label, the sentence that drove it and its share of the dynamic's logit."""

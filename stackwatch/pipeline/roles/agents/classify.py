@@ -121,6 +121,7 @@ def register_classify(
                                 result.scores,
                                 classifier.version,
                                 embedding=result.embedding,
+                                explanations=result.explanations,
                             )
                             await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
                 except Exception:

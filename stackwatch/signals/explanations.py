@@ -1,0 +1,104 @@
+"""Why an article carries a label: the sentence whose tokens add most to that dynamic's logit, and how much.
+
+The transformer backend's embedding is the mean of the encoder's token states ``h_t`` over the text's ``n``
+tokens, L2-normalised: ``e = m / |m|`` with ``m = sum(h_t) / n``. A dynamic's score is a sigmoid of a linear
+function of ``e``: ``w·e + b`` for a head's logistic regression, ``k (p·e - threshold)`` for a dynamic scored by
+similarity to its closest prototype ``p``. So the logit splits exactly into one share per token::
+
+    share_t = k (d·h_t / (n |m|) + c / n)        # d, c, k: w, b, 1 (head) or p, -threshold, SHARPNESS (similarity)
+
+and a sentence's share is the sum over its tokens. Every sentence's share plus the two special tokens' ([CLS],
+[SEP]) is the logit the score came from; the explanation of a label is the sentence with the largest share, with
+that share as its score (log-odds: +2 means the sentence alone moved the odds about sevenfold). The token states
+come out of the same forward pass as the embedding, so explaining costs no second encoder pass. Token states are
+contextual: a sentence's share is what the classifier read at its tokens, with the rest of the article around it.
+Tokens past the encoder's truncation were not read, so sentences there are never an explanation::
+
+    >>> tokens = TokenStates(np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.array([-1, 0, 4]))
+    >>> strongest("Up. No.", tokens, np.array([[1.0, 0.0]]), np.array([0.0]), np.array([1.0]))
+    [('Up.', 0.447)]
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SENTENCE_CHARS", "TokenStates", "sentence_spans", "strongest"]
+
+SENTENCE_CHARS = 300
+"""A longer sentence (a paragraph without full stops) is kept to its first 300 characters and an ellipsis."""
+
+_CLOSERS = "\"'”’)]"
+_BREAK = re.compile(r"\n+|(?<=[.!?])[\"'”’)\]]*\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStates:
+    """One text's token states as its encoder computed them, padding left out.
+
+    ``states`` is ``(tokens, dimension)``; ``starts[t]`` is the character offset in the text where token ``t``
+    begins, -1 for a special token ([CLS], [SEP]) that stands for no text."""
+
+    states: np.ndarray
+    starts: np.ndarray
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each sentence of ``text``: lines, then sentences ending in ``.``, ``!`` or ``?`` before
+    white space (so "$1.5bn" and "U.S." inside a sentence stay whole, a title stays one sentence), trimmed.
+
+    >>> text = "Meta lifts capex\\nIt will spend $70bn. Shares rose!"
+    >>> [text[a:b] for a, b in sentence_spans(text)]
+    ['Meta lifts capex', 'It will spend $70bn.', 'Shares rose!']
+    """
+    spans = []
+    start = 0
+    for found in [*_BREAK.finditer(text), None]:
+        end = len(text)
+        if found is not None:
+            closers = len(found.group()) - len(found.group().lstrip(_CLOSERS))
+            end = found.start() + closers  # a closing quote or bracket stays with its sentence
+        piece = text[start:end]
+        left = len(piece) - len(piece.lstrip())
+        if piece.strip():
+            spans.append((start + left, start + len(piece.rstrip())))
+        start = found.end() if found is not None else len(text)
+    return spans
+
+
+def _clip(sentence: str) -> str:
+    if len(sentence) <= SENTENCE_CHARS:
+        return sentence
+    return sentence[:SENTENCE_CHARS].rstrip() + "…"
+
+
+def strongest(
+    text: str, tokens: TokenStates, directions: np.ndarray, offsets: np.ndarray, scales: np.ndarray
+) -> list[tuple[str, float]]:
+    """For each of ``k`` dynamics (row ``i`` of ``directions``, ``(k, dimension)``, with ``offsets[i]`` and
+    ``scales[i]``: ``d``, ``c`` and ``k`` above) the sentence of ``text`` with the largest share of its logit, and
+    that share rounded to 3 decimals. A text whose tokens fall in no sentence gets ``("", 0.0)``."""
+    states = tokens.states.astype(np.float32, copy=False)
+    count = states.shape[0]
+    norm = float(np.linalg.norm(states.sum(axis=0) / count))
+    shares = scales[None, :] * (states @ directions.T.astype(np.float32) / (count * max(norm, 1e-12)) + offsets / count)
+    spans = sentence_spans(text)
+    firsts = [start for start, _ in spans]
+    rows = [(t, bisect_right(firsts, int(start)) - 1) for t, start in enumerate(tokens.starts) if start >= 0]
+    rows = [(t, index) for t, index in rows if index >= 0]
+    if not rows:
+        return [("", 0.0)] * directions.shape[0]
+    token_index = np.array([t for t, _ in rows])
+    sentence_index = np.array([index for _, index in rows])
+    read = np.unique(sentence_index)  # sentences with at least one token the encoder read
+    found = []
+    for column in range(directions.shape[0]):
+        totals = np.bincount(sentence_index, weights=shares[token_index, column], minlength=len(spans))
+        best = int(read[np.argmax(totals[read])])
+        start, end = spans[best]
+        found.append((_clip(text[start:end]), round(float(totals[best]), 3)))
+    return found
