@@ -23,7 +23,7 @@ from stackwatch.settings import ClassifierSettings, settings_from_mapping
 from stackwatch.signals.explanations import sentence_spans
 from stackwatch.signals.head import Head
 from stackwatch.signals.messages import Alert, Article, Explanation, TaggedArticle
-from stackwatch.signals.taxonomy import Taxonomy
+from stackwatch.signals.taxonomy import Dynamic, Taxonomy
 from stackwatch.signals.transformer import TransformerClassifier
 from stackwatch.storage.evidence import evidence_for
 from stackwatch.storage.explanations import explanations_of
@@ -109,6 +109,27 @@ def test_the_same_text_alone_and_in_a_mixed_batch_gets_the_same_explanations(
         ]
         for before, after in zip(alone.explanations, mixed.explanations, strict=True):
             assert abs(before.score - after.score) <= 1e-3  # float rounding (1e-7) at the printed decimal
+
+
+def test_a_user_dynamic_scored_by_similarity_is_explained_by_its_own_sentence(
+    classifier: TransformerClassifier,
+) -> None:
+    sovereign = Dynamic(
+        "sovereign",
+        "Sovereign AI: governments and defence ministries building national AI compute.",
+        ("France funds a national AI supercomputer for its defence ministry.",),
+    )
+    custom = TransformerClassifier(classifier.encoder, Head.bundled(), Taxonomy.with_overrides([sovereign]))
+    national = "The UK government will build a national AI supercomputer for its defence and security agencies."
+    [result] = custom.classify([f"A bakery in Lyon won a prize for its croissants. {national} The owner smiled."])
+    assert "sovereign" in result.labels
+    assert _explanation(result.explanations, "sovereign").sentence == national
+
+
+def test_the_torch_runtime_explains_a_label_by_the_same_sentence() -> None:
+    torch_classifier = build_classifier(ClassifierSettings(runtime="torch"), Taxonomy.builtin())
+    result = torch_classifier.classify([MIXED, "Nvidia"])[0]
+    assert _explanation(result.explanations, "capex").sentence == CAPEX
 
 
 @pytest.mark.usefixtures("workdir")
