@@ -48,8 +48,8 @@ class TokenStates:
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of each sentence of ``text``: lines, then sentences ending in ``.``, ``!`` or ``?`` before
-    white space (so "$1.5bn" and "U.S." inside a sentence stay whole, a title stays one sentence), trimmed.
+    """``(start, end)`` of each sentence of ``text``: lines (a title is one), then runs ending in ``.``, ``!`` or ``?``
+    before white space, trimmed. "$1.5bn" stays whole; an abbreviation before a space ("U.S. officials") ends one.
 
     >>> text = "Meta lifts capex\\nIt will spend $70bn. Shares rose!"
     >>> [text[a:b] for a, b in sentence_spans(text)]
