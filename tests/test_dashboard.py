@@ -29,7 +29,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.pipeline.kafka.codec import encode
-from stackwatch.signals.messages import Article
+from stackwatch.signals.messages import Alert, Article
+from stackwatch.storage.dashboard.reads import alert_views
+from stackwatch.storage.store import Batch, Store
 from tests.helpers.browser import chromium
 from tests.helpers.service import Service, write_config
 
@@ -468,3 +470,17 @@ def test_reload_refuses_a_bad_config_and_applies_sources_webhooks_and_rules(runn
         ] == 5 - len(HOSTILE)
     finally:
         running.config.write_text(original, encoding="utf-8")
+
+
+def test_the_alert_recorded_last_comes_first_whatever_its_bucket(tmp_path: Path) -> None:
+    """An alert on an older bucket that fires now (late articles) is the news, not the one judged an hour ago."""
+    day = datetime(2026, 5, 1, tzinfo=UTC)
+
+    def fired(alert_id: str, bucket: datetime) -> Alert:
+        return Alert(alert_id, "surge", "warning", "capex", "article_count", "1h", bucket, 5.0, 3.0, "m", ())
+
+    with Store.open(tmp_path / "s.duckdb") as store:
+        store.write(Batch(alerts=[fired("newer-bucket", day + timedelta(hours=5))]))
+        store.write(Batch(alerts=[fired("late-bucket", day + timedelta(hours=1))]))
+        views = alert_views(store.connection, "true", [], 10)
+    assert [view.id for view in views] == ["late-bucket", "newer-bucket"]

@@ -247,8 +247,9 @@ def _evidence(text: str | None) -> tuple[Evidence, ...]:
 def alert_views(
     connection: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], limit: int
 ) -> list[AlertView]:
-    """The newest alerts ``al`` matching ``where``, with their deliveries and the evidence stored with them when
-    they fired (``alert_details.evidence``: no article is read again)."""
+    """The alerts ``al`` matching ``where`` recorded last (an alert on an older bucket that fired just now, on late
+    articles, comes first), with their deliveries and their evidence as stored (``alert_details.evidence``: no
+    article is read again)."""
     found = rows(
         connection,
         "SELECT al.id, al.rule, al.severity, al.dynamic, al.bucket_width, al.bucket_start, al.value, al.threshold, "  # noqa: S608 (fixed text)
@@ -256,7 +257,7 @@ def alert_views(
         "(SELECT list((dl.webhook, dl.status) ORDER BY dl.webhook) FROM deliveries dl WHERE dl.alert_id = al.id), "
         "coalesce(x.kind, ''), x.evidence "
         f"FROM alerts al LEFT JOIN alert_details x ON x.alert_id = al.id WHERE {where} "
-        "ORDER BY al.fired_at DESC, al.id LIMIT ?",
+        "ORDER BY al.stored_at DESC, al.bucket_start DESC, al.id LIMIT ?",
         [*params, limit],
     )
     return [
