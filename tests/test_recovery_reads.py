@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.signals.conditions import Rule, Spike, Threshold
+from stackwatch.signals.conditions import Rule, Spike, StoryReach, Threshold
 from stackwatch.signals.indicators import bucket_start
 from stackwatch.signals.messages import Article, Observation, TaggedArticle, utcnow
-from stackwatch.signals.rule_state import baselines_wanted, rebuild, seeds
+from stackwatch.signals.rule_state import Notice, baselines_wanted, open_since, rebuild, seeds, series_notices
 from stackwatch.signals.rules import RuleEngine, replay_observations
 from stackwatch.storage.recovery import recorded_alerts, stored_baselines, stored_history
 from stackwatch.storage.store import Batch, Store
@@ -33,7 +33,7 @@ def test_only_the_engines_own_rules_alerts_are_read_back(tmp_path: Path) -> None
         # a rule the engine no longer runs (or a source-health rule) has nothing to rebuild
         recorded = recorded_alerts(store.connection, ["busy-capex"])
     assert {notice.rule for notice in recorded.notices} == {"busy-capex"}
-    assert recorded.firing_since == T0 + timedelta(hours=2)  # not busy-edge's 09:00
+    assert open_since(recorded.notices) == T0 + timedelta(hours=2)  # not busy-edge's 09:00
     assert recorded.ids == {a.id for a in fired if a.rule == "busy-capex"}
 
 
@@ -67,3 +67,17 @@ def test_a_restart_goes_on_from_the_stores_ewma_not_from_zero(tmp_path: Path) ->
     assert seeded.state[key]["state"] == pytest.approx(whole.state[key]["state"], rel=1e-9)
     assert unseeded.state[key]["count"] == 2 * 24 - 1  # warmed up again from the replay's start
     assert unseeded.state[key]["state"] != pytest.approx(whole.state[key]["state"], rel=1e-3)
+
+
+def test_story_and_first_seen_alerts_hold_no_series_to_replay_from() -> None:
+    """They never resolve: were they series, the oldest would send every restart's replay back to it."""
+    engine = RuleEngine([Rule("wide", StoryReach(threshold=2)), Rule("busy", Threshold("capex"))])
+    notices = [
+        Notice("wide", "wide|s1", T0 - timedelta(days=300), "firing"),
+        Notice("busy", "busy|capex|1h", T0, "firing"),
+        Notice("busy", "busy|capex|1h", T0 + timedelta(hours=1), "resolved"),
+    ]
+    kept = series_notices(engine, notices)
+    assert [notice.rule for notice in kept] == ["busy", "busy"]
+    assert open_since(kept) is None
+    assert open_since(notices) == T0 - timedelta(days=300)

@@ -256,6 +256,20 @@ def test_a_wrong_indicator_or_scope_names_the_key_and_what_is_allowed(rule: dict
     assert message in error_of(rule)
 
 
+def test_a_story_rule_is_one_story_reaching_a_number_of_outlets_or_articles() -> None:
+    (rule,) = settings_with({"kind": "story", "dynamic": "capex", "value": 5}).rules
+    built = rule.to_rule()
+    assert built.kind == "story"
+    assert built.dedup == "{rule}|{story}"  # one alert per story
+    assert built.condition.fields() == {"dynamic": "capex", "indicator": "source_count", "window": "1d"}
+    assert "rules[0].indicator: Input should be 'source_count' or 'article_count'" in error_of(
+        {"kind": "story", "indicator": "share", "value": 5}
+    )
+    assert "rules[0].value: Input should be greater than or equal to 1" in error_of({"kind": "story", "value": 0})
+    assert "rules[0].for: not used by a story rule" in error_of({"kind": "story", "value": 3, "for": 2})
+    assert "rules[0].dynamic: unknown dynamic 'capx'" in error_of({"kind": "story", "dynamic": "capx", "value": 3})
+
+
 # -- one definition: the rule's value of a bucket is the stored row of that bucket ------------------------------
 
 SOURCES = ("wire", "blog", "paper")

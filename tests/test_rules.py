@@ -14,6 +14,7 @@ from stackwatch.signals.conditions import (
     Quiet,
     Rule,
     Spike,
+    StoryReach,
     Threshold,
     Trend,
 )
@@ -216,3 +217,45 @@ def test_a_quiet_source_alerts_once_the_rest_of_the_stream_moves_on() -> None:
     assert fired(alerts) == [("blog-gap", "firing", 3), ("blog-gap", "resolved", 6)]
     assert alerts[0].labels["source"] == "blog"
     assert alerts[0].dynamic == "source:blog"
+
+
+def reported(
+    article_id: str, source: str, story: str, at: datetime, labels: tuple[str, ...] = ("capex",)
+) -> Observation:
+    """An article as the sink reports it: stored, and grouped into ``story``."""
+    return Observation(article_id, source, at, labels, ("Oracle",), story_id=story)
+
+
+def test_a_story_rule_fires_once_when_one_story_reaches_the_outlets() -> None:
+    engine = RuleEngine([Rule("wide-capex", StoryReach("capex", threshold=3))])
+    at = T0 + timedelta(hours=9)
+    alerts = replay_observations(
+        engine,
+        [
+            reported("a1", "wire", "s1", at),
+            reported("a2", "wire", "s1", at + timedelta(hours=1)),  # a second article, the same outlet
+            reported("b1", "blog", "s2", at),  # another story
+            reported("a3", "daily", "s1", at + timedelta(hours=2)),
+            reported("a3", "daily", "s1", at + timedelta(hours=2)),  # redelivered
+            reported("a4", "edge-only", "s1", at + timedelta(hours=3), ("edge",)),  # outside the scope
+            reported("a5", "chips", "s1", at + timedelta(hours=4)),  # third outlet
+            reported("a6", "press", "s1", at + timedelta(hours=5)),  # fourth: the story has fired
+        ],
+    )
+    assert [(a.rule, a.status, a.value, a.labels["story"]) for a in alerts] == [("wide-capex", "firing", 3.0, "s1")]
+    assert alerts[0].message == "A story in capex is reported by 3 outlets (chips, daily, wire), at or above 3"
+    assert alerts[0].bucket_start == T0  # the day of the story's first article
+    assert alerts[0].dedup_key == "wide-capex|capex|1d"  # the default template: the settings' is {rule}|{story}
+
+
+def test_a_story_rule_counts_articles_and_forgets_stories_older_than_its_days() -> None:
+    engine = RuleEngine(
+        [Rule("big", StoryReach(indicator="article_count", threshold=2, days=1), dedup="{rule}|{story}")]
+    )
+    state: dict[str, Any] = {}
+    first = engine.observe(state, reported("a1", "wire", "s1", T0))
+    assert first == []
+    assert engine.observe(state, reported("x1", "wire", "s9", T0 + timedelta(days=3))) == []
+    assert set(state["s|big"]) == {"s9"}  # s1 began more than a day before the newest article: forgotten
+    fired_now = engine.observe(state, reported("x2", "wire", "s9", T0 + timedelta(days=3, hours=1)))
+    assert [(a.value, a.dedup_key) for a in fired_now] == [(2.0, "big|s9")]

@@ -1,5 +1,6 @@
 """Rules that count stories, live: the rules stage hears of articles from the sink once they are stored and
-grouped, so one event reported by three outlets is one story to every rule (pipeline/roles/sink.py)."""
+grouped, so one event reported by three outlets is one story to every rule (pipeline/roles/sink.py), and a story
+rule sees it reach three outlets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.signals.messages import utcnow
+from stackwatch.storage.store import Store
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, pipeline_config
 from tests.test_stories_events import ANTHROPIC, GOOGLE, LATER
@@ -53,6 +55,7 @@ def test_a_story_count_rule_fires_once_for_one_event_covered_by_three_outlets(
             story_rule("one-event", "story_count", 1),
             story_rule("two-events", "story_count", 2),
             story_rule("three-reports", "article_count", 3),
+            {"name": "wide", "kind": "story", "value": 3, "webhooks": ["ops"]},
         ],
     )
     service = Service(config, web_port=web_port)
@@ -62,11 +65,17 @@ def test_a_story_count_rule_fires_once_for_one_event_covered_by_three_outlets(
             "SELECT count(*) FROM alerts WHERE rule = 'three-reports'", lambda rows: rows[0][0] >= 1, timeout=60
         )
         stories = service.sql("SELECT count(DISTINCT story_id) FROM article_stories")
+        service.wait_until("SELECT count(*) FROM alerts WHERE rule = 'wide'", lambda rows: rows[0][0] >= 1, timeout=30)
         alerts = service.sql(
             "SELECT a.rule, d.status, a.value FROM alerts a JOIN alert_details d ON d.alert_id = a.id ORDER BY 1"
+        )
+        evidence = service.sql(
+            "SELECT d.evidence->>'$.sql' FROM alerts a JOIN alert_details d ON d.alert_id = a.id WHERE a.rule = 'wide'"
         )
     finally:
         code = service.stop()
     assert code == 0, service.output[-4000:]
     assert stories == [[1]]
-    assert alerts == [["one-event", "firing", 1.0], ["three-reports", "firing", 3.0]]
+    assert alerts == [["one-event", "firing", 1.0], ["three-reports", "firing", 3.0], ["wide", "firing", 3.0]]
+    with Store.open(tmp_path / "stackwatch.duckdb", read_only=True) as store:  # its SQL counts the three outlets
+        assert store.query(evidence[0][0]).rows == [(3, 3)]

@@ -40,6 +40,7 @@ from stackwatch.signals.conditions import (
     Rule,
     RuleCondition,
     Spike,
+    StoryReach,
     Threshold,
     Trend,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "SilenceRuleSettings",
     "SourceHealthRuleSettings",
     "SpikeRuleSettings",
+    "StoryRuleSettings",
     "ThresholdRuleSettings",
     "TrendRuleSettings",
     "WebhookSettings",
@@ -392,6 +394,38 @@ class FirstSeenRuleSettings(_RuleBase):
         return self._wrap(FirstSeen(self.dynamic, tuple(self.entities), self.days))
 
 
+class StoryRuleSettings(_RuleBase):
+    """Fire once per story (one event across outlets) when it reaches ``value`` distinct outlets
+    (``indicator: source_count``) or articles (``article_count``) among the articles of ``dynamic`` (omitted:
+    all), optionally naming ``entity``. A story is followed for ``days`` after its first article."""
+
+    kind: Literal["story"]
+    dynamic: str | None = None
+    entity: str | None = Field(default=None, min_length=1)
+    indicator: Literal["source_count", "article_count"] = "source_count"
+    value: float = Field(ge=1)
+    days: int = Field(default=3, ge=1, le=30)
+    dedup: str = "{rule}|{story}"
+
+    @model_validator(mode="after")
+    def _fires_once_per_story(self) -> StoryRuleSettings:
+        for key in ("for_", "cooldown"):
+            if key in self.model_fields_set:
+                shown = key.rstrip("_")
+                raise ValueError(f"{shown}: not used by a story rule (it fires once per story)")
+        return self
+
+    def referenced_dynamics(self) -> list[str]:
+        return [] if self.dynamic is None else [self.dynamic]
+
+    def dedup_fields(self) -> tuple[str, ...]:
+        return (*super().dedup_fields(), "entity", "story")
+
+    def to_rule(self) -> Rule:
+        reach = StoryReach(self.dynamic or "*", self.entity or "*", self.indicator, self.value, self.days)
+        return self._wrap(reach)
+
+
 class SourceHealthRuleSettings(_RuleBase):
     """Fire, on the wall clock, when a source (``source``, or every enabled source) has stored no new article for
     ``stale_after``, or its polls have failed without a success for ``failing_after``; resolve when it recovers.
@@ -452,10 +486,21 @@ RuleSettings = Annotated[
     | SilenceRuleSettings
     | CooccurrenceRuleSettings
     | FirstSeenRuleSettings
+    | StoryRuleSettings
     | SourceHealthRuleSettings,
     Field(discriminator="kind"),
 ]
-RULE_KINDS = ("threshold", "spike", "trend", "composite", "silence", "cooccurrence", "first_seen", "source_health")
+RULE_KINDS = (
+    "threshold",
+    "spike",
+    "trend",
+    "composite",
+    "silence",
+    "cooccurrence",
+    "first_seen",
+    "story",
+    "source_health",
+)
 
 
 def engine_rules(rules: Sequence[RuleSettings]) -> list[Rule]:

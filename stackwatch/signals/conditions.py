@@ -39,6 +39,7 @@ __all__ = [
     "Scope",
     "SeriesCondition",
     "Spike",
+    "StoryReach",
     "Threshold",
     "Trend",
 ]
@@ -385,7 +386,36 @@ class FirstSeen:
         return {"dynamic": self.dynamic, "indicator": self.indicator, "window": self.window}
 
 
-RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen
+@dataclass(frozen=True, slots=True)
+class StoryReach:
+    """One story (one event, however many outlets report it) reaching ``threshold`` distinct outlets
+    (``indicator: source_count``) or articles (``article_count``) among the articles of ``scope``: "more than 5
+    outlets on one capex story".
+
+    Judged per article, as the store groups them: it fires once per story, when the story first reaches the value,
+    and never resolves. A story is followed for ``days`` after its first article (the longest a story grows:
+    reports more than 48 hours apart are not linked)."""
+
+    dynamic: str = ALL
+    entity: str = ALL
+    indicator: str = "source_count"
+    threshold: float = 3.0
+    days: int = 3
+    window: str = "1d"
+    op: str = ">="
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.dynamic, self.entity)
+
+    def series(self, update: IndicatorUpdate) -> str | None:
+        return None  # judged on observations, not on indicator updates
+
+    def fields(self) -> dict[str, str]:
+        return {**self.scope.fields(), "indicator": self.indicator, "window": self.window}
+
+
+RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen | StoryReach
 
 
 _KIND_NAMES: dict[type, str] = {
@@ -396,6 +426,7 @@ _KIND_NAMES: dict[type, str] = {
     Quiet: "silence",
     Cooccurrence: "cooccurrence",
     FirstSeen: "first_seen",
+    StoryReach: "story",
 }
 
 
@@ -424,7 +455,7 @@ class Rule:
         rising measure, and a z-score or momentum of one (ewma_mean and ewma_dev are the baseline *before* the
         bucket: fixed while it fills)."""
         condition = self.condition
-        if isinstance(condition, Quiet | FirstSeen) or condition.op not in _RISING:
+        if isinstance(condition, Quiet | FirstSeen | StoryReach) or condition.op not in _RISING:
             return False
         if isinstance(condition, Composite):
             rising = condition.indicator in RISING_MEASURES
@@ -441,6 +472,11 @@ class Rule:
         if isinstance(condition, Threshold | Spike | Trend) and condition.signal is not None:
             return condition.warmup
         return 0
+
+    @property
+    def judged_per_article(self) -> bool:
+        """Fires once per entity or story as articles arrive, and never resolves: no series of buckets."""
+        return isinstance(self.condition, FirstSeen | StoryReach)
 
     @property
     def reads_articles(self) -> bool:

@@ -36,6 +36,7 @@ from stackwatch.signals.conditions import (
     Quiet,
     Rule,
     Spike,
+    StoryReach,
     Threshold,
     Trend,
 )
@@ -51,9 +52,11 @@ __all__ = [
     "StoredObservation",
     "baselines_wanted",
     "lookback",
+    "open_since",
     "rebuild",
     "reconcile",
     "seeds",
+    "series_notices",
     "unrecorded",
 ]
 
@@ -87,7 +90,7 @@ def _rule_lookback(rule: Rule) -> timedelta:
             own = width * 2 * condition.buckets + streak
         case Quiet():
             own = condition.after + streak
-        case FirstSeen():
+        case FirstSeen() | StoryReach():
             own = timedelta(days=condition.days + 1)
         case Threshold() | Composite() | Cooccurrence():
             own = streak
@@ -211,6 +214,23 @@ class Notice:
     @classmethod
     def of(cls, alert: Alert) -> Notice:
         return cls(alert.rule, alert.dedup_key, alert.bucket_start, alert.status)
+
+
+def open_since(notices: Iterable[Notice]) -> datetime | None:
+    """The oldest bucket of a series whose newest notice is a firing: its state must be replayed from there."""
+    newest: dict[tuple[str, str], Notice] = {}
+    for notice in notices:
+        name = (notice.rule, notice.dedup_key)
+        if name not in newest or notice.bucket_start > newest[name].bucket_start:
+            newest[name] = notice
+    return min((notice.bucket_start for notice in newest.values() if notice.status == "firing"), default=None)
+
+
+def series_notices(engine: RuleEngine, notices: Iterable[Notice]) -> list[Notice]:
+    """The notices of the engine's rules judged per bucket, whose series fire and resolve; first-seen and story
+    alerts fire once per entity or story and never resolve, so they hold no series to reconcile or replay."""
+    per_bucket = {rule.name for rule in engine.rules if not rule.judged_per_article}
+    return [notice for notice in notices if notice.rule in per_bucket]
 
 
 def reconcile(state: dict[str, Any], notices: Iterable[Notice]) -> list[str]:

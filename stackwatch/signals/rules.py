@@ -36,10 +36,11 @@ from stackwatch.signals.conditions import (
     Rule,
     Scope,
     Spike,
+    StoryReach,
     Threshold,
     Trend,
 )
-from stackwatch.signals.counts import BucketCounts, ScopeFacts
+from stackwatch.signals.counts import ID_PREFIX, BucketCounts, ScopeFacts
 from stackwatch.signals.entity_rules import first_seen
 from stackwatch.signals.indicators import ALL, WINDOWS, bucket_start, hits_for
 from stackwatch.signals.messages import Alert, DynamicHit, IndicatorUpdate, Observation, parse_time
@@ -280,7 +281,63 @@ class RuleEngine:
                 last[key] = max(last.get(key, day), day)
             record["last"] = last
             state[f"f|{rule.name}"] = record
+        for rule in self.rules:
+            if isinstance(rule.condition, StoryReach) and rule.condition.scope.matches(observed):
+                alerts += self._story_reach(state, rule, rule.condition, observed)
         return alerts
+
+    def _story_reach(
+        self, state: MutableMapping[str, Any], rule: Rule, condition: StoryReach, observed: Observation
+    ) -> list[Alert]:
+        """Add the article to its story's followers (state key ``s|rule``: per story, its first publication time,
+        its members as ``id prefix|source``, and whether it fired); the alert if the story now reaches the value.
+        Stories whose first article is more than ``days`` older than this one are forgotten."""
+        key = f"s|{rule.name}"
+        stories = dict(state.get(key) or {})
+        story = observed.story
+        first, members, fired = stories.get(story) or (observed.published_at.isoformat(), [], False)
+        first = min(first, observed.published_at.isoformat())
+        entry = f"{observed.article_id[:ID_PREFIX]}|{observed.source}"
+        members = sorted({*members, entry})
+        sources = sorted({member.split("|", 1)[1] for member in members})
+        value = float(len(sources) if condition.indicator == "source_count" else len(members))
+        alerts = []
+        if not fired and OPERATORS[condition.op](value, condition.threshold):
+            alerts.append(self._story_alert(rule, condition, story, parse_time(first), value, sources))
+            fired = True
+        stories[story] = [first, members, fired]
+        horizon = (observed.published_at - timedelta(days=condition.days)).isoformat()
+        state[key] = {name: item for name, item in stories.items() if item[0] >= horizon}
+        return alerts
+
+    def _story_alert(
+        self, rule: Rule, condition: StoryReach, story: str, first: datetime, value: float, sources: Sequence[str]
+    ) -> Alert:
+        fields = {**condition.fields(), "story": story}
+        labels = rule.alert_labels(fields)
+        dedup = self.dedup_key(rule, fields)
+        bucket = bucket_start(first, condition.window)
+        counted = "outlets" if condition.indicator == "source_count" else "articles"
+        within = "" if condition.scope == Scope() else f" in {condition.scope.describe()}"
+        return Alert(
+            id=alert_id(rule.name, dedup, story),
+            rule=rule.name,
+            severity=rule.severity,
+            dynamic=condition.dynamic,
+            indicator=condition.indicator,
+            window=condition.window,
+            bucket_start=bucket,
+            value=value,
+            threshold=float(condition.threshold),
+            message=f"A story{within} is reported by {value:g} {counted} ({', '.join(sources)}), at or above"
+            f" {condition.threshold:g}",
+            webhooks=self._webhooks(rule, labels),
+            fired_at=bucket,
+            kind=rule.kind,
+            dedup_key=dedup,
+            labels=labels,
+            values={condition.indicator: value},
+        )
 
     def _seen_source(self, state: MutableMapping[str, Any], observed: Observation) -> None:
         """Note the article's bucket as its source's last, for the Quiet rules that watch a source."""

@@ -18,6 +18,7 @@ import duckdb
 
 from stackwatch.signals.indicators import WINDOWS
 from stackwatch.signals.messages import Alert
+from stackwatch.storage.story_aliases import resolve
 
 __all__ = ["TOP_ARTICLES", "alert_labels", "evidence_for", "write_alert_details"]
 
@@ -38,6 +39,8 @@ def _literal(text: str) -> str:
 
 def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[str, Any]:
     """The top contributing articles, the values that tripped the rule, and SQL that reproduces the counts."""
+    if "story" in alert.labels:
+        return _story_evidence(connection, alert, alert.labels["story"])
     dynamics = [name for name in alert.labels.get("dynamics", alert.dynamic).split(",") if name]
     width = WINDOWS.get(alert.window, timedelta(hours=1))
     start, end = alert.bucket_start, alert.bucket_start + width
@@ -75,6 +78,41 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
             article["explanation"] = {"sentence": row[7], "score": float(row[8])}
         articles.append(article)
     return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql}
+
+
+STORY_SPAN = timedelta(days=7)
+"""How far after a story's first day its articles are looked for (reports link within 48 hours of each other)."""
+
+
+def _story_evidence(connection: duckdb.DuckDBPyConnection, alert: Alert, story: str) -> dict[str, Any]:
+    """A story rule's evidence: the story's articles in the rule's scope, oldest first, and SQL that counts its
+    outlets and articles. A story merged into another since is read under the id it has now."""
+    current = resolve(connection, story) or story
+    start, end = _literal(alert.bucket_start.isoformat()), _literal((alert.bucket_start + STORY_SPAN).isoformat())
+
+    def within(alias: str) -> str:
+        return f"{alias}.published_at >= TIMESTAMPTZ {start} AND {alias}.published_at < TIMESTAMPTZ {end}"
+
+    where = f"s.story_id = {_literal(current)} AND {within('s')} AND {within('a')}"
+    joined = "FROM article_stories s JOIN articles a ON a.id = s.article_id"
+    if alert.dynamic != "*":
+        joined += " JOIN article_dynamics d ON d.article_id = a.id"
+        where += f" AND d.label AND d.dynamic = {_literal(alert.dynamic)} AND {within('d')}"
+    where += _entity_filter(alert, within("e"))
+    sql = (
+        f"SELECT count(DISTINCT a.source) AS source_count, count(DISTINCT a.id) AS article_count {joined} WHERE {where}"
+    )
+    rows = connection.execute(
+        f"SELECT DISTINCT a.title, a.url, a.source, a.published_at, a.id {joined} WHERE {where}"
+        " ORDER BY a.published_at, a.id LIMIT ?",
+        [TOP_ARTICLES],
+    ).fetchall()
+    articles = [
+        {"id": row[4], "title": row[0], "url": row[1], "source": row[2], "published_at": row[3].isoformat()}
+        for row in rows
+    ]
+    return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql,
+            "story": current}  # fmt: skip
 
 
 def _entity_filter(alert: Alert, window: str) -> str:

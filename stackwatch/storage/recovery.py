@@ -145,10 +145,9 @@ class RecordedAlerts:
 
     ids: set[str]
     newest: dict[tuple[str, str], datetime]
-    firing_since: datetime | None
-    """The oldest bucket of a series whose newest alert is a firing one: its state must be replayed from there."""
     notices: list[Notice]
-    """Every recorded alert as the receivers were told it, for :func:`~stackwatch.signals.rule_state.reconcile`."""
+    """Every recorded alert as the receivers were told it, for :func:`~stackwatch.signals.rule_state.reconcile`
+    and :func:`~stackwatch.signals.rule_state.open_since`."""
 
 
 def recorded_alerts(connection: duckdb.DuckDBPyConnection, rules: Sequence[str]) -> RecordedAlerts:
@@ -161,14 +160,6 @@ def recorded_alerts(connection: duckdb.DuckDBPyConnection, rules: Sequence[str])
             " FROM alerts a JOIN alert_details d ON d.alert_id = a.id WHERE list_contains($rules, a.rule)",
             {"rules": list(rules)},
         ).fetchall()
-        open_series = connection.execute(
-            "SELECT min(bucket_start) FROM ("
-            " SELECT arg_max(d.status, a.bucket_start) AS status, max(a.bucket_start) AS bucket_start"
-            " FROM alerts a JOIN alert_details d ON d.alert_id = a.id WHERE list_contains($rules, a.rule)"
-            " GROUP BY a.rule, d.dedup_key"
-            ") WHERE status = 'firing'",
-            {"rules": list(rules)},
-        ).fetchone()
     newest: dict[tuple[str, str], datetime] = {}
     notices: list[Notice] = []
     for _, rule, dedup, bucket, status in rows:
@@ -177,5 +168,4 @@ def recorded_alerts(connection: duckdb.DuckDBPyConnection, rules: Sequence[str])
         notices.append(Notice(rule, dedup, started, status))
         if key not in newest or started > newest[key]:
             newest[key] = started
-    firing = open_series[0] if open_series else None
-    return RecordedAlerts({row[0] for row in rows}, newest, parse_time(firing) if firing is not None else None, notices)
+    return RecordedAlerts({row[0] for row in rows}, newest, notices)

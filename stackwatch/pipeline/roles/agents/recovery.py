@@ -31,9 +31,11 @@ from stackwatch.signals.rule_state import (
     Rebuilt,
     baselines_wanted,
     lookback,
+    open_since,
     rebuild,
     reconcile,
     seeds,
+    series_notices,
     unrecorded,
 )
 from stackwatch.signals.rules import RuleEngine
@@ -69,15 +71,16 @@ class StoreRecovery:
         recorded = await thread.call(recorded_alerts, connection, [rule.name for rule in engine.rules])
         reach = lookback(engine.rules, floor=retention)
         since = utcnow() - reach
-        if recorded.firing_since is not None:
-            since = min(since, recorded.firing_since - reach)  # a series still firing: replay from its start
+        series = series_notices(engine, recorded.notices)
+        if (firing_since := open_since(series)) is not None:
+            since = min(since, firing_since - reach)  # a series still firing: replay from its start
         since = bucket_start(since, "1d")  # whole buckets only: a partial first bucket would count too few
         history = await thread.call(stored_history, connection, since)
         baselines = await thread.call(stored_baselines, connection, baselines_wanted(engine, since))
         seed = seeds(engine, baselines)
         rebuilt = await asyncio.to_thread(rebuild, engine, history, retention=retention, seed=seed)
         missing = unrecorded(rebuilt.alerts, recorded.newest, recorded.ids)
-        reconciled = reconcile(rebuilt.state, [*recorded.notices, *map(Notice.of, missing)])
+        reconciled = reconcile(rebuilt.state, series_notices(engine, [*series, *map(Notice.of, missing)]))
         log.info(
             "rules: state rebuilt from %d stored article(s) published since %s; %d alert(s) the store never "
             "received are sent now; %d series set firing or resolved as the recorded alerts say",
