@@ -220,7 +220,6 @@ class Store:
             self._write_dead_letters(batch.dead_letters)
         return {**{key: value[2] for key, value in changes.restoried.items()}, **changes.articles}
 
-
     @contextmanager
     def _transaction(self, action: str) -> Iterator[None]:
         """The block in one transaction: committed if it returns, rolled back if it raises anything; DuckDB
