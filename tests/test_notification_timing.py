@@ -337,3 +337,4 @@ def test_a_notification_carries_the_articles_stored_after_its_alert(store: Store
     (request,) = receiver.received("/hook")
     (sent,) = json.loads(request.body)["data"]["alerts"]
     assert [item["id"] for item in sent["evidence"]["articles"]] == ["late-1"]
+    assert sent["evidence"]["model_versions"] == ["v1"]  # the classifier version behind the count

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from stackwatch.signals.messages import Embedding, Explanation
+from stackwatch.signals.messages import Article, Embedding, Explanation, TaggedArticle
 from stackwatch.signals.taxonomy import Taxonomy
 
 __all__ = ["NO_TEXT", "Classification", "Classifier", "KeywordClassifier"]
@@ -33,6 +33,17 @@ class Classification:
     scores: dict[str, float]
     embedding: Embedding | None = None
     explanations: tuple[Explanation, ...] = ()
+
+    def tagged(self, article: Article, model_version: str) -> TaggedArticle:
+        """``article`` with these tags, as the classify agent sends it and ``reclassify`` writes it."""
+        return TaggedArticle(
+            article,
+            self.labels,
+            self.scores,
+            model_version,
+            embedding=self.embedding,
+            explanations=self.explanations,
+        )
 
 
 class Classifier(Protocol):

@@ -77,7 +77,22 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
         if row[7] is not None:
             article["explanation"] = {"sentence": row[7], "score": float(row[8])}
         articles.append(article)
-    return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql}
+    versions = _model_versions(connection, joined, where)
+    return {
+        "articles": articles,
+        "values": dict(alert.values),
+        "threshold": alert.threshold,
+        "sql": sql,
+        "model_versions": versions,
+    }
+
+
+def _model_versions(connection: duckdb.DuckDBPyConnection, joined: str, where: str) -> list[str]:
+    """The classifier versions that tagged the articles an alert counts."""
+    row = connection.execute(
+        f"SELECT list(DISTINCT a.model_version ORDER BY a.model_version) {joined} WHERE {where}"
+    ).fetchone()
+    return list(row[0] or []) if row else []
 
 
 STORY_SPAN = timedelta(days=7)
@@ -112,7 +127,7 @@ def _story_evidence(connection: duckdb.DuckDBPyConnection, alert: Alert, story: 
         for row in rows
     ]
     return {"articles": articles, "values": dict(alert.values), "threshold": alert.threshold, "sql": sql,
-            "story": current}  # fmt: skip
+            "story": current, "model_versions": _model_versions(connection, joined, where)}  # fmt: skip
 
 
 def _entity_filter(alert: Alert, window: str) -> str:

@@ -438,6 +438,23 @@ MIGRATIONS: tuple[str, ...] = (
         -- unique by (article_id, dynamic): the store keeps it so
     );
     """,
+    # 14: tag versions (issue 18). When an article is tagged again by another classifier version (``stackwatch
+    # reclassify``, a new model meeting a re-read article), its former tags move here, with the span they were
+    # the store's: from ``valid_from`` (when they were written) to ``superseded_at``. An article's current tags
+    # hold from its newest ``superseded_at`` here (else from its ``stored_at``): docs/sql.md reads tags, and counts
+    # of them, as they were known at a past time, or of one model version.
+    """
+    CREATE TABLE tag_history (
+        article_id    VARCHAR NOT NULL,
+        dynamic       VARCHAR NOT NULL,
+        score         DOUBLE NOT NULL,
+        label         BOOLEAN NOT NULL,
+        model_version VARCHAR NOT NULL,
+        published_at  TIMESTAMPTZ NOT NULL,  -- the article's
+        valid_from    TIMESTAMPTZ NOT NULL,
+        superseded_at TIMESTAMPTZ NOT NULL
+    );
+    """,
 )
 
 

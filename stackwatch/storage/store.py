@@ -37,6 +37,7 @@ from stackwatch.storage.readonly import check_query
 from stackwatch.storage.rebuild_plan import REBUILD_ARTICLE_BYTES, REBUILD_CHUNK_ARTICLES, rebuild_chunks
 from stackwatch.storage.schema import current_version, migrate
 from stackwatch.storage.scratch import registered
+from stackwatch.storage.tag_history import archive_retagged
 from stackwatch.storage.zonemaps import span
 
 __all__ = [
@@ -268,6 +269,8 @@ class Store:
             if previous:
                 lo, hi = span(row[1] for row in previous) or ("NULL", "NULL")
                 within = f"published_at BETWEEN {lo} AND {hi}"
+                versions = {item.article.id: item.model_version for item in latest}
+                archive_retagged(connection, within, [(row[0], versions[row[0]]) for row in previous])
                 connection.execute(f"DELETE FROM articles WHERE {within} AND id IN (SELECT id FROM _batch_ids)")  # noqa: S608
                 connection.execute(
                     f"DELETE FROM article_dynamics WHERE {within} AND article_id IN (SELECT id FROM _batch_ids)"  # noqa: S608

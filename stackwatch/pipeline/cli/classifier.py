@@ -62,7 +62,7 @@ def _settings(config: str | None, backend: str | None = None) -> Settings:
     return settings
 
 
-def _classifier(settings: Settings) -> Classifier:
+def configured_classifier(settings: Settings) -> Classifier:
     from stackwatch.pipeline.roles.classifiers import build_classifier
 
     try:
@@ -129,7 +129,7 @@ def _result(head: Record, result: Classification, explain: bool) -> str:
 def classify(config: str | None, backend: str | None, file: IO[str], text: str | None, explain: bool) -> None:
     """Tag JSONL records ({"id", "title", "text"}) with dynamics; one JSONL result per input line."""
     settings = _settings(config, backend)
-    classifier = _classifier(settings)
+    classifier = configured_classifier(settings)
     if explain and settings.classifier.backend != "transformer":
         click.echo(f"--explain: the {settings.classifier.backend} backend gives no explanations", err=True)
     if text is not None:
@@ -366,7 +366,7 @@ def evaluate(config: str | None, backend: str | None, data: str | None, feedback
         data = "held-out corrections"
     else:
         items = _read(data)
-    classifier = _classifier(settings)
+    classifier = configured_classifier(settings)
     texts = [item.content for item in items]
     gold = [item.labels for item in items]
     names = settings.taxonomy().names

@@ -78,10 +78,10 @@ def sink(config: str | None, web_port: int | None) -> None:
 def _register_commands() -> None:
     from stackwatch.pipeline.cli.receive import receive
     from stackwatch.pipeline.cli.sources import backfill, sources
-    from stackwatch.pipeline.cli.storage import export, rebuild, retention, sql
+    from stackwatch.pipeline.cli.storage import export, rebuild, reclassify, retention, sql
 
     cli.add_command(receive)
-    for command in (sql, export, rebuild, retention):
+    for command in (sql, export, rebuild, reclassify, retention):
         cli.add_command(command)
     cli.add_command(sources)
     cli.add_command(backfill)

@@ -208,6 +208,44 @@ def rebuild(config: str | None) -> None:
 
 @click.command()
 @config_option
+@click.option("--since", required=True, help="Re-tag the articles published from this date or time (ISO-8601, UTC).")
+@click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=256, show_default=True,
+              help="Articles classified and written per step.")  # fmt: skip
+def reclassify(config: str | None, since: str, batch_size: int) -> None:
+    """Tag the stored articles published from --since again with the configured model, as its version (the
+    service must be stopped). Tags of another version are kept in ``tag_history``, so the former version's
+    series stay queryable (docs/sql.md); indicators, stories and entities follow the new tags."""
+    from stackwatch.pipeline.cli.classifier import configured_classifier
+    from stackwatch.signals.messages import MessageError, parse_time
+    from stackwatch.storage.retagging import article_pages, articles_since
+    from stackwatch.storage.store import Batch
+
+    try:
+        start = parse_time(since, "--since")
+    except MessageError as error:
+        raise click.BadParameter(str(error), param_hint="--since") from None
+    settings = cli_settings(config, secrets=False)
+    classifier = configured_classifier(settings)
+    written = 0
+    with _open_for_writing(settings) as store, step_progress("reclassify") as progress:
+        total = articles_since(store.connection, start)
+        steps = -(-total // batch_size)
+        try:
+            for step, page in enumerate(article_pages(store.connection, start, size=batch_size), start=1):
+                results = classifier.classify([article.text for article in page])
+                tagged = [
+                    result.tagged(article, classifier.version) for article, result in zip(page, results, strict=True)
+                ]
+                store.write(Batch(tagged=tagged))
+                written += len(tagged)
+                progress(step, max(steps, step))
+        except StoreError as error:
+            raise click.ClickException(f"{error} ({written} of {total} articles re-tagged before it)") from None
+    click.echo(f"re-tagged {written} article(s) published since {start.isoformat()} with {classifier.version}")
+
+
+@click.command()
+@config_option
 def retention(config: str | None) -> None:
     """Apply retention now: drop old bodies (a month a step) and dead letters, checkpoint, print file size and row
     counts."""

@@ -26,7 +26,7 @@ from stackwatch.pipeline import metrics
 from stackwatch.pipeline.kafka.codec import decode, encode
 from stackwatch.pipeline.roles.agents.common import AgentTopics, DeadLetters
 from stackwatch.signals.classifier import NO_TEXT, Classification, Classifier
-from stackwatch.signals.messages import Article, MessageError, TaggedArticle
+from stackwatch.signals.messages import Article, MessageError
 
 __all__ = ["IN_FLIGHT", "register_classify"]
 
@@ -115,14 +115,7 @@ def register_classify(
                             await dead.send("classify", failure, encode(article), article.id)
                     else:
                         for article, result in zip(batch.articles, results, strict=True):
-                            tagged = TaggedArticle(
-                                article,
-                                result.labels,
-                                result.scores,
-                                classifier.version,
-                                embedding=result.embedding,
-                                explanations=result.explanations,
-                            )
+                            tagged = result.tagged(article, classifier.version)
                             await topics.tagged.send(key=article.id.encode(), value=encode(tagged))
                 except Exception:
                     log.exception(

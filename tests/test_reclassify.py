@@ -1,0 +1,92 @@
+"""``stackwatch reclassify``: stored articles tagged again by the configured model as a new version, the former
+version's tags kept in ``tag_history``, and tags (and counts of them) read as they were known at a past time
+(storage/tag_history.py, storage/retagging.py, docs/sql.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from stackwatch.pipeline.cli.main import cli
+from stackwatch.signals.messages import Article, TaggedArticle
+from stackwatch.storage.store import Batch, Store
+
+DAY = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+CAPEX = Article(
+    "c1", "https://wire.test/c1", "Hyperscaler raises capex to build new data centers", "", "wire", "rss", DAY, DAY
+)
+EDGE = Article(
+    "e1", "https://wire.test/e1", "On-device inference comes to phones", "", "wire", "rss", DAY + timedelta(hours=1),
+    DAY + timedelta(hours=1),
+)  # fmt: skip
+OLDER = Article("o1", "https://wire.test/o1", "Capex news from last year", "", "wire", "rss", DAY.replace(year=2025),
+                DAY.replace(year=2025))  # fmt: skip
+
+AS_OF = """
+SELECT article_id, dynamic, model_version FROM tag_history
+WHERE label AND valid_from <= $t AND superseded_at > $t
+UNION ALL
+SELECT d.article_id, d.dynamic, d.model_version FROM article_dynamics d JOIN articles a ON a.id = d.article_id
+WHERE d.label AND a.stored_at <= $t
+  AND coalesce((SELECT max(superseded_at) FROM tag_history h WHERE h.article_id = d.article_id), a.stored_at) <= $t
+ORDER BY 1, 2
+"""
+"""The tags as the store knew them at ``$t``: the query docs/sql.md gives."""
+
+
+def first_tags() -> list[TaggedArticle]:
+    """An old model's tags: it saw edge everywhere."""
+    return [TaggedArticle(item, ("edge",), {"edge": 0.9}, "old-model", DAY) for item in (CAPEX, EDGE, OLDER)]
+
+
+def configured(tmp_path: Path) -> tuple[Path, Path]:
+    path = tmp_path / "stackwatch.duckdb"
+    config = tmp_path / "stackwatch.yaml"
+    config.write_text(f"storage: {{path: {path}}}\nclassifier: {{backend: keyword}}\n")
+    return path, config
+
+
+def test_reclassify_retags_from_a_date_and_keeps_the_former_version(tmp_path: Path) -> None:
+    path, config = configured(tmp_path)
+    with Store.open(path) as store:
+        store.write(Batch(tagged=first_tags()))
+        (before,) = store.query("SELECT now()").rows[0]
+    result = CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "2026-11-01", "--batch", "1"])
+    assert result.exit_code == 0, result.output
+    assert "reclassify: 2/2 steps" in result.stderr  # a line per step when stderr is not a terminal
+    assert "re-tagged 2 article(s) published since 2026-11-01T00:00:00+00:00 with keyword-1" in result.stdout
+    with Store.open(path, read_only=True) as store:
+        current = store.query("SELECT id, labels, model_version FROM articles ORDER BY id").rows
+        kept = store.query("SELECT article_id, dynamic, model_version FROM tag_history ORDER BY 1").rows
+        then = store.query(AS_OF, {"t": before}).rows
+        now = store.query(AS_OF, {"t": datetime.now(UTC)}).rows
+        edge_then = store.query(
+            "SELECT count(*) FROM tag_history WHERE dynamic = 'edge' AND label AND model_version = 'old-model'"
+        ).rows
+    assert current == [("c1", ["capex"], "keyword-1"), ("e1", ["edge"], "keyword-1"), ("o1", ["edge"], "old-model")]
+    assert kept == [("c1", "edge", "old-model"), ("e1", "edge", "old-model")]  # the year-old one was not re-tagged
+    assert then == [("c1", "edge", "old-model"), ("e1", "edge", "old-model"), ("o1", "edge", "old-model")]
+    assert now == [("c1", "capex", "keyword-1"), ("e1", "edge", "keyword-1"), ("o1", "edge", "old-model")]
+    assert edge_then == [(2,)]  # the old version's series stays countable
+
+
+def test_a_rewrite_by_the_same_version_keeps_no_history(tmp_path: Path) -> None:
+    path, config = configured(tmp_path)
+    with Store.open(path) as store:
+        store.write(Batch(tagged=first_tags()))
+        store.write(Batch(tagged=first_tags()))  # a redelivery
+        assert store.count("tag_history") == 0
+    for _ in range(2):  # a second run re-tags with the same version
+        assert CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "2026-11-01"]).exit_code == 0
+    with Store.open(path, read_only=True) as store:
+        assert store.count("tag_history") == 2
+
+
+def test_a_date_it_cannot_read_is_refused_with_the_option(tmp_path: Path) -> None:
+    _, config = configured(tmp_path)
+    result = CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "last tuesday"])
+    assert result.exit_code == 2
+    assert "--since" in result.output
