@@ -22,7 +22,6 @@ Tokens past the encoder's truncation were not read, so sentences there are never
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,13 +86,11 @@ def strongest(
     norm = float(np.linalg.norm(states.sum(axis=0) / count))
     shares = scales[None, :] * (states @ directions.T.astype(np.float32) / (count * max(norm, 1e-12)) + offsets / count)
     spans = sentence_spans(text)
-    firsts = [start for start, _ in spans]
-    rows = [(t, bisect_right(firsts, int(start)) - 1) for t, start in enumerate(tokens.starts) if start >= 0]
-    rows = [(t, index) for t, index in rows if index >= 0]
-    if not rows:
+    sentence_index = np.searchsorted([start for start, _ in spans], tokens.starts, side="right") - 1
+    token_index = np.flatnonzero((tokens.starts >= 0) & (sentence_index >= 0))  # special tokens are in none
+    if not len(token_index):
         return [("", 0.0)] * directions.shape[0]
-    token_index = np.array([t for t, _ in rows])
-    sentence_index = np.array([index for _, index in rows])
+    sentence_index = sentence_index[token_index]
     read = np.unique(sentence_index)  # sentences with at least one token the encoder read
     found = []
     for column in range(directions.shape[0]):
