@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -189,6 +190,24 @@ def test_every_text_in_a_chart_is_escaped() -> None:
         assert "&lt;script&gt;" in svg
     heat = charts.heat_map(["AT&T / 100%"], ["capex"], {("AT&T / 100%", "capex"): 2.0}, link="/e/", query="a=1&b=2")
     assert 'href="/e/AT%26T%20%2F%20100%25?a=1&amp;b=2"' in heat
+
+
+def test_a_chart_marks_where_another_classifier_version_begins(store: Store) -> None:
+    """The numbers either side of a model change come from different models: the chart says where."""
+    daily = Range(30, "1d")
+    changed_at = NOW - timedelta(days=5)
+    old = tagged("old", NOW - timedelta(days=10))
+    new = replace(tagged("new", changed_at), model_version="model-<b>2</b>")
+    store.write(Batch(tagged=[old, new, tagged("later", NOW - timedelta(days=1))]))
+    detail = dynamic_detail(store.connection, "capex", daily)
+    assert [(change.version, change.at) for change in detail.series.changes] == [("model-<b>2</b>", changed_at)]
+    svg = charts.volume_chart(detail.series, daily)
+    assert svg.count("<title>classifier ") == 1  # one mark (and a swatch in the legend)
+    assert "classifier model-&lt;b&gt;2&lt;/b&gt; from" in svg  # escaped
+    assert "model change" in svg  # in the legend
+    unchanged = charts.volume_chart(Series("capex", (Point(daily.since, 1.0),)), daily)
+    assert 'class="model"' not in unchanged
+    assert "model change" not in unchanged
 
 
 # -- lists held to the range ------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from stackwatch.storage.dashboard.reads import (
     INTERVAL,
     alert_views,
     counts_by,
+    model_changes,
     newest_articles,
     newest_stories,
     rows,
@@ -69,7 +70,10 @@ def overview(
     buckets in the range, the articles and the sources' volumes published in it."""
     since = rng.since
     points = series_points(connection, rng, dynamic="", indicators=("article_count", "zscore", "composite"))
-    composite_series = tuple(Series(name, tuple(points.get((name, "composite"), ()))) for name in composites)
+    changes = model_changes(connection, rng)
+    composite_series = tuple(
+        Series(name, tuple(points.get((name, "composite"), ())), changes=changes) for name in composites
+    )
     heat_rows = rows(
         connection,
         "SELECT entity, dynamic, sum(value) FROM indicators WHERE indicator = 'article_count' AND entity <> '*' "
@@ -95,7 +99,7 @@ def overview(
     }
     return Overview(
         range=rng,
-        dynamics=tuple(scope_series(points, name) for name in dynamics),
+        dynamics=tuple(scope_series(points, name, changes=changes) for name in dynamics),
         composites=composite_series,
         entities=entities,
         heat=heat,
@@ -147,7 +151,7 @@ def dynamic_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range)
     )
     return DynamicDetail(
         name=name,
-        series=scope_series(series_points(connection, rng, dynamic=name), name),
+        series=scope_series(series_points(connection, rng, dynamic=name), name, changes=model_changes(connection, rng)),
         entities=counts_by(connection, "entity", name, rng, limit=20),
         articles=tuple(_newest(connection, _LABELLED, name, since)),
         stories=tuple(newest_stories(connection, _LABELLED, [name], STORIES, since)),
@@ -185,7 +189,7 @@ def entity_detail(connection: duckdb.DuckDBPyConnection, name: str, rng: Range) 
     kind, roles = _entity_roles(connection, name, rng)
     return EntityDetail(
         name=name,
-        series=scope_series(points, name, key="*"),
+        series=scope_series(points, name, key="*", changes=model_changes(connection, rng)),
         dynamics=counts_by(connection, "dynamic", name, rng),
         articles=tuple(_newest(connection, _MENTIONS, name, since)),
         stories=tuple(newest_stories(connection, _MENTIONS, [name], STORIES, since)),

@@ -17,6 +17,7 @@ from stackwatch.storage.dashboard.records import (
     AlertView,
     ArticleRow,
     Evidence,
+    ModelChange,
     Point,
     Range,
     Series,
@@ -34,6 +35,7 @@ __all__ = [
     "article_rows",
     "article_scores",
     "counts_by",
+    "model_changes",
     "newest_articles",
     "newest_stories",
     "rows",
@@ -108,10 +110,23 @@ def series_points(
     return out
 
 
-def scope_series(points: Points, name: str, key: str | None = None) -> Series:
-    """The volume and z-score series called ``name``, from the points of dynamic ``key`` (default ``name``)."""
+def scope_series(points: Points, name: str, key: str | None = None, changes: tuple[ModelChange, ...] = ()) -> Series:
+    """The volume and z-score series called ``name``, from the points of dynamic ``key`` (default ``name``), with
+    the range's ``changes`` of classifier version (:func:`model_changes`)."""
     key = name if key is None else key
-    return Series(name, tuple(points.get((key, "article_count"), ())), tuple(points.get((key, "zscore"), ())))
+    volume, zscore = tuple(points.get((key, "article_count"), ())), tuple(points.get((key, "zscore"), ()))
+    return Series(name, volume, zscore, changes)
+
+
+def model_changes(connection: duckdb.DuckDBPyConnection, rng: Range) -> tuple[ModelChange, ...]:
+    """Where in the range another classifier version's articles begin: the earliest publication time of each
+    version there but the first (``stackwatch reclassify --since`` moves it to that date)."""
+    found = rows(
+        connection,
+        "SELECT model_version, min(published_at) AS since FROM articles WHERE published_at >= ? GROUP BY 1 ORDER BY 2",
+        [rng.since],
+    )
+    return tuple(ModelChange(since, str(version)) for version, since in found[1:])
 
 
 def counts_by(

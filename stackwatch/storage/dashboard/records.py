@@ -19,6 +19,7 @@ __all__ = [
     "EntityDetail",
     "EntityRoles",
     "Evidence",
+    "ModelChange",
     "Overview",
     "Point",
     "Range",
@@ -112,12 +113,22 @@ class Point:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelChange:
+    """From ``at`` (a publication time) on, articles in the range were tagged by classifier ``version``."""
+
+    at: datetime
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
 class Series:
-    """One scope's volume (``article_count``) and ``zscore`` (or a composite's value) over the range."""
+    """One scope's volume (``article_count``) and ``zscore`` (or a composite's value) over the range, and where
+    in it the classifier version changed (its numbers before and after come from different models)."""
 
     name: str
     volume: tuple[Point, ...]
     zscore: tuple[Point, ...] = ()
+    changes: tuple[ModelChange, ...] = ()
 
     @property
     def total(self) -> float:

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup, escape
 
-from stackwatch.storage.dashboard import Point, Range, Series
+from stackwatch.storage.dashboard import ModelChange, Point, Range, Series
 
 __all__ = ["bucket_label", "heat_map", "line_chart", "volume_chart", "zscore_label"]
 
@@ -88,8 +88,24 @@ def _frame(title: str, window: _Window, left_max: str) -> list[str]:
     ]
 
 
+def _model_marks(changes: Sequence[ModelChange], window: _Window) -> list[str]:
+    """A dashed vertical line where another classifier version's articles begin: the numbers on either side come
+    from different models."""
+    marks = []
+    for change in changes:
+        if not window.start <= change.at < window.end:
+            continue
+        x = window.x(change.at)
+        tip = f"classifier {change.version} from {change.at:%Y-%m-%d %H:%M} UTC"
+        marks.append(
+            f'<line class="model" x1="{x:.1f}" y1="{PAD_TOP}" x2="{x:.1f}" y2="{BOTTOM}">'
+            f"<title>{escape(tip)}</title></line>"
+        )
+    return marks
+
+
 def _legend(items: Sequence[tuple[str, str]]) -> str:
-    """A row of swatches above the plot: ``(kind, text)`` with kind ``bar``, ``zline`` or ``cline``."""
+    """A row of swatches above the plot: ``(kind, text)`` with kind ``bar``, ``zline``, ``cline`` or ``model``."""
     parts = ['<g class="legend">']
     x = float(PAD_LEFT)
     for kind, text in items:
@@ -143,7 +159,8 @@ def volume_chart(series: Series, rng: Range) -> Markup:
     title = f"{series.name}: {bucket_label(rng)}" + (f" and {zscore_label(rng)}" if series.zscore else "")
     parts = _frame(f"{title}, last {rng.days} days", window, _fmt(peak))
     legend = [("bar", bucket_label(rng))] + ([("zline", f"{zscore_label(rng)} (right axis)")] if z_values else [])
-    parts.append(_legend(legend))
+    marks = _model_marks(series.changes, window)
+    parts.append(_legend(legend + ([("model", "model change")] if marks else [])))
     for point in series.volume:
         height = point.value / peak * INNER
         parts.append(
@@ -160,6 +177,7 @@ def volume_chart(series: Series, rng: Range) -> Markup:
                 f"<title>{escape(_when(p.at, rng))}: z {p.value:.2f}</title></circle>"
                 for p in series.zscore
             ]
+    parts += marks
     if not series.volume:
         empty = "no articles in this range"
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">{empty}</text>')
@@ -174,12 +192,14 @@ def line_chart(series: Series, rng: Range) -> Markup:
     high = max([0.0, *(p.value for p in series.volume)]) or 1.0
     label = "composite index" + (", weekly mean of its days" if rng.width == "1w" else f" per {UNITS[rng.width]}")
     parts = _frame(f"{series.name}: {label}, last {rng.days} days", window, _fmt(high))
-    parts.append(_legend([("cline", label)]))
+    marks = _model_marks(series.changes, window)
+    parts.append(_legend([("cline", label)] + ([("model", "model change")] if marks else [])))
     if low < 0:
         zero = _y(0.0, low, high)
         parts.append(f'<line x1="{PAD_LEFT}" y1="{zero:.1f}" x2="{WIDTH - PAD_RIGHT}" y2="{zero:.1f}" class="zero"/>')
         parts.append(f'<text x="{PAD_LEFT - 4}" y="{BOTTOM}" text-anchor="end" class="axis">{escape(_fmt(low))}</text>')
     parts.append(_polyline(series.volume, window, low, high, "cline"))
+    parts += marks
     if not series.volume:
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no values</text>')
     parts.append("</svg>")
