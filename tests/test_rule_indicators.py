@@ -7,6 +7,7 @@ the stream (real DuckDB files).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,7 +29,7 @@ from stackwatch.signals.rule_state import StoredObservation, rebuild
 from stackwatch.signals.rules import RuleEngine
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.history import observation_history
-from stackwatch.storage.recovery import stored_history
+from stackwatch.storage.recovery import stored_history, stored_observations
 from stackwatch.storage.store import Batch, Store
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -437,3 +438,31 @@ def _state_at(engine: RuleEngine, history: Sequence[StoredObservation]) -> dict[
     for stored_at, batch in _batches(history):
         engine.evaluate(state, counts, batch, stored_at)
     return state
+
+
+def test_an_alerts_value_sql_recomputes_the_value_it_judged(tmp_path: Path) -> None:
+    """The stream as the service runs it: each write, then the rules on what it stored, then their alerts. Each
+    alert's ``value_sql`` gives back the value the rule judged, for every measure of the articles themselves in
+    every scope. (Story counts and novelty are read as the stories are now: a later report can regroup them.)"""
+    kept = ("article_count", "source_count", "score_sum", "share")
+    engine = RuleEngine([rule for rule in value_rules() if rule.condition.fields()["indicator"] in kept])
+    state: dict[str, Any] = {}
+    counts = BucketCounts({}, RETENTION)
+    with Store.open(tmp_path / "s.duckdb", derivation=Derivation(Gazetteer(), (), BaselineParams())) as store:
+        articles = tagged_stream()
+        for start in range(0, len(articles), 25):
+            batch = articles[start : start + 25]
+            changed = store.write(Batch(tagged=batch))
+            observed = stored_observations(store.connection, changed)
+            fired = engine.evaluate(state, counts, observed, batch[-1].article.published_at).alerts
+            store.write(Batch(alerts=fired))
+        checked = 0
+        for alert_id, value, evidence in store.query(
+            "SELECT a.id, a.value, d.evidence FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
+        ).rows:
+            query = json.loads(evidence)["value_sql"]
+            assert query is not None, alert_id
+            (recomputed,) = store.query(query).rows[0]
+            assert math.isclose(float(recomputed or 0.0), value, rel_tol=1e-9, abs_tol=1e-8), (alert_id, query)
+            checked += 1
+    assert checked > 50

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
 import duckdb
 
-from stackwatch.signals.indicators import WINDOWS
+from stackwatch.signals.indicators import ALL, SIGNALS, WINDOWS
 from stackwatch.signals.messages import Alert
 from stackwatch.storage.story_aliases import resolve
 
@@ -38,7 +38,8 @@ def _literal(text: str) -> str:
 
 
 def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[str, Any]:
-    """The top contributing articles, the values that tripped the rule, and SQL that reproduces the counts."""
+    """The top contributing articles, the values that tripped the rule, SQL that counts the bucket's articles in
+    the rule's scope, and SQL that recomputes the judged value (:func:`_value_sql`)."""
     if "story" in alert.labels:
         return _story_evidence(connection, alert, alert.labels["story"])
     dynamics = [name for name in alert.labels.get("dynamics", alert.dynamic).split(",") if name]
@@ -51,17 +52,28 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
             f" AND {alias}.published_at < TIMESTAMPTZ {_literal(end.isoformat())}"
         )
 
-    where = (
-        f"d.label AND d.dynamic IN ({', '.join(_literal(name) for name in dynamics)})"
-        f" AND {within('a')} AND {within('d')}" + _entity_filter(alert, within("e"))
-    )
-    joined = "FROM articles a JOIN article_dynamics d ON d.article_id = a.id"
-    sql = f"SELECT d.dynamic, count(DISTINCT a.id) AS article_count {joined} WHERE {where} GROUP BY d.dynamic"
-    top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score, a.id {joined} WHERE {where}"
+    scope = _entity_filter(alert, within("e"))
+    if "source" in alert.labels:
+        scope += f" AND a.source = {_literal(alert.labels['source'])}"
+    if dynamics == [ALL]:  # all articles: no dynamic to join
+        joined, where = "FROM articles a", f"{within('a')}{scope}"
+        unscored = "NULL::VARCHAR AS dynamic, NULL::DOUBLE AS score"
+        top = f"SELECT a.title, a.url, a.source, a.published_at, {unscored}, a.id {joined} WHERE {where}"
+        order = "a.published_at DESC, a.id"
+        sql = f"SELECT count(DISTINCT a.id) AS article_count {joined} WHERE {where}"
+    else:
+        joined = "FROM articles a JOIN article_dynamics d ON d.article_id = a.id"
+        where = (
+            f"d.label AND d.dynamic IN ({', '.join(_literal(name) for name in dynamics)})"
+            f" AND {within('a')} AND {within('d')}{scope}"
+        )
+        top = f"SELECT a.title, a.url, a.source, a.published_at, d.dynamic, d.score, a.id {joined} WHERE {where}"
+        order = "d.score DESC, a.published_at DESC, a.id"
+        sql = f"SELECT d.dynamic, count(DISTINCT a.id) AS article_count {joined} WHERE {where} GROUP BY d.dynamic"
     explained = (
-        f"SELECT t.*, x.sentence, x.score FROM ({top} ORDER BY d.score DESC, a.published_at DESC, a.id LIMIT ?) t"  # noqa: S608
+        f"SELECT t.*, x.sentence, x.score FROM ({top} ORDER BY {order} LIMIT ?) t"  # noqa: S608
         f" LEFT JOIN article_explanations x ON x.article_id = t.id AND x.dynamic = t.dynamic AND {within('x')}"
-        " ORDER BY t.score DESC, t.published_at DESC, t.id"
+        " ORDER BY t.score DESC NULLS LAST, t.published_at DESC, t.id"
     )
     rows = connection.execute(explained, [TOP_ARTICLES]).fetchall()
     articles = []
@@ -72,7 +84,7 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
             "url": row[1],
             "source": row[2],
             "published_at": row[3].isoformat(),
-            "scores": {row[4]: round(float(row[5]), 4)},
+            "scores": {} if row[4] is None else {row[4]: round(float(row[5]), 4)},
         }
         if row[7] is not None:
             article["explanation"] = {"sentence": row[7], "score": float(row[8])}
@@ -83,8 +95,51 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
         "values": dict(alert.values),
         "threshold": alert.threshold,
         "sql": sql,
+        "value_sql": _value_sql(connection, alert, joined, where, within),
         "model_versions": versions,
     }
+
+
+_MEASURE_SQL = {
+    "article_count": "count(DISTINCT a.id)",
+    "source_count": "count(DISTINCT a.source)",
+    "story_count": "count(DISTINCT s.story_id)",
+    "novelty": "sum(s.novelty)",
+    "score_sum": "sum(d.score)",
+}
+"""Each measure over the scope's rows of a bucket, as the store defines it (``s``: the articles' stories)."""
+
+
+def _value_sql(
+    connection: duckdb.DuckDBPyConnection, alert: Alert, joined: str, where: str, within: Callable[[str], str]
+) -> str | None:
+    """SQL whose one value is the one the rule judged: a measure recounted from the articles stored before the
+    alert was (the rule judged them once the store had written them, and wrote the alert after); stories and
+    novelty as the store groups them now (a later report can regroup them); a signal of a dynamic's article
+    count as the store keeps it now. None for what no query gives (a composite, a co-occurrence or first-seen
+    count, a signal of another measure or scope)."""
+    indicator = alert.indicator
+    if alert.kind in ("composite", "cooccurrence", "first_seen"):
+        return None
+    if indicator in SIGNALS:
+        if alert.labels.get("entity", ALL) != ALL or alert.labels.get("source", ALL) != ALL:
+            return None
+        return (
+            f"SELECT value FROM indicators WHERE indicator = {_literal(indicator)}"  # noqa: S608 (literals)
+            f" AND dynamic = {_literal(alert.dynamic)} AND entity = '*' AND source = '*'"
+            f" AND bucket_width = {_literal(alert.window)}"
+            f" AND bucket_start = TIMESTAMPTZ {_literal(alert.bucket_start.isoformat())}"
+        )
+    row = connection.execute("SELECT stored_at FROM alerts WHERE id = ?", [alert.id]).fetchone()
+    known = f" AND a.stored_at <= TIMESTAMPTZ {_literal(row[0].isoformat())}" if row else ""
+    stories = f" JOIN article_stories s ON s.article_id = a.id AND {within('s')}"
+    if indicator == "share":
+        total = f"(SELECT count(*) FROM articles a WHERE {within('a')}{known})"  # noqa: S608 (literals)
+        return f"SELECT count(DISTINCT a.id) / {total} AS share {joined} WHERE {where}{known}"
+    if indicator not in _MEASURE_SQL:
+        return None
+    joined += stories if "s." in _MEASURE_SQL[indicator] else ""
+    return f"SELECT {_MEASURE_SQL[indicator]} AS {indicator} {joined} WHERE {where}{known}"
 
 
 def _model_versions(connection: duckdb.DuckDBPyConnection, joined: str, where: str) -> list[str]:
