@@ -80,7 +80,9 @@ def test_the_cli_prints_the_alert_its_evidence_and_the_sql_to_reproduce_it(store
     lines = shown.stdout.splitlines()
     assert lines[0].startswith(f"{surge}  firing  warning  rule capex-surge (threshold)")
     assert "evidence: 3 article(s)" in lines
-    assert "reproduce it with stackwatch sql:" in lines
+    assert "its value, with stackwatch sql:" in lines
+    assert "its articles counted, with stackwatch sql:" in lines
+    assert "tagged by: model-v1" in lines
     missing = CliRunner().invoke(cli, ["alerts", "show", "-c", str(config), "alert_0000000000"])
     assert missing.exit_code == 1
     assert "no alert with id 'alert_0000000000'" in missing.output

@@ -99,8 +99,15 @@ def alert_text(record: Mapping[str, Any]) -> str:
     for article in articles:
         shown = {key: article[key] for key in ("published_at", "source", "title") if key in article}
         lines.append("  " + "  ".join(str(value) for value in shown.values()))
+        explanation = article.get("explanation")
+        if isinstance(explanation, Mapping) and explanation.get("sentence"):
+            lines.append(f"    why: {explanation['sentence']}")
+    if evidence.get("model_versions"):
+        lines.append("tagged by: " + ", ".join(str(version) for version in evidence["model_versions"]))
+    if evidence.get("value_sql"):
+        lines += ["its value, with stackwatch sql:", "  " + str(evidence["value_sql"])]
     if evidence.get("sql"):
-        lines += ["reproduce it with stackwatch sql:", "  " + str(evidence["sql"]).replace("\n", "\n  ")]
+        lines += ["its articles counted, with stackwatch sql:", "  " + str(evidence["sql"]).replace("\n", "\n  ")]
     lines.append(
         "deliveries: "
         + (
