@@ -23,7 +23,7 @@ import numpy as np
 from stackwatch.errors import ClassifierError
 from stackwatch.signals.encoder import Adapter
 
-__all__ = ["FORMAT", "DynamicWeights", "Head"]
+__all__ = ["FORMAT", "DynamicWeights", "Head", "save_json"]
 
 FORMAT = 2
 """Format 2 adds ``adapter`` (null or the encoder adapter); format 1 files (no adapter) still load."""
@@ -79,10 +79,7 @@ class Head:
         }
 
     def save(self, path: str | Path) -> Path:
-        file = Path(path)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        return file
+        return save_json(path, self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Any, origin: str) -> Head:
@@ -122,3 +119,11 @@ class Head:
         """The head trained on the repository's corpus, shipped as package data."""
         resource = resources.files("stackwatch").joinpath("models", BUNDLED)
         return cls.from_dict(json.loads(resource.read_text(encoding="utf-8")), f"stackwatch/models/{BUNDLED}")
+
+
+def save_json(path: str | Path, data: Any) -> Path:
+    """Write a model artefact as indented JSON, creating its directory; returns the path."""
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return file

@@ -33,6 +33,7 @@ import re2
 
 from stackwatch.errors import ClassifierError
 from stackwatch.signals.encoder import SentenceEncoder
+from stackwatch.signals.head import save_json
 from stackwatch.signals.taxonomy import Dynamic
 
 __all__ = [
@@ -145,10 +146,7 @@ class DynamicHead:
         }
 
     def save(self, path: str | Path) -> Path:
-        file = Path(path)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        return file
+        return save_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path, dynamic: str) -> DynamicHead:
