@@ -217,5 +217,5 @@ def test_a_write_that_cannot_fit_fails_naming_the_cap_and_loses_nothing(store: S
         retry = DuckDBSink(raised)
         for item in batch:
             retry.add(item)
-        assert retry.flush() == len(batch)
+        assert retry.flush().records == len(batch)
         assert raised.count("articles") == before["articles"] + len(batch)
