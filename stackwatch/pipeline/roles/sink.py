@@ -57,7 +57,7 @@ from stackwatch.storage.recovery import stored_ids, stored_observations
 from stackwatch.storage.sink import DuckDBSink, Flushed, SinkMessage
 from stackwatch.storage.store import Store
 
-__all__ = ["OBSERVATIONS_PER_RECORD", "SinkService", "gather_seconds"]
+__all__ = ["OBSERVATIONS_PER_RECORD", "SinkService", "gather_seconds", "observation_records"]
 
 log = logging.getLogger(__name__)
 
