@@ -170,6 +170,12 @@ class _RuleBase(Section):
         """The pure rule the stream evaluates."""
         raise NotImplementedError
 
+    def _refuse_bucket_timing(self, kind: str) -> None:
+        """For a kind that does not judge a series of buckets: ``for`` and ``cooldown``, if given, are an error."""
+        for key in ("for_", "cooldown"):
+            if key in self.model_fields_set:
+                raise ValueError(f"{key.rstrip('_')}: not used by {kind}")
+
     def dedup_fields(self) -> tuple[str, ...]:
         """The fields a ``dedup`` template may use: the alert's fields (first-seen and co-occurrence add one)."""
         extra = {"first_seen": ("entity",), "cooccurrence": ("entities",)}.get(str(getattr(self, "kind", "")), ())
@@ -409,10 +415,7 @@ class StoryRuleSettings(_RuleBase):
 
     @model_validator(mode="after")
     def _fires_once_per_story(self) -> StoryRuleSettings:
-        for key in ("for_", "cooldown"):
-            if key in self.model_fields_set:
-                shown = key.rstrip("_")
-                raise ValueError(f"{shown}: not used by a story rule (it fires once per story)")
+        self._refuse_bucket_timing("a story rule (it fires once per story)")
         return self
 
     def referenced_dynamics(self) -> list[str]:
@@ -441,13 +444,10 @@ class SourceHealthRuleSettings(_RuleBase):
     def _watches_something(self) -> SourceHealthRuleSettings:
         if self.stale_after is None and self.failing_after is None:
             raise ValueError("stale_after: name stale_after, failing_after or both (a duration such as 30m or 2h)")
-        for key in ("for_", "cooldown"):
-            if key in self.model_fields_set:
-                shown = key.rstrip("_")
-                raise ValueError(
-                    f"{shown}: not used by a source_health rule (it fires once per outage and resolves on recovery;"
-                    " its durations are stale_after and failing_after)"
-                )
+        self._refuse_bucket_timing(
+            "a source_health rule (it fires once per outage and resolves on recovery; its durations are stale_after"
+            " and failing_after)"
+        )
         return self
 
     def referenced_dynamics(self) -> list[str]:

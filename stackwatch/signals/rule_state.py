@@ -216,14 +216,19 @@ class Notice:
         return cls(alert.rule, alert.dedup_key, alert.bucket_start, alert.status)
 
 
-def open_since(notices: Iterable[Notice]) -> datetime | None:
-    """The oldest bucket of a series whose newest notice is a firing: its state must be replayed from there."""
+def _newest(notices: Iterable[Notice]) -> dict[tuple[str, str], Notice]:
+    """Each rule series' (rule, dedup key) newest notice, by bucket."""
     newest: dict[tuple[str, str], Notice] = {}
     for notice in notices:
         name = (notice.rule, notice.dedup_key)
         if name not in newest or notice.bucket_start > newest[name].bucket_start:
             newest[name] = notice
-    return min((notice.bucket_start for notice in newest.values() if notice.status == "firing"), default=None)
+    return newest
+
+
+def open_since(notices: Iterable[Notice]) -> datetime | None:
+    """The oldest bucket of a series whose newest notice is a firing: its state must be replayed from there."""
+    return min((notice.bucket_start for notice in _newest(notices).values() if notice.status == "firing"), default=None)
 
 
 def series_notices(engine: RuleEngine, notices: Iterable[Notice]) -> list[Notice]:
@@ -248,14 +253,11 @@ def reconcile(state: dict[str, Any], notices: Iterable[Notice]) -> list[str]:
     >>> state["r|trend|capex|1d"]["firing"], state["r|trend|capex|1d"]["fired"]
     (True, '2026-10-12T00:00:00')
     """
-    newest: dict[tuple[str, str], Notice] = {}
-    last_fired: dict[tuple[str, str], datetime] = {}
-    for notice in notices:
-        name = (notice.rule, notice.dedup_key)
-        if name not in newest or notice.bucket_start > newest[name].bucket_start:
-            newest[name] = notice
-        if notice.status == "firing" and (name not in last_fired or notice.bucket_start > last_fired[name]):
-            last_fired[name] = notice.bucket_start
+    notices = list(notices)
+    newest = _newest(notices)
+    last_fired = {
+        name: notice.bucket_start for name, notice in _newest(n for n in notices if n.status == "firing").items()
+    }
     changed: list[str] = []
     for (rule, dedup), notice in newest.items():
         key = f"r|{rule}|{dedup}"
