@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -37,20 +37,20 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _dated(start: datetime, end: datetime) -> Callable[[str], str]:
+    """``within(alias)``: that table's rows published in [start, end), as literals, so each table reads only the
+    row groups of those dates (zone maps)."""
+    since, until = _literal(start.isoformat()), _literal(end.isoformat())
+    return lambda alias: f"{alias}.published_at >= TIMESTAMPTZ {since} AND {alias}.published_at < TIMESTAMPTZ {until}"
+
+
 def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[str, Any]:
     """The top contributing articles, the values that tripped the rule, SQL that counts the bucket's articles in
     the rule's scope, and SQL that recomputes the judged value (:func:`_value_sql`)."""
     if "story" in alert.labels:
         return _story_evidence(connection, alert, alert.labels["story"])
     dynamics = [name for name in alert.labels.get("dynamics", alert.dynamic).split(",") if name]
-    width = WINDOWS.get(alert.window, timedelta(hours=1))
-    start, end = alert.bucket_start, alert.bucket_start + width
-
-    def within(alias: str) -> str:  # literals: each table reads the row groups of the bucket's dates
-        return (
-            f"{alias}.published_at >= TIMESTAMPTZ {_literal(start.isoformat())}"
-            f" AND {alias}.published_at < TIMESTAMPTZ {_literal(end.isoformat())}"
-        )
+    within = _dated(alert.bucket_start, alert.bucket_start + WINDOWS.get(alert.window, timedelta(hours=1)))
 
     scope = _entity_filter(alert, within("e"))
     if "source" in alert.labels:
@@ -158,10 +158,7 @@ def _story_evidence(connection: duckdb.DuckDBPyConnection, alert: Alert, story: 
     """A story rule's evidence: the story's articles in the rule's scope, oldest first, and SQL that counts its
     outlets and articles. A story merged into another since is read under the id it has now."""
     current = resolve(connection, story) or story
-    start, end = _literal(alert.bucket_start.isoformat()), _literal((alert.bucket_start + STORY_SPAN).isoformat())
-
-    def within(alias: str) -> str:
-        return f"{alias}.published_at >= TIMESTAMPTZ {start} AND {alias}.published_at < TIMESTAMPTZ {end}"
+    within = _dated(alert.bucket_start, alert.bucket_start + STORY_SPAN)
 
     where = f"s.story_id = {_literal(current)} AND {within('s')} AND {within('a')}"
     joined = "FROM article_stories s JOIN articles a ON a.id = s.article_id"

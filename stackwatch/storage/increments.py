@@ -65,6 +65,10 @@ class Changes:
     restoried: Mapping[str, tuple[str, float, datetime]]
     before: Versions | None = None
 
+    def dated(self) -> dict[str, datetime]:
+        """Every article whose stored facts the write changed (the batch's and the restoried), at its date now."""
+        return {**{key: value[2] for key, value in self.restoried.items()}, **self.articles}
+
     def buckets(self) -> set[Bucket]:
         """Every bucket a changed article is in, or was in before the write."""
         dates = [*self.articles.values(), *(value[2] for value in self.restoried.values())]

@@ -219,7 +219,7 @@ class Store:
             self._write_indicators(batch.indicators)
             self._write_alerts(batch.alerts)
             self._write_dead_letters(batch.dead_letters)
-        return {**{key: value[2] for key, value in changes.restoried.items()}, **changes.articles}
+        return changes.dated()
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[None]:
