@@ -124,7 +124,8 @@ class HealthWatcher:
 
 
 class SourceHealthService(Service):
-    """Runs :meth:`HealthWatcher.tick` every ``every`` seconds on ``clock()``, sending through its own producer."""
+    """Runs :meth:`HealthWatcher.tick` every ``every`` seconds on ``clock()``, sending through its own producer,
+    connected once the watcher has a rule (at start, or after a reload that adds one)."""
 
     def __init__(
         self,
@@ -153,9 +154,12 @@ class SourceHealthService(Service):
         self.add_future(self._run())
 
     async def _run(self) -> None:
-        if not await self.producer.start(self._stopping):
-            return
+        connected = False
         while not self._stopping.is_set():
+            if self.watcher.rules and not connected:  # no connection while there is nothing to watch
+                if not await self.producer.start(self._stopping):
+                    return
+                connected = True
             try:
                 await self.watcher.tick(self.clock())
             except StackwatchError as error:
