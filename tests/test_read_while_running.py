@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,10 +22,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stackwatch.pipeline.cli.main import cli
+from stackwatch.pipeline.kafka.broker import free_port
 from stackwatch.settings import load_settings
 from stackwatch.storage.maintenance import EXPORTS, snapshot
 from stackwatch.storage.reading import open_for_reading
 from stackwatch.storage.store import Batch, Store
+from tests.helpers.service import Service, pipeline_config
 from tests.test_alerts import articles_for, config, scripted_history
 
 pytestmark = pytest.mark.integration
@@ -179,3 +182,36 @@ def test_the_export_connection_writes_under_its_directory_and_nowhere_else(
             connection.execute("CREATE TABLE written (a INTEGER)")  # read-only
     assert (tmp_path / "out" / "ok.csv").is_file()
     assert not elsewhere.exists()
+
+
+HOLD = (
+    "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); print('held', flush=True); sys.stdin.read()"
+)
+"""A reader of the store (as `stackwatch sql` is when no service answers yet), until its stdin closes."""
+
+
+@pytest.mark.integration
+def test_a_service_starting_while_a_reader_holds_the_file_waits_for_it(
+    broker: str, unique: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "stackwatch.duckdb"
+    Store.open(path).close()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "held"
+    web_port = free_port()
+    service = Service(pipeline_config(tmp_path, [broker], unique, web={"port": web_port}), web_port=web_port)
+    try:
+        deadline = time.monotonic() + 120
+        while "is held by another process; trying again" not in service.output:
+            assert time.monotonic() < deadline, service.output[-4000:]
+            assert service.process.poll() is None, service.output[-4000:]
+            time.sleep(0.2)
+        reader.communicate("\n")  # the reader's query ends: the file is free
+        assert service.wait_until("SELECT count(*) FROM articles", lambda rows: rows == [[0]]) == [[0]]
+    finally:
+        reader.kill()
+        code = service.stop()
+    assert code == 0, service.output[-4000:]

@@ -25,7 +25,7 @@ import duckdb
 from stackwatch.errors import StoreError
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.sandbox import lock_down
-from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Store
+from stackwatch.storage.store import DEFAULT_MEMORY_LIMIT, Store, held_by_another_process
 
 __all__ = ["StoreSource", "age_text", "open_for_reading"]
 
@@ -69,7 +69,7 @@ def _connect(path: Path, memory_limit: str, export_to: Path | None) -> duckdb.Du
 
 def _why(error: duckdb.Error) -> str:
     text = str(error).splitlines()[0]
-    if "conflicting lock" not in text.lower():
+    if not held_by_another_process(error):
         return text
     pid = re.search(r"\(PID (\d+)\)", text)
     return f"held by {f'process {pid[1]}' if pid else 'another process'} (a running service?)"

@@ -47,6 +47,7 @@ __all__ = [
     "Store",
     "as_store_error",
     "delivery_id",
+    "held_by_another_process",
     "is_out_of_memory",
     "store_error",
     "temp_directory",
@@ -84,6 +85,11 @@ MEMORY_KEY = "storage.memory_limit"
 """The setting that caps the writer's DuckDB memory (``Store.open(memory_limit=...)``)."""
 
 _OUT_OF_MEMORY = ("out of memory", "could not allocate block", "failed to allocate data", "failed to pin block")
+
+
+def held_by_another_process(error: BaseException) -> bool:
+    """The file is locked by another process (a reader such as ``stackwatch sql``, or another writer)."""
+    return "conflicting lock" in str(error).lower()
 
 
 def is_out_of_memory(error: duckdb.Error) -> bool:

@@ -55,7 +55,7 @@ from stackwatch.storage.maintenance import apply_retention, snapshot
 from stackwatch.storage.outbox import Grouping
 from stackwatch.storage.recovery import stored_ids, stored_observations
 from stackwatch.storage.sink import DuckDBSink, Flushed, SinkMessage
-from stackwatch.storage.store import Store
+from stackwatch.storage.store import Store, held_by_another_process
 
 __all__ = ["OBSERVATIONS_PER_RECORD", "SinkService", "gather_seconds", "observation_records"]
 
@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 WRITE_SHARE = 0.1
 """Under load, the share of the sink's time its DuckDB transactions may take."""
+
+LOCK_WAIT = 30.0
+"""Seconds the sink waits at start for another process to let go of the store file."""
 
 OBSERVATIONS_PER_RECORD = 1000
 """Observations per record of the observations topic (about 300 bytes each)."""
@@ -130,7 +133,7 @@ class SinkService(Service):
         return await thread.call(stored_ids, thread.store.connection, ids)
 
     async def on_start(self) -> None:
-        store = Store.open(self.storage.path, derivation=self._derivation, memory_limit=self.storage.memory_limit)
+        store = await self._open_store()
         self.store_thread = StoreThread(store)
         self._opened.set()
         self.add_future(self._maintain())
@@ -138,6 +141,22 @@ class SinkService(Service):
         self.add_future(self._consume())
         self.add_future(self.deliverer.run())
         log.info("sink: writing %s", self.storage.path)
+
+    async def _open_store(self) -> Store:
+        """Open the file for writing. A process reading it (``stackwatch sql`` or ``status`` run while the
+        service starts, which read the file itself when no service answers yet) holds it for one query: wait for
+        it, up to :data:`LOCK_WAIT`, instead of failing the start."""
+        deadline = asyncio.get_running_loop().time() + LOCK_WAIT
+        while True:
+            try:
+                return Store.open(
+                    self.storage.path, derivation=self._derivation, memory_limit=self.storage.memory_limit
+                )
+            except StoreError as error:
+                if not held_by_another_process(error) or asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.warning("sink: %s is held by another process; trying again", self.storage.path)
+                await asyncio.sleep(0.5)
 
     async def on_stop(self) -> None:
         self._stopping.set()
