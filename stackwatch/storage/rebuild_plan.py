@@ -40,9 +40,9 @@ REBUILD_CHUNK_DAYS = 8
 """At most this many days of buckets per rebuild transaction."""
 REBUILD_CHUNK_ARTICLES = 20_000
 """About this many articles per rebuild transaction at most (``Store.rebuild`` scales it to its memory cap)."""
-REBUILD_ARTICLE_BYTES = 4_000
-"""Memory a rebuild chunk needs per article it recomputes, measured with margin: 37,000 articles failed within a
-64 MB cap, 20,000 fit."""
+REBUILD_ARTICLE_BYTES = 8_000
+"""Memory a rebuild chunk needs per article it recomputes, with margin: within a 64 MB cap, chunks of 16,777 articles
+failed and 13,421 fit (``tests/test_storage_scale.py``'s store, which matches two entities per article)."""
 
 
 @dataclass(frozen=True, slots=True)
