@@ -20,7 +20,7 @@ from stackwatch.errors import ConfigError
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.baselines import BaselineParams, baselines
 from stackwatch.signals.composite import CompositeIndex
-from stackwatch.signals.conditions import Composite, Rule, Spike, Threshold, Trend
+from stackwatch.signals.conditions import Composite, Cooccurrence, FirstSeen, Rule, Spike, Threshold, Trend
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import MEASURES, SIGNALS
@@ -443,9 +443,18 @@ def _state_at(engine: RuleEngine, history: Sequence[StoredObservation]) -> dict[
 def test_an_alerts_value_sql_recomputes_the_value_it_judged(tmp_path: Path) -> None:
     """The stream as the service runs it: each write, then the rules on what it stored, then their alerts. Each
     alert's ``value_sql`` gives back the value the rule judged, for every measure of the articles themselves in
-    every scope. (Story counts and novelty are read as the stories are now: a later report can regroup them.)"""
+    every scope, of composites and of co-occurrences. (Story counts and novelty are read as the stories are now: a
+    later report can regroup them.)"""
     kept = ("article_count", "source_count", "score_sum", "share")
-    engine = RuleEngine([rule for rule in value_rules() if rule.condition.fields()["indicator"] in kept])
+    rules = [rule for rule in value_rules() if rule.condition.fields()["indicator"] in kept]
+    for measure in kept:
+        mix = CompositeIndex(f"mix_{measure}", {"capex": 2.0, "decoupling": 0.5}, measure)
+        rules.append(Rule(f"mix-{measure}", Composite(mix, window="1h", threshold=0.1)))
+    rules += [
+        Rule("nvidia-decoupling", Cooccurrence("decoupling", ("nvidia",), window="1h", threshold=2)),
+        Rule("either-capex", Cooccurrence("capex", ("NVIDIA", "AMD"), every=False, window="1h", threshold=3)),
+    ]
+    engine = RuleEngine(rules)
     state: dict[str, Any] = {}
     counts = BucketCounts({}, RETENTION)
     with Store.open(tmp_path / "s.duckdb", derivation=Derivation(Gazetteer(), (), BaselineParams())) as store:
@@ -456,13 +465,44 @@ def test_an_alerts_value_sql_recomputes_the_value_it_judged(tmp_path: Path) -> N
             observed = stored_observations(store.connection, changed)
             fired = engine.evaluate(state, counts, observed, batch[-1].article.published_at).alerts
             store.write(Batch(alerts=fired))
-        checked = 0
-        for alert_id, value, evidence in store.query(
-            "SELECT a.id, a.value, d.evidence FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
+        checked, rules_fired = 0, set()
+        for alert_id, rule_name, value, evidence in store.query(
+            "SELECT a.id, a.rule, a.value, d.evidence FROM alerts a JOIN alert_details d ON d.alert_id = a.id"
         ).rows:
             query = json.loads(evidence)["value_sql"]
-            assert query is not None, alert_id
+            assert query is not None, (alert_id, rule_name)
             (recomputed,) = store.query(query).rows[0]
             assert math.isclose(float(recomputed or 0.0), value, rel_tol=1e-9, abs_tol=1e-8), (alert_id, query)
             checked += 1
+            rules_fired.add(rule_name)
     assert checked > 50
+    assert {rule.name for rule in rules if not isinstance(rule.condition, Threshold)} <= rules_fired
+
+
+def test_a_first_seen_alerts_value_sql_finds_no_earlier_article_naming_the_entity(tmp_path: Path) -> None:
+    """Three days of capex coverage naming AMD, then Google's first capex article: the alert's ``value_sql``
+    gives 1 (no capex article named Google in the rule's two days before), and 0 once such an article is stored."""
+    engine = RuleEngine([Rule("new-in-capex", FirstSeen("capex", days=2))])
+    state: dict[str, Any] = {}
+    counts = BucketCounts({}, RETENTION)
+
+    def item(number: int, day: int, company: str) -> TaggedArticle:
+        published = T0 + timedelta(days=day, hours=number % 12)
+        article = Article(
+            id=f"f{number}", url=f"https://x.test/f{number}", title=f"{company} raises its data-centre budget again",
+            summary="", source="wire", connector="rss", published_at=published, fetched_at=published,
+        )  # fmt: skip
+        return TaggedArticle(article, ("capex",), {"capex": 0.9}, "v1", T0)
+
+    stream = [item(number, number // 2, "AMD") for number in range(6)] + [item(6, 3, "Google")]
+    with Store.open(tmp_path / "s.duckdb", derivation=Derivation(Gazetteer(), (), BaselineParams())) as store:
+        for tagged in stream:
+            observed = stored_observations(store.connection, store.write(Batch(tagged=[tagged])))
+            store.write(Batch(alerts=engine.evaluate(state, counts, observed, tagged.article.published_at).alerts))
+        rows = store.query("SELECT a.value, d.evidence FROM alerts a JOIN alert_details d ON d.alert_id = a.id").rows
+        assert [(value, json.loads(evidence)["values"]) for value, evidence in rows] == [(1.0, {"first_seen": 1.0})]
+        query = json.loads(rows[0][1])["value_sql"]
+        assert store.query(query).rows == [(1.0,)]
+        store.write(Batch(tagged=[item(7, 2, "Google")]))  # a report of the day before, stored late
+        assert store.query(query).rows == [(1.0,)]  # the query counts what was stored when the alert was
+        assert store.query(query.split(" AND a.stored_at")[0]).rows == [(0.0,)]

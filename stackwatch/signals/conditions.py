@@ -287,7 +287,14 @@ class Composite:
         return self.index.value({scope.dynamic: read(scope, self.indicator) or 0.0 for scope in self.scopes})
 
     def fields(self) -> dict[str, str]:
-        return {"dynamic": self.name, "indicator": f"index({self.indicator})", "window": self.window}
+        """``dynamics`` and ``weights`` (``capex=2.0,edge=1.0``) name what the index sums, for its evidence."""
+        return {
+            "dynamic": self.name,
+            "indicator": f"index({self.indicator})",
+            "window": self.window,
+            "dynamics": ",".join(self.index.weights),
+            "weights": ",".join(f"{dynamic}={weight!r}" for dynamic, weight in self.index.weights.items()),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -353,7 +353,13 @@ class RuleEngine:
 
     def _first_seen_alert(self, rule: Rule, condition: FirstSeen, entity: str, observed: Observation) -> Alert:
         day = bucket_start(observed.published_at, "1d")
-        fields = {"dynamic": condition.dynamic, "indicator": condition.indicator, "window": "1d", "entity": entity}
+        fields = {
+            "dynamic": condition.dynamic,
+            "indicator": condition.indicator,
+            "window": "1d",
+            "entity": entity,
+            "days": str(condition.days),
+        }
         labels = rule.alert_labels(fields)
         dedup = self.dedup_key(rule, fields)
         return Alert(

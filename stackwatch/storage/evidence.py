@@ -113,16 +113,21 @@ _MEASURE_SQL = {
 def _value_sql(
     connection: duckdb.DuckDBPyConnection, alert: Alert, joined: str, where: str, within: Callable[[str], str]
 ) -> str | None:
-    """SQL whose one value is the one the rule judged: a measure recounted from the articles stored before the
-    alert was (the rule judged them once the store had written them, and wrote the alert after); stories and
-    novelty as the store groups them now (a later report can regroup them); a signal of a dynamic's article
-    count as the store keeps it now. None for what no query gives (a composite, a co-occurrence or first-seen
-    count, a signal of another measure or scope)."""
-    indicator = alert.indicator
-    if alert.kind in ("composite", "cooccurrence", "first_seen"):
-        return None
+    """SQL whose one value is the one the rule judged, from the articles stored before the alert was (the rule
+    judged them once the store had written them, and wrote the alert after): a measure recounted in the rule's
+    scope (a co-occurrence's articles name its entities), a composite summed over its dynamics' measures, a
+    first-seen 1 when no earlier article of the dynamic named the entity in the rule's days; stories and novelty
+    as the store groups them now (a later report can regroup them); a signal of a dynamic's measure as the store
+    keeps it now. None for what no query gives (a signal of another scope, or of a co-occurrence)."""
+    indicator = "article_count" if alert.kind == "cooccurrence" else alert.indicator  # the articles it counts
+    row = connection.execute("SELECT stored_at FROM alerts WHERE id = ?", [alert.id]).fetchone()
+    known = f" AND a.stored_at <= TIMESTAMPTZ {_literal(row[0].isoformat())}" if row else ""
+    if alert.kind == "first_seen":
+        return _first_seen_sql(alert, known)
+    if alert.kind == "composite":
+        return _composite_sql(alert, joined, where, within, known)
     if indicator in SIGNALS:
-        if alert.labels.get("entity", ALL) != ALL or alert.labels.get("source", ALL) != ALL:
+        if alert.kind == "cooccurrence" or any(alert.labels.get(key, ALL) != ALL for key in ("entity", "source")):
             return None
         return (
             f"SELECT value FROM indicators WHERE indicator = {_literal(indicator)}"  # noqa: S608 (literals)
@@ -130,16 +135,54 @@ def _value_sql(
             f" AND bucket_width = {_literal(alert.window)}"
             f" AND bucket_start = TIMESTAMPTZ {_literal(alert.bucket_start.isoformat())}"
         )
-    row = connection.execute("SELECT stored_at FROM alerts WHERE id = ?", [alert.id]).fetchone()
-    known = f" AND a.stored_at <= TIMESTAMPTZ {_literal(row[0].isoformat())}" if row else ""
-    stories = f" JOIN article_stories s ON s.article_id = a.id AND {within('s')}"
-    if indicator == "share":
-        total = f"(SELECT count(*) FROM articles a WHERE {within('a')}{known})"  # noqa: S608 (literals)
-        return f"SELECT count(DISTINCT a.id) / {total} AS share {joined} WHERE {where}{known}"
-    if indicator not in _MEASURE_SQL:
+    measure = _measure_sql(indicator, within, known)
+    if measure is None:
         return None
-    joined += stories if "s." in _MEASURE_SQL[indicator] else ""
-    return f"SELECT {_MEASURE_SQL[indicator]} AS {indicator} {joined} WHERE {where}{known}"
+    joined += _stories(within) if "s." in measure else ""
+    return f"SELECT {measure} AS {indicator} {joined} WHERE {where}{known}"
+
+
+def _stories(within: Callable[[str], str]) -> str:
+    return f" JOIN article_stories s ON s.article_id = a.id AND {within('s')}"
+
+
+def _measure_sql(indicator: str, within: Callable[[str], str], known: str) -> str | None:
+    """A measure over the scope's rows of a bucket (``a``: articles, ``s``: their stories), or None."""
+    if indicator == "share":
+        return f"count(DISTINCT a.id) / (SELECT count(*) FROM articles a WHERE {within('a')}{known})"  # noqa: S608
+    return _MEASURE_SQL.get(indicator)
+
+
+def _composite_sql(alert: Alert, joined: str, where: str, within: Callable[[str], str], known: str) -> str | None:
+    """``Σ weight × measure(dynamic)`` over the bucket, a dynamic with no article counting 0."""
+    inner = alert.indicator.removeprefix("index(").removesuffix(")")
+    measure = _measure_sql(inner, within, known)
+    pairs = [item.split("=", 1) for item in alert.labels.get("weights", "").split(",") if "=" in item]
+    if measure is None or not pairs:
+        return None
+    joined += _stories(within) if "s." in measure else ""
+    weights = ", ".join(f"({_literal(dynamic)}, {float(weight)!r}::DOUBLE)" for dynamic, weight in pairs)
+    return (
+        f"SELECT sum(w.weight * coalesce(m.value, 0)) AS {inner} FROM (VALUES {weights}) w(dynamic, weight)"  # noqa: S608
+        f" LEFT JOIN (SELECT d.dynamic, {measure} AS value {joined} WHERE {where}{known} GROUP BY d.dynamic) m"
+        " USING (dynamic)"
+    )
+
+
+def _first_seen_sql(alert: Alert, known: str) -> str | None:
+    """1 when no article of the dynamic stored before the alert named the entity in the ``days`` days before the
+    alert's day (the stream compares UTC dates), else 0."""
+    entity, days = alert.labels.get("entity"), alert.labels.get("days", "")
+    if entity is None or not days.isdigit():
+        return None
+    day = alert.bucket_start
+    within = _dated(day - timedelta(days=int(days)), day)
+    return (
+        "SELECT (count(*) = 0)::DOUBLE AS first_seen FROM articles a"  # noqa: S608 (values go through _literal)
+        " JOIN article_dynamics d ON d.article_id = a.id JOIN article_entities e ON e.article_id = a.id"
+        f" WHERE d.label AND d.dynamic = {_literal(alert.dynamic)} AND lower(e.entity) = {_literal(entity.casefold())}"
+        f" AND {within('a')} AND {within('d')} AND {within('e')}{known}"
+    )
 
 
 def _model_versions(connection: duckdb.DuckDBPyConnection, joined: str, where: str) -> list[str]:
