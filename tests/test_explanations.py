@@ -76,6 +76,21 @@ def test_a_capex_sentence_inside_an_unrelated_text_is_the_one_shown_for_capex(
     assert shown.score > 0
 
 
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        ("U.S. officials cleared the sale. AMD rose.", ["U.S. officials cleared the sale.", "AMD rose."]),
+        ("The U.S. Commerce Department agreed.", ["The U.S. Commerce Department agreed."]),
+        ("Dr. Su said so. Nvidia Corp. said it will build.", ["Dr. Su said so.", "Nvidia Corp. said it will build."]),
+        ("The buyer is Lambda Inc. The deal closed.", ["The buyer is Lambda Inc.", "The deal closed."]),
+        ("It costs $1.5bn. Shares rose!", ["It costs $1.5bn.", "Shares rose!"]),
+        ('He said "we are done." Then he left.', ['He said "we are done."', "Then he left."]),
+    ],
+)
+def test_an_abbreviation_does_not_end_a_sentence(text: str, sentences: list[str]) -> None:
+    assert [text[start:end] for start, end in sentence_spans(text)] == sentences
+
+
 def test_the_sentence_shares_and_the_special_tokens_add_up_to_the_dynamics_logit(
     classifier: TransformerClassifier,
 ) -> None:

@@ -33,6 +33,21 @@ SENTENCE_CHARS = 300
 
 _CLOSERS = "\"'”’)]"
 _BREAK = re.compile(r"\n+|(?<=[.!?])[\"'”’)\]]*\s+")
+_INITIALISM = re.compile(r"(?:^|[\s(\"'“‘])(?:[A-Za-z]\.){2,}$")
+"""``U.S.``, ``U.K.``, ``e.g.``: before a space, not the end of a sentence."""
+_TITLES = frozenset({"mr", "mrs", "ms", "dr", "prof", "st", "sen", "rep", "gen", "gov", "vs", "approx", "jr", "sr"})
+"""Words ending in a full stop that never end a sentence before another word."""
+_SUFFIXES = frozenset({"inc", "corp", "co", "ltd", "plc", "llc", "bhd"})
+"""Company suffixes: a sentence can end in one, so they end one only before a capital letter."""
+
+
+def _abbreviated(text: str, stop: int, after: str) -> bool:
+    """Is the full stop at ``text[stop]`` an abbreviation's, with ``after`` the character that follows the space?"""
+    before = text[max(0, stop - 40) : stop + 1]  # the word before is all that matters
+    if after[:1].islower() or _INITIALISM.search(before):
+        return True
+    word = before[:-1].rsplit(None, 1)[-1].lstrip("(\"'“‘").casefold() if before[:-1].strip() else ""
+    return word in _TITLES or (word in _SUFFIXES and not after[:1].isupper())
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +63,13 @@ class TokenStates:
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each sentence of ``text``: lines (a title is one), then runs ending in ``.``, ``!`` or ``?``
-    before white space, trimmed. "$1.5bn" stays whole; an abbreviation before a space ("U.S. officials") ends one.
+    before white space, trimmed. "$1.5bn" stays whole, and so does a sentence with an abbreviation: an initialism
+    ("the U.S. Commerce Department"), a title ("Dr. Su"), a company suffix before a lower-case word ("Nvidia
+    Corp. said"); any full stop before a lower-case word.
 
-    >>> text = "Meta lifts capex\\nIt will spend $70bn. Shares rose!"
+    >>> text = "Meta lifts capex\\nIt will spend $70bn in the U.S. Commerce approved. Shares rose!"
     >>> [text[a:b] for a, b in sentence_spans(text)]
-    ['Meta lifts capex', 'It will spend $70bn.', 'Shares rose!']
+    ['Meta lifts capex', 'It will spend $70bn in the U.S. Commerce approved.', 'Shares rose!']
     """
     spans = []
     start = 0
@@ -60,6 +77,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         end = len(text)
         if found is not None:
             closers = len(found.group()) - len(found.group().lstrip(_CLOSERS))
+            stop = found.start() - 1
+            if (
+                text[found.start()] != "\n"
+                and text[stop] == "."
+                and _abbreviated(text, stop, text[found.end() : found.end() + 1])
+            ):
+                continue
             end = found.start() + closers  # a closing quote or bracket stays with its sentence
         piece = text[start:end]
         left = len(piece) - len(piece.lstrip())
