@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -246,6 +247,30 @@ def test_a_story_rule_fires_once_when_one_story_reaches_the_outlets() -> None:
     assert alerts[0].message == "A story in capex is reported by 3 outlets (chips, daily, wire), at or above 3"
     assert alerts[0].bucket_start == T0  # the day of the story's first article
     assert alerts[0].dedup_key == "wide-capex|capex|1d"  # the default template: the settings' is {rule}|{story}
+
+
+def test_a_story_that_fired_and_is_merged_into_another_does_not_fire_again_under_the_survivors_id() -> None:
+    engine = RuleEngine([Rule("wide", StoryReach("capex", threshold=2), dedup="{rule}|{story}")])
+    at = T0 + timedelta(hours=9)
+    state: dict[str, Any] = {}
+    fired = [
+        *engine.observe(state, reported("a1", "wire", "s1", at)),
+        *engine.observe(state, reported("a2", "blog", "s1", at)),  # s1 reaches two outlets: it fires
+        *engine.observe(state, reported("b1", "daily", "s2", at)),  # another write-up, its own story for now
+    ]
+    assert [alert.labels["story"] for alert in fired] == ["s1"]
+    # A later article links both: the store merges s1 into s2 and sends their articles again under s2.
+    merged = [replace(reported(name, source, "s2", at), former_stories=("s1",)) for name, source in
+              [("a1", "wire"), ("a2", "blog"), ("c1", "press")]]  # fmt: skip
+    assert [alert for item in merged for alert in engine.observe(state, item)] == []
+    assert set(state["s|wide"]) == {"s2"}  # s1's members and its firing now belong to s2
+    assert engine.observe(state, reported("d1", "chips", "s2", at)) == []
+    # Without the merge named, s2 would count as a story of its own that never fired.
+    fresh: dict[str, Any] = {}
+    unmerged = [reported("a1", "wire", "s1", at), reported("a2", "blog", "s1", at)]
+    unmerged += [replace(item, former_stories=()) for item in merged]
+    again = [alert for item in unmerged for alert in engine.observe(fresh, item)]
+    assert [alert.labels["story"] for alert in again] == ["s1", "s2"]
 
 
 def test_a_story_rule_counts_articles_and_forgets_stories_older_than_its_days() -> None:

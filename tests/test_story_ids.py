@@ -16,6 +16,7 @@ import pytest
 from stackwatch.signals.messages import Article, Embedding, TaggedArticle
 from stackwatch.signals.stories import quantize
 from stackwatch.storage.dashboard import article_detail
+from stackwatch.storage.recovery import stored_history, stored_observations
 from stackwatch.storage.schema import MIGRATIONS, current_version
 from stackwatch.storage.store import Batch, Store
 from stackwatch.storage.story_aliases import resolve
@@ -104,6 +105,20 @@ def test_a_merge_keeps_the_id_of_the_story_fetched_first_and_the_other_resolves_
     assert set(stories_of(store).values()) == {"power"}
     assert aliases(store) == {"chips": "power", "cloud": "power"}
     assert resolve(connection, "chips") == "power"
+
+
+def test_the_rules_hear_of_a_merge_from_the_write_that_made_it(store: Store) -> None:
+    """The write that merges stories reports their articles to the rules under the survivor, naming the retired
+    id, so a story rule that followed (and fired for) the retired story carries on under the survivor."""
+    for item in (POWER, CLOUD, CHIPS):
+        store.write(Batch(tagged=[item]))
+    changed = store.write(Batch(tagged=[BOTH]))
+    observed = {
+        item.article_id: (item.story, item.former_stories) for item in stored_observations(store.connection, changed)
+    }
+    assert observed == {"chips": ("cloud", ("chips",)), "both": ("cloud", ("chips",))}
+    # Rules replayed from the store at a restart read today's stories, where nothing is left to merge.
+    assert {item.observation.former_stories for item in stored_history(store.connection, START)} == {()}
 
 
 def test_a_replay_of_the_same_records_changes_nothing(store: Store) -> None:

@@ -282,6 +282,8 @@ class Observation(_Message):
     """Score per dynamic of ``labels`` (absent: 0)."""
     story_id: str = ""
     novelty: float = 1.0
+    former_stories: tuple[str, ...] = ()
+    """Story ids recently merged into ``story_id`` (retired), so a rule that followed them follows the merged story."""
 
     @property
     def story(self) -> str:
@@ -307,6 +309,7 @@ class Observation(_Message):
             scores={str(name): _number(scores, name) for name in scores},
             story_id=_text(item, "story_id", required=False),
             novelty=_number(item, "novelty") if "novelty" in item else 1.0,
+            former_stories=_names(item, "former_stories"),
         )
 
 

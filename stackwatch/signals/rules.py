@@ -291,14 +291,20 @@ class RuleEngine:
     ) -> list[Alert]:
         """Add the article to its story's followers (state key ``s|rule``: per story, its first publication time,
         its members as ``id prefix|source``, and whether it fired); the alert if the story now reaches the value.
-        Stories whose first article is more than ``days`` older than this one are forgotten."""
+        The stories the observation names as merged into its own are folded in, so a story that fired does not
+        fire again under its survivor's id. Stories whose first article is more than ``days`` older than this one are
+        forgotten."""
         key = f"s|{rule.name}"
         stories = dict(state.get(key) or {})
         story = observed.story
         first, members, fired = stories.get(story) or (observed.published_at.isoformat(), [], False)
         first = min(first, observed.published_at.isoformat())
-        entry = f"{observed.article_id[:ID_PREFIX]}|{observed.source}"
-        members = sorted({*members, entry})
+        members = [*members, f"{observed.article_id[:ID_PREFIX]}|{observed.source}"]
+        for former in observed.former_stories:  # merged into this story: one event, followed (and fired) once
+            if former != story and former in stories:
+                their_first, their_members, their_fired = stories.pop(former)
+                first, members, fired = min(first, their_first), [*members, *their_members], fired or their_fired
+        members = sorted(set(members))
         sources = sorted({member.split("|", 1)[1] for member in members})
         value = float(len(sources) if condition.indicator == "source_count" else len(members))
         alerts = []

@@ -65,7 +65,8 @@ def stored_history(connection: duckdb.DuckDBPyConnection, since: datetime) -> li
 
 def stored_observations(connection: duckdb.DuckDBPyConnection, dated: Mapping[str, datetime]) -> list[Observation]:
     """The articles of ``dated`` (id: ``published_at``, as :meth:`~stackwatch.storage.store.Store.write` returns
-    them) as the rules stage sees them, read just as :func:`stored_history` reads them, in time order."""
+    them) as the rules stage sees them, read just as :func:`stored_history` reads them, in time order, each with the
+    story ids merged lately into its story (``former_stories``)."""
     if not dated:
         return []
     with as_store_error("cannot read the stored observations"):
@@ -76,29 +77,36 @@ def stored_observations(connection: duckdb.DuckDBPyConnection, dated: Mapping[st
     return [_observation(row[1:]) for row in rows]
 
 
+_FORMER_STORIES = (
+    " LEFT JOIN (SELECT story_id, list(alias ORDER BY alias) AS formers FROM story_aliases"
+    "   WHERE merged_at >= now() - INTERVAL 1 DAY GROUP BY story_id) r ON r.story_id = s.story_id"
+)
+"""The ids merged lately into each article's story: a write that merges stories sends their articles again."""
+
+
 def _observations(dates: str, *, listed: bool = False) -> str:
     """The query of articles' observations, with when each was stored: articles and their derived rows within
     ``dates`` (a condition on ``published_at``: the zone maps skip the rest), only those of ``$ids`` if
     ``listed``."""
     only = " AND list_contains($ids, article_id)" if listed else ""
+    formers, former_join = (", r.formers", _FORMER_STORIES) if listed else (", NULL", "")
     # Our constant fragments only; every value is a parameter.
     return (
         "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels, e.entities, d.dynamics, d.scores,"  # noqa: S608
-        " s.story_id, s.novelty"
-        " FROM articles a"
+        f" s.story_id, s.novelty{formers} FROM articles a"
         " LEFT JOIN (SELECT article_id, list(entity ORDER BY entity) AS entities FROM article_entities"
         f"   WHERE {dates}{only} GROUP BY article_id) e ON e.article_id = a.id"
         " LEFT JOIN (SELECT article_id, list(dynamic ORDER BY dynamic) AS dynamics,"
         f"   list(score ORDER BY dynamic) AS scores FROM article_dynamics WHERE label AND {dates}{only}"
         "   GROUP BY article_id) d ON d.article_id = a.id"
         f" LEFT JOIN (SELECT article_id, story_id, novelty FROM article_stories WHERE {dates}{only})"
-        "   s ON s.article_id = a.id"
+        f"   s ON s.article_id = a.id{former_join}"
         f" WHERE a.{dates}" + (" AND list_contains($ids, a.id)" if listed else "")
     )
 
 
 def _observation(row: Sequence[Any]) -> Observation:
-    article_id, source, published_at, labels, entities, dynamics, scores, story_id, novelty = row
+    article_id, source, published_at, labels, entities, dynamics, scores, story_id, novelty, formers = row
     return Observation(
         article_id,
         source,
@@ -108,6 +116,7 @@ def _observation(row: Sequence[Any]) -> Observation:
         dict(zip(dynamics or (), (float(score) for score in scores or ()), strict=True)),
         story_id or "",
         1.0 if novelty is None else float(novelty),
+        tuple(formers or ()),
     )
 
 
