@@ -36,6 +36,11 @@ EXPORTS: dict[str, str] = {
     "stories": "SELECT *, first_seen::DATE AS day FROM stories",
     "indicators": "SELECT *, bucket_start::DATE AS day FROM indicators",
     "alerts": "SELECT *, fired_at::DATE AS day FROM alerts",
+    "alert_details": "SELECT d.*, a.fired_at::DATE AS day FROM alert_details d JOIN alerts a ON a.id = d.alert_id",
+    "article_explanations": "SELECT *, published_at::DATE AS day FROM article_explanations",
+    "tag_history": "SELECT *, published_at::DATE AS day FROM tag_history",
+    "story_aliases": "SELECT *, merged_at::DATE AS day FROM story_aliases",
+    "label_corrections": "SELECT *, corrected_at::DATE AS day FROM label_corrections",
 }
 """What ``export --parquet`` writes: one directory per table, partitioned by ``day`` (UTC)."""
 
