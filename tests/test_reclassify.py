@@ -73,6 +73,32 @@ def test_reclassify_retags_from_a_date_and_keeps_the_former_version(tmp_path: Pa
     assert edge_then == [(2,)]  # the old version's series stays countable
 
 
+def test_each_buckets_numbers_name_the_classifier_versions_behind_them(tmp_path: Path) -> None:
+    path, config = configured(tmp_path)
+    with Store.open(path) as store:
+        store.write(Batch(tagged=first_tags()))
+    assert CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "2026-11-01"]).exit_code == 0
+    with Store.open(path, read_only=True) as store:
+        versions = store.query(
+            "SELECT bucket_start::DATE::VARCHAR, dynamic, model_version, articles FROM indicator_versions"
+            " WHERE bucket_width = '1d' ORDER BY ALL"
+        ).rows
+        unmatched = store.query(  # every daily article count is the sum of its versions' articles
+            "SELECT * FROM indicators i LEFT JOIN (SELECT bucket_width, bucket_start, dynamic, sum(articles) AS n"
+            " FROM indicator_versions GROUP BY ALL) v USING (bucket_width, bucket_start, dynamic)"
+            " WHERE i.indicator = 'article_count' AND i.entity = '*' AND i.source = '*'"
+            " AND v.n IS DISTINCT FROM i.value"
+        ).rows
+    assert versions == [
+        ("2025-11-02", "*", "old-model", 1),
+        ("2025-11-02", "edge", "old-model", 1),
+        ("2026-11-02", "*", "keyword-1", 2),
+        ("2026-11-02", "capex", "keyword-1", 1),
+        ("2026-11-02", "edge", "keyword-1", 1),
+    ]
+    assert unmatched == []
+
+
 def test_a_rewrite_by_the_same_version_keeps_no_history(tmp_path: Path) -> None:
     path, config = configured(tmp_path)
     with Store.open(path) as store:

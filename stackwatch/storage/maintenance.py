@@ -145,7 +145,12 @@ def export_parquet(store: Store, directory: Path, progress: Callable[[int, int],
 
 
 def table_counts(store: Store) -> dict[str, int]:
-    return {table: store.count(table) for table in sorted(store.tables())}
+    """Rows per stored table (not views, which hold nothing and may aggregate a whole table; not scratch tables)."""
+    rows = store.connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        " AND table_schema = 'main' AND table_type = 'BASE TABLE'"
+    ).fetchall()
+    return {table: store.count(table) for table in sorted(str(row[0]) for row in rows)}
 
 
 def apply_retention(

@@ -455,6 +455,21 @@ MIGRATIONS: tuple[str, ...] = (
         superseded_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 15: the classifier versions behind each bucket's numbers (issue 18). Derived from the tags at query time, so
+    # it is true of the current indicators whatever rewrote them: a write, a rebuild or a reclassify.
+    """
+    CREATE VIEW indicator_versions AS
+        SELECT '1h' AS bucket_width, date_trunc('hour', published_at) AS bucket_start, dynamic, model_version,
+               count(*) AS articles
+        FROM article_dynamics WHERE label GROUP BY ALL
+        UNION ALL
+        SELECT '1d', date_trunc('day', published_at), dynamic, model_version, count(*)
+        FROM article_dynamics WHERE label GROUP BY ALL
+        UNION ALL
+        SELECT '1h', date_trunc('hour', published_at), '*', model_version, count(*) FROM articles GROUP BY ALL
+        UNION ALL
+        SELECT '1d', date_trunc('day', published_at), '*', model_version, count(*) FROM articles GROUP BY ALL;
+    """,
 )
 
 
