@@ -216,9 +216,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"store clustering, {split} half: {scores([p for p in pairs if p.split == split], predicted)}")
     test = [pair for pair in pairs if pair.split == "test"]
     for kind in sorted({pair.kind for pair in test}):
-        chosen = [pair for pair in test if pair.kind == kind]
-        right = sum(1 for pair in chosen if predicted[pair.id] == pair.same_event)
-        print(f"  test {kind}: {right}/{len(chosen)} right")
+        of_kind = [pair for pair in test if pair.kind == kind]
+        right = sum(1 for pair in of_kind if predicted[pair.id] == pair.same_event)
+        print(f"  test {kind}: {right}/{len(of_kind)} right")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_the_walk_sees_nested_sections_list_entries_and_every_member_of_a_union(
     assert Key("sources[].url", ("rss", "jsonfeed", "http_json")) in KEYS
     assert Key("sources[].name") in KEYS  # every type has it: no types to name
     assert Key("rules[].for") in KEYS  # the alias users write, not the Python name
-    assert Key("rules[].days", ("first_seen", "story")) in KEYS
+    assert Key("rules[].days", ("first_seen", "story", "watch")) in KEYS
     assert all(KEY_SHAPE.match(key.path) for key in KEYS)
 
 

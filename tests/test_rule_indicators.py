@@ -20,7 +20,16 @@ from stackwatch.errors import ConfigError
 from stackwatch.settings import Settings, settings_from_mapping
 from stackwatch.signals.baselines import BaselineParams, baselines
 from stackwatch.signals.composite import CompositeIndex
-from stackwatch.signals.conditions import Composite, Cooccurrence, FirstSeen, Rule, Spike, Threshold, Trend
+from stackwatch.signals.conditions import (
+    Composite,
+    Cooccurrence,
+    FirstSeen,
+    Rule,
+    Spike,
+    Threshold,
+    Trend,
+    Watch,
+)
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.entities import Gazetteer
 from stackwatch.signals.indicators import MEASURES, SIGNALS
@@ -271,6 +280,20 @@ def test_a_story_rule_is_one_story_reaching_a_number_of_outlets_or_articles() ->
     assert "rules[0].dynamic: unknown dynamic 'capx'" in error_of({"kind": "story", "dynamic": "capx", "value": 3})
 
 
+def test_a_watch_rule_is_every_new_article_matching_a_dynamic_entities_a_headline_or_a_source() -> None:
+    (rule,) = settings_with(
+        {"kind": "watch", "dynamic": "capex", "entities": ["NVIDIA"], "match": "gulf|saudi", "days": 3}
+    ).rules
+    built = rule.to_rule()
+    assert (built.kind, built.dedup, built.judged_per_article) == ("watch", "{rule}|{article}", True)
+    assert built.condition == Watch("capex", ("NVIDIA",), False, "gulf|saudi", None, 3)
+    assert "rules[0].match: not a regular expression RE2 accepts" in error_of({"kind": "watch", "match": "(a|b"})
+    assert "rules[0].match: not a regular expression RE2 accepts" in error_of({"kind": "watch", "match": r"(\w)\1"})
+    assert "needs what to watch" in error_of({"kind": "watch"})
+    assert "rules[0].for: not used by a watch rule" in error_of({"kind": "watch", "dynamic": "capex", "for": 2})
+    assert "rules[0].dynamic: unknown dynamic 'capx'" in error_of({"kind": "watch", "dynamic": "capx"})
+
+
 # -- one definition: the rule's value of a bucket is the stored row of that bucket ------------------------------
 
 SOURCES = ("wire", "blog", "paper")
@@ -451,6 +474,8 @@ def test_an_alerts_value_sql_recomputes_the_value_it_judged(tmp_path: Path) -> N
         mix = CompositeIndex(f"mix_{measure}", {"capex": 2.0, "decoupling": 0.5}, measure)
         rules.append(Rule(f"mix-{measure}", Composite(mix, window="1h", threshold=0.1)))
     rules += [
+        Rule("watch-nvidia", Watch("decoupling", ("NVIDIA",), pattern="wire story"), dedup="{rule}|{article}"),
+        Rule("watch-blog", Watch(source="blog", days=1), dedup="{rule}|{article}"),
         Rule("nvidia-decoupling", Cooccurrence("decoupling", ("nvidia",), window="1h", threshold=2)),
         Rule("either-capex", Cooccurrence("capex", ("NVIDIA", "AMD"), every=False, window="1h", threshold=3)),
     ]

@@ -18,6 +18,7 @@ from stackwatch.signals.conditions import (
     StoryReach,
     Threshold,
     Trend,
+    Watch,
 )
 from stackwatch.signals.entity_rules import cooccurrence_count, cooccurs, first_seen
 from stackwatch.signals.messages import Alert, IndicatorUpdate, Observation
@@ -271,6 +272,44 @@ def test_a_story_that_fired_and_is_merged_into_another_does_not_fire_again_under
     unmerged += [replace(item, former_stories=()) for item in merged]
     again = [alert for item in unmerged for alert in engine.observe(fresh, item)]
     assert [alert.labels["story"] for alert in again] == ["s1", "s2"]
+
+
+def headline(article_id: str, title: str, at: datetime, labels: tuple[str, ...] = ("capex",), *entities: str,
+             source: str = "wire") -> Observation:  # fmt: skip
+    return Observation(article_id, source, at, labels, entities, title=title)
+
+
+def test_a_watch_rule_sends_every_new_matching_article_once() -> None:
+    engine = RuleEngine([Rule("gulf-deals", Watch("capex", ("NVIDIA", "AMD"), pattern=r"\b(gulf|saudi)\b"))])
+    at = T0 + timedelta(days=10)
+    alerts = replay_observations(
+        engine,
+        [
+            headline("a1", "Saudi fund orders NVIDIA chips", at, ("capex",), "NVIDIA"),
+            headline("a2", "Gulf build-out: AMD wins a cluster", at + timedelta(hours=1), ("capex",), "AMD"),
+            headline("a2", "Gulf build-out: AMD wins a cluster", at + timedelta(hours=1), ("capex",), "AMD"),  # again
+            headline("a3", "Gulfstream jets sell well", at, ("capex",), "NVIDIA"),  # a word, not the region
+            headline("a4", "Saudi fund orders Intel chips", at, ("capex",), "Intel"),  # no watched entity
+            headline("a5", "Saudi fund orders NVIDIA chips", at, ("edge",), "NVIDIA"),  # another dynamic
+            headline("a6", "SAUDI order of NVIDIA gear, reported late", at - timedelta(days=3), ("capex",), "nvidia"),
+        ],
+    )
+    assert [(a.labels["article"], a.status, a.value) for a in alerts] == [("a1", "firing", 1.0), ("a2", "firing", 1.0),
+                                                                          ("a2", "firing", 1.0)]  # fmt: skip
+    assert alerts[1].id == alerts[2].id  # the same article: one alert, which the store keeps once
+    assert alerts[0].message == "New in capex: Saudi fund orders NVIDIA chips (wire)"
+    assert alerts[0].kind == "watch"
+    assert alerts[0].bucket_start == at.replace(hour=0)  # the article's day
+
+
+def test_a_watch_rule_on_a_source_alone_matches_any_article_from_it() -> None:
+    engine = RuleEngine([Rule("lab-blog", Watch(source="lab-blog"))])
+    at = T0 + timedelta(days=1)
+    alerts = replay_observations(
+        engine, [headline("b1", "Anything at all", at, (), source="lab-blog"), headline("b2", "Other", at, ())]
+    )
+    assert [alert.labels["article"] for alert in alerts] == ["b1"]
+    assert alerts[0].message == "New in all articles: Anything at all (lab-blog)"
 
 
 def test_a_story_rule_counts_articles_and_forgets_stories_older_than_its_days() -> None:

@@ -1,6 +1,6 @@
 """Rules that count stories, live: the rules stage hears of articles from the sink once they are stored and
-grouped, so one event reported by three outlets is one story to every rule (pipeline/roles/sink.py), and a story
-rule sees it reach three outlets."""
+grouped, so one event reported by three outlets is one story to every rule (pipeline/roles/sink.py), a story
+rule sees it reach three outlets, and a watch rule hears of the one headline it matches."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def test_a_story_count_rule_fires_once_for_one_event_covered_by_three_outlets(
             story_rule("two-events", "story_count", 2),
             story_rule("three-reports", "article_count", 3),
             {"name": "wide", "kind": "story", "value": 3, "webhooks": ["ops"]},
+            {"name": "tpu-orders", "kind": "watch", "match": r"\btpu\b.*\border\b", "webhooks": ["ops"]},
         ],
     )
     service = Service(config, web_port=web_port)
@@ -66,6 +67,8 @@ def test_a_story_count_rule_fires_once_for_one_event_covered_by_three_outlets(
         )
         stories = service.sql("SELECT count(DISTINCT story_id) FROM article_stories")
         service.wait_until("SELECT count(*) FROM alerts WHERE rule = 'wide'", lambda rows: rows[0][0] >= 1, timeout=30)
+        service.wait_until("SELECT count(*) FROM alerts WHERE rule = 'tpu-orders'", lambda rows: rows[0][0] >= 1)
+        watched = service.sql("SELECT message FROM alerts WHERE rule = 'tpu-orders'")
         alerts = service.sql(
             "SELECT a.rule, d.status, a.value FROM alerts a JOIN alert_details d ON d.alert_id = a.id ORDER BY 1"
         )
@@ -76,6 +79,12 @@ def test_a_story_count_rule_fires_once_for_one_event_covered_by_three_outlets(
         code = service.stop()
     assert code == 0, service.output[-4000:]
     assert stories == [[1]]
-    assert alerts == [["one-event", "firing", 1.0], ["three-reports", "firing", 3.0], ["wide", "firing", 3.0]]
+    assert alerts == [
+        ["one-event", "firing", 1.0],
+        ["three-reports", "firing", 3.0],
+        ["tpu-orders", "firing", 1.0],
+        ["wide", "firing", 3.0],
+    ]
+    assert watched == [[f"New in all articles: {GOOGLE.title} (techdaily)"]]  # the one headline it matches
     with Store.open(tmp_path / "stackwatch.duckdb", read_only=True) as store:  # its SQL counts the three outlets
         assert store.query(evidence[0][0]).rows == [(3, 3)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,7 +92,8 @@ def test_buffered_writes_reach_the_table_once_per_key_on_flush() -> None:
 
 
 def test_an_observation_batch_round_trips_and_names_a_bad_item() -> None:
-    batch = Observations((observed("a1", "edge"), observed("a2")))
+    merged = replace(observed("a3", "capex"), story_id="s2", former_stories=("s1",), title="Gulf <b>deal</b>")
+    batch = Observations((observed("a1", "edge"), observed("a2"), merged))
     assert Observations.from_dict(batch.to_dict()) == batch
     broken = batch.to_dict()
     broken["items"][1]["labels"] = "edge"

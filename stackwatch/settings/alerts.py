@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
+import re2
 from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, ValidationInfo, model_validator
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
@@ -43,6 +44,8 @@ from stackwatch.signals.conditions import (
     StoryReach,
     Threshold,
     Trend,
+    Watch,
+    headline_pattern,
 )
 from stackwatch.signals.source_health import HealthRule
 
@@ -60,6 +63,7 @@ __all__ = [
     "StoryRuleSettings",
     "ThresholdRuleSettings",
     "TrendRuleSettings",
+    "WatchRuleSettings",
     "WebhookSettings",
     "engine_rules",
     "secret_problem",
@@ -429,6 +433,47 @@ class StoryRuleSettings(_RuleBase):
         return self._wrap(reach)
 
 
+class WatchRuleSettings(_RuleBase):
+    """Notify on every new article that matches (a watchlist): of ``dynamic`` (omitted: any article), naming
+    ``entities`` (any one; ``every: true``: all), from ``source``, whose headline matches ``match`` (a regular
+    expression, RE2 syntax, case-insensitive). One alert per article, batched into notifications by the alert
+    group's ``group_interval``; articles published more than ``days`` before the newest match are not news."""
+
+    kind: Literal["watch"]
+    dynamic: str | None = None
+    entities: list[str] = []
+    every: bool = False
+    match: str = ""
+    source: str | None = Field(default=None, min_length=1)
+    days: int = Field(default=2, ge=1, le=365)
+    dedup: str = "{rule}|{article}"
+
+    @model_validator(mode="after")
+    def _one_alert_per_article(self) -> WatchRuleSettings:
+        self._refuse_bucket_timing("a watch rule (it sends every matching article once)")
+        if not (self.dynamic or self.entities or self.match or self.source):
+            raise ValueError("kind: a watch rule needs what to watch: dynamic, entities, match or source")
+        if self.match:
+            try:
+                headline_pattern(self.match)
+            except re2.error as error:
+                raise ValueError(f"match: not a regular expression RE2 accepts ({error}): {self.match!r}") from None
+        return self
+
+    def referenced_dynamics(self) -> list[str]:
+        return [] if self.dynamic is None else [self.dynamic]
+
+    def referenced_sources(self) -> list[str]:
+        return [] if self.source is None else [self.source]
+
+    def dedup_fields(self) -> tuple[str, ...]:
+        return (*super().dedup_fields(), "article", "source")
+
+    def to_rule(self) -> Rule:
+        watch = Watch(self.dynamic or "*", tuple(self.entities), self.every, self.match, self.source, self.days)
+        return self._wrap(watch)
+
+
 class SourceHealthRuleSettings(_RuleBase):
     """Fire, on the wall clock, when a source (``source``, or every enabled source) has stored no new article for
     ``stale_after``, or its polls have failed without a success for ``failing_after``; resolve when it recovers.
@@ -487,6 +532,7 @@ RuleSettings = Annotated[
     | CooccurrenceRuleSettings
     | FirstSeenRuleSettings
     | StoryRuleSettings
+    | WatchRuleSettings
     | SourceHealthRuleSettings,
     Field(discriminator="kind"),
 ]
@@ -499,6 +545,7 @@ RULE_KINDS = (
     "cooccurrence",
     "first_seen",
     "story",
+    "watch",
     "source_health",
 )
 

@@ -17,7 +17,10 @@ import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import ClassVar, Protocol
+from functools import cache
+from typing import Any, ClassVar, Protocol
+
+import re2
 
 from stackwatch.signals.baselines import BaselinePoint
 from stackwatch.signals.composite import CompositeIndex
@@ -422,7 +425,60 @@ class StoryReach:
         return {**self.scope.fields(), "indicator": self.indicator, "window": self.window}
 
 
-RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen | StoryReach
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Every new article that matches: of ``dynamic`` (``*``: any article), naming ``entities`` (any one, or every
+    one; none: no condition), from ``source``, with a headline matching ``pattern`` (RE2 syntax, case-insensitive;
+    empty: any). A watchlist: one alert per article, never resolved; an article published more than ``days``
+    before the newest one the rule has matched is old news (a backfill), and sends nothing.
+
+    >>> from datetime import UTC, datetime
+    >>> seen = Observation("a1", "wire", datetime(2026, 12, 2, tzinfo=UTC), ("capex",), ("NVIDIA",), title="Gulf AI")
+    >>> Watch("capex", ("nvidia", "AMD"), pattern=r"\bgulf\b").matches(seen)
+    True
+    """
+
+    dynamic: str = ALL
+    entities: tuple[str, ...] = ()
+    every: bool = False
+    pattern: str = ""
+    source: str | None = None
+    days: int = 2
+    window: str = "1d"
+    op: str = ">="
+    threshold: float = 1.0
+    indicator: str = "article"
+
+    def matches(self, observed: Observation) -> bool:
+        if self.dynamic != ALL and self.dynamic not in observed.labels:
+            return False
+        if self.source is not None and observed.source != self.source:
+            return False
+        if self.entities:
+            named = {entity.casefold() for entity in observed.entities}
+            wanted = {entity.casefold() for entity in self.entities}
+            if not (wanted <= named if self.every else wanted & named):
+                return False
+        return not self.pattern or headline_pattern(self.pattern).search(observed.title) is not None
+
+    def series(self, update: IndicatorUpdate) -> str | None:
+        return None  # judged on observations, not on indicator updates
+
+    def fields(self) -> dict[str, str]:
+        return {"dynamic": self.dynamic, "indicator": self.indicator, "window": self.window}
+
+
+@cache
+def headline_pattern(pattern: str) -> Any:
+    """A watch rule's ``match``, compiled by RE2 (linear time on any headline), case-insensitive; raises
+    ``re2.error`` for a pattern RE2 refuses."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = False
+    return re2.compile(pattern, options)
+
+
+RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen | StoryReach | Watch
 
 
 _KIND_NAMES: dict[type, str] = {
@@ -434,6 +490,7 @@ _KIND_NAMES: dict[type, str] = {
     Cooccurrence: "cooccurrence",
     FirstSeen: "first_seen",
     StoryReach: "story",
+    Watch: "watch",
 }
 
 
@@ -462,7 +519,7 @@ class Rule:
         rising measure, and a z-score or momentum of one (ewma_mean and ewma_dev are the baseline *before* the
         bucket: fixed while it fills)."""
         condition = self.condition
-        if isinstance(condition, Quiet | FirstSeen | StoryReach) or condition.op not in _RISING:
+        if isinstance(condition, Quiet | FirstSeen | StoryReach | Watch) or condition.op not in _RISING:
             return False
         if isinstance(condition, Composite):
             rising = condition.indicator in RISING_MEASURES
@@ -482,8 +539,8 @@ class Rule:
 
     @property
     def judged_per_article(self) -> bool:
-        """Fires once per entity or story as articles arrive, and never resolves: no series of buckets."""
-        return isinstance(self.condition, FirstSeen | StoryReach)
+        """Fires once per entity, story or article as articles arrive, and never resolves: no series of buckets."""
+        return isinstance(self.condition, FirstSeen | StoryReach | Watch)
 
     @property
     def reads_articles(self) -> bool:

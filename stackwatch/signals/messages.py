@@ -284,6 +284,8 @@ class Observation(_Message):
     novelty: float = 1.0
     former_stories: tuple[str, ...] = ()
     """Story ids recently merged into ``story_id`` (retired), so a rule that followed them follows the merged story."""
+    title: str = ""
+    """The headline, for a watch rule's ``match`` and its alert."""
 
     @property
     def story(self) -> str:
@@ -294,7 +296,10 @@ class Observation(_Message):
     def of(cls, tagged: TaggedArticle, entities: Iterable[str] = ()) -> Self:
         article = tagged.article
         scores = {label: float(tagged.scores.get(label, 0.0)) for label in tagged.labels}
-        return cls(article.id, article.source, article.published_at, tagged.labels, tuple(sorted(entities)), scores)
+        return cls(
+            article.id, article.source, article.published_at, tagged.labels, tuple(sorted(entities)), scores,
+            title=article.title,
+        )  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: object) -> Self:
@@ -310,6 +315,7 @@ class Observation(_Message):
             story_id=_text(item, "story_id", required=False),
             novelty=_number(item, "novelty") if "novelty" in item else 1.0,
             former_stories=_names(item, "former_stories"),
+            title=_text(item, "title", required=False),
         )
 
 

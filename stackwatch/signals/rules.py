@@ -39,6 +39,7 @@ from stackwatch.signals.conditions import (
     StoryReach,
     Threshold,
     Trend,
+    Watch,
 )
 from stackwatch.signals.counts import ID_PREFIX, BucketCounts, ScopeFacts
 from stackwatch.signals.entity_rules import first_seen
@@ -284,7 +285,47 @@ class RuleEngine:
         for rule in self.rules:
             if isinstance(rule.condition, StoryReach) and rule.condition.scope.matches(observed):
                 alerts += self._story_reach(state, rule, rule.condition, observed)
+            elif isinstance(rule.condition, Watch) and rule.condition.matches(observed):
+                alerts += self._watched(state, rule, rule.condition, observed)
         return alerts
+
+    def _watched(
+        self, state: MutableMapping[str, Any], rule: Rule, condition: Watch, observed: Observation
+    ) -> list[Alert]:
+        """A watch rule's alert for one matching article, unless it is older news than the rule's ``days`` allow
+        (state key ``w|rule``: the newest publication time matched). Its id is the article's: a redelivery, or the
+        article sent again after a regrouping, makes the same alert, which the store keeps once."""
+        key = f"w|{rule.name}"
+        published = observed.published_at.isoformat()
+        newest = max(str(state.get(key) or published), published)
+        state[key] = newest
+        if observed.published_at < parse_time(newest) - timedelta(days=condition.days):
+            return []
+        fields = {**condition.fields(), "article": observed.article_id, "source": observed.source}
+        labels = rule.alert_labels(fields)
+        dedup = self.dedup_key(rule, fields)
+        title = " ".join(observed.title.split())[:300] or observed.article_id
+        return [
+            Alert(
+                id=alert_id(rule.name, dedup, observed.article_id),
+                rule=rule.name,
+                severity=rule.severity,
+                dynamic=condition.dynamic,
+                indicator=condition.indicator,
+                window=condition.window,
+                bucket_start=bucket_start(observed.published_at, condition.window),
+                value=1.0,
+                threshold=1.0,
+                message=f"New in {'all articles' if condition.dynamic == ALL else condition.dynamic}: {title}"
+                f" ({observed.source})",
+                webhooks=self._webhooks(rule, labels),
+                fired_at=observed.published_at,
+                kind=rule.kind,
+                dedup_key=dedup,
+                labels=labels,
+                values={"article": 1.0},
+            )
+        ]
 
     def _story_reach(
         self, state: MutableMapping[str, Any], rule: Rule, condition: StoryReach, observed: Observation

@@ -55,6 +55,8 @@ def evidence_for(connection: duckdb.DuckDBPyConnection, alert: Alert) -> dict[st
     scope = _entity_filter(alert, within("e"))
     if "source" in alert.labels:
         scope += f" AND a.source = {_literal(alert.labels['source'])}"
+    if alert.kind == "watch" and "article" in alert.labels:  # a watch rule's alert is about one article
+        scope += f" AND a.id = {_literal(alert.labels['article'])}"
     if dynamics == [ALL]:  # all articles: no dynamic to join
         joined, where = "FROM articles a", f"{within('a')}{scope}"
         unscored = "NULL::VARCHAR AS dynamic, NULL::DOUBLE AS score"
@@ -116,7 +118,8 @@ def _value_sql(
     """SQL whose one value is the one the rule judged, from the articles stored before the alert was (the rule
     judged them once the store had written them, and wrote the alert after): a measure recounted in the rule's
     scope (a co-occurrence's articles name its entities), a composite summed over its dynamics' measures, a
-    first-seen 1 when no earlier article of the dynamic named the entity in the rule's days; stories and novelty
+    first-seen 1 when no earlier article of the dynamic named the entity in the rule's days, a watch rule's 1 for
+    its article (still stored, still of the dynamic); stories and novelty
     as the store groups them now (a later report can regroup them); a signal of a dynamic's measure as the store
     keeps it now. None for what no query gives (a signal of another scope, or of a co-occurrence)."""
     indicator = "article_count" if alert.kind == "cooccurrence" else alert.indicator  # the articles it counts
@@ -124,6 +127,8 @@ def _value_sql(
     known = f" AND a.stored_at <= TIMESTAMPTZ {_literal(row[0].isoformat())}" if row else ""
     if alert.kind == "first_seen":
         return _first_seen_sql(alert, known)
+    if alert.kind == "watch":
+        return f"SELECT count(DISTINCT a.id)::DOUBLE AS article {joined} WHERE {where}{known}"
     if alert.kind == "composite":
         return _composite_sql(alert, joined, where, within, known)
     if indicator in SIGNALS:

@@ -93,7 +93,7 @@ def _observations(dates: str, *, listed: bool = False) -> str:
     # Our constant fragments only; every value is a parameter.
     return (
         "SELECT a.stored_at, a.id, a.source, a.published_at, a.labels, e.entities, d.dynamics, d.scores,"  # noqa: S608
-        f" s.story_id, s.novelty{formers} FROM articles a"
+        f" s.story_id, s.novelty{formers}, a.title FROM articles a"
         " LEFT JOIN (SELECT article_id, list(entity ORDER BY entity) AS entities FROM article_entities"
         f"   WHERE {dates}{only} GROUP BY article_id) e ON e.article_id = a.id"
         " LEFT JOIN (SELECT article_id, list(dynamic ORDER BY dynamic) AS dynamics,"
@@ -106,7 +106,7 @@ def _observations(dates: str, *, listed: bool = False) -> str:
 
 
 def _observation(row: Sequence[Any]) -> Observation:
-    article_id, source, published_at, labels, entities, dynamics, scores, story_id, novelty, formers = row
+    article_id, source, published_at, labels, entities, dynamics, scores, story_id, novelty, formers, title = row
     return Observation(
         article_id,
         source,
@@ -117,6 +117,7 @@ def _observation(row: Sequence[Any]) -> Observation:
         story_id or "",
         1.0 if novelty is None else float(novelty),
         tuple(formers or ()),
+        title or "",
     )
 
 
