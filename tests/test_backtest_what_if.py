@@ -66,7 +66,8 @@ def test_a_shorter_for_fires_at_least_as_often(configured: Path) -> None:
         (
             "surge.valu=1",
             "'surge.valu=1': a threshold rule has no key 'valu' (did you mean 'value'?); its keys: cooldown, dedup,"
-            " dynamic, entity, for, indicator, labels, op, severity, source, value, warmup, webhooks, window",
+            " dynamic, entity, for, indicator, keep_firing_for, labels, op, severity, source, value, warmup, webhooks,"
+            " window",
         ),
         ("surge.name=other", "'surge.name=other': a threshold rule has no key 'name';"),
         ("surge.value=lots", "'surge.value=lots': value: Input should be a valid number"),

@@ -6,6 +6,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from stackwatch.errors import ConfigError
+from stackwatch.settings import settings_from_mapping
 from stackwatch.signals.alerting import Route, route
 from stackwatch.signals.composite import CompositeIndex
 from stackwatch.signals.conditions import (
@@ -73,6 +77,50 @@ def test_cooldown_mutes_a_second_episode_and_its_resolution() -> None:
         ("surge", "firing", 6),
         ("surge", "resolved", 7),
     ]
+
+
+def test_keep_firing_holds_a_flapping_series_as_one_episode() -> None:
+    flapping = [3, 1, 3, 2, 3, 1, 1, 1, 3]
+    plain = replay(RuleEngine([Rule("surge", Threshold("capex", threshold=3))]), counts("capex", flapping))
+    assert len(plain) == 7  # four firings, the first three resolved an hour later
+    kept = replay(
+        RuleEngine([Rule("surge", Threshold("capex", threshold=3), keep_firing=2)]), counts("capex", flapping)
+    )
+    # below the threshold for one or two hours in a row keeps it firing; the third hour resolves it
+    assert fired(kept) == [("surge", "firing", 0), ("surge", "resolved", 7), ("surge", "firing", 8)]
+
+
+def test_keep_firing_counts_every_empty_bucket_of_a_gap() -> None:
+    engine = RuleEngine([Rule("surge", Threshold("capex", threshold=2), keep_firing=2)])
+    # hours 1 to 3 hold no article: three buckets below the threshold, so hour 1's verdict resolves it
+    assert fired(replay(engine, counts("capex", [2, 0, 0, 0, 1]))) == [("surge", "firing", 0), ("surge", "resolved", 1)]
+
+
+def test_keep_firing_for_is_a_duration_in_buckets_and_refused_where_nothing_resolves() -> None:
+    rules = settings_from_mapping(
+        {
+            "rules": [
+                {"name": "r", "kind": "threshold", "dynamic": "capex", "value": 3, "keep_firing_for": "150m"},
+                {
+                    "name": "d",
+                    "kind": "threshold",
+                    "dynamic": "capex",
+                    "value": 3,
+                    "window": "1d",
+                    "keep_firing_for": "2d",
+                },
+            ]
+        },
+        secrets=False,
+    ).rules
+    assert [rule.to_rule().keep_firing for rule in rules] == [3, 2]  # 150 minutes: three hourly buckets
+    for kind in (
+        {"kind": "first_seen", "dynamic": "capex"},
+        {"kind": "story", "value": 3},
+        {"kind": "watch", "dynamic": "capex"},
+    ):
+        with pytest.raises(ConfigError, match=r"rules\[0\]\.keep_firing_for: not used by"):
+            settings_from_mapping({"rules": [{"name": "r", **kind, "keep_firing_for": "1h"}]}, secrets=False)
 
 
 def test_replayed_updates_fire_nothing_twice() -> None:

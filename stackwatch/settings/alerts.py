@@ -20,6 +20,7 @@ A rule is declared once and evaluated by ``signals/rules.py`` (its conditions in
 from __future__ import annotations
 
 import binascii
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ from stackwatch.signals.conditions import (
     Watch,
     headline_pattern,
 )
+from stackwatch.signals.indicators import WINDOWS
 from stackwatch.signals.source_health import HealthRule
 
 __all__ = [
@@ -149,6 +151,7 @@ class _RuleBase(Section):
     labels: dict[LabelName, str] = {}
     for_: int = Field(default=1, ge=1, le=1000, alias="for", description="consecutive buckets it must hold")
     cooldown: Cooldown = 0.0
+    keep_firing_for: Cooldown = 0.0
     dedup: str = Field(default="{rule}|{dynamic}|{window}", description="template over rule, dynamic, window")
     webhooks: list[str] = []
 
@@ -168,6 +171,7 @@ class _RuleBase(Section):
             cooldown=timedelta(seconds=float(self.cooldown)),
             dedup=self.dedup,
             webhooks=tuple(self.webhooks),
+            keep_firing=math.ceil(self.keep_firing_for / WINDOWS[condition.window].total_seconds()),
         )
 
     def to_rule(self) -> Rule:
@@ -176,7 +180,7 @@ class _RuleBase(Section):
 
     def _refuse_bucket_timing(self, kind: str) -> None:
         """For a kind that does not judge a series of buckets: ``for`` and ``cooldown``, if given, are an error."""
-        for key in ("for_", "cooldown"):
+        for key in ("for_", "cooldown", "keep_firing_for"):
             if key in self.model_fields_set:
                 raise ValueError(f"{key.rstrip('_')}: not used by {kind}")
 
@@ -399,6 +403,12 @@ class FirstSeenRuleSettings(_RuleBase):
     dynamic: str
     entities: list[str] = []
     days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _never_resolves(self) -> FirstSeenRuleSettings:
+        if "keep_firing_for" in self.model_fields_set:
+            raise ValueError("keep_firing_for: not used by a first_seen rule (it fires once and never resolves)")
+        return self
 
     def to_rule(self) -> Rule:
         return self._wrap(FirstSeen(self.dynamic, tuple(self.entities), self.days))

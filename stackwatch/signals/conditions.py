@@ -497,7 +497,8 @@ _KIND_NAMES: dict[type, str] = {
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A condition plus how it alerts. ``for_count``: consecutive buckets it must hold before firing;
-    ``cooldown``: at most one alert per dedup key within it; ``dedup``: a template over the alert's fields."""
+    ``cooldown``: at most one alert per dedup key within it; ``dedup``: a template over the alert's fields;
+    ``keep_firing``: buckets without the condition before a firing alert resolves."""
 
     name: str
     condition: RuleCondition
@@ -507,6 +508,10 @@ class Rule:
     cooldown: timedelta = timedelta(0)
     dedup: str = "{rule}|{dynamic}|{window}"
     webhooks: tuple[str, ...] = ()
+    keep_firing: int = 0
+    """Buckets a firing alert keeps firing after its condition stops holding (Prometheus' ``keep_firing_for``):
+    it resolves only after this many buckets in a row without the condition, so a series at the threshold does
+    not flap."""
 
     @property
     def kind(self) -> str:

@@ -518,12 +518,12 @@ class RuleEngine:
         else:
             holds = OPERATORS[rule.condition.op](series["value"], rule.condition.threshold)
             alerts += self._verdict(state, rule, fields, closed, holds, series["value"])
-        gap = closed + WINDOWS[rule.condition.window]
+        width = WINDOWS[rule.condition.window]
+        gap = closed + width
         if gap < following:
             value = empty_bucket(gap)
-            alerts += self._verdict(
-                state, rule, fields, gap, OPERATORS[rule.condition.op](value, rule.condition.threshold), value
-            )
+            holds = OPERATORS[rule.condition.op](value, rule.condition.threshold)
+            alerts += self._verdict(state, rule, fields, gap, holds, value, buckets=(following - gap) // width)
         return alerts
 
     def _verdict(
@@ -534,12 +534,17 @@ class RuleEngine:
         bucket: datetime,
         holds: bool,
         value: float | None,
+        *,
+        buckets: int = 1,
     ) -> list[Alert]:
+        """One verdict on the series at ``bucket``; ``buckets``: how many buckets it stands for (a gap of empty
+        ones), which count towards ``keep_firing`` when the condition does not hold."""
         key = self._key(rule, fields)
         series = dict(state.get(key) or fresh_series())
         alerts: list[Alert] = []
         if holds:
             series["streak"] += 1
+            series["cleared"] = 0
             if series["streak"] >= rule.for_count and not series["firing"]:
                 series["firing"] = True
                 last = series["notified"]
@@ -550,7 +555,8 @@ class RuleEngine:
                     alerts.append(self._alert(rule, fields, key, bucket, value, "firing", series["fired"]))
         else:
             series["streak"] = 0
-            if series["firing"]:
+            series["cleared"] = series.get("cleared", 0) + buckets
+            if series["firing"] and series["cleared"] > rule.keep_firing:
                 series["firing"] = False
                 if not series["muted"]:
                     alerts.append(self._alert(rule, fields, key, bucket, value, "resolved", series["fired"]))
@@ -636,6 +642,7 @@ def fresh_series() -> dict[str, Any]:
         "muted": False,
         "notified": None,
         "fired": None,
+        "cleared": 0,
     }
 
 
