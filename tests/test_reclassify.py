@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from stackwatch.pipeline.cli.main import cli
-from stackwatch.signals.messages import Article, TaggedArticle
+from stackwatch.signals.messages import Article, Explanation, TaggedArticle
 from stackwatch.storage.store import Batch, Store
 
 DAY = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -39,7 +39,12 @@ ORDER BY 1, 2
 
 def first_tags() -> list[TaggedArticle]:
     """An old model's tags: it saw edge everywhere."""
-    return [TaggedArticle(item, ("edge",), {"edge": 0.9}, "old-model", DAY) for item in (CAPEX, EDGE, OLDER)]
+    return [
+        TaggedArticle(
+            item, ("edge",), {"edge": 0.9}, "old-model", DAY, explanations=(Explanation("edge", item.title, 1.5),)
+        )
+        for item in (CAPEX, EDGE, OLDER)
+    ]
 
 
 def configured(tmp_path: Path) -> tuple[Path, Path]:
@@ -61,6 +66,7 @@ def test_reclassify_retags_from_a_date_and_keeps_the_former_version(tmp_path: Pa
     with Store.open(path, read_only=True) as store:
         current = store.query("SELECT id, labels, model_version FROM articles ORDER BY id").rows
         kept = store.query("SELECT article_id, dynamic, model_version FROM tag_history ORDER BY 1").rows
+        why = store.query("SELECT article_id, sentence, sentence_score FROM tag_history ORDER BY 1").rows
         then = store.query(AS_OF, {"t": before}).rows
         now = store.query(AS_OF, {"t": datetime.now(UTC)}).rows
         edge_then = store.query(
@@ -68,6 +74,7 @@ def test_reclassify_retags_from_a_date_and_keeps_the_former_version(tmp_path: Pa
         ).rows
     assert current == [("c1", ["capex"], "keyword-1"), ("e1", ["edge"], "keyword-1"), ("o1", ["edge"], "old-model")]
     assert kept == [("c1", "edge", "old-model"), ("e1", "edge", "old-model")]  # the year-old one was not re-tagged
+    assert why == [("c1", CAPEX.title, 1.5), ("e1", EDGE.title, 1.5)]  # each former label keeps its explanation
     assert then == [("c1", "edge", "old-model"), ("e1", "edge", "old-model"), ("o1", "edge", "old-model")]
     assert now == [("c1", "capex", "keyword-1"), ("e1", "edge", "keyword-1"), ("o1", "edge", "old-model")]
     assert edge_then == [(2,)]  # the old version's series stays countable

@@ -470,6 +470,11 @@ MIGRATIONS: tuple[str, ...] = (
         UNION ALL
         SELECT '1d', date_trunc('day', published_at), '*', model_version, count(*) FROM articles GROUP BY ALL;
     """,
+    # 16: a former tag keeps the explanation it had (issue 17): why the former version labelled the article.
+    """
+    ALTER TABLE tag_history ADD COLUMN sentence VARCHAR;
+    ALTER TABLE tag_history ADD COLUMN sentence_score DOUBLE;
+    """,
 )
 
 

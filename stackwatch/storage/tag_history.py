@@ -1,4 +1,5 @@
-"""Former tags of articles tagged again by another classifier version (schema 14, ``tag_history``).
+"""Former tags of articles tagged again by another classifier version (schema 14, ``tag_history``), each with the
+explanation it had (schema 16: the sentence that drove the label and its share of the logit).
 
 Called by the store's article write, before it replaces the tags, inside its transaction::
 
@@ -28,12 +29,14 @@ def archive_retagged(connection: duckdb.DuckDBPyConnection, within: str, incomin
     table = pa.table({"id": [item[0] for item in incoming], "model_version": [item[1] for item in incoming]})
     with registered(connection, "_incoming_versions", table):
         row = connection.execute(
-            "INSERT INTO tag_history"  # noqa: S608 (``within`` is the store's own date bounds)
+            "INSERT INTO tag_history BY NAME"  # noqa: S608 (``within`` is the store's own date bounds)
             " SELECT d.article_id, d.dynamic, d.score, d.label, d.model_version, d.published_at,"
             "  coalesce((SELECT max(h.superseded_at) FROM tag_history h WHERE h.article_id = d.article_id),"
-            "   a.stored_at), now()"
+            "   a.stored_at) AS valid_from, now() AS superseded_at, x.sentence, x.score AS sentence_score"
             f" FROM article_dynamics d JOIN _incoming_versions v ON v.id = d.article_id"
             f" JOIN articles a ON a.id = d.article_id AND a.{within}"
+            " LEFT JOIN article_explanations x ON x.article_id = d.article_id AND x.dynamic = d.dynamic"
+            f"  AND x.{within}"
             f" WHERE d.{within} AND d.model_version <> v.model_version"
         ).fetchone()
     return int(row[0]) if row else 0
