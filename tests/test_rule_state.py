@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stackwatch.signals.conditions import FirstSeen, Quiet, Rule, Spike, Threshold, Trend
+from stackwatch.settings import settings_from_mapping
+from stackwatch.settings.alerts import RULE_KINDS, engine_rules
+from stackwatch.signals.conditions import FirstSeen, Quiet, Rule, Spike, Threshold, Trend, Watch
 from stackwatch.signals.counts import BucketCounts
 from stackwatch.signals.messages import Alert, Observation
 from stackwatch.signals.rule_state import Notice, StoredObservation, lookback, rebuild, reconcile, unrecorded
@@ -155,3 +157,25 @@ def test_lookback_covers_what_each_rule_reads() -> None:
     assert lookback([Rule("m", Trend("capex", buckets=7))], floor=timedelta(0)) == 16 * day
     assert lookback([Rule("f", FirstSeen("edge", days=30))], floor=timedelta(0)) == 31 * day
     assert lookback([Rule("q", Quiet("edge", after=12 * hour))], floor=timedelta(0)) == 14 * hour
+    assert lookback([Rule("k", Threshold("capex"), keep_firing=3)], floor=timedelta(0)) == 5 * hour
+    assert lookback([Rule("w", Watch("capex", days=365))], floor=timedelta(0)) == day  # its state: the newest match
+
+
+def test_every_rule_kind_the_settings_accept_has_a_lookback() -> None:
+    """A restart replays history for every configured rule: a kind without a lookback crashed the rules agent."""
+    rules = [
+        {"kind": "threshold", "dynamic": "capex", "value": 3},
+        {"kind": "spike", "dynamic": "capex"},
+        {"kind": "trend", "dynamic": "capex"},
+        {"kind": "composite", "weights": {"capex": 1}, "value": 1},
+        {"kind": "silence", "dynamic": "capex", "after": "6h"},
+        {"kind": "cooccurrence", "dynamic": "capex", "entities": ["AMD"]},
+        {"kind": "first_seen", "dynamic": "capex"},
+        {"kind": "story", "value": 3},
+        {"kind": "watch", "entities": ["AMD"]},
+    ]
+    configured = {"rules": [{"name": f"r{number}", **rule} for number, rule in enumerate(rules)]}
+    engine_kinds = {kind for kind in RULE_KINDS if kind != "source_health"}  # judged on the wall clock, not replayed
+    built = engine_rules(settings_from_mapping(configured, secrets=False).rules)
+    assert {rule.kind for rule in built} == engine_kinds
+    assert lookback(built, floor=timedelta(0)) > timedelta(0)

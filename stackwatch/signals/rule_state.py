@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, assert_never
 
 from stackwatch.signals.conditions import (
     Composite,
@@ -39,6 +39,7 @@ from stackwatch.signals.conditions import (
     StoryReach,
     Threshold,
     Trend,
+    Watch,
 )
 from stackwatch.signals.counts import DEFAULT_RETENTION, BucketCounts
 from stackwatch.signals.indicators import ALL, WINDOWS, bucket_start
@@ -82,7 +83,7 @@ class Rebuilt:
 def _rule_lookback(rule: Rule) -> timedelta:
     condition = rule.condition
     width = WINDOWS[condition.window]
-    streak = width * (rule.for_count + 1)
+    streak = width * (rule.for_count + 1 + rule.keep_firing)
     match condition:
         case Spike():
             own = width * (condition.baseline + 1) + streak
@@ -94,6 +95,10 @@ def _rule_lookback(rule: Rule) -> timedelta:
             own = timedelta(days=condition.days + 1)
         case Threshold() | Composite() | Cooccurrence():
             own = streak
+        case Watch():
+            own = width  # its one state, the newest match, is of the last articles; older ones are stored alerts
+        case _:
+            assert_never(condition)
     return own + rule.cooldown
 
 
