@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
-import re2
 from pydantic import BeforeValidator, Field, HttpUrl, SecretStr, ValidationInfo, model_validator
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
@@ -178,9 +177,10 @@ class _RuleBase(Section):
         """The pure rule the stream evaluates."""
         raise NotImplementedError
 
-    def _refuse_bucket_timing(self, kind: str) -> None:
-        """For a kind that does not judge a series of buckets: ``for`` and ``cooldown``, if given, are an error."""
-        for key in ("for_", "cooldown", "keep_firing_for"):
+    def _refuse_bucket_timing(self, kind: str, keys: Sequence[str] = ("for_", "cooldown", "keep_firing_for")) -> None:
+        """For a kind that does not judge a series of buckets: ``for``, ``cooldown`` and ``keep_firing_for`` (or
+        ``keys``), if given, are an error."""
+        for key in keys:
             if key in self.model_fields_set:
                 raise ValueError(f"{key.rstrip('_')}: not used by {kind}")
 
@@ -406,8 +406,7 @@ class FirstSeenRuleSettings(_RuleBase):
 
     @model_validator(mode="after")
     def _never_resolves(self) -> FirstSeenRuleSettings:
-        if "keep_firing_for" in self.model_fields_set:
-            raise ValueError("keep_firing_for: not used by a first_seen rule (it fires once and never resolves)")
+        self._refuse_bucket_timing("a first_seen rule (it fires once and never resolves)", ("keep_firing_for",))
         return self
 
     def to_rule(self) -> Rule:
@@ -466,7 +465,7 @@ class WatchRuleSettings(_RuleBase):
         if self.match:
             try:
                 headline_pattern(self.match)
-            except re2.error as error:
+            except ValueError as error:
                 raise ValueError(f"match: not a regular expression RE2 accepts ({error}): {self.match!r}") from None
         return self
 

@@ -27,6 +27,7 @@ __all__ = [
     "Matcher",
     "Route",
     "Silence",
+    "compile_pattern",
     "group_key",
     "inhibited_by",
     "route",
@@ -52,8 +53,9 @@ _NAME = re2.compile(r"[A-Za-z_][A-Za-z0-9_]*", _RE2_OPTIONS)
 _MATCHER = re2.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*", _RE2_OPTIONS)
 
 
-def _compile(pattern: str) -> Any:
-    """The RE2 program of ``pattern``; ValueError with RE2's reason when it cannot compile it."""
+def compile_pattern(pattern: str) -> Any:
+    """The RE2 program of a user's ``pattern`` (bounded memory); ValueError with RE2's reason when it cannot
+    compile it."""
     try:
         return re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as error:
@@ -86,7 +88,7 @@ class Matcher:
             raise ValueError(f"matcher {self.name}{self.op}...: value longer than {MAX_MATCHER_VALUE} characters")
         if self.op in ("=~", "!~"):
             try:
-                program = _compile(self.value)
+                program = compile_pattern(self.value)
             except ValueError as error:
                 raise ValueError(f"matcher {str(self)[:200]!r}: bad regular expression: {error}") from None
             object.__setattr__(self, "_program", program)

@@ -20,11 +20,10 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, ClassVar, Protocol
 
-import re2
-
+from stackwatch.signals.alerting import compile_pattern
 from stackwatch.signals.baselines import BaselinePoint
 from stackwatch.signals.composite import CompositeIndex
-from stackwatch.signals.entity_rules import cooccurs
+from stackwatch.signals.entity_rules import cooccurs, names
 from stackwatch.signals.indicators import ALL, MEASURES, SIGNALS
 from stackwatch.signals.messages import IndicatorUpdate, Observation
 
@@ -434,7 +433,7 @@ class Watch:
 
     >>> from datetime import UTC, datetime
     >>> seen = Observation("a1", "wire", datetime(2026, 12, 2, tzinfo=UTC), ("capex",), ("NVIDIA",), title="Gulf AI")
-    >>> Watch("capex", ("nvidia", "AMD"), pattern=r"\bgulf\b").matches(seen)
+    >>> Watch("capex", ("nvidia", "AMD"), pattern=r"\\bgulf\\b").matches(seen)
     True
     """
 
@@ -454,11 +453,8 @@ class Watch:
             return False
         if self.source is not None and observed.source != self.source:
             return False
-        if self.entities:
-            named = {entity.casefold() for entity in observed.entities}
-            wanted = {entity.casefold() for entity in self.entities}
-            if not (wanted <= named if self.every else wanted & named):
-                return False
+        if self.entities and not names(observed.entities, self.entities, every=self.every):
+            return False
         return not self.pattern or headline_pattern(self.pattern).search(observed.title) is not None
 
     def series(self, update: IndicatorUpdate) -> str | None:
@@ -470,12 +466,9 @@ class Watch:
 
 @cache
 def headline_pattern(pattern: str) -> Any:
-    """A watch rule's ``match``, compiled by RE2 (linear time on any headline), case-insensitive; raises
-    ``re2.error`` for a pattern RE2 refuses."""
-    options = re2.Options()
-    options.log_errors = False
-    options.case_sensitive = False
-    return re2.compile(pattern, options)
+    """A watch rule's ``match``, compiled as a silence's regular expression is (RE2: linear time on any headline,
+    bounded memory), case-insensitive; ValueError with RE2's reason for a pattern it refuses."""
+    return compile_pattern(f"(?i){pattern}")
 
 
 RuleCondition = Threshold | Spike | Trend | Composite | Quiet | Cooccurrence | FirstSeen | StoryReach | Watch

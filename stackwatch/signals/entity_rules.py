@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date, timedelta
 
-__all__ = ["cooccurrence_count", "cooccurs", "first_seen"]
+__all__ = ["cooccurrence_count", "cooccurs", "first_seen", "names"]
 
 
 def cooccurs(
@@ -24,8 +24,15 @@ def cooccurs(
 
     ``every``: all of ``wanted`` must appear (else any one is enough). Entity names compare case-insensitively.
     """
-    if dynamic not in dynamics:
-        return False
+    return dynamic in dynamics and names(entities, wanted, every=every)
+
+
+def names(entities: Collection[str], wanted: Iterable[str], *, every: bool = True) -> bool:
+    """Do ``entities`` (an article's) include all of ``wanted`` (``every``), or any one of them? Case-insensitive.
+
+    >>> names({"NVIDIA", "OpenAI"}, ("nvidia", "AMD"), every=False)
+    True
+    """
     named = {entity.casefold() for entity in entities}
     wanted_set = {entity.casefold() for entity in wanted}
     return wanted_set <= named if every else bool(wanted_set & named)
