@@ -123,3 +123,61 @@ def test_a_date_it_cannot_read_is_refused_with_the_option(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "last tuesday"])
     assert result.exit_code == 2
     assert "--since" in result.output
+
+
+INDICATORS_AS_OF = """
+WITH former AS (
+  SELECT indicator, dynamic, entity, source, bucket_width, bucket_start, value FROM indicator_history
+  WHERE superseded_at > $t
+  QUALIFY row_number() OVER (PARTITION BY indicator, dynamic, entity, source, bucket_width, bucket_start
+                             ORDER BY superseded_at) = 1
+)
+SELECT indicator, dynamic, bucket_start::DATE::VARCHAR AS day, value FROM (
+  SELECT * FROM former
+  UNION ALL
+  SELECT indicator, dynamic, entity, source, bucket_width, bucket_start, value FROM indicators
+  WHERE (indicator, dynamic, entity, source, bucket_width, bucket_start) NOT IN (
+    SELECT (indicator, dynamic, entity, source, bucket_width, bucket_start) FROM former)
+)
+WHERE value IS NOT NULL AND bucket_start <= $t AND entity = '*' AND source = '*' AND bucket_width = '1d'
+  AND indicator IN ('article_count', 'zscore') AND dynamic <> '*' AND bucket_start >= DATE '2026-11-02'
+ORDER BY ALL
+"""
+"""Indicators as the store held them at ``$t``: docs/sql.md's query, narrowed to what the test reads."""
+
+
+def test_reclassify_keeps_the_indicator_values_its_tags_changed_so_numbers_read_as_they_were(
+    tmp_path: Path,
+) -> None:
+    path, config = configured(tmp_path)
+    with Store.open(path) as store:
+        store.write(Batch(tagged=first_tags()))
+        (before,) = store.query("SELECT now()").rows[0]
+    first = CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "2026-11-01"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(cli, ["reclassify", "-c", str(config), "--since", "2026-11-01"])
+    assert "0 indicator value(s) changed or added" in again.stdout  # the same version changes nothing
+    with Store.open(path, read_only=True) as store:
+        kept = store.query(
+            "SELECT indicator, dynamic, bucket_start::DATE::VARCHAR, value, model_versions FROM indicator_history"
+            " WHERE entity = '*' AND source = '*' AND bucket_width = '1d'"
+            " AND indicator IN ('article_count', 'zscore') ORDER BY ALL"
+        ).rows
+        oldest = store.query("SELECT min(bucket_start)::DATE::VARCHAR FROM indicator_history").rows
+        then = store.query(INDICATORS_AS_OF, {"t": before}).rows
+        now = store.query(INDICATORS_AS_OF, {"t": datetime.now(UTC)}).rows
+    assert kept == [
+        ("article_count", "capex", "2026-11-02", None, []),  # the new model added it: it was not there before
+        ("article_count", "edge", "2026-11-02", 2.0, ["old-model"]),
+        ("zscore", "capex", "2026-11-02", None, []),
+        ("zscore", "edge", "2026-11-02", 2.0, ["old-model"]),
+    ]
+    assert oldest == [("2026-11-02",)]  # the year-old bucket was neither re-tagged nor kept
+    assert then == [  # the old model's count and signal, as known then
+        ("article_count", "edge", "2026-11-02", 2.0),
+        ("zscore", "edge", "2026-11-02", 2.0),
+    ]
+    assert [row for row in now if row[0] == "article_count"] == [
+        ("article_count", "capex", "2026-11-02", 1.0),
+        ("article_count", "edge", "2026-11-02", 1.0),
+    ]

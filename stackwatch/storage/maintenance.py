@@ -39,6 +39,7 @@ EXPORTS: dict[str, str] = {
     "alert_details": "SELECT d.*, a.fired_at::DATE AS day FROM alert_details d JOIN alerts a ON a.id = d.alert_id",
     "article_explanations": "SELECT *, published_at::DATE AS day FROM article_explanations",
     "tag_history": "SELECT *, published_at::DATE AS day FROM tag_history",
+    "indicator_history": "SELECT *, bucket_start::DATE AS day FROM indicator_history",
     "story_aliases": "SELECT *, merged_at::DATE AS day FROM story_aliases",
     "label_corrections": "SELECT *, corrected_at::DATE AS day FROM label_corrections",
 }

@@ -475,6 +475,25 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tag_history ADD COLUMN sentence VARCHAR;
     ALTER TABLE tag_history ADD COLUMN sentence_score DOUBLE;
     """,
+    # 17: former indicator values (issue 18). ``stackwatch reclassify`` keeps every indicator row its new tags
+    # changed (counts, shares, signals, story counts, every scope), with the classifier versions that had tagged
+    # the bucket, from ``valid_from`` (the row's last update) to ``superseded_at`` (the run); a NULL value marks a
+    # row the run added. The former model's series stay readable, and so do the numbers as they were known before
+    # (storage/indicator_history.py).
+    """
+    CREATE TABLE indicator_history (
+        indicator      VARCHAR NOT NULL,
+        dynamic        VARCHAR NOT NULL,
+        entity         VARCHAR NOT NULL,
+        source         VARCHAR NOT NULL,
+        bucket_width   VARCHAR NOT NULL,
+        bucket_start   TIMESTAMPTZ NOT NULL,
+        value          DOUBLE,
+        model_versions VARCHAR[] NOT NULL,
+        valid_from     TIMESTAMPTZ,
+        superseded_at  TIMESTAMPTZ NOT NULL
+    );
+    """,
 )
 
 

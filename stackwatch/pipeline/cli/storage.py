@@ -213,10 +213,12 @@ def rebuild(config: str | None) -> None:
               help="Articles classified and written per step.")  # fmt: skip
 def reclassify(config: str | None, since: str, batch_size: int) -> None:
     """Tag the stored articles published from --since again with the configured model, as its version (the
-    service must be stopped). Tags of another version are kept in ``tag_history``, so the former version's
-    series stay queryable (docs/sql.md); indicators, stories and entities follow the new tags."""
+    service must be stopped). Tags of another version are kept in ``tag_history`` and the indicator values they
+    changed in ``indicator_history``, so the former version's series stay queryable (docs/sql.md); indicators,
+    stories and entities follow the new tags."""
     from stackwatch.pipeline.cli.classifier import configured_classifier
     from stackwatch.signals.messages import MessageError, parse_time
+    from stackwatch.storage.indicator_history import keep_indicators, record_changes
     from stackwatch.storage.retagging import article_pages, articles_since
     from stackwatch.storage.store import Batch
 
@@ -231,6 +233,7 @@ def reclassify(config: str | None, since: str, batch_size: int) -> None:
         total = articles_since(store.connection, start)
         steps = -(-total // batch_size)
         try:
+            kept_at = keep_indicators(store.connection, start)
             for step, page in enumerate(article_pages(store.connection, start, size=batch_size), start=1):
                 results = classifier.classify([article.text for article in page])
                 tagged = [
@@ -239,9 +242,13 @@ def reclassify(config: str | None, since: str, batch_size: int) -> None:
                 store.write(Batch(tagged=tagged))
                 written += len(tagged)
                 progress(step, max(steps, step))
+            changed = record_changes(store.connection, start, kept_at)
         except StoreError as error:
             raise click.ClickException(f"{error} ({written} of {total} articles re-tagged before it)") from None
-    click.echo(f"re-tagged {written} article(s) published since {start.isoformat()} with {classifier.version}")
+    click.echo(
+        f"re-tagged {written} article(s) published since {start.isoformat()} with {classifier.version};"
+        f" {changed} indicator value(s) changed or added, the former ones kept in indicator_history"
+    )
 
 
 @click.command()
