@@ -2,7 +2,8 @@
 the same run, and the quality figures the docs quote (classifier variants, event pairs).
 
 ``benchmarks.scale`` is not among them: at its default sizes (1 M and 10 M articles) it runs for most of an hour,
-longer than all of these together. Run it on its own: ``python -m benchmarks.scale``.
+longer than all of these together. Run it on its own: ``python -m benchmarks.scale``. Nor is
+``benchmarks.full_fine_tuning``, which trains the encoder for about 25 minutes.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from stackwatch.signals.corpus import read_labelled
 from stackwatch.signals.encoder import DEFAULT_MODEL, Adapter, Encoder
 from stackwatch.signals.head import DynamicWeights, Head
 from stackwatch.signals.taxonomy import Dynamic, Taxonomy
-from stackwatch.signals.training import fine_tune, train_head
+from stackwatch.signals.training import LORA_TARGETS, fine_tune, train_head
 from stackwatch.signals.transformer import TransformerClassifier
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -209,9 +209,8 @@ def test_fine_tuning_is_deterministic_and_chosen_on_validation() -> None:
     assert first.adapter.digest == second.adapter.digest
     assert first.epoch == 1 + int(np.argmax(first.validation_macro_f1[1:]))
     assert first.validation_macro_f1[first.epoch] > first.validation_macro_f1[0]
-    assert set(first.adapter.layers) == {
-        f"encoder.layer.{layer}.attention.self.{kind}" for layer in range(6) for kind in ("query", "value")
-    }
+    assert len(LORA_TARGETS) == 6  # every Linear layer of a block: attention query, key, value, output; feed-forward
+    assert set(first.adapter.layers) == {f"encoder.layer.{layer}.{kind}" for layer in range(6) for kind in LORA_TARGETS}
     assert encoder.adapter is None
     assert all(type(module).__name__ != "_LowRank" for module in encoder.model.modules())  # trained on a copy
 
