@@ -10,7 +10,8 @@ tags, and the signals (EWMA, z-score, momentum) of every later bucket with them.
 versions that had tagged the bucket's articles (of the row's dynamic; all articles for ``*``). Once the run is
 done, a row the run added is marked by a copy with a NULL value, and the copies equal to the current value are
 dropped. A run that dies between the two leaves its copies whole: they hold the values as they were, so the
-as-of reading of docs/sql.md stays right.
+as-of reading of docs/sql.md stays right for every row that existed; a row such a run added is not marked, and
+reads as if it had existed before (until then, with the value the next run keeps).
 """
 
 from __future__ import annotations
