@@ -4,6 +4,7 @@ itself in place with a fresh broker, and nothing is lost or counted twice across
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.integration
 ARTICLES = 14_000
 
 
-def test_a_broker_over_its_memory_limit_is_recycled_in_place_and_loses_nothing(unique: str, tmp_path: Path) -> None:
+def recycling_service(unique: str, tmp_path: Path) -> Service:
+    """A service whose embedded broker outgrows its 64 MiB cap while it stores ``ARTICLES`` large articles."""
     feed = tmp_path / "articles.jsonl"
     start = datetime.now(UTC) - timedelta(hours=6)
     with feed.open("w", encoding="utf-8") as out:
@@ -42,7 +44,11 @@ def test_a_broker_over_its_memory_limit_is_recycled_in_place_and_loses_nothing(u
         classifier={"backend": "keyword", "batch_size": 256},
         sources=[{"name": "backfill", "type": "file", "path": str(feed), "interval": "500ms"}],
     )
-    service = Service(config, web_port=web_port)
+    return Service(config, web_port=web_port)
+
+
+def test_a_broker_over_its_memory_limit_is_recycled_in_place_and_loses_nothing(unique: str, tmp_path: Path) -> None:
+    service = recycling_service(unique, tmp_path)
     try:
         service.wait_until(
             "SELECT count(*), count(DISTINCT id) FROM articles",
@@ -54,6 +60,21 @@ def test_a_broker_over_its_memory_limit_is_recycled_in_place_and_loses_nothing(u
         assert service.stop() == 0
     assert "over kafka.embedded_memory_limit" in service.output
     assert service.output.count("(embedded, memory only)") >= 2  # started again, with a fresh broker
+    assert "Traceback" not in service.output
+
+
+def test_a_sigterm_during_a_recycle_stops_the_service_instead_of_restarting_it(unique: str, tmp_path: Path) -> None:
+    service = recycling_service(unique, tmp_path)
+    try:
+        deadline = time.monotonic() + 400
+        while "over kafka.embedded_memory_limit" not in service.output:  # the recycle's own SIGTERM is under way
+            assert service.process.poll() is None, service.output[-4000:]
+            assert time.monotonic() < deadline, service.output[-4000:]
+            time.sleep(0.05)
+    finally:
+        assert service.stop() == 0  # the operator's stop is not lost in the recycle's
+    assert "stopping, not restarting" in service.output
+    assert service.output.count("(embedded, memory only)") == 1  # never started again
     assert "Traceback" not in service.output
 
 

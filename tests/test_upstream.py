@@ -318,8 +318,8 @@ OVERRIDES: dict[type, tuple[type, set[str], set[str]]] = {
     StackwatchApp: (faust.App, {"__init__", "on_stop", "_new_transport"}, {"resend_after", "stop_clock", "stop_wait"}),
     StackwatchWorker: (
         Worker,
-        {"__init__", "_stop_on_signal", "on_setup_root_logger", "on_startup_finished"},
-        {"_before_stop", "_configure_logging", "_on_started"},
+        {"__init__", "_stop_on_signal", "_on_sigint", "_on_sigterm", "on_setup_root_logger", "on_startup_finished"},
+        {"_before_stop", "_configure_logging", "_on_started", "stop_signals"},
     ),
 }
 

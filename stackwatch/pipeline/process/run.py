@@ -191,6 +191,9 @@ def run_roles(
         if broker is not None:
             broker.stop()
     if recycler is not None and recycler.requested:
+        if worker.stop_signals > 1:  # an operator's stop met the recycle's own SIGTERM: stop, do not restart
+            log.info("a stop signal arrived while the service was recycling its broker: stopping, not restarting")
+            return
         restart_in_place()
 
 

@@ -104,6 +104,12 @@ checks that each one named in this package exists. The modules: :mod:`.producer`
     Goes when mode offers a hook that runs before the services stop on a signal.
     Guards    upstream::test_mode_runs_stop_on_signal_on_sigterm_before_anything_stops
               restarts::test_a_sigterm_during_a_backlog_loses_nothing
+    ``_on_sigint`` and ``_on_sigterm`` count the stop signals (``stop_signals``) before mode handles them: mode acts
+    on the first and drops the rest (``Worker._schedule_shutdown``), so an operator's SIGTERM that lands while the
+    broker recycle's own SIGTERM is stopping the worker would be lost, and the process would start again. With the
+    count, run.py stops instead of restarting.
+    Guards    upstream::test_every_private_method_the_adapter_overrides_is_still_there
+              recycle::test_a_sigterm_during_a_recycle_stops_the_service_instead_of_restarting_it
 12. The backstop (``stackwatch/pipeline/process/backstop.py``, not here: it is process control): ``os._exit(70)``
     45 s after the drain, naming every task and thread.
     Upstream  mode ``Service.stop`` awaits each child's stop (shielded) with no overall bound.

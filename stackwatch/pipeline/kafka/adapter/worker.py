@@ -46,7 +46,18 @@ class StackwatchWorker(Worker):
         self._before_stop = before_stop
         self._configure_logging = configure_logging
         self._on_started = on_started
+        self.stop_signals = 0
+        """SIGINT and SIGTERM received. mode acts on the first and ignores the rest (``_schedule_shutdown``), so
+        this is how the process knows that more than one stop was asked for."""
         super().__init__(*args, **kwargs)
+
+    def _on_sigint(self) -> None:
+        self.stop_signals += 1
+        super()._on_sigint()
+
+    def _on_sigterm(self) -> None:
+        self.stop_signals += 1
+        super()._on_sigterm()
 
     async def _stop_on_signal(self, signal: Any) -> None:
         if self._before_stop is not None:
