@@ -20,13 +20,21 @@ from datetime import datetime
 
 import duckdb
 
+from stackwatch.signals.indicators import WINDOWS, bucket_start
 from stackwatch.storage.store import as_store_error
 
 __all__ = ["keep_indicators", "record_changes"]
 
 _KEY = "indicator, dynamic, entity, source, bucket_width, bucket_start"
 _SAME_KEY = " AND ".join(f"i.{column} = h.{column}" for column in _KEY.split(", "))
-_ENDS_AFTER_SINCE = "bucket_start + CASE bucket_width WHEN '1h' THEN INTERVAL 1 HOUR ELSE INTERVAL 1 DAY END > $since"
+_PER_WIDTH = [f"(bucket_width = '{width}' AND bucket_start >= $from_{width})" for width in WINDOWS]
+_ENDS_AFTER_SINCE = f"({' OR '.join(_PER_WIDTH)})"
+"""A bucket that ends after ``since``: it starts at or after the bucket of its width holding ``since``."""
+
+
+def _bounds(since: datetime) -> dict[str, datetime]:
+    """The parameters of ``_ENDS_AFTER_SINCE``: per width, the start of the bucket that holds ``since``."""
+    return {f"from_{width}": bucket_start(since, width) for width in WINDOWS}
 
 
 def keep_indicators(connection: duckdb.DuckDBPyConnection, since: datetime) -> datetime:
@@ -41,10 +49,10 @@ def keep_indicators(connection: duckdb.DuckDBPyConnection, since: datetime) -> d
             "  coalesce(v.versions, []::VARCHAR[]), updated_at, $kept_at"
             " FROM indicators LEFT JOIN ("
             "  SELECT bucket_width, bucket_start, dynamic, list(DISTINCT model_version ORDER BY model_version)"
-            "   AS versions FROM indicator_versions WHERE bucket_start >= $day GROUP BY ALL"
+            f"   AS versions FROM indicator_versions WHERE {_ENDS_AFTER_SINCE} GROUP BY ALL"
             " ) v USING (bucket_width, bucket_start, dynamic)"
             f" WHERE {_ENDS_AFTER_SINCE}",
-            {"kept_at": kept_at, "since": since, "day": since.replace(hour=0, minute=0, second=0, microsecond=0)},
+            {"kept_at": kept_at, **_bounds(since)},
         )
     return kept_at
 
@@ -59,7 +67,7 @@ def record_changes(connection: duckdb.DuckDBPyConnection, since: datetime, kept_
                 f"INSERT INTO indicator_history SELECT {_KEY}, NULL, []::VARCHAR[], NULL, $kept_at"  # noqa: S608
                 f" FROM indicators i WHERE {_ENDS_AFTER_SINCE} AND NOT EXISTS ("
                 f"  SELECT 1 FROM indicator_history h WHERE h.superseded_at = $kept_at AND {_SAME_KEY})",
-                {"kept_at": kept_at, "since": since},
+                {"kept_at": kept_at, **_bounds(since)},
             )
             connection.execute(
                 "DELETE FROM indicator_history h WHERE superseded_at = $kept_at AND EXISTS ("  # noqa: S608
