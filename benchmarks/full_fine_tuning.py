@@ -28,6 +28,7 @@ import torch
 
 from stackwatch.signals.corpus import read_labelled
 from stackwatch.signals.encoder import Adapter, Encoder, mean_pool
+from stackwatch.signals.evaluation import evaluate
 from stackwatch.signals.head import Head
 from stackwatch.signals.training import (
     FINE_TUNE_BATCH,
@@ -43,14 +44,10 @@ CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 def _report(head: Head, embeddings: np.ndarray, labels: Sequence[Sequence[str]]) -> float:
     """Macro-F1 of ``head`` at its own cuts."""
     probabilities = head.probabilities(embeddings)
-    truth = _label_matrix(labels, head.names)
-    predicted = np.stack([probabilities[d.name] >= d.threshold for d in head.dynamics], axis=1)
-    scores = []
-    for index in range(truth.shape[1]):
-        hit, guess = truth[:, index], predicted[:, index]
-        tp, fp, fn = int((hit & guess).sum()), int((~hit & guess).sum()), int((hit & ~guess).sum())
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return sum(scores) / len(scores)
+    predicted = [
+        [d.name for d in head.dynamics if probabilities[d.name][row] >= d.threshold] for row in range(len(labels))
+    ]
+    return evaluate(labels, predicted, head.names).macro_f1
 
 
 def main() -> None:
