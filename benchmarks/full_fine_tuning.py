@@ -36,6 +36,7 @@ from stackwatch.signals.training import (
     _label_matrix,
     _validation_macro_f1,
     train_head,
+    train_head_on_both_precisions,
 )
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
@@ -133,11 +134,12 @@ def main() -> None:
     adapter = Adapter(base.name, options.rank, 1.0, layers)
     views = [Encoder.load(None, precision=p, adapter=adapter, threads=options.threads) for p in ("fp32", "int8")]
     fp32, int8 = (view.encode(texts) for view in views)
-    compressed = train_head(
-        np.vstack([fp32[:cut], int8[:cut]]),
-        [i.labels for i in train] * 2,
-        np.vstack([fp32[cut:], int8[cut:]]),
-        [i.labels for i in valid] * 2,
+    compressed = train_head_on_both_precisions(
+        fp32,
+        int8,
+        cut,
+        [i.labels for i in train],
+        [i.labels for i in valid],
         names,
         encoder=base.name,
         adapter=adapter,

@@ -41,6 +41,7 @@ __all__ = [
     "best_threshold",
     "fine_tune",
     "train_head",
+    "train_head_on_both_precisions",
 ]
 
 WEIGHT_DECAYS = (1e-5, 3e-5, 1e-4, 1e-3)
@@ -175,6 +176,28 @@ def train_head(
         dynamics=tuple(dynamics),
         metrics=metrics,
         adapter=adapter,
+    )
+
+
+def train_head_on_both_precisions(
+    fp32: np.ndarray,
+    int8: np.ndarray,
+    cut: int,
+    train_labels: Sequence[Sequence[str]],
+    validation_labels: Sequence[Sequence[str]],
+    names: Sequence[str],
+    **options: Any,
+) -> Head:
+    """:func:`train_head` on the fp32 and the int8 embeddings of the same texts at once (rows before ``cut``
+    train, the rest validate), so that both precisions share one head and its cuts. ``options`` go to
+    :func:`train_head`."""
+    return train_head(
+        np.vstack([fp32[:cut], int8[:cut]]),
+        [*train_labels, *train_labels],
+        np.vstack([fp32[cut:], int8[cut:]]),
+        [*validation_labels, *validation_labels],
+        names,
+        **options,
     )
 
 

@@ -245,7 +245,14 @@ def train(
     from tqdm import tqdm
 
     from stackwatch.signals.encoder import Adapter, Encoder
-    from stackwatch.signals.training import EPOCHS, FINE_TUNE_EPOCHS, WEIGHT_DECAYS, fine_tune, train_head
+    from stackwatch.signals.training import (
+        EPOCHS,
+        FINE_TUNE_EPOCHS,
+        WEIGHT_DECAYS,
+        fine_tune,
+        train_head,
+        train_head_on_both_precisions,
+    )
 
     settings = _settings(config)
     taxonomy = settings.taxonomy()
@@ -314,11 +321,12 @@ def train(
                 for precision in PRECISIONS
             ]
             fp32, int8 = (encode(encoder) for encoder in views)
-            head = train_head(
-                np.vstack([fp32[:cut], int8[:cut]]),
-                [item.labels for item in training] * 2,
-                np.vstack([fp32[cut:], int8[cut:]]),
-                [item.labels for item in checking] * 2,
+            head = train_head_on_both_precisions(
+                fp32,
+                int8,
+                cut,
+                [item.labels for item in training],
+                [item.labels for item in checking],
                 names,
                 encoder=base.name,
                 tick=lambda: bar.update(1),
