@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from stackwatch.signals.stories import (
     EVENT_SIMILARITY,
     entities_agree,
     event_score,
+    is_market_reaction,
+    reaction_links,
     unit_rows,
 )
 from stackwatch.storage.store import Batch, Store
@@ -162,10 +165,11 @@ class Parameters:
 def choose_parameters(pairs: Sequence[Pair], tagged: Sequence[TaggedArticle]) -> tuple[Parameters, Scores]:
     """The event-score parameters with the best F1 over ``pairs`` among those with a precision of at least
     :data:`PRECISION_FLOOR` (of equals: the lowest threshold, then the smallest weights; the F1-best of all when
-    none reaches it), with the entity guard applied as the store applies it."""
+    none reaches it), with the entity guard and the market-reaction link applied as the store applies them."""
     by_id = {item.article.id: item for item in tagged}
     gazetteer = Gazetteer()
     features: dict[str, tuple[float, set[str], set[str], frozenset[Amount], frozenset[Amount]] | None] = {}
+    reactions: set[str] = set()  # linked whatever their score
     for pair in pairs:
         first, second = by_id[pair.a.id], by_id[pair.b.id]
         if first.embedding is None or second.embedding is None:
@@ -174,10 +178,16 @@ def choose_parameters(pairs: Sequence[Pair], tagged: Sequence[TaggedArticle]) ->
         named = set(gazetteer.find(pair.a.text)), set(gazetteer.find(pair.b.text))
         value = (float(rows[0] @ rows[1]), *named, amounts(pair.a.text), amounts(pair.b.text))
         features[pair.id] = value if entities_agree(*named) else None  # the guard holds it apart at any score
+        if reacts(pair, *named):
+            reactions.add(pair.id)
     candidates = []
     for weight, penalty in itertools.product(WEIGHTS, WEIGHTS):
         score = {
-            key: -1.0 if value is None else event_score(*value, entity_weight=weight, amount_penalty=penalty)
+            key: math.inf
+            if key in reactions
+            else -1.0
+            if value is None
+            else event_score(*value, entity_weight=weight, amount_penalty=penalty)
             for key, value in features.items()
         }
         for threshold in np.round(np.arange(0.30, 0.905, 0.01), 2):
@@ -188,6 +198,22 @@ def choose_parameters(pairs: Sequence[Pair], tagged: Sequence[TaggedArticle]) ->
         precise,
         key=lambda item: (item[1].f1, -item[0].threshold, -item[0].entity_weight, -item[0].amount_penalty),
     )
+
+
+def reacts(pair: Pair, a_entities: set[str], b_entities: set[str]) -> bool:
+    """Whether the store links ``pair`` as a market-reaction piece and an earlier report of its parties."""
+    for reaction, report, named, other in (
+        (pair.a, pair.b, a_entities, b_entities),
+        (pair.b, pair.a, b_entities, a_entities),
+    ):
+        if (
+            is_market_reaction(reaction.title)
+            and not is_market_reaction(report.title)
+            and report.published_at <= reaction.published_at
+            and reaction_links(named, other)
+        ):
+            return True
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> None:

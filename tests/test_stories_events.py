@@ -104,8 +104,8 @@ def test_the_labelled_pair_set_is_clustered_with_high_precision_and_recall(
     predicted = {pair.id: story[pair.a.id] == story[pair.b.id] for pair in pairs}
     test = scores([pair for pair in pairs if pair.split == "test"], predicted)
     assert test.precision >= 0.80, test
-    assert test.recall >= 0.66, test
-    assert test.f1 >= 0.72, test
+    assert test.recall >= 0.70, test
+    assert test.f1 >= 0.75, test
     unrelated = [pair for pair in pairs if pair.kind == "different-event"]
     assert not any(predicted[pair.id] for pair in unrelated)
 
@@ -173,6 +173,19 @@ def test_articles_naming_disjoint_companies_are_never_one_event(store: Store) ->
             )
         )
         assert stories_of(other) == {"m": "m", "o": "o"}
+
+
+def test_a_market_reaction_joins_the_closest_earlier_report_naming_all_its_parties(store: Store) -> None:
+    """Embeddings far apart (cosines below 0.2): only the market-reaction link can join these."""
+    deal = by_hand(news("deal", "OpenAI signs $300 billion compute deal with Oracle", "", "wire", 0), 1.0)
+    site = by_hand(news("site", "OpenAI and Oracle pick a Texas site", "", "other", 1), 0.0, 1.0)
+    reaction = by_hand(news("react", "Oracle shares soar on OpenAI mega-contract", "", "markets", 5), 0.15, 0.05, 1.0)
+    later = by_hand(news("later", "OpenAI and Oracle open an office", "", "fourth", 9), 0.0, 0.0, 0.0, 1.0)
+    lone = by_hand(news("lone", "Oracle shares slip after hours", "", "markets", 6), 0.0, 0.0, 0.0, 0.0, 1.0)
+    store.write(Batch(tagged=[deal, site, reaction, later, lone]))
+    # The reaction names OpenAI and Oracle: of the reports before it naming both, it joins the closer ("deal");
+    # "later" came after it, and "lone" names one company, so its cause is unknown.
+    assert stories_of(store) == {"deal": "deal", "site": "site", "react": "deal", "later": "later", "lone": "lone"}
 
 
 def test_embeddings_of_different_encoders_are_never_compared(store: Store) -> None:

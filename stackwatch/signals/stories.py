@@ -9,7 +9,12 @@ Two articles are in one story when either link holds:
   sentence embeddings (the classifier's, carried on the tagged article), raised by the share of the entities they
   name in common and lowered when they state different amounts (signals/amounts.py); they were published within
   ``EVENT_WINDOW`` of each other, and :func:`entities_agree` (two articles that name companies must name at
-  least one in common).
+  least one in common);
+- **market reaction**: one is a market-reaction piece (:func:`is_market_reaction`: "Oracle shares soar on OpenAI
+  mega-contract") and the other a report, published no later, that names every entity the reaction names, at
+  least two (:func:`reaction_links`); of such reports, a reaction joins the one whose embedding is closest. A
+  reaction piece is about the price move, so its wording and embedding say little of the deal that caused it, but
+  the parties it names are that deal's.
 
 A story is a connected component of those links. Its id is the id of its article fetched first (ties broken by
 id), whatever order the articles are stored in: a report fetched later, even one published before the story's
@@ -28,6 +33,12 @@ its id, and the store keeps the other as an alias of it (storage/clustering.py, 
     0.7
     >>> round(event_score(0.40, {"CoreWeave", "Meta"}, {"CoreWeave", "OpenAI"}, fourteen, six), 2)
     0.2
+    >>> is_market_reaction("Oracle shares soar on OpenAI mega-contract"), is_market_reaction("Oracle signs OpenAI deal")
+    (True, False)
+    >>> reaction_links({"Oracle", "OpenAI"}, {"OpenAI", "Oracle", "Larry Ellison"})
+    True
+    >>> reaction_links({"Oracle"}, {"Oracle", "OpenAI"})  # "Oracle shares soar": on what?
+    False
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ __all__ = [
     "ENTITY_WEIGHT",
     "EVENT_SIMILARITY",
     "EVENT_WINDOW",
+    "MARKET_REACTION",
     "MAX_DISTANCE",
     "NOVELTY_DECAY",
     "NOVELTY_WINDOW",
@@ -58,8 +70,10 @@ __all__ = [
     "distance",
     "entities_agree",
     "event_score",
+    "is_market_reaction",
     "novelty",
     "quantize",
+    "reaction_links",
     "simhash",
     "simhash_many",
     "unit_rows",
@@ -83,9 +97,16 @@ CANDIDATE_SIMILARITY = EVENT_SIMILARITY - ENTITY_WEIGHT
 """Below this cosine no entity overlap lifts a pair to ``EVENT_SIMILARITY``: pairs under it are not scored."""
 EVENT_WINDOW = timedelta(hours=48)
 """Two reports of one event are at most this far apart; the store keeps the embeddings of this much news only."""
+MARKET_REACTION = (
+    r"(?i)\b(shares|stock|stocks|market value)\b.{0,40}\b(soars?|surges?|jumps?|rises?|rall(y|ies)|climbs?"
+    r"|gains?|slips?|falls?|drops?|sinks?|slumps?|tumbles?|plunges?|hits?|loses?)\b"
+)
+"""A headline that reports a move of a share price or market value; RE2 syntax, so DuckDB's ``regexp_matches``
+finds stored reaction pieces with the same pattern."""
 NOVELTY_WINDOW = timedelta(hours=24)
 NOVELTY_DECAY = 0.5
 
+_MARKET_REACTION = re.compile(MARKET_REACTION)
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOPWORDS = frozenset(
     {
@@ -266,3 +287,16 @@ def event_score(
     shared = len(a & b) / len(union) if union else 0.0
     conflict = amounts_conflict(first_amounts, second_amounts)
     return cosine + entity_weight * shared - (amount_penalty if conflict else 0.0)
+
+
+def is_market_reaction(title: str) -> bool:
+    """Whether a headline reports a share price or market value moving (``MARKET_REACTION``)."""
+    return _MARKET_REACTION.search(title) is not None
+
+
+def reaction_links(reaction_entities: Iterable[str], report_entities: Iterable[str]) -> bool:
+    """Whether a market-reaction piece naming ``reaction_entities`` can join a report naming
+    ``report_entities``: the reaction names at least two entities, and the report names them all. With one entity
+    ("Nvidia shares fall") the cause is unnamed, so any report of that company would do."""
+    reaction = set(reaction_entities)
+    return len(reaction) >= 2 and reaction <= set(report_entities)

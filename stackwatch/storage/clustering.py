@@ -1,7 +1,8 @@
 """Stories, kept inside the write transaction: each new or changed article is linked to stored articles that
 are syndicated copies of it (SimHash within MAX_DISTANCE bits, STORY_WINDOW apart) or reports of the same event
 (EVENT_WINDOW apart, entities that agree, and an event score of at least EVENT_SIMILARITY from their embeddings,
-the entities they share and the amounts they state: signals/stories.py), and each story's members, id and novelty
+the entities they share and the amounts they state; or a market-reaction piece and the closest earlier report of
+its parties: signals/stories.py), and each story's members, id and novelty
 are recomputed. A story's id is the id of its article fetched first (ties by id): a report fetched later, however
 early it was published, joins under it; when one article joins stories, the merged story keeps the id of the one
 holding the article fetched first, and the others are retired to ``story_aliases`` (story_aliases.py)::
@@ -22,6 +23,7 @@ dates of replaced ones, and the span of the stories they join, taken from the ``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
@@ -35,12 +37,15 @@ from stackwatch.signals.stories import (
     CANDIDATE_SIMILARITY,
     EVENT_SIMILARITY,
     EVENT_WINDOW,
+    MARKET_REACTION,
     MAX_DISTANCE,
     STORY_WINDOW,
     components,
     entities_agree,
     event_score,
+    is_market_reaction,
     novelty,
+    reaction_links,
     simhash_many,
     unit_rows,
 )
@@ -221,9 +226,9 @@ def _insert_embeddings(connection: duckdb.DuckDBPyConnection, items: Sequence[Ta
 
 def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedArticle]) -> list[tuple[str, str, str]]:
     """(new article, stored article, its story) for every stored article (the batch's included) that reports the
-    same event as a new one: embeddings of one space, published within EVENT_WINDOW of each other, entities that
-    agree, and an event score (the cosine, the entities in common, the amounts stated) of at least
-    EVENT_SIMILARITY."""
+    same event as a new one: embeddings of one space, published within EVENT_WINDOW of each other, and either
+    entities that agree and an event score (the cosine, the entities in common, the amounts stated) of at least
+    EVENT_SIMILARITY, or a market-reaction piece and the closest earlier report naming all its entities."""
     carried = [item for item in items if item.embedding is not None]
     if not carried:
         return []
@@ -239,23 +244,38 @@ def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedAr
         """,  # noqa: S608 (only literals we made are interpolated)
         [sorted({item.embedding.space for item in carried if item.embedding is not None})],
     ).fetchall()
-    candidates: list[tuple[str, str, str, float]] = []
+    reacting = {
+        row[0]
+        for row in connection.execute(
+            f"SELECT id FROM articles WHERE published_at BETWEEN {lo} AND {hi} AND regexp_matches(title, ?)",  # noqa: S608
+            [MARKET_REACTION],
+        ).fetchall()
+    } | {item.article.id for item in carried if is_market_reaction(item.article.title)}
+    candidates: list[_Candidate] = []
+    window = EVENT_WINDOW.total_seconds()
     for space in sorted({row[2] for row in stored}):
         mine = [item for item in carried if item.embedding is not None and item.embedding.space == space]
         theirs = [row for row in stored if row[2] == space]
         their_rows = unit_rows([row[3] for row in theirs])
         their_times = np.array([float(row[1]) for row in theirs])
+        their_reacting = np.array([row[0] in reacting for row in theirs])
         for start in range(0, len(mine), _ROWS_PER_PASS):  # a pass's matrices stay a few MB however full the window
             part = mine[start : start + _ROWS_PER_PASS]
             similar = unit_rows([item.embedding.values for item in part if item.embedding is not None]) @ their_rows.T
-            gap = np.abs(np.array([item.article.published_at.timestamp() for item in part])[:, None] - their_times)
-            near = (similar >= CANDIDATE_SIMILARITY) & (gap <= EVENT_WINDOW.total_seconds())
+            later = np.array([item.article.published_at.timestamp() for item in part])[:, None] - their_times
+            my_reacting = np.array([item.article.id in reacting for item in part])[:, None]
+            # A reaction piece follows the report of what moved the price: the report is published no later.
+            reacts = (my_reacting & ~their_reacting & (later >= 0)) | (~my_reacting & their_reacting & (later <= 0))
+            near = ((similar >= CANDIDATE_SIMILARITY) | reacts) & (np.abs(later) <= window)
             for i, j in zip(*np.nonzero(near), strict=True):
                 if part[i].article.id != theirs[j][0]:
-                    candidates.append((part[i].article.id, theirs[j][0], theirs[j][4], float(similar[i, j])))
+                    reaction = (part[i].article.id if my_reacting[i, 0] else theirs[j][0]) if reacts[i, j] else None
+                    candidates.append(
+                        _Candidate(part[i].article.id, theirs[j][0], theirs[j][4], float(similar[i, j]), reaction)
+                    )
     if not candidates:
         return []
-    ids = sorted({edge[0] for edge in candidates} | {edge[1] for edge in candidates})
+    ids = sorted({edge.new for edge in candidates} | {edge.old for edge in candidates})
     named: dict[str, set[str]] = {}
     for article, entity in connection.execute(
         f"SELECT article_id, entity FROM article_entities WHERE published_at BETWEEN {lo} AND {hi}"  # noqa: S608
@@ -272,13 +292,33 @@ def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedAr
         ).fetchall()
     }
     none: frozenset[Amount] = frozenset()
-    return [
-        (new, old, story)
-        for new, old, story, cosine in candidates
-        if entities_agree(named.get(new, ()), named.get(old, ()))
-        and event_score(cosine, named.get(new, ()), named.get(old, ()), stated.get(new, none), stated.get(old, none))
-        >= EVENT_SIMILARITY
-    ]
+    edges: list[tuple[str, str, str]] = []
+    closest: dict[str, _Candidate] = {}  # per reaction piece of the batch's pairs, its closest report
+    for edge in candidates:
+        first, second = named.get(edge.new, set()), named.get(edge.old, set())
+        if (
+            entities_agree(first, second)
+            and event_score(edge.cosine, first, second, stated.get(edge.new, none), stated.get(edge.old, none))
+            >= EVENT_SIMILARITY
+        ):
+            edges.append((edge.new, edge.old, edge.story))
+        elif edge.reaction is not None:
+            reaction, report = (first, second) if edge.reaction == edge.new else (second, first)
+            if reaction_links(reaction, report) and (
+                edge.reaction not in closest or edge.cosine > closest[edge.reaction].cosine
+            ):
+                closest[edge.reaction] = edge
+    return edges + [(edge.new, edge.old, edge.story) for edge in closest.values()]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    new: str
+    old: str
+    story: str
+    cosine: float
+    reaction: str | None
+    """The market-reaction piece of the two, when the pair is a reaction and a report before it."""
 
 
 def _prune_embeddings(connection: duckdb.DuckDBPyConnection) -> None:
