@@ -25,6 +25,7 @@ from stackwatch.storage.dashboard import (
     RECENT_ARTICLES,
     STORIES,
     AlertView,
+    ArticleEntity,
     Evidence,
     Range,
     SearchFilters,
@@ -207,7 +208,7 @@ def test_an_article_is_found_on_its_day_without_a_day_and_with_a_wrong_one(store
     assert len({detail for detail in found}) == 1  # the same page whichever way it was asked for
     detail = found[0]
     assert detail is not None
-    assert (detail.article.id, detail.article.published_at, detail.entities) == ("x", at, (("NVIDIA", 1),))
+    assert (detail.article.id, detail.article.published_at, detail.entities) == ("x", at, (ArticleEntity("NVIDIA", 1),))
     assert detail.article.scores == (("capex", 0.9),)
     assert detail.story is not None
     assert detail.story.first_seen == at

@@ -287,11 +287,12 @@ async def served(tmp_path: Path) -> AsyncIterator[str]:
         yield base
 
 
-async def test_the_dynamic_and_entity_pages_show_roles_with_names_escaped(served: str) -> None:
+async def test_the_dynamic_entity_and_article_pages_show_roles_with_names_escaped(served: str) -> None:
     async with httpx.AsyncClient(base_url=served) as client:
         dynamic = (await client.get("/dashboard/dynamic/decoupling?days=7&width=1d")).text
         nvidia = (await client.get("/dashboard/entity/NVIDIA?days=7&width=1d")).text
         hostile = await client.get("/dashboard/entity/%3Cb%3EEvil%20%26%20Co%3C%2Fb%3E?days=7&width=1d")
+        article = (await client.get("/dashboard/article/a5")).text
     drivers, displaced = dynamic.split("<h2>Displaced vendors")
     assert ">Evilco</a></td><td>company</td><td>1</td><td>1</td>" in drivers
     assert ">NVIDIA</a></td><td>company</td><td>3</td>" in displaced.split("</table>")[0]
@@ -301,6 +302,11 @@ async def test_the_dynamic_and_entity_pages_show_roles_with_names_escaped(served
     assert hostile.status_code == 200
     assert f'<h1>Entity: {html.escape(HOSTILE)}</h1>\n<p class="muted kind">company</p>' in hostile.text
     assert HOSTILE not in hostile.text
+    facts = article.split("<dt>entities</dt>")[1].split("</dd>")[0]
+    assert '>Evilco</a> <span class="kind">company</span> ×1 <span class="role">as buyer</span>' in facts
+    assert '>NVIDIA</a> <span class="kind">company</span> ×1 <span class="role">as displaced vendor</span>' in facts
+    assert html.escape(HOSTILE) in facts
+    assert HOSTILE not in article
 
 
 def test_stackwatch_rebuild_applies_a_configured_entity_to_history_step_by_step(tmp_path: Path) -> None:

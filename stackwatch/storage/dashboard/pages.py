@@ -29,6 +29,7 @@ from stackwatch.storage.dashboard.reads import (
 )
 from stackwatch.storage.dashboard.records import (
     ArticleDetail,
+    ArticleEntity,
     ArticleRow,
     DynamicDetail,
     EntityDetail,
@@ -234,7 +235,8 @@ def article_detail(
     )
     entities = rows(
         connection,
-        f"SELECT entity, mentions FROM article_entities WHERE {on} AND article_id = ? ORDER BY 2 DESC, 1",  # noqa: S608
+        f"SELECT entity, mentions, kind, roles FROM article_entities WHERE {on} AND article_id = ?"  # noqa: S608
+        " ORDER BY 2 DESC, 1",
         [article_id],
     )
     story = rows(
@@ -264,7 +266,10 @@ def article_detail(
         connector=str(connector or ""),
         fetched_at=fetched_at,
         model_version=model_version,
-        entities=tuple((str(e), int(n)) for e, n in entities),
+        entities=tuple(
+            ArticleEntity(str(name), int(mentions), str(kind or "company"), tuple(roles or ()))
+            for name, mentions, kind, roles in entities
+        ),
         story=story_row(story[0]) if story else None,
         alerts=tuple(alert_views(connection, fed, [labelled, published, published - timedelta(days=1), published], 20))
         if labelled

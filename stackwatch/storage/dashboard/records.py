@@ -14,6 +14,7 @@ __all__ = [
     "WIDTHS",
     "AlertView",
     "ArticleDetail",
+    "ArticleEntity",
     "ArticleRow",
     "DynamicDetail",
     "EntityDetail",
@@ -277,13 +278,23 @@ class EntityDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class ArticleEntity:
+    """An entity one article names: how often, its kind, and the roles the text gives it there."""
+
+    name: str
+    mentions: int
+    kind: str = "company"
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleDetail:
     article: ArticleRow
     summary: str
     connector: str
     fetched_at: datetime | None
     model_version: str | None
-    entities: tuple[tuple[str, int], ...]
+    entities: tuple[ArticleEntity, ...]
     story: StoryRow | None
     alerts: tuple[AlertView, ...]
     explanations: tuple[Explanation, ...] = ()
