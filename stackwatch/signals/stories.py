@@ -1,6 +1,6 @@
 """Stories: one event, however many outlets and wordings report it.
 
-Two articles are in one story when either link holds:
+Articles are linked when one of these holds:
 
 - **syndicated copy**: their 64-bit SimHash fingerprints over title and summary differ in at most
   ``MAX_DISTANCE`` bits and they were published within ``STORY_WINDOW`` of each other (a wire story run by 40
@@ -12,11 +12,13 @@ Two articles are in one story when either link holds:
   least one in common);
 - **market reaction**: one is a market-reaction piece (:func:`is_market_reaction`: "Oracle shares soar on OpenAI
   mega-contract") and the other a report, published no later, that names every entity the reaction names, at
-  least two (:func:`reaction_links`); of such reports, a reaction joins the one whose embedding is closest. A
-  reaction piece is about the price move, so its wording and embedding say little of the deal that caused it, but
-  the parties it names are that deal's.
+  least two (:func:`reaction_links`). A reaction piece is about the price move, so its wording and embedding say
+  little of the deal that caused it, but the parties it names are that deal's.
 
-A story is a connected component of those links. Its id is the id of its article fetched first (ties broken by
+An article links to every syndicated copy of it, but to one report by the other two links: the one with the best
+score among those stored when it is written (same-event links before market-reaction ones). A story is a connected
+component of those links: an article that reads like two events (an analyst's note on a season of deals) joins one
+of them rather than merging both into one story. Its id is the id of its article fetched first (ties broken by
 id), whatever order the articles are stored in: a report fetched later, even one published before the story's
 first, joins under that id; when one article joins two stories, the story holding the article fetched first keeps
 its id, and the store keeps the other as an alias of it (storage/clustering.py, docs/stories.md)::

@@ -1,11 +1,13 @@
-"""Stories, kept inside the write transaction: each new or changed article is linked to stored articles that
-are syndicated copies of it (SimHash within MAX_DISTANCE bits, STORY_WINDOW apart) or reports of the same event
-(EVENT_WINDOW apart, entities that agree, and an event score of at least EVENT_SIMILARITY from their embeddings,
-the entities they share and the amounts they state; or a market-reaction piece and the closest earlier report of
-its parties: signals/stories.py), and each story's members, id and novelty
-are recomputed. A story's id is the id of its article fetched first (ties by id): a report fetched later, however
-early it was published, joins under it; when one article joins stories, the merged story keeps the id of the one
-holding the article fetched first, and the others are retired to ``story_aliases`` (story_aliases.py)::
+"""Stories, kept inside the write transaction: each new or changed article is linked to every stored article that
+is a syndicated copy of it (SimHash within MAX_DISTANCE bits, STORY_WINDOW apart), and to the one stored article
+that reports the same event most alike (EVENT_WINDOW apart, entities that agree, and an event score of at least
+EVENT_SIMILARITY from their embeddings, the entities they share and the amounts they state; or, for a
+market-reaction piece, the closest earlier report of its parties: signals/stories.py); then each story's members,
+id and novelty are recomputed. An article that reads like two events thus joins one of them, the one holding its
+best match when it is written, instead of merging them. A story's id is the id of its article fetched first (ties
+by id): a report fetched later, however early it was published, joins under it; when one article joins stories
+(a syndicated copy of one that is most like another), the merged story keeps the id of the one holding the article
+fetched first, and the others are retired to ``story_aliases`` (story_aliases.py)::
 
     restoried = cluster(connection, tagged, replaced={"id": former_published_at})
     # {article id: (former story id, former novelty, published_at)} of the articles whose story or novelty changed
@@ -225,10 +227,11 @@ def _insert_embeddings(connection: duckdb.DuckDBPyConnection, items: Sequence[Ta
 
 
 def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedArticle]) -> list[tuple[str, str, str]]:
-    """(new article, stored article, its story) for every stored article (the batch's included) that reports the
-    same event as a new one: embeddings of one space, published within EVENT_WINDOW of each other, and either
-    entities that agree and an event score (the cosine, the entities in common, the amounts stated) of at least
-    EVENT_SIMILARITY, or a market-reaction piece and the closest earlier report naming all its entities."""
+    """(new article, stored article, its story): for each new article, the stored article (the batch's included)
+    that reports the same event most alike, if any: embeddings of one space, published within EVENT_WINDOW of each
+    other, entities that agree and an event score (the cosine, the entities in common, the amounts stated) of at
+    least EVENT_SIMILARITY; failing that, for a market-reaction piece, the closest earlier report naming all its
+    entities."""
     carried = [item for item in items if item.embedding is not None]
     if not carried:
         return []
@@ -292,23 +295,23 @@ def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedAr
         ).fetchall()
     }
     none: frozenset[Amount] = frozenset()
-    edges: list[tuple[str, str, str]] = []
-    closest: dict[str, _Candidate] = {}  # per reaction piece of the batch's pairs, its closest report
+    # One link per article: to its best match, so an article that reads like two events joins one of them instead
+    # of merging them. Same-event links rank above market-reaction ones; ties go to the greater stored id.
+    chosen: dict[str, tuple[tuple[bool, float, str], _Candidate]] = {}
     for edge in candidates:
         first, second = named.get(edge.new, set()), named.get(edge.old, set())
-        if (
-            entities_agree(first, second)
-            and event_score(edge.cosine, first, second, stated.get(edge.new, none), stated.get(edge.old, none))
-            >= EVENT_SIMILARITY
+        score = event_score(edge.cosine, first, second, stated.get(edge.new, none), stated.get(edge.old, none))
+        if entities_agree(first, second) and score >= EVENT_SIMILARITY:
+            key, rank = edge.new, (True, score, edge.old)
+        elif edge.reaction is not None and reaction_links(
+            *((first, second) if edge.reaction == edge.new else (second, first))
         ):
-            edges.append((edge.new, edge.old, edge.story))
-        elif edge.reaction is not None:
-            reaction, report = (first, second) if edge.reaction == edge.new else (second, first)
-            if reaction_links(reaction, report) and (
-                edge.reaction not in closest or edge.cosine > closest[edge.reaction].cosine
-            ):
-                closest[edge.reaction] = edge
-    return edges + [(edge.new, edge.old, edge.story) for edge in closest.values()]
+            key, rank = edge.reaction, (False, edge.cosine, edge.old)
+        else:
+            continue
+        if key not in chosen or rank > chosen[key][0]:
+            chosen[key] = (rank, edge)
+    return [(edge.new, edge.old, edge.story) for _, edge in chosen.values()]
 
 
 @dataclass(frozen=True)
