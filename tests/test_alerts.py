@@ -27,6 +27,7 @@ from stackwatch.signals.messages import Alert, Article, IndicatorUpdate, Observa
 from stackwatch.signals.rules import RuleEngine, replay, replay_observations
 from stackwatch.storage import silences
 from stackwatch.storage.outbox import Grouping
+from stackwatch.storage.recovery import stored_observations
 from stackwatch.storage.store import Batch, Store
 from tests.helpers.http import LocalServer
 from tests.helpers.service import Service, write_config
@@ -327,3 +328,34 @@ def test_a_cooccurrence_alert_gives_as_evidence_only_articles_naming_its_entitie
     evidence = json.loads(row[0])
     assert [item["title"] for item in evidence["articles"]] == [texts[0], texts[2]]
     assert store.query(evidence["sql"]).rows == [("exclusivity", 2)]
+
+
+def test_a_cooccurrence_of_stories_alert_recomputes_its_story_count_in_sql(store: Store) -> None:
+    """Two outlets' copies of one Microsoft-OpenAI story and one other story: the stories rule judged 2, and its
+    ``value_sql`` counts the same two stories (the copies are one story in the store)."""
+    texts = [
+        ("wire", "Microsoft and OpenAI extend their exclusive cloud deal through 2030"),
+        ("tech", "Microsoft and OpenAI extend their exclusive cloud deal through 2030 | Tech"),
+        ("cloud", "OpenAI's exclusive API stays on Microsoft Azure, the companies say"),
+    ]
+    tagged = [
+        TaggedArticle(
+            Article(f"s{i}", f"https://{source}.test/{i}", text, "", source, "rss", NOON + timedelta(minutes=i), NOON),
+            ("exclusivity",),
+            {"exclusivity": 0.9},
+            "v1",
+        )
+        for i, (source, text) in enumerate(texts)
+    ]
+    changed = store.write(Batch(tagged=tagged))
+    observed = stored_observations(store.connection, changed)
+    assert len({item.story for item in observed}) == 2
+    rule = Rule(
+        "lock-in-events",
+        Cooccurrence("exclusivity", ("Microsoft", "OpenAI"), window="1h", threshold=2, indicator="story_count"),
+    )
+    (fired,) = replay_observations(RuleEngine([rule]), observed)
+    assert (fired.value, fired.indicator) == (2.0, "cooccurrence_stories")
+    store.write(Batch(alerts=[fired]))
+    (row,) = store.query("SELECT evidence FROM alert_details WHERE alert_id = ?", [fired.id]).rows
+    assert store.query(json.loads(row[0])["value_sql"]).rows == [(2,)]

@@ -228,6 +228,28 @@ def test_a_cooccurrence_fires_when_enough_articles_show_the_dynamic_with_every_e
     assert alerts[0].bucket_start == T0
 
 
+def test_a_cooccurrence_of_stories_counts_one_event_covered_by_three_outlets_once() -> None:
+    """Three outlets' reports of one Microsoft-OpenAI event and one report of another: two stories, four articles."""
+    stories = Rule(
+        "lock-in-events", Cooccurrence("exclusivity", ("Microsoft", "OpenAI"), threshold=2, indicator="story_count")
+    )
+    articles = Rule("lock-in-articles", Cooccurrence("exclusivity", ("Microsoft", "OpenAI"), threshold=2))
+    day = T0 + timedelta(hours=9)
+
+    def report(article_id: str, story: str, source: str) -> Observation:
+        return Observation(article_id, source, day, ("exclusivity",), ("Microsoft", "OpenAI"), story_id=story)
+
+    one_event = [report("a1", "s1", "wire"), report("a2", "s1", "tech"), report("a3", "s1", "cloud")]
+    alerts = replay_observations(RuleEngine([stories, articles]), one_event)
+    assert [(a.rule, a.value) for a in alerts] == [("lock-in-articles", 2.0)]  # the story rule sees one event
+    alerts = replay_observations(RuleEngine([stories, articles]), [*one_event, report("b1", "s2", "wire")])
+    fired = {a.rule: (a.value, a.indicator, a.labels["entities"]) for a in alerts}
+    assert fired["lock-in-events"] == (2.0, "cooccurrence_stories", "Microsoft & OpenAI")
+    assert "count of distinct stories" in next(a.message for a in alerts if a.rule == "lock-in-events")
+    with pytest.raises(ValueError, match="counts article_count or story_count"):
+        Cooccurrence("exclusivity", ("Microsoft",), indicator="share")
+
+
 def test_any_entity_is_enough_when_every_is_off() -> None:
     engine = RuleEngine([Rule("chips", Cooccurrence("decoupling", ("AMD", "Broadcom"), every=False))])
     alerts = replay_observations(engine, [observed("a1", T0, ("decoupling",), ("Broadcom",))])

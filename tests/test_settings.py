@@ -84,6 +84,20 @@ def test_the_issue_example_shape_is_accepted() -> None:
             {"rules": [{"name": "r", "kind": "threshold", "dynamic": "edge", "value": 1, "window": "3h"}]},
             "rules[0].window",
         ),
+        (
+            {
+                "rules": [
+                    {
+                        "name": "r",
+                        "kind": "cooccurrence",
+                        "dynamic": "edge",
+                        "entities": ["Apple"],
+                        "indicator": "share",
+                    }
+                ]
+            },
+            "rules[0].indicator: Input should be 'article_count' or 'story_count' (got 'share')",
+        ),
         ({"webhooks": [{"name": "w", "url": "ftp://x/"}]}, "webhooks[0].url"),
         (
             {"webhooks": [{"name": "w", "url": "http://x/", "secret_env": "STACKWATCH_MISSING"}]},

@@ -383,7 +383,8 @@ class SilenceRuleSettings(_RuleBase):
 
 
 class CooccurrenceRuleSettings(_RuleBase):
-    """Fire when ``value`` articles of a bucket show a dynamic together with entities (all of them, or any)."""
+    """Fire when ``value`` articles (``indicator: story_count``: distinct stories) of a bucket show a dynamic
+    together with entities (all of them, or any)."""
 
     kind: Literal["cooccurrence"]
     dynamic: str
@@ -391,9 +392,12 @@ class CooccurrenceRuleSettings(_RuleBase):
     every: bool = True
     window: Window = "1d"
     value: float = 1.0
+    indicator: Literal["article_count", "story_count"] = "article_count"
 
     def to_rule(self) -> Rule:
-        return self._wrap(Cooccurrence(self.dynamic, tuple(self.entities), self.every, self.window, ">=", self.value))
+        return self._wrap(
+            Cooccurrence(self.dynamic, tuple(self.entities), self.every, self.window, ">=", self.value, self.indicator)
+        )
 
 
 class FirstSeenRuleSettings(_RuleBase):

@@ -55,7 +55,9 @@ def _what(rule: Rule) -> tuple[str, str]:
             return f"index {condition.name}", f"(weighted {INDICATOR_PHRASES[condition.indicator]})"
         case Cooccurrence():
             joined = (" and " if condition.every else " or ").join(condition.entities)
-            return f"{condition.dynamic} articles naming {joined}", "count"
+            return f"{condition.dynamic} articles naming {joined}", (
+                "count of distinct stories" if condition.counts_stories else "count"
+            )
     return rule.name, condition.indicator
 
 

@@ -28,12 +28,14 @@ from stackwatch.signals.indicators import ALL, MEASURES, SIGNALS
 from stackwatch.signals.messages import IndicatorUpdate, Observation
 
 __all__ = [
+    "COOCCURRENCE_MEASURES",
     "OPERATORS",
     "RISING_MEASURES",
     "SIGNAL_VALUES",
     "Composite",
     "Condition",
     "Cooccurrence",
+    "EntitySetScope",
     "FirstSeen",
     "Quiet",
     "Rule",
@@ -335,11 +337,45 @@ def _tally_name(dynamic: str, entities: Iterable[str], every: bool) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Cooccurrence:
-    """Articles of ``dynamic`` that name ``entities`` (every one, or any) in one bucket, compared with a value.
+class EntitySetScope(Scope):
+    """The articles of ``dynamic`` that name ``entities`` (every one, or any): a co-occurrence's scope, which the
+    rules keep members of (:class:`~stackwatch.signals.counts.ScopeFacts`) to count its distinct stories.
 
-    The stream counts matching articles under a series of their own, :attr:`tally` (``exclusivity&microsoft``),
-    exactly as it counts a dynamic's articles; the rule then reads that series like a threshold.
+    >>> scope = EntitySetScope("exclusivity", entities=("Microsoft", "OpenAI"))
+    >>> scope.key, scope.describe()
+    ('&exclusivity&microsoft&openai', 'exclusivity articles naming Microsoft and OpenAI')
+    """
+
+    entities: tuple[str, ...] = ()
+    every: bool = True
+
+    @property
+    def key(self) -> str:
+        return "&" + _tally_name(self.dynamic, self.entities, self.every)
+
+    def matches(self, observed: Observation) -> bool:
+        return cooccurs(observed.labels, observed.entities, self.dynamic, self.entities, every=self.every)
+
+    def fields(self) -> dict[str, str]:
+        return {"dynamic": self.dynamic, "entities": (" & " if self.every else " | ").join(self.entities)}
+
+    def describe(self) -> str:
+        return f"{self.dynamic} articles naming {(' and ' if self.every else ' or ').join(self.entities)}"
+
+
+COOCCURRENCE_MEASURES = {"article_count": "cooccurrence", "story_count": "cooccurrence_stories"}
+"""What a co-occurrence rule can count, and the ``indicator`` its alerts carry for each."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cooccurrence:
+    """Articles (or distinct stories) of ``dynamic`` that name ``entities`` (every one, or any) in one bucket,
+    compared with a value.
+
+    Articles: the stream counts matching articles under a series of their own, :attr:`tally`
+    (``exclusivity&microsoft``), exactly as it counts a dynamic's articles; the rule then reads that series like a
+    threshold. Stories (``indicator="story_count"``): the rules keep the matching articles' stories per bucket, as
+    for a threshold rule's scope (:attr:`scope`), so one event covered by three outlets counts once.
     """
 
     dynamic: str
@@ -350,12 +386,24 @@ class Cooccurrence:
     threshold: float = 1.0
     indicator: str = "article_count"
 
+    def __post_init__(self) -> None:
+        if self.indicator not in COOCCURRENCE_MEASURES:
+            raise ValueError(f"a co-occurrence counts {' or '.join(COOCCURRENCE_MEASURES)}, not {self.indicator!r}")
+
     @property
     def tally(self) -> str:
         return _tally_name(self.dynamic, self.entities, self.every)
 
+    @property
+    def scope(self) -> EntitySetScope:
+        return EntitySetScope(self.dynamic, entities=self.entities, every=self.every)
+
+    @property
+    def counts_stories(self) -> bool:
+        return self.indicator == "story_count"
+
     def matches(self, observed: Observation) -> bool:
-        return cooccurs(observed.labels, observed.entities, self.dynamic, self.entities, every=self.every)
+        return self.scope.matches(observed)
 
     def series(self, update: IndicatorUpdate) -> str | None:
         return _own_series(update, Scope(self.tally), self.indicator, self.window)
@@ -363,9 +411,9 @@ class Cooccurrence:
     def fields(self) -> dict[str, str]:
         return {
             "dynamic": self.dynamic,
-            "indicator": "cooccurrence",
+            "indicator": COOCCURRENCE_MEASURES[self.indicator],
             "window": self.window,
-            "entities": (" & " if self.every else " | ").join(self.entities),
+            "entities": self.scope.fields()["entities"],
         }
 
 

@@ -143,7 +143,9 @@ class RuleEngine:
         watched: set[tuple[Scope, str]] = set()
         for rule in self.rules:
             condition = rule.condition
-            if isinstance(condition, Threshold | Spike | Trend | Composite):
+            if isinstance(condition, Threshold | Spike | Trend | Composite) or (
+                isinstance(condition, Cooccurrence) and condition.counts_stories
+            ):
                 watched |= {(scope, condition.window) for scope in _scopes(condition)}
         return watched
 
@@ -171,9 +173,11 @@ class RuleEngine:
         alerts: list[Alert] = []
         for rule in self.rules:
             condition = rule.condition
-            if not isinstance(condition, Threshold | Spike | Trend | Composite) or condition.window != window:
+            if isinstance(condition, Cooccurrence) and not condition.counts_stories:
+                continue  # its article count is a series of its own (:meth:`tallies`)
+            if not isinstance(condition, Threshold | Spike | Trend | Composite | Cooccurrence):
                 continue
-            if scopes.isdisjoint(_scopes(condition)):
+            if condition.window != window or scopes.isdisjoint(_scopes(condition)):
                 continue
             own = condition.scopes if isinstance(condition, Composite) else (condition.scope,)
             if not any(facts.count(scope, window, start) for scope in own):
@@ -191,7 +195,8 @@ class RuleEngine:
         if isinstance(condition, Composite):
             measure: float | None = condition.value(read)
         elif isinstance(condition, Cooccurrence):
-            measure = read(Scope(condition.tally), condition.indicator)
+            scope = condition.scope if condition.counts_stories else Scope(condition.tally)
+            measure = read(scope, condition.indicator)
         elif isinstance(condition, Threshold | Spike | Trend):
             measure, signal = read(condition.scope, condition.measure), condition.signal
         else:
@@ -256,7 +261,9 @@ class RuleEngine:
                 observed.article_id,
             )
             for rule in self.rules
-            if isinstance(rule.condition, Cooccurrence) and rule.condition.matches(observed)
+            if isinstance(rule.condition, Cooccurrence)
+            and not rule.condition.counts_stories
+            and rule.condition.matches(observed)
         ]
 
     def observe(self, state: MutableMapping[str, Any], observed: Observation) -> list[Alert]:
@@ -609,9 +616,11 @@ class RuleEngine:
         )
 
 
-def _scopes(condition: Threshold | Spike | Trend | Composite) -> set[Scope]:
+def _scopes(condition: Threshold | Spike | Trend | Composite | Cooccurrence) -> set[Scope]:
     """The scopes whose articles move the condition's value (a share moves with every article of the bucket)."""
     scopes = set(condition.scopes) if isinstance(condition, Composite) else {condition.scope}
+    if isinstance(condition, Cooccurrence):
+        return scopes
     measure = condition.indicator if isinstance(condition, Composite) else condition.measure
     return scopes | {Scope()} if measure == "share" else scopes
 

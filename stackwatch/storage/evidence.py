@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from stackwatch.signals.conditions import COOCCURRENCE_MEASURES
 from stackwatch.signals.indicators import ALL, SIGNALS, WINDOWS
 from stackwatch.signals.messages import Alert
 from stackwatch.storage.story_aliases import resolve
@@ -117,12 +118,14 @@ def _value_sql(
 ) -> str | None:
     """SQL whose one value is the one the rule judged, from the articles stored before the alert was (the rule
     judged them once the store had written them, and wrote the alert after): a measure recounted in the rule's
-    scope (a co-occurrence's articles name its entities), a composite summed over its dynamics' measures, a
-    first-seen 1 when no earlier article of the dynamic named the entity in the rule's days, a watch rule's 1 for
-    its article (still stored, still of the dynamic); stories and novelty
-    as the store groups them now (a later report can regroup them); a signal of a dynamic's measure as the store
+    scope (a co-occurrence's articles or stories: its articles name its entities), a composite summed over its
+    dynamics' measures, a first-seen 1 when no earlier article of the dynamic named the entity in the rule's days,
+    a watch rule's 1 for its article (still stored, still of the dynamic); stories and novelty as the store groups
+    them now (a later report can regroup them); a signal of a dynamic's measure as the store
     keeps it now. None for what no query gives (a signal of another scope, or of a co-occurrence)."""
-    indicator = "article_count" if alert.kind == "cooccurrence" else alert.indicator  # the articles it counts
+    indicator = alert.indicator
+    if alert.kind == "cooccurrence":  # what it counts of the articles naming its entities
+        indicator = {measure: name for name, measure in COOCCURRENCE_MEASURES.items()}.get(indicator, "article_count")
     row = connection.execute("SELECT stored_at FROM alerts WHERE id = ?", [alert.id]).fetchone()
     known = f" AND a.stored_at <= TIMESTAMPTZ {_literal(row[0].isoformat())}" if row else ""
     if alert.kind == "first_seen":

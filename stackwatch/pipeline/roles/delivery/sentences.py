@@ -47,6 +47,7 @@ _NAMES = {
     "momentum": "momentum",
     "index": "index",
     "cooccurrence": "number of articles naming its entities",
+    "cooccurrence_stories": "number of stories naming its entities",
     "hours_quiet": "hours without an article",
     "first_seen": "first appearance",
 }
