@@ -196,6 +196,9 @@ def test_every_page_carries_a_csp_that_allows_no_script(running: Running) -> Non
         assert "default-src 'none'" in csp, path
         assert "script-src" not in csp, path
         assert response.headers.get("x-content-type-options") == "nosniff", path
+    for bare, target in (("/dashboard", "/dashboard/"), ("/dashboard?days=7&width=1h", "/dashboard/?days=7&width=1h")):
+        redirect = running.get(bare)
+        assert (redirect.status_code, redirect.headers["location"]) == (308, target)
     assert running.get("/dashboard/dynamic/weather").status_code == 404
     assert running.get("/dashboard/article/missing").status_code == 404
     entity = running.get("/dashboard/entity/Google?days=30")

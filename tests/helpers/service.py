@@ -117,13 +117,15 @@ class Service:
         raise AssertionError(f"{query!r} never satisfied the condition; last rows {rows}\n{self.output[-4000:]}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-                raise AssertionError(f"service did not stop within {timeout}s:\n{self.output[-4000:]}") from None
-        self._log.close()
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(sig)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(10)
+                    raise AssertionError(f"service did not stop within {timeout}s:\n{self.output[-4000:]}") from None
+        finally:
+            self._log.close()  # else the next test fails on the open file's warning: one failure shows as two
         return self.process.returncode

@@ -348,6 +348,15 @@ class Article(View):
         return await serve(request, lambda dashboard: article_page(dashboard, article_id, request.query))
 
 
+class OverviewWithoutSlash(View):
+    """``/dashboard`` leads to the overview at ``/dashboard/``, whose relative links resolve against it."""
+
+    async def get(self, request: Request) -> Response:
+        query = urlencode(list(request.query.items()))
+        location = f"/dashboard/?{query}" if query else "/dashboard/"
+        return cast(Response, aioweb.Response(status=308, headers={"Location": location}))
+
+
 class Search(View):
     async def get(self, request: Request) -> Response:
         return await serve(request, lambda dashboard: search_page(dashboard, request.query))
@@ -361,6 +370,7 @@ class Stylesheet(View):
 
 ROUTES: Routes = (
     ("/dashboard/", Overview),
+    ("/dashboard", OverviewWithoutSlash),
     ("/dashboard/dynamic/{name}", Dynamic),
     ("/dashboard/entity/{name}", Entity),
     ("/dashboard/article/{article_id}", Article),
