@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from stackwatch.signals.corpus import read_labelled
+from stackwatch.signals.corpus import LabelledText, read_labelled
 from stackwatch.signals.encoder import Adapter, Encoder, mean_pool
 from stackwatch.signals.evaluation import evaluate
 from stackwatch.signals.head import Head
@@ -51,6 +53,87 @@ def _report(head: Head, embeddings: np.ndarray, labels: Sequence[Sequence[str]])
     return evaluate(labels, predicted, head.names).macro_f1
 
 
+def tune_blocks(
+    encoder: Encoder,
+    train: Sequence[LabelledText],
+    valid: Sequence[LabelledText],
+    names: Sequence[str],
+    *,
+    epochs: int,
+    learning_rate: float,
+    teacher: np.ndarray | None = None,
+    teacher_weight: float = 0.5,
+) -> Callable[[Sequence[str]], np.ndarray]:
+    """Train every weight of ``encoder``'s transformer blocks in place (the word embeddings stay frozen) jointly
+    with a head's regressions started from its frozen embeddings; keep the epoch best on validation; return the
+    tuned encoder's ``encode``. With ``teacher`` (a probability per training text and dynamic), ``teacher_weight``
+    of the loss follows those probabilities and the rest the labels: distillation."""
+    network = encoder.model
+    texts = [item.content for item in [*train, *valid]]
+    cut = len(train)
+
+    def embed(batch_texts: Sequence[str]) -> torch.Tensor:
+        batch = encoder.tokenizer(
+            list(batch_texts), padding=True, truncation=True, max_length=encoder.max_length, return_tensors="pt"
+        )
+        return mean_pool(network(**batch).last_hidden_state, batch["attention_mask"])
+
+    def encode(batch_texts: Sequence[str]) -> np.ndarray:
+        network.eval()
+        with torch.inference_mode():
+            return np.concatenate([embed(batch_texts[i : i + 64]).numpy() for i in range(0, len(batch_texts), 64)])
+
+    frozen = encode(texts)
+    start = train_head(
+        frozen[:cut], [i.labels for i in train], frozen[cut:], [i.labels for i in valid], names, encoder=encoder.name
+    )
+    y_train = torch.from_numpy(_label_matrix([i.labels for i in train], names).astype(np.float32))
+    y_valid = _label_matrix([i.labels for i in valid], names)
+    torch.manual_seed(0)
+    for name, parameter in network.named_parameters():
+        parameter.requires_grad_(name.startswith("encoder."))
+    weights = torch.nn.Parameter(torch.tensor([d.weights for d in start.dynamics], dtype=torch.float32))
+    bias = torch.nn.Parameter(torch.tensor([d.bias for d in start.dynamics], dtype=torch.float32))
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": [p for p in network.parameters() if p.requires_grad], "lr": learning_rate},
+            {"params": [weights, bias], "lr": HEAD_LEARNING_RATE},
+        ],
+        weight_decay=0.01,  # AdamW's default strength, decoupled: with every weight free, a little restraint
+    )
+    steps = epochs * math.ceil(cut / FINE_TUNE_BATCH)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0 - step / steps)
+    positives = y_train.sum(dim=0).clamp(min=1.0)
+    labels_loss = torch.nn.BCEWithLogitsLoss(pos_weight=(y_train.shape[0] - positives) / positives)
+    teacher_loss = torch.nn.BCEWithLogitsLoss()
+    soft = None if teacher is None else torch.from_numpy(teacher)
+
+    def loss_of(logits: torch.Tensor, rows: list[int]) -> Any:  # a scalar tensor
+        loss = labels_loss(logits, y_train[rows])
+        if soft is None:
+            return loss
+        return (1 - teacher_weight) * loss + teacher_weight * teacher_loss(logits, soft[rows])
+
+    order = torch.Generator().manual_seed(0)
+    best_score, best_state, began = -1.0, copy.deepcopy(network.state_dict()), time.monotonic()
+    for epoch in range(1, epochs + 1):
+        network.train()
+        permutation = torch.randperm(cut, generator=order).tolist()
+        for first in range(0, cut, FINE_TUNE_BATCH):
+            rows = permutation[first : first + FINE_TUNE_BATCH]
+            optimiser.zero_grad()
+            loss_of(embed([texts[row] for row in rows]) @ weights.T + bias, rows).backward()
+            optimiser.step()
+            schedule.step()
+        logits = encode(texts[cut:]) @ weights.detach().numpy().T + bias.detach().numpy()
+        score = _validation_macro_f1(1.0 / (1.0 + np.exp(-logits)), y_valid)
+        print(f"epoch {epoch}: validation macro-F1 {score:.4f} ({time.monotonic() - began:.0f} s)", flush=True)
+        if score > best_score:
+            best_score, best_state = score, copy.deepcopy(network.state_dict())
+    network.load_state_dict(best_state)
+    return encode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
@@ -64,58 +147,9 @@ def main() -> None:
     cut = len(train)
     base = Encoder.load(None, precision="fp32", threads=options.threads)
     names = ["exclusivity", "capex", "decoupling", "edge"]
-    frozen = base.encode(texts)
-    start = train_head(
-        frozen[:cut], [i.labels for i in train], frozen[cut:], [i.labels for i in valid], names, encoder=base.name
-    )
-    y_train = torch.from_numpy(_label_matrix([i.labels for i in train], names).astype(np.float32))
-    y_valid = _label_matrix([i.labels for i in valid], names)
-    torch.manual_seed(0)
-    network = copy.deepcopy(base.model)
-    for name, parameter in network.named_parameters():
-        parameter.requires_grad_(name.startswith("encoder."))
-    weights = torch.nn.Parameter(torch.tensor([d.weights for d in start.dynamics], dtype=torch.float32))
-    bias = torch.nn.Parameter(torch.tensor([d.bias for d in start.dynamics], dtype=torch.float32))
-    optimiser = torch.optim.AdamW(
-        [
-            {"params": [p for p in network.parameters() if p.requires_grad], "lr": options.learning_rate},
-            {"params": [weights, bias], "lr": HEAD_LEARNING_RATE},
-        ],
-        weight_decay=0.01,  # AdamW's default strength, decoupled: with every weight free, a little restraint
-    )
-    steps = options.epochs * math.ceil(cut / FINE_TUNE_BATCH)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1.0 - step / steps)
-    positives = y_train.sum(dim=0).clamp(min=1.0)
-    loss_of = torch.nn.BCEWithLogitsLoss(pos_weight=(y_train.shape[0] - positives) / positives)
-
-    def embed(batch_texts: Sequence[str]) -> torch.Tensor:
-        batch = base.tokenizer(
-            list(batch_texts), padding=True, truncation=True, max_length=base.max_length, return_tensors="pt"
-        )
-        return mean_pool(network(**batch).last_hidden_state, batch["attention_mask"])
-
-    def encode(batch_texts: Sequence[str]) -> np.ndarray:
-        network.eval()
-        with torch.inference_mode():
-            return np.concatenate([embed(batch_texts[i : i + 64]).numpy() for i in range(0, len(batch_texts), 64)])
-
-    order = torch.Generator().manual_seed(0)
-    best_score, best_state, began = -1.0, network.state_dict(), time.monotonic()
-    for epoch in range(1, options.epochs + 1):
-        network.train()
-        permutation = torch.randperm(cut, generator=order).tolist()
-        for first in range(0, cut, FINE_TUNE_BATCH):
-            rows = permutation[first : first + FINE_TUNE_BATCH]
-            optimiser.zero_grad()
-            loss_of(embed([texts[row] for row in rows]) @ weights.T + bias, y_train[rows]).backward()
-            optimiser.step()
-            schedule.step()
-        logits = encode(texts[cut:]) @ weights.detach().numpy().T + bias.detach().numpy()
-        score = _validation_macro_f1(1.0 / (1.0 + np.exp(-logits)), y_valid)
-        print(f"epoch {epoch}: validation macro-F1 {score:.4f} ({time.monotonic() - began:.0f} s)", flush=True)
-        if score > best_score:
-            best_score, best_state = score, copy.deepcopy(network.state_dict())
-    network.load_state_dict(best_state)
+    tuned_encoder = dataclasses.replace(base, model=copy.deepcopy(base.model))
+    encode = tune_blocks(tuned_encoder, train, valid, names, epochs=options.epochs, learning_rate=options.learning_rate)
+    best_state = tuned_encoder.model.state_dict()
     tuned = encode(texts)
     head = train_head(
         tuned[:cut], [i.labels for i in train], tuned[cut:], [i.labels for i in valid], names, encoder=base.name
