@@ -47,7 +47,7 @@ __all__ = [
 WEIGHT_DECAYS = (1e-5, 3e-5, 1e-4, 1e-3)
 """L2 strengths tried in training; the one with the best validation macro-F1 wins."""
 EPOCHS = 500
-FINE_TUNE_EPOCHS = 6
+FINE_TUNE_EPOCHS = 10
 """Passes over the training texts when adapting the encoder; the best epoch on validation is kept."""
 LORA_RANK = 8
 LORA_SCALE = 2.0

@@ -192,7 +192,7 @@ def _corrections(settings: Settings, *, held_out: bool) -> list[LabelledText]:
     "--epochs",
     type=click.IntRange(min=0),
     default=None,
-    help="Encoder fine-tuning (LoRA) epochs; the best on validation is kept (default 6; 0: frozen encoder).",
+    help="Encoder fine-tuning (LoRA) epochs; the best on validation is kept (default 10; 0: frozen encoder).",
 )
 @click.option(
     "--with-feedback",
