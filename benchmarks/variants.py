@@ -7,7 +7,8 @@ static activation ranges), as ``stackwatch eval`` runs it:
 
 1. production: ``classify`` in batches of 64, the head's own thresholds.
 2. thresholds: the same scores, each dynamic cut where its validation F1 is best among the cuts with validation
-   precision at least ``--floor`` (:func:`floor_threshold`), applied to test. Free at inference.
+   precision at least ``--floor`` (training's :func:`~stackwatch.signals.training.best_threshold`), applied to
+   test. Free at inference.
 3. sentences: every sentence of a text (lines, then ``.``/``!``/``?`` runs; the title is one) encoded on its own and
    scored by the head; a dynamic's score is its best sentence's ("max"), the larger of that and the whole text's
    score ("max with text"), or their mean, at the shipped cuts and at cuts chosen on validation as in 2 (with the
@@ -36,13 +37,14 @@ import numpy as np
 from benchmarks.machine import machine
 from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.corpus import LabelledText, read_labelled
-from stackwatch.signals.evaluation import Report, evaluate, f1
+from stackwatch.signals.evaluation import Report, evaluate
 from stackwatch.signals.explanations import sentence_spans
 from stackwatch.signals.head import Head
 from stackwatch.signals.taxonomy import Taxonomy
+from stackwatch.signals.training import best_threshold
 from stackwatch.signals.transformer import TransformerClassifier
 
-__all__ = ["floor_threshold", "reliability", "sentences"]
+__all__ = ["reliability", "sentences"]
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 EVAL_BATCH = 64
@@ -50,25 +52,6 @@ EVAL_BATCH = 64
 BINS = 10
 Scores = dict[str, np.ndarray]
 """Per dynamic, one probability per text."""
-
-
-def floor_threshold(probabilities: np.ndarray, truth: np.ndarray, floor: float) -> float:
-    """The cut in [0.05, 0.95] (steps of 0.01) with the best F1 among those whose precision is at least ``floor``;
-    ties go to the cut nearest 0.5. If no cut reaches the floor, the most precise cut (then the best F1).
-
-    >>> floor_threshold(np.array([0.9, 0.8, 0.7, 0.3]), np.array([True, False, True, False]), 0.9)
-    0.81
-    """
-    best = (False, -1.0, -1.0, 0.0, 0.5)
-    for cut in np.round(np.arange(0.05, 0.951, 0.01), 2):
-        predicted = probabilities >= cut
-        tp, fp = int((predicted & truth).sum()), int((predicted & ~truth).sum())
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        score = f1(tp, fp, int((~predicted & truth).sum()))
-        met = precision >= floor
-        candidate = (met, score if met else precision, score, -abs(float(cut) - 0.5), float(cut))
-        best = max(best, candidate)
-    return best[4]
 
 
 def sentences(text: str) -> list[str]:
@@ -272,8 +255,8 @@ def main(argv: list[str] | None = None) -> None:
         ("sentences: mean of max and text", mean, time_whole / (time_whole + time_sentence)),
     ):
         pair = split(scores)
-        chosen = {n: floor_threshold(pair[0][n], _truth(items[0], n), args.floor) for n in names}
-        best = {n: floor_threshold(pair[0][n], _truth(items[0], n), 0.0) for n in names}
+        chosen = {n: best_threshold(pair[0][n], _truth(items[0], n), args.floor) for n in names}
+        best = {n: best_threshold(pair[0][n], _truth(items[0], n)) for n in names}
         variants.append(_variant(f"{label}, shipped cuts", pair, items, shipped, speed, names))
         variants.append(_variant(f"{label}, P>={args.floor:.2f} cuts", pair, items, chosen, speed, names))
         variants.append(_variant(f"{label}, F1-best cuts", pair, items, best, speed, names))

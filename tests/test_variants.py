@@ -1,11 +1,12 @@
-"""The pieces of ``benchmarks.variants`` that choose and judge: cuts under a precision floor, reliability bins."""
+"""The pieces of ``benchmarks.variants`` that choose and judge: cuts under a precision floor (training's
+:func:`best_threshold`), reliability bins."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.variants import floor_threshold, reliability, sentences
+from benchmarks.variants import reliability, sentences
 from stackwatch.signals.training import best_threshold
 
 
@@ -22,16 +23,19 @@ def _precision(scores: np.ndarray, truth: np.ndarray, cut: float) -> float:
     return float((predicted & truth).sum() / max(predicted.sum(), 1))
 
 
-def test_without_a_floor_the_cut_is_the_f1_best_one_training_chooses() -> None:
+def test_without_a_floor_the_cut_is_the_f1_best_one() -> None:
     for seed in range(5):
         scores, truth = _synthetic(seed)
-        assert floor_threshold(scores, truth, 0.0) == best_threshold(scores, truth)
+        cut = best_threshold(scores, truth)
+        predicted = scores >= cut
+        best = max(2 * (p & truth).sum() / (p.sum() + truth.sum()) for p in (scores >= c / 100 for c in range(5, 96)))
+        assert 2 * (predicted & truth).sum() / (predicted.sum() + truth.sum()) == best
 
 
 def test_a_floor_raises_the_cut_until_precision_reaches_it() -> None:
     scores, truth = _synthetic(0)
-    free = floor_threshold(scores, truth, 0.0)
-    floored = floor_threshold(scores, truth, 0.9)
+    free = best_threshold(scores, truth)
+    floored = best_threshold(scores, truth, floor=0.9)
     assert _precision(scores, truth, free) < 0.9
     assert floored > free
     assert _precision(scores, truth, floored) >= 0.9
@@ -40,7 +44,7 @@ def test_a_floor_raises_the_cut_until_precision_reaches_it() -> None:
 def test_an_unreachable_floor_gives_the_most_precise_cut() -> None:
     scores = np.array([0.9, 0.8, 0.6, 0.2])
     truth = np.array([False, True, True, False])  # the top score is a negative: precision never passes 2/3
-    cut = floor_threshold(scores, truth, 0.95)
+    cut = best_threshold(scores, truth, floor=0.95)
     assert _precision(scores, truth, cut) == max(_precision(scores, truth, c / 100) for c in range(5, 96))
 
 

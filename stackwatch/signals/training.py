@@ -66,17 +66,26 @@ ADAPTER_LEARNING_RATE = 1e-3
 HEAD_LEARNING_RATE = 1e-2
 
 
-def best_threshold(probabilities: np.ndarray, truth: np.ndarray) -> float:
-    """The cut in [0.05, 0.95] with the best F1 on these examples; ties go to the cut nearest 0.5."""
-    if not truth.any():
-        return 0.5
-    best = (-1.0, 0.0, 0.5)
+def best_threshold(probabilities: np.ndarray, truth: np.ndarray, floor: float = 0.0) -> float:
+    """The cut in [0.05, 0.95] (steps of 0.01) with the best F1 on these examples among those whose precision is at
+    least ``floor``; ties go to the cut nearest 0.5. If no cut reaches the floor, the most precise cut (then the best
+    F1).
+
+    >>> best_threshold(np.array([0.9, 0.8, 0.7, 0.3]), np.array([True, False, True, False]))
+    0.5
+    >>> best_threshold(np.array([0.9, 0.8, 0.7, 0.3]), np.array([True, False, True, False]), floor=0.9)
+    0.81
+    """
+    best = (False, -1.0, -1.0, 0.0, 0.5)
     for cut in np.round(np.arange(0.05, 0.951, 0.01), 2):
         predicted = probabilities >= cut
-        score = f1(int((predicted & truth).sum()), int((predicted & ~truth).sum()), int((~predicted & truth).sum()))
-        candidate = (score, -abs(float(cut) - 0.5), float(cut))
+        tp, fp = int((predicted & truth).sum()), int((predicted & ~truth).sum())
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        score = f1(tp, fp, int((~predicted & truth).sum()))
+        met = precision >= floor
+        candidate = (met, score if met else precision, score, -abs(float(cut) - 0.5), float(cut))
         best = max(best, candidate)
-    return best[2]
+    return best[4]
 
 
 def _label_matrix(labels: Sequence[Sequence[str]], names: Sequence[str]) -> np.ndarray:
