@@ -196,9 +196,17 @@ def test_every_page_carries_a_csp_that_allows_no_script(running: Running) -> Non
         assert "default-src 'none'" in csp, path
         assert "script-src" not in csp, path
         assert response.headers.get("x-content-type-options") == "nosniff", path
-    for bare, target in (("/dashboard", "/dashboard/"), ("/dashboard?days=7&width=1h", "/dashboard/?days=7&width=1h")):
+    for bare, target in (
+        ("/dashboard", "/dashboard/"),
+        ("/dashboard?days=7&width=1h", "/dashboard/?days=7&width=1h"),
+        (
+            "/dashboard?x=%0d%0aSet-Cookie:%20a=b&y=//evil.test",
+            "/dashboard/?x=%0D%0ASet-Cookie%3A+a%3Db&y=%2F%2Fevil.test",
+        ),
+    ):
         redirect = running.get(bare)
-        assert (redirect.status_code, redirect.headers["location"]) == (308, target)
+        assert (redirect.status_code, redirect.headers["location"]) == (308, target)  # the query re-encoded
+        assert "set-cookie" not in redirect.headers
     assert running.get("/dashboard/dynamic/weather").status_code == 404
     assert running.get("/dashboard/article/missing").status_code == 404
     entity = running.get("/dashboard/entity/Google?days=30")

@@ -255,6 +255,7 @@ READ_ONLY = {
     "/dashboard/search",
     "/dashboard/digest",
     "/dashboard/static/style.css",
+    "/dashboard",  # a redirect to /dashboard/, with the request's query re-encoded (no header from the request)
     # Faust's built-in pages: its index, the key router and table lookups, all reads
     "/",
     "/router/",
