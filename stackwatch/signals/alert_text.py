@@ -54,10 +54,7 @@ def _what(rule: Rule) -> tuple[str, str]:
         case Composite():
             return f"index {condition.name}", f"(weighted {INDICATOR_PHRASES[condition.indicator]})"
         case Cooccurrence():
-            joined = (" and " if condition.every else " or ").join(condition.entities)
-            return f"{condition.dynamic} articles naming {joined}", (
-                "count of distinct stories" if condition.counts_stories else "count"
-            )
+            return condition.scope.describe(), "count of distinct stories" if condition.counts_stories else "count"
     return rule.name, condition.indicator
 
 

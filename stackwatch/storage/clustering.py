@@ -300,8 +300,10 @@ def _event_edges(connection: duckdb.DuckDBPyConnection, items: Sequence[TaggedAr
     chosen: dict[str, tuple[tuple[bool, float, str], _Candidate]] = {}
     for edge in candidates:
         first, second = named.get(edge.new, set()), named.get(edge.old, set())
-        score = event_score(edge.cosine, first, second, stated.get(edge.new, none), stated.get(edge.old, none))
-        if entities_agree(first, second) and score >= EVENT_SIMILARITY:
+        score = -1.0  # the entity guard holds the pair apart at any score: not scored
+        if entities_agree(first, second):
+            score = event_score(edge.cosine, first, second, stated.get(edge.new, none), stated.get(edge.old, none))
+        if score >= EVENT_SIMILARITY:
             key, rank = edge.new, (True, score, edge.old)
         elif edge.reaction is not None and reaction_links(
             *((first, second) if edge.reaction == edge.new else (second, first))
