@@ -5,6 +5,10 @@
 A record's ``group`` names the event it retells; every record of a group lands in the same split, so no event is
 both trained on and tested on. A record without a group is its own group (its id).
 
+A record may pin itself to training with ``"split": "train"``: records written after the validation and test
+splits were measured go to training only, so those splits, and every figure measured on them, stay as they were.
+No other value is accepted: nothing can be placed in a held-out split by hand.
+
 The test split is held out: training and threshold selection never read it.
 """
 
@@ -28,13 +32,22 @@ def split_of(group: str) -> str:
     return SHARES[-1][0]
 
 
+def assigned_split(record: dict[str, object]) -> str:
+    pinned = record.get("split")
+    if pinned is None:
+        return split_of(str(record.get("group") or record["id"]))
+    if pinned != "train":
+        raise SystemExit(f'{record["id"]}: split: only "train" can be pinned (got {pinned!r})')
+    return "train"
+
+
 def main() -> None:
     records = []
     for part in sorted((HERE / "parts").glob("*.jsonl")):
         records.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip())
     splits: dict[str, list[dict[str, object]]] = {name: [] for name, _ in SHARES}
     for record in sorted(records, key=lambda r: r["id"]):
-        splits[split_of(record.get("group") or record["id"])].append(record)
+        splits[assigned_split(record)].append(record)
     for name, items in splits.items():
         with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
             for item in items:
