@@ -28,7 +28,7 @@ from stackwatch.signals.encoder import SentenceEncoder
 from stackwatch.signals.explanations import TokenStates, strongest
 from stackwatch.signals.head import Head
 from stackwatch.signals.messages import Embedding, Explanation
-from stackwatch.signals.stories import quantize
+from stackwatch.signals.stories import event_projection, event_vectors, quantize
 from stackwatch.signals.taxonomy import Taxonomy
 from stackwatch.signals.user_dynamics import KEYWORD_BOOST, SIMILARITY_SHARPNESS, DynamicScorer
 
@@ -83,7 +83,10 @@ class TransformerClassifier:
         }
         self._prototypes = {name: scorer.prototypes for name, scorer in self._scorers.items()}
         self._version = head.version if head is not None else f"{encoder.name}+similarity"
-        self._space = f"{encoder.name}+{encoder.adapter}" if encoder.adapter else encoder.name
+        # Stories compare embeddings with the head's dynamic directions removed, so the space is the head's too.
+        self._events = event_projection([weights for weights, _ in self._weights.values()])
+        encoded = f"{encoder.name}+{encoder.adapter}" if encoder.adapter else encoder.name
+        self._space = f"{encoded}/events-{head.version}" if head is not None else encoded
 
     @property
     def version(self) -> str:
@@ -153,10 +156,11 @@ class TransformerClassifier:
         for name, scorer in self._scorers.items():
             probabilities[name], cuts[name] = scorer.score(embeddings, texts)
         names = self._taxonomy.names
+        events = event_vectors(embeddings, self._events)
         results = []
         for row in range(embeddings.shape[0]):
             scores = {name: round(float(probabilities[name][row]), 4) for name in names}
             labels = tuple(name for name in names if probabilities[name][row] >= cuts[name])
-            embedding = Embedding(self._space, quantize(embeddings[row]))
+            embedding = Embedding(self._space, quantize(events[row]))
             results.append(Classification(labels, scores, embedding))
         return results
