@@ -70,8 +70,8 @@ __all__ = [
     "bands",
     "components",
     "distance",
+    "dynamics_basis",
     "entities_agree",
-    "event_projection",
     "event_score",
     "event_vectors",
     "is_market_reaction",
@@ -244,7 +244,7 @@ def novelty(members: Sequence[tuple[str, datetime]]) -> dict[str, float]:
     return scores
 
 
-def event_projection(directions: Sequence[np.ndarray]) -> np.ndarray | None:
+def dynamics_basis(directions: Sequence[np.ndarray]) -> np.ndarray | None:
     """An orthonormal basis of ``directions`` (the classifier head's weight vectors), one column each, that
     :func:`event_vectors` removes from embeddings; ``None`` when there are none.
 
@@ -254,17 +254,17 @@ def event_projection(directions: Sequence[np.ndarray]) -> np.ndarray | None:
     """
     if not directions:
         return None
-    basis, _ = np.linalg.qr(np.stack([np.asarray(d, dtype=np.float64) for d in directions]).T)
-    projection: np.ndarray = basis.astype(np.float32)
-    return projection
+    orthonormal, _ = np.linalg.qr(np.stack([np.asarray(d, dtype=np.float64) for d in directions]).T)
+    basis: np.ndarray = orthonormal.astype(np.float32)
+    return basis
 
 
 def event_vectors(embeddings: np.ndarray, basis: np.ndarray | None) -> np.ndarray:
-    """Embeddings as the event score compares them: with the head's directions removed (:func:`event_projection`).
+    """Embeddings as the event score compares them: with the head's directions removed (:func:`dynamics_basis`).
     Two thin products (texts × 4), not a square projection matrix: a 384 × 384 product per batch woke the BLAS
     thread pool, whose spinning threads then competed with the encoder's for the cores.
 
-    >>> basis = event_projection([np.array([1.0, 0.0, 0.0])])
+    >>> basis = dynamics_basis([np.array([1.0, 0.0, 0.0])])
     >>> [round(float(value), 3) for value in event_vectors(np.array([[0.6, 0.8, 0.0]], dtype=np.float32), basis)[0]]
     [0.0, 0.8, 0.0]
     """

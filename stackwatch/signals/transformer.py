@@ -28,7 +28,7 @@ from stackwatch.signals.encoder import SentenceEncoder
 from stackwatch.signals.explanations import TokenStates, strongest
 from stackwatch.signals.head import Head
 from stackwatch.signals.messages import Embedding, Explanation
-from stackwatch.signals.stories import event_projection, event_vectors, quantize
+from stackwatch.signals.stories import dynamics_basis, event_vectors, quantize
 from stackwatch.signals.taxonomy import Taxonomy
 from stackwatch.signals.user_dynamics import KEYWORD_BOOST, SIMILARITY_SHARPNESS, DynamicScorer
 
@@ -84,7 +84,7 @@ class TransformerClassifier:
         self._prototypes = {name: scorer.prototypes for name, scorer in self._scorers.items()}
         self._version = head.version if head is not None else f"{encoder.name}+similarity"
         # Stories compare embeddings with the head's dynamic directions removed, so the space is the head's too.
-        self._events = event_projection([weights for weights, _ in self._weights.values()])
+        self._dynamics = dynamics_basis([weights for weights, _ in self._weights.values()])
         encoded = f"{encoder.name}+{encoder.adapter}" if encoder.adapter else encoder.name
         self._space = f"{encoded}/events-{head.version}" if head is not None else encoded
 
@@ -156,7 +156,7 @@ class TransformerClassifier:
         for name, scorer in self._scorers.items():
             probabilities[name], cuts[name] = scorer.score(embeddings, texts)
         names = self._taxonomy.names
-        events = event_vectors(embeddings, self._events)
+        events = event_vectors(embeddings, self._dynamics)
         results = []
         for row in range(embeddings.shape[0]):
             scores = {name: round(float(probabilities[name][row]), 4) for name in names}
