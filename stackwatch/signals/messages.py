@@ -148,10 +148,11 @@ class Article(_Message):
 
 @dataclass(frozen=True, slots=True)
 class Embedding(_Message):
-    """An article's sentence embedding as the classifier computed it, int8-quantized (cosine ignores the scale).
+    """An article's sentence embedding as the event score compares it (the classifier's, less the head's dynamic
+    directions: ``stories.event_vectors``), int8-quantized (cosine ignores the scale).
 
-    ``space`` names the encoder (model and adapter): embeddings of different spaces are never compared. On the
-    wire the values are base64, 384 bytes of int8 for MiniLM::
+    ``space`` names the encoder (model and adapter) and the head: embeddings of different spaces are never
+    compared. On the wire the values are base64, 384 bytes of int8 for MiniLM::
 
         >>> Embedding.from_dict(Embedding("all-MiniLM-L6-v2", bytes([1, 255])).to_dict()).values
         b'\\x01\\xff'

@@ -149,7 +149,8 @@ class TransformerClassifier:
 
     def classify_embeddings(self, embeddings: np.ndarray, texts: Sequence[str] | None = None) -> list[Classification]:
         """Classify already encoded texts (for evaluation and benchmarks that reuse embeddings); each result
-        carries its text's embedding, int8-quantized, for the store's event clustering. Without ``texts`` no
+        carries its text's embedding for the store's event clustering, the head's directions removed
+        (``event_vectors``) and int8-quantized. Without ``texts`` no
         user dynamic's keyword matches."""
         probabilities = self._head.probabilities(embeddings) if self._head is not None else {}
         cuts = dict(self._thresholds)
