@@ -44,9 +44,10 @@ def articles(path: Path, count: int) -> Path:
     return path
 
 
-def up(directory: Path, count: int, **sections: Any) -> Service:
+def up(directory: Path, count: int, name: str | None = None, **sections: Any) -> Service:
     """`stackwatch up` with its embedded broker on ``count`` articles from a file, a threshold rule and a webhook
-    nobody listens to (delivery retries, which a stop must not wait for)."""
+    nobody listens to (delivery retries, which a stop must not wait for); ``name`` tells apart the logs of two
+    runs in one directory."""
     web_port = free_port()
     config: dict[str, Any] = {
         "kafka": {"bootstrap_servers": None},
@@ -59,7 +60,7 @@ def up(directory: Path, count: int, **sections: Any) -> Service:
     }
     for key, value in sections.items():
         config[key] = {**config.get(key, {}), **value}
-    return Service(write_config(directory / "stackwatch.yaml", config), web_port=web_port, cwd=directory)
+    return Service(write_config(directory / "stackwatch.yaml", config), web_port=web_port, cwd=directory, name=name)
 
 
 def stopped_by_itself(service: Service) -> str:
@@ -90,7 +91,9 @@ def test_sigterm_when_idle_stops_by_itself(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_nothing_more(tmp_path: Path) -> None:
+def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_the_restart_stores_every_article_once(
+    tmp_path: Path,
+) -> None:
     service = up(tmp_path, 3000, classifier={"backend": "keyword"}, storage={"drain_timeout": "1s"})
     broker = None
     try:
@@ -100,17 +103,19 @@ def test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_no
         assert broker.is_running()
         os.kill(broker.pid, signal.SIGSTOP)  # answers nothing from now on, and its connections stay open
     finally:
-        output = stopped_by_itself(service)
+        stopped_by_itself(service)
         if broker is not None and broker.is_running():
             os.kill(broker.pid, signal.SIGKILL)
-    # It committed nothing more: either it stopped waiting for the broker (or for records it could not send) and
-    # refused to commit, or, when the freeze caught nothing in flight, its last commit went to the frozen broker
-    # and failed when the stop took the broker away.
-    assert (
-        "nothing more is committed" in output
-        or "No offset is committed from now on" in output
-        or "Error sending OffsetCommitRequest" in output
-    ), output[-4000:]
+    # Whatever the freeze caught (records held by a producer, offsets not committed, or nothing in flight at all),
+    # what the stop left unstored is read again: the restart, on a new embedded broker, stores every article once.
+    # That the stop commits nothing past its deadline is specified in test_transport, where the offsets can be read.
+    restarted = up(tmp_path, 3000, name="restart", classifier={"backend": "keyword"})
+    try:
+        restarted.wait_until(
+            "SELECT count(*), count(DISTINCT url) FROM articles", lambda rows: rows == [[3000, 3000]], timeout=300
+        )
+    finally:
+        stopped_by_itself(restarted)
 
 
 BACKSTOP_SCRIPT = textwrap.dedent(

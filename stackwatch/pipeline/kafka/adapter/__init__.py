@@ -49,7 +49,7 @@ checks that each one named in this package exists. The modules: :mod:`.producer`
               and mode's shutdown cancels that first.
     Goes when Faust bounds its stop and aiokafka has a delivery timeout (then row 2 goes too).
     Guards    transport::test_a_flush_during_the_stop_gives_up_at_the_deadline
-              stop::test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_nothing_more
+              stop::test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_the_restart_stores_every_article_once
  5. ``AppConsumer.wait_empty`` and ``._commit`` (consumer.py): the wait for the agents' acknowledgements ends at
     the stop's deadline (``stop_wait`` from now at a rebalance); past it nothing more is committed.
     Upstream  Faust ``Consumer.wait_empty`` (at the stop, the consumer's stop and a rebalance) waits without a

@@ -148,7 +148,7 @@ class AppProducer(faust_aiokafka.Producer):
         as the broker needs. It can go when Faust bounds its stop (robinhood/faust#402 is the wait part) and aiokafka
         has a delivery timeout that fails the commit. Row 4 of the adapter's table; guarded by
         transport::test_a_flush_during_the_stop_gives_up_at_the_deadline and
-        stop::test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_commits_nothing_more.
+        stop::test_sigterm_with_the_broker_frozen_mid_burst_stops_by_itself_and_the_restart_stores_every_article_once.
         """
         if self.gave_up:
             return
