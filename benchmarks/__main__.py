@@ -16,6 +16,7 @@ BENCHMARKS = [
     "benchmarks.classifier",
     "benchmarks.variants",
     "benchmarks.event_pairs",
+    "benchmarks.stories",
     "benchmarks.pipeline",
 ]
 

@@ -19,9 +19,10 @@ from stackwatch.settings import ClassifierSettings
 from stackwatch.signals.classifier import KeywordClassifier
 from stackwatch.signals.head import Head
 from stackwatch.signals.messages import Article, Embedding, MessageError, TaggedArticle
-from stackwatch.signals.stories import EVENT_WINDOW, quantize, unit_rows
+from stackwatch.signals.stories import EVENT_SIMILARITY, EVENT_WINDOW, entities_agree, event_score, quantize, unit_rows
 from stackwatch.signals.taxonomy import Taxonomy
 from stackwatch.signals.transformer import TransformerClassifier
+from stackwatch.storage.clustering import _entity_index, _may_be_one_event
 from stackwatch.storage.derive import Derivation
 from stackwatch.storage.store import Batch, Store
 
@@ -219,6 +220,32 @@ def test_articles_naming_disjoint_companies_are_never_one_event(store: Store) ->
             )
         )
         assert stories_of(other) == {"m": "m", "o": "o"}
+
+
+def test_every_pair_left_unscored_is_one_no_score_could_link() -> None:
+    """The store scores only the pairs whose cosine and entities can reach EVENT_SIMILARITY (amounts only take
+    away); every pair it leaves out would have been turned down, so the links are those of scoring every pair."""
+    rng = np.random.default_rng(7)
+    vocabulary = [f"entity-{n}" for n in range(6)]
+
+    def entity_sets(count: int) -> list[set[str]]:
+        return [
+            {str(e) for e in rng.choice(vocabulary, size=int(rng.integers(0, 4)), replace=False)} for _ in range(count)
+        ]
+
+    mine, theirs = entity_sets(40), entity_sets(60)
+    similar = rng.uniform(-0.1, 0.7, size=(40, 60)).astype(np.float32)
+    counts, naming = _entity_index(theirs)
+    kept = _may_be_one_event(similar, mine, counts, naming)
+    for i, j in np.ndindex(similar.shape):
+        agree = entities_agree(mine[i], theirs[j])
+        best = event_score(float(similar[i, j]), mine[i], theirs[j], frozenset(), frozenset())
+        if agree and best >= EVENT_SIMILARITY:
+            assert kept[i, j], (mine[i], theirs[j], best)
+        elif kept[i, j]:
+            assert agree, (mine[i], theirs[j])
+            assert best >= EVENT_SIMILARITY - 1e-5, (mine[i], theirs[j], best)
+    assert 0 < kept.sum() < kept.size / 2  # the draw has pairs on both sides of the bound
 
 
 def test_a_market_reaction_joins_the_closest_earlier_report_naming_all_its_parties(store: Store) -> None:

@@ -58,7 +58,6 @@ from stackwatch.signals.amounts import Amount, amounts_conflict
 __all__ = [
     "AMOUNT_PENALTY",
     "BANDS",
-    "CANDIDATE_SIMILARITY",
     "ENTITY_WEIGHT",
     "EVENT_SIMILARITY",
     "EVENT_WINDOW",
@@ -97,8 +96,6 @@ ENTITY_WEIGHT = 0.3
 """How much the Jaccard similarity of two articles' entity sets adds to the cosine of their embeddings."""
 AMOUNT_PENALTY = 0.3
 """How much is taken off when two articles state amounts of one unit and none in common ($14bn against $6.5bn)."""
-CANDIDATE_SIMILARITY = EVENT_SIMILARITY - ENTITY_WEIGHT
-"""Below this cosine no entity overlap lifts a pair to ``EVENT_SIMILARITY``: pairs under it are not scored."""
 EVENT_WINDOW = timedelta(hours=48)
 """Two reports of one event are at most this far apart; the store keeps the embeddings of this much news only."""
 MARKET_REACTION = (
