@@ -58,11 +58,11 @@ from stackwatch.storage.zonemaps import at, span
 __all__ = ["cluster"]
 
 _ROWS_PER_PASS = 64
+"""New articles compared with the window's embeddings at once."""
 
 _SLACK = 1e-6
 """Room for float32 rounding in the bound that picks the pairs to score: a pair it keeps too many is scored and
 fails, none that would link is left out."""
-"""New articles compared with the window's embeddings at once."""
 
 
 def cluster(
