@@ -41,19 +41,25 @@ def assigned_split(record: dict[str, object]) -> str:
     return "train"
 
 
-def main() -> None:
+def splits() -> dict[str, list[dict[str, object]]]:
+    """Every record of ``parts/*.jsonl``, by id, in the split it belongs to."""
     records = []
     for part in sorted((HERE / "parts").glob("*.jsonl")):
         records.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line.strip())
-    splits: dict[str, list[dict[str, object]]] = {name: [] for name, _ in SHARES}
+    assigned: dict[str, list[dict[str, object]]] = {name: [] for name, _ in SHARES}
     for record in sorted(records, key=lambda r: r["id"]):
-        splits[assigned_split(record)].append(record)
-    for name, items in splits.items():
-        with (HERE / f"{name}.jsonl").open("w", encoding="utf-8") as out:
-            for item in items:
-                out.write(json.dumps(item, ensure_ascii=False) + "\n")
-        print(name, len(items))
+        assigned[assigned_split(record)].append(record)
+    return assigned
 
+
+def line(record: dict[str, object]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def main() -> None:
+    for name, items in splits().items():
+        (HERE / f"{name}.jsonl").write_text("".join(line(item) for item in items), encoding="utf-8")
+        print(name, len(items))
 
 if __name__ == "__main__":
     main()
