@@ -61,5 +61,6 @@ def main() -> None:
         (HERE / f"{name}.jsonl").write_text("".join(line(item) for item in items), encoding="utf-8")
         print(name, len(items))
 
+
 if __name__ == "__main__":
     main()
